@@ -1,0 +1,47 @@
+# Two commands: `make run` (set up, then index this checkout and publish it)
+# and `make test` (set up, then run the test suite). Everything installs into
+# the project folder: a virtualenv in .venv and scip-python in tools/scip-python.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SCIP_DIR := tools/scip-python
+SCIP := $(SCIP_DIR)/node_modules/.bin/scip-python
+
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
+.PHONY: setup run test lint ui bench clean
+
+setup: $(VENV)/.installed $(SCIP)
+
+# torch is pinned to the CPU build that lies on this machine's disk; other torch
+# versions would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(SCIP): $(SCIP_DIR)/package.json
+	npm ci --prefix $(SCIP_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(VENV)/bin/indexctl build
+	$(VENV)/bin/indexctl search "build the faiss index" --k 3
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider codeintel_assets_tests
+
+lint: setup
+	$(VENV)/bin/ruff check codeintel_assets codeintel_assets_tests benchmarks
+
+ui: setup
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+bench: setup
+	$(PY) benchmarks/bench_build.py
+
+clean:
+	rm -rf $(VENV) $(SCIP_DIR)/node_modules

@@ -1,0 +1,1 @@
+"""codeintel: a Dagster code location that turns repositories into a code-intelligence index."""

@@ -1,0 +1,26 @@
+"""Publish layer: a validated, versioned index behind an atomic `current` pointer."""
+
+import dagster as dg
+
+from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.core import pipeline
+from codeintel_assets.core.stamps import CODE_VERSIONS
+from codeintel_assets.partitions import REPOS
+from codeintel_assets.resources import CodeintelResource
+
+PUBLISH_INPUTS = ["duckdb_catalog", "faiss_index"]
+
+
+@dg.asset(
+    partitions_def=REPOS,
+    group_name="publish",
+    code_version=CODE_VERSIONS["published_index"],
+    deps=PUBLISH_INPUTS,
+)
+def published_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
+    """`versions/<build_version>/` with its manifest and catalog; `current` flipped atomically.
+
+    Runs only after the blocking checks on the catalog passed.
+    """
+    ctx = codeintel.build_context(context.partition_key)
+    return materialize_result(pipeline.stage_published_index(ctx, PUBLISH_INPUTS))

@@ -1,0 +1,36 @@
+"""Vector layer: the FAISS index keyed by chunk id and its id map."""
+
+import dagster as dg
+
+from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.core import pipeline
+from codeintel_assets.core.stamps import CODE_VERSIONS
+from codeintel_assets.partitions import REPOS
+from codeintel_assets.resources import CodeintelResource
+
+
+@dg.asset(
+    partitions_def=REPOS,
+    group_name="retrieval",
+    code_version=CODE_VERSIONS["faiss_index"],
+    deps=["chunks"],
+    kinds={"faiss"},
+)
+def faiss_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
+    """`faiss/chunks.faiss` (inner product, ids = chunk ids) and its audit sidecar."""
+    ctx = codeintel.build_context(context.partition_key)
+    return materialize_result(pipeline.stage_faiss_index(ctx))
+
+
+@dg.asset(
+    partitions_def=REPOS,
+    group_name="retrieval",
+    code_version=CODE_VERSIONS["faiss_idmap"],
+    deps=["faiss_index"],
+    kinds={"parquet"},
+)
+def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
+    """`faiss/faiss_idmap.parquet`: FAISS row → chunk id, with index name and build version."""
+    ctx = codeintel.build_context(context.partition_key)
+    result = pipeline.stage_faiss_idmap(ctx)
+    return materialize_result(result, ctx.layout.build.faiss_idmap)

@@ -1,0 +1,301 @@
+"""indexctl: the command line. Parses arguments and calls the same functions the assets use.
+
+User errors (``CodeintelError``) print one line and exit 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from codeintel_assets.core import lifecycle, registry
+from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.layout import RepoLayout, data_root
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run indexctl; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except CodeintelError as exc:
+        err.print(f"indexctl: error: {exc}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("indexctl: interrupted")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="indexctl", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    repo = verbs.add_parser("repo", help="register and list repositories").add_subparsers(
+        title="repo commands", metavar="VERB"
+    )
+    add = repo.add_parser("add", help="register a repository (one partition)")
+    add.add_argument("name")
+    add.add_argument("path")
+    add.add_argument("--include", action="append", default=[], metavar="GLOB")
+    add.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    add.add_argument("--max-file-bytes", type=int, default=1 << 20)
+    add.add_argument("--scip", help="an existing index.scip or index.scip.json to ingest")
+    add.add_argument("--modules-jsonl", help="an existing modules.jsonl to ingest")
+    add.add_argument("--symbol-graph", help="an existing symbol_graph.json to ingest")
+    add.set_defaults(handler=cmd_repo_add)
+    lst = repo.add_parser("list", help="list repositories")
+    lst.add_argument("--format", choices=["table", "json"], default="table")
+    lst.set_defaults(handler=cmd_repo_list)
+    repo.add_parser("default", help="print the default repository's name").set_defaults(
+        handler=cmd_repo_default
+    )
+    repo.add_parser(
+        "sync", help="add every repository as a partition of the Dagster instance"
+    ).set_defaults(handler=cmd_repo_sync)
+
+    build = verbs.add_parser("build", help="materialize the whole graph of a repository")
+    build.add_argument("name", nargs="?", help="repository (default: this checkout)")
+    build.add_argument(
+        "--embedder",
+        choices=["sentence-transformers", "hashing"],
+        default="sentence-transformers",
+        help="'hashing' is a fast stand-in for tests, not for real search",
+    )
+    build.set_defaults(handler=cmd_build)
+
+    search = verbs.add_parser("search", help="search the published index")
+    search.add_argument("query")
+    _repo_option(search)
+    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--lang", action="append", default=[], metavar="LANG")
+    search.add_argument("--include", action="append", default=[], metavar="GLOB")
+    search.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    search.add_argument("--format", choices=["table", "json"], default="table")
+    search.set_defaults(handler=cmd_search)
+
+    for verb, handler, text in (
+        ("versions", cmd_versions, "list published versions"),
+        ("status", cmd_status, "catalog status of the published version"),
+    ):
+        cmd = verbs.add_parser(verb, help=text)
+        _repo_option(cmd)
+        cmd.add_argument("--format", choices=["table", "json"], default="table")
+        cmd.set_defaults(handler=handler)
+
+    stage = verbs.add_parser("stage", help="link the build into versions/<build_version>/")
+    _repo_option(stage)
+    stage.set_defaults(handler=cmd_stage)
+    publish = verbs.add_parser("publish", help="validate the build and flip `current` to it")
+    _repo_option(publish)
+    publish.set_defaults(handler=cmd_publish)
+    rollback = verbs.add_parser("rollback", help="point `current` at an earlier version")
+    _repo_option(rollback)
+    rollback.add_argument("--to", help="build version (default: the one published before)")
+    rollback.set_defaults(handler=cmd_rollback)
+    return parser
+
+
+def _repo_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--repo", help="repository name (default: this checkout)")
+
+
+def _layout(name: str | None) -> RepoLayout:
+    return RepoLayout(data_root(), registry.get_repo(name).name)
+
+
+def _print_json(value: Any) -> None:
+    out.print(json.dumps(value, indent=2, default=str), markup=False)
+
+
+def cmd_repo_add(args: argparse.Namespace) -> int:
+    stored = registry.add_repo(
+        registry.RepoConfig(
+            name=args.name,
+            path=args.path,
+            include=args.include,
+            exclude=args.exclude,
+            max_file_bytes=args.max_file_bytes,
+            scip_index=args.scip,
+            modules_jsonl=args.modules_jsonl,
+            symbol_graph_json=args.symbol_graph,
+        )
+    )
+    from codeintel_assets.runner import dagster_instance, ensure_partitions
+
+    ensure_partitions(dagster_instance(), [stored.name])
+    out.print(f"registered {stored.name} -> {stored.path}", markup=False)
+    return 0
+
+
+def cmd_repo_list(args: argparse.Namespace) -> int:
+    repos = registry.list_repos()
+    if args.format == "json":
+        _print_json([vars(r) for r in repos])
+        return 0
+    table = Table("name", "path", "include", "exclude")
+    for repo in repos:
+        table.add_row(repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude))
+    out.print(table)
+    return 0
+
+
+def cmd_repo_default(args: argparse.Namespace) -> int:
+    out.print(registry.default_repo().name, markup=False)
+    return 0
+
+
+def cmd_repo_sync(args: argparse.Namespace) -> int:
+    from codeintel_assets.runner import dagster_instance, ensure_partitions
+
+    names = [r.name for r in registry.list_repos()]
+    ensure_partitions(dagster_instance(), names)
+    for name in names:
+        out.print(name, markup=False)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from codeintel_assets.resources import CodeintelResource
+    from codeintel_assets.runner import build_repository
+
+    repo = registry.get_repo(args.name)
+    if not repo.root.is_dir():
+        raise CodeintelError(f"repository path {repo.root} of {repo.name!r} does not exist")
+    resource = CodeintelResource(embedder=args.embedder)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"building {repo.name}", total=None)
+
+        def on_step(step: str, finished: int, total: int) -> None:
+            progress.update(task, description=f"building {repo.name}: {step} ({finished}/{total})")
+
+        report = build_repository(repo.name, resource, on_step=on_step)
+    for summary in report.assets:
+        out.print(_summary_line(summary), markup=False)
+    if not report.success:
+        for failure in report.failures:
+            err.print(f"indexctl: failed: {failure}", markup=False)
+        raise CodeintelError(f"build of {repo.name!r} failed (run {report.run_id})")
+    version = lifecycle.current_version_or_none(_layout(repo.name))
+    out.print(f"published {repo.name} version {version}", markup=False)
+    return 0
+
+
+def _summary_line(summary: Any) -> str:
+    if summary.ran is None:
+        return f"{summary.asset:<18} not materialized"
+    state = "ran" if summary.ran else "skipped"
+    rows = f"{summary.rows} rows" if summary.rows is not None else "-"
+    line = f"{summary.asset:<18} {state:<8} {rows:<14} {summary.seconds or 0:.2f}s"
+    if summary.asset == "chunks":
+        meta = summary.metadata
+        line += f"  ({meta.get('embedded', 0)} embedded, {meta.get('from_cache', 0)} from cache)"
+    return line
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.catalog import ChunkFilter
+    from codeintel_assets.core.search import CodeIndex
+
+    filters = None
+    if args.lang or args.include or args.exclude:
+        filters = ChunkFilter(
+            include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
+        )
+    with CodeIndex.open(args.repo) as index:
+        results = index.search(args.query, k=args.k, filters=filters)
+    if args.format == "json":
+        _print_json([r.to_dict() for r in results])
+        return 0
+    table = Table("#", "score", "location", "preview")
+    for r in results:
+        preview = r.preview.strip().splitlines()[0][:80] if r.preview.strip() else ""
+        table.add_row(
+            str(r.rank), f"{r.score:.3f}", f"{r.uri}:{r.start_line}-{r.end_line}", preview
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    rows = lifecycle.list_versions(_layout(args.repo))
+    if args.format == "json":
+        _print_json(rows)
+        return 0
+    table = Table("build_version", "published_at", "current", "chunks")
+    for row in rows:
+        table.add_row(
+            row["build_version"],
+            str(row["published_at"]),
+            "*" if row["current"] else "",
+            str(row["chunks"]),
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.catalog import catalog_status
+
+    layout = lifecycle.current_layout(_layout(args.repo))
+    status = catalog_status(layout.catalog)
+    if args.format == "json":
+        _print_json({"build_version": layout.root.name, **status.to_dict()})
+    else:
+        out.print(f"version {layout.root.name}", markup=False)
+        out.print(status.to_markdown(), markup=False)
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    layout = _layout(args.repo)
+    with lifecycle.publish_lock(layout):
+        version, staged, reused = lifecycle.stage_version(layout)
+    out.print(
+        f"staged {version} at {staged.root}{' (already complete)' if reused else ''}", markup=False
+    )
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from codeintel_assets.core import validation
+    from codeintel_assets.core.catalog import build_catalog
+
+    layout = _layout(args.repo)
+    outcome = lifecycle.publish_version(
+        layout,
+        build_catalog=lambda v: build_catalog(v).to_dict(),
+        validate=validation.validate_version,
+    )
+    out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    previous, current = lifecycle.rollback(_layout(args.repo), args.to)
+    out.print(f"current: {previous} -> {current}", markup=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Domain logic of codeintel. Nothing in this package imports Dagster."""

@@ -1,0 +1,646 @@
+"""Build the DuckDB catalog of one artifact layout: source views, derived views, manifest.
+
+Parquet stays canonical; the catalog holds views over the layout's files (by absolute
+path, so a published version's catalog points at that version's files and no view
+depends on the reader's working directory), optional materialized tables guarded by
+content checksums, and a manifest (each view's DDL, each source's xxh64).
+
+``build_catalog`` writes a temporary DuckDB file beside the target and renames it into
+place, so a reader opening the catalog read-only sees the previous complete catalog or
+the new complete one, never a half-built one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob as globlib
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from codeintel_assets.core import metrics, schemas
+from codeintel_assets.core.checksums import xxh64_file, xxh64_parts
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.layout import ArtifactLayout
+
+MANIFEST_TABLE = "catalog_manifest"
+SOURCES_TABLE = "catalog_sources"
+CHUNKS_MAT = "chunks_mat"
+FAISS_IDMAP_MAT = "faiss_idmap_mat"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One Parquet source registered as a view: where it lives and what it looks like."""
+
+    name: str
+    location: Callable[[ArtifactLayout], str]
+    schema: pa.Schema
+    # True: an absent file is an empty typed view (the artifact may not exist yet);
+    # False: an absent file is a view that raises a clear error when queried.
+    empty_when_missing: bool = False
+
+
+# The chunks' embedding dimension is unknown when the files are absent; the error view
+# only needs the column to exist, so any dimension works.
+_MISSING_CHUNKS_DIM = 1
+
+SOURCE_SPECS: tuple[SourceSpec, ...] = (
+    SourceSpec("chunks", lambda lay: lay.chunks_glob, schemas.chunk_schema(_MISSING_CHUNKS_DIM)),
+    SourceSpec("faiss_idmap", lambda lay: str(lay.faiss_idmap), schemas.FAISS_IDMAP),
+    SourceSpec("modules", lambda lay: str(lay.modules_parquet), schemas.MODULES),
+    SourceSpec("symbol_edges", lambda lay: str(lay.symbol_edges), schemas.SYMBOL_EDGES),
+    SourceSpec("scip_occurrences", lambda lay: str(lay.scip_occurrences), schemas.SCIP_OCCURRENCES),
+    SourceSpec("scip_symbols", lambda lay: str(lay.scip_symbols), schemas.SCIP_SYMBOLS),
+    SourceSpec("ast_nodes", lambda lay: str(lay.ast_nodes), schemas.AST_NODES),
+    SourceSpec("cst_nodes", lambda lay: str(lay.cst_nodes), schemas.CST_NODES),
+    SourceSpec("node_to_chunk", lambda lay: str(lay.node_to_chunk), schemas.NODE_TO_CHUNK),
+    SourceSpec("repo_manifest", lambda lay: str(lay.repo_manifest), schemas.REPO_MANIFEST),
+    SourceSpec(
+        "last_eval_pool", lambda lay: str(lay.eval_pool), schemas.EVAL_POOL, empty_when_missing=True
+    ),
+)
+SOURCE_NAMES = frozenset(spec.name for spec in SOURCE_SPECS)
+_SPECS_BY_NAME = {spec.name: spec for spec in SOURCE_SPECS}
+
+# Materialized tables: name -> (view it copies, columns, indexed columns). Fixed, so
+# every identifier interpolated into DDL comes from this table, never from a caller.
+_MATERIALIZED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    CHUNKS_MAT: ("chunks", "SELECT * EXCLUDE (embedding) FROM v_chunks ORDER BY id", ("id",)),
+    FAISS_IDMAP_MAT: (
+        "faiss_idmap",
+        "SELECT faiss_row, faiss_id, faiss_id AS chunk_id, index_name, build_version, ts "
+        "FROM faiss_idmap",
+        ("chunk_id", "faiss_id"),
+    ),
+}
+MATERIALIZED_TABLES = frozenset(_MATERIALIZED)
+
+
+@dataclass(frozen=True)
+class ViewDefinition:
+    """One derived view of ``views.sql``: its name, sources, comment and DDL."""
+
+    name: str
+    sources: tuple[str, ...]
+    comment: str
+    ddl: str
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A source file set: absolute path (or glob), presence, file count, bytes, xxh64."""
+
+    name: str
+    path: str
+    present: bool
+    files: int
+    bytes: int
+    checksum: str | None
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    """A view of the catalog: kind (source|view), row count at build time, or the error."""
+
+    name: str
+    kind: str
+    present: bool
+    row_count: int | None
+    sources: tuple[str, ...]
+    checksum: str | None
+    error: str | None
+    ddl: str = ""
+
+
+@dataclass(frozen=True)
+class MaterializedStatus:
+    """A materialized table and its guard: source checksum, rows, last refresh."""
+
+    name: str
+    checksum: str
+    row_count: int
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class CatalogStatus:
+    """What a catalog holds: views with row counts, source checksums, materialized tables."""
+
+    catalog_path: str
+    built_at: str | None
+    views: tuple[ViewStatus, ...]
+    sources: tuple[SourceStatus, ...]
+    materialized: tuple[MaterializedStatus, ...] = field(default_factory=tuple)
+
+    @property
+    def missing_sources(self) -> list[str]:
+        """Names of sources whose files were absent at build time."""
+        return [s.name for s in self.sources if not s.present]
+
+    def view(self, name: str) -> ViewStatus:
+        """Return the status of one view. Raises ``KeyError`` when there is none."""
+        for status in self.views:
+            if status.name == name:
+                return status
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (``indexctl status --format json``)."""
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        """Return the views as a markdown table (Dagster metadata, ``indexctl status``)."""
+        lines = [
+            "| view | kind | rows | sources | status |",
+            "|---|---|---:|---|---|",
+        ]
+        for view in self.views:
+            rows = "" if view.row_count is None else str(view.row_count)
+            state = "ok" if view.error is None else _one_line(view.error)
+            sources = ", ".join(view.sources)
+            lines.append(f"| `{view.name}` | {view.kind} | {rows} | {sources} | {state} |")
+        if self.materialized:
+            lines += ["", "| materialized | rows | checksum | updated |", "|---|---:|---|---|"]
+            lines += [
+                f"| `{m.name}` | {m.row_count} | `{m.checksum}` | {m.updated_at} |"
+                for m in self.materialized
+            ]
+        return "\n".join(lines)
+
+
+def load_view_definitions() -> tuple[ViewDefinition, ...]:
+    """Return the derived views of ``views.sql`` in file (= creation) order."""
+    text = resources.files("codeintel_assets.core.catalog").joinpath("views.sql").read_text()
+    blocks = re.split(r"^-- view: ", text, flags=re.MULTILINE)[1:]
+    definitions = []
+    for block in blocks:
+        header, _, rest = block.partition("\n")
+        sources_line, _, rest = rest.partition("\n")
+        comment_line, _, ddl = rest.partition("\n")
+        definitions.append(
+            ViewDefinition(
+                name=header.strip(),
+                sources=tuple(
+                    s.strip() for s in sources_line.removeprefix("-- sources:").split(",")
+                ),
+                comment=comment_line.removeprefix("--").strip(),
+                ddl=ddl.strip(),
+            )
+        )
+    return tuple(definitions)
+
+
+VIEW_NAMES = frozenset(d.name for d in load_view_definitions()) | SOURCE_NAMES
+
+
+def sql_string_literal(value: str) -> str:
+    """Return ``value`` as a SQL string literal (single quotes doubled).
+
+    Used only where DuckDB accepts no bound parameter (paths inside view DDL).
+    Raises ``BadInputError`` on a NUL character.
+    """
+    if "\x00" in value:
+        raise BadInputError(f"path {value!r}: contains a NUL character")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def register_parquet(con: duckdb.DuckDBPyConnection, name: str, path_glob: str) -> str:
+    """Create (or replace) the source view ``name`` over the Parquet files ``path_glob``.
+
+    Returns the DDL executed. Raises ``BadInputError`` when ``name`` is not a known
+    source view or ``path_glob`` is not absolute; DuckDB raises ``IOException`` when no
+    file matches.
+    """
+    _check_source_name(name)
+    _check_absolute(name, path_glob)
+    ddl = (
+        f"CREATE OR REPLACE VIEW {name} AS\n"
+        f"SELECT * FROM read_parquet({sql_string_literal(path_glob)}, union_by_name = true)"
+    )
+    con.execute(ddl)
+    return ddl
+
+
+def ensure_views(
+    con: duckdb.DuckDBPyConnection, layout: ArtifactLayout, materialize: bool = False
+) -> list[ViewStatus]:
+    """Create every source and derived view for ``layout`` (idempotent).
+
+    A missing source becomes a typed view that raises an error naming the view and the
+    path when queried (``last_eval_pool``: an empty typed view), so the other views keep
+    working. With ``materialize`` the chunk table (without embeddings) and the id map are
+    materialized when their source checksum changed; without it, materialized tables
+    whose checksum no longer matches are dropped so no reader sees stale rows.
+    Returns one status per view (row counts are filled by ``build_catalog``).
+    """
+    _check_root(layout)
+    started = time.perf_counter()
+    sources = {spec.name: source_status(spec, layout) for spec in SOURCE_SPECS}
+    statuses: list[ViewStatus] = []
+    for spec in SOURCE_SPECS:
+        source = sources[spec.name]
+        if source.present:
+            ddl = register_parquet(con, spec.name, source.path)
+            error = None
+        else:
+            ddl = _register_missing(con, spec, source.path)
+            error = None if spec.empty_when_missing else _missing_message(spec.name, source.path)
+        statuses.append(
+            ViewStatus(spec.name, "source", True, None, (spec.name,), source.checksum, error, ddl)
+        )
+    for definition in load_view_definitions():
+        con.execute(definition.ddl)
+        missing = [s for s in definition.sources if not _usable(sources[s], s)]
+        error = (
+            "; ".join(_missing_message(s, sources[s].path) for s in missing) if missing else None
+        )
+        checksum = _combined_checksum([sources[s] for s in definition.sources])
+        statuses.append(
+            ViewStatus(
+                definition.name,
+                "view",
+                True,
+                None,
+                definition.sources,
+                checksum,
+                error,
+                definition.ddl,
+            )
+        )
+    _sync_materialized(con, sources, materialize)
+    metrics.observe_view_bootstrap(time.perf_counter() - started)
+    return statuses
+
+
+def materialize_if_changed(
+    con: duckdb.DuckDBPyConnection, name: str, select_sql: str, checksum: str
+) -> bool:
+    """Materialize ``select_sql`` as table ``name`` unless its meta already holds ``checksum``.
+
+    ``name`` must be one of ``MATERIALIZED_TABLES``; the table gets its fixed indexes and
+    ``<name>_meta`` records (checksum, row_count, updated_at). Returns True when the table
+    was (re)built, False when the checksum was unchanged. Raises ``BadInputError`` on an
+    unknown name.
+    """
+    indexes = _materialized_indexes(name)
+    if _materialized_checksum(con, name) == checksum:
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"CREATE TABLE {name} AS {select_sql}")
+        for column in indexes:
+            con.execute(f"CREATE INDEX idx_{name}_{column} ON {name} ({column})")
+        row_count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        con.execute(
+            f"CREATE OR REPLACE TABLE {name}_meta "
+            "(checksum VARCHAR, row_count BIGINT, updated_at TIMESTAMPTZ)"
+        )
+        con.execute(f"INSERT INTO {name}_meta VALUES (?, ?, ?)", [checksum, row_count, _now()])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+def build_catalog(layout: ArtifactLayout, *, materialize: bool = False) -> CatalogStatus:
+    """Build ``layout.catalog`` atomically and return its status.
+
+    Starts from a copy of the existing catalog (so unchanged materialized tables are
+    kept by their checksum guard), re-creates every view over this layout's files,
+    counts rows, writes the manifest, then renames the file into place. Missing sources
+    do not fail the build: they are reported in the status. Raises ``BadInputError``
+    when the layout root contains glob characters (paths are read as globs by DuckDB).
+    """
+    _check_root(layout)
+    target = layout.catalog
+    with _staged_catalog(target) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            statuses = ensure_views(con, layout, materialize=materialize)
+            counted = [_with_row_count(con, status) for status in statuses]
+            _write_manifest(con, layout, counted)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return catalog_status(target)
+
+
+def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
+    """Refresh ``faiss_idmap_mat`` when the id map file's xxh64 changed.
+
+    Returns False (nothing written) when ``faiss_idmap_mat_meta`` already holds the
+    checksum, True after an atomic rebuild (copy, refresh, rename) of the catalog.
+    Raises ``BadInputError`` when the catalog or the id map file is missing.
+    """
+    if not catalog_path.exists():
+        raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
+    idmap = layout.faiss_idmap
+    if not idmap.exists():
+        raise BadInputError(f"faiss id map {idmap}: not found (export the id map first)")
+    checksum = xxh64_file(idmap)
+    with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
+        if _materialized_checksum(con, FAISS_IDMAP_MAT) == checksum:
+            return False
+    with _staged_catalog(catalog_path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            register_parquet(con, "faiss_idmap", str(idmap.resolve()))
+            select_sql = _MATERIALIZED[FAISS_IDMAP_MAT][1]
+            refreshed = materialize_if_changed(con, FAISS_IDMAP_MAT, select_sql, checksum)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return refreshed
+
+
+def catalog_status(catalog_path: Path) -> CatalogStatus:
+    """Return the status recorded in a catalog's manifest, checked against its views.
+
+    Raises ``BadInputError`` when the file does not exist or has no manifest.
+    """
+    if not catalog_path.exists():
+        raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
+    with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
+        tables = _table_names(con)
+        if MANIFEST_TABLE not in tables or SOURCES_TABLE not in tables:
+            raise BadInputError(
+                f"catalog {catalog_path}: no manifest table (not a codeintel catalog)"
+            )
+        present = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        views = tuple(
+            ViewStatus(
+                name=name,
+                kind=kind,
+                present=name in present,
+                row_count=row_count,
+                sources=tuple(sources),
+                checksum=checksum,
+                error=error,
+                ddl=ddl,
+            )
+            for name, kind, sources, checksum, row_count, error, ddl in con.execute(
+                f"SELECT name, kind, sources, source_checksum, row_count, error, ddl "
+                f"FROM {MANIFEST_TABLE} ORDER BY position"
+            ).fetchall()
+        )
+        built = con.execute(f"SELECT max(built_at) FROM {MANIFEST_TABLE}").fetchone()[0]
+        sources = tuple(
+            SourceStatus(*row)
+            for row in con.execute(
+                f"SELECT name, path, present, files, bytes, checksum FROM {SOURCES_TABLE} "
+                "ORDER BY name"
+            ).fetchall()
+        )
+        materialized = tuple(
+            MaterializedStatus(name, checksum, row_count, str(updated))
+            for name in sorted(MATERIALIZED_TABLES & tables)
+            if f"{name}_meta" in tables
+            for checksum, row_count, updated in con.execute(
+                f"SELECT checksum, row_count, updated_at FROM {name}_meta"
+            ).fetchall()
+        )
+    return CatalogStatus(
+        catalog_path=str(catalog_path),
+        built_at=None if built is None else str(built),
+        views=views,
+        sources=sources,
+        materialized=materialized,
+    )
+
+
+def source_status(spec: SourceSpec, layout: ArtifactLayout) -> SourceStatus:
+    """Return presence, size and xxh64 of one source's files (a glob: every file, sorted)."""
+    # resolve(): a layout reached through the `current` symlink pins the version's own files.
+    location_path = Path(spec.location(layout))
+    location = str(location_path.parent.resolve() / location_path.name)
+    files = (
+        sorted(globlib.glob(location))
+        if _is_glob(location)
+        else ([location] if os.path.isfile(location) else [])
+    )
+    if not files:
+        return SourceStatus(spec.name, location, False, 0, 0, None)
+    if _is_glob(location):
+        checksum = xxh64_parts(f"{Path(f).name}:{xxh64_file(Path(f))}" for f in files)
+    else:
+        checksum = xxh64_file(Path(files[0]))
+    size = sum(os.path.getsize(f) for f in files)
+    return SourceStatus(spec.name, location, True, len(files), size, checksum)
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """Return the DuckDB SQL type of an Arrow type used in ``schemas``.
+
+    Raises ``TypeError`` for a type the contract does not use.
+    """
+    simple = {
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.string(): "VARCHAR",
+        pa.float64(): "DOUBLE",
+        pa.float32(): "FLOAT",
+        pa.bool_(): "BOOLEAN",
+    }
+    if arrow_type in simple:
+        return simple[arrow_type]
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_fixed_size_list(arrow_type):
+        return f"{duckdb_type(arrow_type.value_type)}[{arrow_type.list_size}]"
+    if pa.types.is_list(arrow_type):
+        return f"{duckdb_type(arrow_type.value_type)}[]"
+    if pa.types.is_struct(arrow_type):
+        members = ", ".join(
+            f"{arrow_type.field(i).name} {duckdb_type(arrow_type.field(i).type)}"
+            for i in range(arrow_type.num_fields)
+        )
+        return f"STRUCT({members})"
+    raise TypeError(f"no DuckDB type for Arrow type {arrow_type}")
+
+
+# -- internals ----------------------------------------------------------------------
+
+
+def _register_missing(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: str) -> str:
+    columns = ",\n    ".join(
+        f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in spec.schema
+    )
+    if spec.empty_when_missing:
+        condition = "FALSE"
+    else:
+        # error() in WHERE is evaluated by every query reading the view, even count(*),
+        # which a column expression would not be (projection pushdown drops it).
+        message = sql_string_literal(_missing_message(spec.name, path))
+        condition = f"error({message}) IS NULL"
+    ddl = f"CREATE OR REPLACE VIEW {spec.name} AS\nSELECT\n    {columns}\nWHERE {condition}"
+    con.execute(ddl)
+    return ddl
+
+
+def _missing_message(name: str, path: str) -> str:
+    return f"catalog view {name}: source file missing: {path}"
+
+
+def _usable(source: SourceStatus, name: str) -> bool:
+    return source.present or _SPECS_BY_NAME[name].empty_when_missing
+
+
+def _combined_checksum(sources: list[SourceStatus]) -> str | None:
+    if any(s.checksum is None for s in sources):
+        return None
+    return xxh64_parts(f"{s.name}:{s.checksum}" for s in sources)
+
+
+def _sync_materialized(
+    con: duckdb.DuckDBPyConnection, sources: dict[str, SourceStatus], materialize: bool
+) -> None:
+    for name, (source_name, select_sql, _) in _MATERIALIZED.items():
+        checksum = sources[source_name].checksum
+        if materialize and checksum is not None:
+            materialize_if_changed(con, name, select_sql, checksum)
+        elif checksum is None or _materialized_checksum(con, name) != checksum:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute(f"DROP TABLE IF EXISTS {name}_meta")
+
+
+def _materialized_indexes(name: str) -> tuple[str, ...]:
+    if name not in _MATERIALIZED:
+        raise BadInputError(
+            f"materialized table {name!r}: unknown (expected one of {sorted(_MATERIALIZED)})"
+        )
+    return _MATERIALIZED[name][2]
+
+
+def _materialized_checksum(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    _materialized_indexes(name)
+    tables = _table_names(con)
+    if name not in tables or f"{name}_meta" not in tables:
+        return None
+    row = con.execute(f"SELECT checksum FROM {name}_meta").fetchone()
+    return None if row is None else row[0]
+
+
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def _with_row_count(con: duckdb.DuckDBPyConnection, status: ViewStatus) -> ViewStatus:
+    if status.error is not None:
+        return status
+    try:
+        (count,) = con.execute(f"SELECT count(*) FROM {_check_view_name(status.name)}").fetchone()
+    except duckdb.Error as error:
+        return ViewStatus(**{**asdict(status), "error": _one_line(str(error))})
+    return ViewStatus(**{**asdict(status), "row_count": int(count)})
+
+
+def _write_manifest(
+    con: duckdb.DuckDBPyConnection, layout: ArtifactLayout, statuses: list[ViewStatus]
+) -> None:
+    built_at = _now()
+    con.execute(
+        f"CREATE OR REPLACE TABLE {MANIFEST_TABLE} (position INTEGER, name VARCHAR, "
+        "kind VARCHAR, ddl VARCHAR, sources VARCHAR[], source_checksum VARCHAR, "
+        "row_count BIGINT, error VARCHAR, built_at TIMESTAMPTZ)"
+    )
+    con.executemany(
+        f"INSERT INTO {MANIFEST_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [i, s.name, s.kind, s.ddl, list(s.sources), s.checksum, s.row_count, s.error, built_at]
+            for i, s in enumerate(statuses)
+        ],
+    )
+    con.execute(
+        f"CREATE OR REPLACE TABLE {SOURCES_TABLE} (name VARCHAR, path VARCHAR, "
+        "present BOOLEAN, files BIGINT, bytes BIGINT, checksum VARCHAR)"
+    )
+    con.executemany(
+        f"INSERT INTO {SOURCES_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+        [list(asdict(source_status(spec, layout)).values()) for spec in SOURCE_SPECS],
+    )
+
+
+@contextlib.contextmanager
+def _staged_catalog(target: Path) -> Iterator[Path]:
+    """Yield a temporary DuckDB path beside ``target`` (a copy of it when it exists).
+
+    On success the file is fsynced and renamed over ``target``; on error it is removed.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    wal = Path(f"{tmp}.wal")
+    try:
+        if target.exists() and _is_readable_catalog(target):
+            shutil.copyfile(target, tmp)
+        yield tmp
+        if wal.exists():
+            raise RuntimeError(f"catalog {tmp}: write-ahead log left after checkpoint")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, wal):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def _is_readable_catalog(path: Path) -> bool:
+    try:
+        with contextlib.closing(duckdb.connect(str(path), read_only=True)):
+            return True
+    except duckdb.Error:
+        return False
+
+
+def _check_source_name(name: str) -> str:
+    if name not in SOURCE_NAMES:
+        raise BadInputError(
+            f"source view {name!r}: unknown (expected one of {sorted(SOURCE_NAMES)})"
+        )
+    return name
+
+
+def _check_view_name(name: str) -> str:
+    if name not in VIEW_NAMES:
+        raise BadInputError(f"view {name!r}: unknown catalog view")
+    return name
+
+
+def _check_absolute(name: str, path_glob: str) -> None:
+    if not os.path.isabs(path_glob):
+        raise BadInputError(f"source view {name}: path {path_glob!r} is not absolute")
+
+
+def _check_root(layout: ArtifactLayout) -> None:
+    root = str(layout.root.resolve())
+    if _is_glob(root):
+        raise BadInputError(
+            f"artifact root {root}: contains a glob character (* ? [ {{), which DuckDB "
+            "would expand when reading Parquet; use another directory"
+        )
+
+
+def _is_glob(path: str) -> bool:
+    return any(char in path for char in "*?[{")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")

@@ -1,0 +1,103 @@
+"""Content checksums (xxh64) and atomic file writes: the one place for both.
+
+Checksums, not timestamps, decide what is recomputed, so every artifact's data
+version is made here from its bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+_READ_BLOCK = 1 << 20
+
+
+def xxh64_bytes(data: bytes) -> str:
+    """Return the xxh64 hex digest of ``data``."""
+    return xxhash.xxh64_hexdigest(data)
+
+
+def xxh64_text(text: str) -> str:
+    """Return the xxh64 hex digest of ``text`` encoded as UTF-8."""
+    return xxhash.xxh64_hexdigest(text.encode("utf-8"))
+
+
+def xxh64_file(path: Path) -> str:
+    """Return the xxh64 hex digest of a file's bytes."""
+    digest = xxhash.xxh64()
+    with open(path, "rb") as handle:
+        while block := handle.read(_READ_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def xxh64_parts(parts: Iterable[str]) -> str:
+    """Return the xxh64 of several strings, each length-prefixed so no two lists collide."""
+    digest = xxhash.xxh64()
+    for part in parts:
+        encoded = part.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def xxh64_json(value: Any) -> str:
+    """Return the xxh64 of a JSON value in canonical form (sorted keys)."""
+    return xxh64_text(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
+
+
+def signed_xxh64(*parts: str | int) -> int:
+    """Return a signed 64-bit xxh64 of the parts (a stable BIGINT id, never -1)."""
+    value = xxhash.xxh64_intdigest("\x1f".join(str(p) for p in parts).encode("utf-8"))
+    if value >= 1 << 63:
+        value -= 1 << 64
+    # -1 is FAISS's "no result" marker, so it can never be an id.
+    return -2 if value == -1 else value
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
+
+    A reader sees either the old file or the complete new one, never a half-written one.
+    On error the temporary file is removed and ``target`` is untouched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def write_json_atomic(target: Path, value: Any) -> None:
+    """Write ``value`` as indented JSON to ``target`` atomically."""
+    write_text_atomic(target, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())

@@ -1,0 +1,119 @@
+"""The chunks table: every manifest file chunked, symbol-tagged and embedded.
+
+Chunk boundaries come from ``chunking.chunk_file``; vectors come from the
+embedding cache, which embeds only texts it has not seen for this model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
+from codeintel_assets.core.chunking import Chunk, chunk_file
+from codeintel_assets.core.embedding import Embedder, EmbeddingCache, embedding_text, text_key
+from codeintel_assets.core.schemas import chunk_schema
+
+# Tokens kept free in the budget for the header (path and qualified name) of each chunk.
+NAME_RESERVE_TOKENS = 16
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+
+SymbolLookup = Callable[[Chunk], list[str]]
+
+
+@dataclass
+class ChunkBuildStats:
+    files: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    from_cache: int = 0
+    over_budget: int = 0  # embedded texts longer than the model reads (should stay 0)
+    changed_since_manifest: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+
+
+def chunk_repository(
+    repo: str, root: Path, manifest: pa.Table, embedder: Embedder
+) -> tuple[list[Chunk], ChunkBuildStats]:
+    """Chunk every file of the manifest; return chunks ordered by (uri, start_byte)."""
+    stats = ChunkBuildStats()
+    chunks: list[Chunk] = []
+    for row in manifest.select(["uri", "lang", "xxh64"]).to_pylist():
+        data = (root / row["uri"]).read_bytes()
+        if xxh64_bytes(data) != row["xxh64"]:
+            stats.changed_since_manifest += 1
+        text = data.decode("utf-8", errors="replace")
+        header = embedder.count_tokens([row["uri"]])[0] + NAME_RESERVE_TOKENS
+        budget = max(32, embedder.max_tokens - SPECIAL_TOKENS - header)
+        chunks.extend(
+            chunk_file(repo, row["uri"], text, row["lang"], budget, embedder.count_tokens)
+        )
+        stats.files += 1
+    stats.chunks = len(chunks)
+    stats.by_kind.update(c.kind for c in chunks)
+    return chunks, stats
+
+
+def embedding_texts(chunks: list[Chunk], embedder: Embedder) -> tuple[list[str], list[int]]:
+    """Return the text to embed per chunk and its token count.
+
+    The qualified name is dropped from the header when it would push the text over
+    the model's limit, so no chunk is silently truncated.
+    """
+    limit = embedder.max_tokens - SPECIAL_TOKENS
+    texts = [embedding_text(c.uri, c.name, c.content) for c in chunks]
+    counts = embedder.count_tokens(texts)
+    for i, chunk in enumerate(chunks):
+        if counts[i] > limit and chunk.name:
+            texts[i] = embedding_text(chunk.uri, None, chunk.content)
+            counts[i] = embedder.count_tokens([texts[i]])[0]
+    return texts, counts
+
+
+def build_chunk_table(
+    chunks: list[Chunk],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    stats: ChunkBuildStats,
+    symbols_for: SymbolLookup | None = None,
+) -> tuple[pa.Table, str]:
+    """Embed (through the cache) and return (chunks table, data version)."""
+    texts, counts = embedding_texts(chunks, embedder)
+    stats.over_budget = sum(1 for n in counts if n > embedder.max_tokens - SPECIAL_TOKENS)
+    vectors, cache_stats = cache.embed(texts, embedder)
+    stats.embedded, stats.from_cache = cache_stats.misses, cache_stats.hits
+    dim = embedder.dim
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
+    table = pa.table(
+        {
+            "id": pa.array([c.id for c in chunks], pa.int64()),
+            "uri": [c.uri for c in chunks],
+            "start_line": pa.array([c.start_line for c in chunks], pa.int32()),
+            "end_line": pa.array([c.end_line for c in chunks], pa.int32()),
+            "start_byte": pa.array([c.start_byte for c in chunks], pa.int64()),
+            "end_byte": pa.array([c.end_byte for c in chunks], pa.int64()),
+            "preview": [c.preview for c in chunks],
+            "content": [c.content for c in chunks],
+            "lang": [c.lang for c in chunks],
+            "content_hash": [c.content_hash for c in chunks],
+            "symbols": pa.array(
+                [symbols_for(c) if symbols_for else [] for c in chunks], pa.list_(pa.string())
+            ),
+            "kind": [c.kind for c in chunks],
+            "name": [c.name for c in chunks],
+            "token_count": pa.array(counts, pa.int32()),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, dim),
+        },
+        schema=chunk_schema(dim),
+    )
+    version = xxh64_parts(
+        [embedder.model_id]
+        + [f"{c.id}:{text_key(t)}" for c, t in zip(chunks, texts, strict=True)]
+        + [str(s) for s in table.column("symbols").to_pylist()]
+    )
+    return table, version

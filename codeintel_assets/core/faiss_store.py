@@ -1,0 +1,150 @@
+"""The FAISS vector index: where it is built, written, read and searched.
+
+Vectors are L2-normalized, so inner product is cosine similarity; the metric is
+passed to ``index_factory`` (setting it afterwards silently keeps L2). Ids are
+chunk ids: ``IDMap2`` around Flat/HNSW (reconstruct by id works), while an IVF
+index keeps ids itself (``add_with_ids``) with a hashtable direct map, because
+IDMap over IVF breaks removal and reconstruction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from codeintel_assets.core.checksums import atomic_path
+from codeintel_assets.core.errors import CodeintelError
+
+FLAT_MAX_VECTORS = 50_000
+
+
+@dataclass(frozen=True)
+class SearchHits:
+    """Top-k results per query: chunk ids (-1 pads) and inner-product scores."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+def choose_factory(count: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
+    """Return the factory string for a corpus of ``count`` vectors.
+
+    Exact ``IDMap2,Flat`` up to ``flat_max``; above it ``IVF{n},Flat`` with
+    n ≈ 4·√count lists (FAISS's rule of thumb, ≥ 39 training points per list).
+    """
+    if count <= flat_max:
+        return "IDMap2,Flat"
+    nlist = max(16, min(65536, int(4 * math.sqrt(count))))
+    return f"IVF{nlist},Flat"
+
+
+def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str | None = None) -> faiss.Index:
+    """Return an inner-product index over ``vectors`` keyed by ``ids``.
+
+    Raises ``CodeintelError`` when ids contain -1 or shapes disagree.
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(ids) != len(vectors):
+        raise CodeintelError(f"ids ({len(ids)}) and vectors {vectors.shape} do not match")
+    if (ids == -1).any():
+        raise CodeintelError("chunk id -1 is reserved by FAISS for 'no result'")
+    factory = factory or choose_factory(len(ids))
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    ivf = _ivf_of(index)
+    if ivf is not None:
+        index.train(vectors)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def index_ids(index: faiss.Index) -> np.ndarray:
+    """Return the external ids in the index's internal (row) order."""
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
+    ivf = _ivf_of(index)
+    if ivf is None:
+        raise CodeintelError("index keeps no ids (expected IDMap2 or IVF)")
+    invlists = ivf.invlists
+    rows = []
+    for list_no in range(ivf.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            ptr = invlists.get_ids(list_no)
+            rows.append(faiss.rev_swig_ptr(ptr, size).copy())
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+
+
+def idmap_table(index: faiss.Index, index_name: str, build_version: str, ts) -> pa.Table:
+    """Return the idmap rows (faiss_row, faiss_id, index_name, build_version, ts)."""
+    ids = index_ids(index)
+    n = len(ids)
+    return pa.table(
+        {
+            "faiss_row": pa.array(np.arange(n, dtype=np.int64)),
+            "faiss_id": pa.array(ids),
+            "index_name": pa.array([index_name] * n, pa.string()),
+            "build_version": pa.array([build_version] * n, pa.string()),
+            "ts": pa.array([ts] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int) -> SearchHits:
+    """Return the top ``k`` ids and scores per query row (k is capped at the index size).
+
+    Raises ``CodeintelError`` when the query dimension differs from the index's.
+    """
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if queries.shape[1] != index.d:
+        raise CodeintelError(
+            f"query vectors have dimension {queries.shape[1]} but the index has {index.d}; "
+            "was the index built with another embedding model?"
+        )
+    k = max(1, min(k, index.ntotal)) if index.ntotal else 0
+    if k == 0:
+        empty = np.zeros((len(queries), 0))
+        return SearchHits(empty.astype(np.int64), empty.astype(np.float32))
+    scores, ids = index.search(queries, k)
+    return SearchHits(ids=ids, scores=scores)
+
+
+def set_search_parameters(index: faiss.Index, knobs: str) -> None:
+    """Apply search knobs such as ``nprobe=16`` through FAISS's ``ParameterSpace``."""
+    if knobs:
+        faiss.ParameterSpace().set_index_parameters(index, knobs)
+
+
+def write_index(index: faiss.Index, target: Path) -> None:
+    """Write the index to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        faiss.write_index(index, str(tmp))
+
+
+def read_index(path: Path, knobs: str = "") -> faiss.Index:
+    """Read an index and apply its locked search knobs.
+
+    Raises ``CodeintelError`` when the file is missing or not a FAISS index.
+    """
+    if not path.exists():
+        raise CodeintelError(f"FAISS index {path} does not exist")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise CodeintelError(f"FAISS index {path} cannot be read: {exc}") from exc
+    set_search_parameters(index, knobs)
+    return index

@@ -1,0 +1,181 @@
+"""Every artifact path, in one place. Nothing else joins artifact paths.
+
+``ArtifactLayout`` names the files of one set of artifacts relative to a root: the
+working build area of a repository (``data/<repo>/``) or one published version
+(``data/<repo>/versions/<build_version>/``) — both use the same relative layout,
+so the catalog of a version points at that version's own files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_ENV = "CODEINTEL_DATA"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_INDEX_NAME = "chunks"
+
+
+def data_root() -> Path:
+    """Return the data root: ``$CODEINTEL_DATA`` or ``<project>/data``, absolute."""
+    configured = os.environ.get(DATA_ENV)
+    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+
+
+@dataclass(frozen=True)
+class ArtifactLayout:
+    """The artifact files under one root (a build area or a published version)."""
+
+    root: Path
+
+    # -- source -------------------------------------------------------------------
+    @property
+    def repo_manifest(self) -> Path:
+        return self.root / "manifest" / "repo_manifest.parquet"
+
+    # -- structure ----------------------------------------------------------------
+    @property
+    def scip_index(self) -> Path:
+        return self.root / "scip" / "index.scip"
+
+    @property
+    def scip_occurrences(self) -> Path:
+        return self.root / "scip" / "scip_occurrences.parquet"
+
+    @property
+    def scip_symbols(self) -> Path:
+        return self.root / "scip" / "scip_symbols.parquet"
+
+    @property
+    def ast_nodes(self) -> Path:
+        return self.root / "ast" / "ast_nodes.parquet"
+
+    @property
+    def cst_nodes(self) -> Path:
+        return self.root / "cst" / "cst_nodes.parquet"
+
+    @property
+    def modules_parquet(self) -> Path:
+        return self.root / "modules" / "modules.parquet"
+
+    @property
+    def modules_jsonl(self) -> Path:
+        return self.root / "modules" / "modules.jsonl"
+
+    @property
+    def symbol_edges(self) -> Path:
+        return self.root / "symbol_graph" / "symbol_edges.parquet"
+
+    @property
+    def symbol_graph_json(self) -> Path:
+        return self.root / "symbol_graph" / "symbol_graph.json"
+
+    # -- retrieval ----------------------------------------------------------------
+    @property
+    def chunks_dir(self) -> Path:
+        return self.root / "vectors" / "chunks"
+
+    @property
+    def chunks(self) -> Path:
+        return self.chunks_dir / "chunks.parquet"
+
+    @property
+    def chunks_glob(self) -> str:
+        return str(self.chunks_dir / "*.parquet")
+
+    @property
+    def node_to_chunk(self) -> Path:
+        return self.root / "vectors" / "node_to_chunk.parquet"
+
+    def faiss_index(self, index_name: str = DEFAULT_INDEX_NAME) -> Path:
+        return self.root / "faiss" / f"{index_name}.faiss"
+
+    def faiss_audit(self, index_name: str = DEFAULT_INDEX_NAME) -> Path:
+        return self.root / "faiss" / f"{index_name}.audit.json"
+
+    @property
+    def faiss_idmap(self) -> Path:
+        return self.root / "faiss" / "faiss_idmap.parquet"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.root / "bm25"
+
+    # -- catalog and evaluation ---------------------------------------------------
+    @property
+    def catalog(self) -> Path:
+        return self.root / "db" / "codeintel.duckdb"
+
+    @property
+    def eval_queries(self) -> Path:
+        return self.root / "eval" / "queries.jsonl"
+
+    @property
+    def eval_pool(self) -> Path:
+        return self.root / "eval" / "last_eval_pool.parquet"
+
+    @property
+    def eval_report(self) -> Path:
+        return self.root / "eval" / "report.md"
+
+    @property
+    def eval_plot(self) -> Path:
+        return self.root / "eval" / "report.png"
+
+    @property
+    def version_manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+
+@dataclass(frozen=True)
+class RepoLayout:
+    """All folders of one repository partition under the data root."""
+
+    data_root: Path
+    name: str
+
+    @property
+    def repo_dir(self) -> Path:
+        return self.data_root / self.name
+
+    @property
+    def build(self) -> ArtifactLayout:
+        """The working build area the assets write into."""
+        return ArtifactLayout(self.repo_dir)
+
+    @property
+    def stamps_dir(self) -> Path:
+        return self.repo_dir / "stamps"
+
+    def stamp(self, stage: str) -> Path:
+        return self.stamps_dir / f"{stage}.json"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        return self.repo_dir / "cache" / "embeddings"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.repo_dir / "versions"
+
+    def version(self, build_version: str) -> ArtifactLayout:
+        return ArtifactLayout(self.versions_dir / build_version)
+
+    @property
+    def current_pointer(self) -> Path:
+        """Symlink ``current`` -> ``versions/<build_version>``, flipped atomically."""
+        return self.repo_dir / "current"
+
+    @property
+    def publish_history(self) -> Path:
+        return self.repo_dir / "versions" / "history.json"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.repo_dir / "locks"
+
+
+def registry_path(root: Path | None = None) -> Path:
+    """Return the repository registry file under the data root."""
+    return (root or data_root()) / "repos.json"

@@ -1,0 +1,291 @@
+"""Publishing: versioned copies of the artifacts, an atomic ``current`` pointer, rollback.
+
+``publish_version`` hard-links (or copies) the build artifacts into
+``versions/<build_version>/``, builds that version's own catalog, validates it,
+writes ``manifest.json`` last (a version without it is incomplete and is redone),
+and flips the ``current`` symlink with one ``rename``. A crash at any point leaves
+the previous ``current`` intact. One publisher per repository at a time (a lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
+from codeintel_assets.core.errors import NothingPublishedError, PublishError
+from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
+
+DEFAULT_RETENTION = 5
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    build_version: str
+    reused: bool  # the version already existed complete; only the pointer moved
+    previous: str | None
+    manifest: dict[str, Any]
+
+
+def artifact_files(layout: ArtifactLayout) -> list[Path]:
+    """Return the artifact files of a layout that exist (the catalog excluded)."""
+    candidates = [
+        layout.repo_manifest,
+        layout.scip_index,
+        layout.scip_occurrences,
+        layout.scip_symbols,
+        layout.ast_nodes,
+        layout.cst_nodes,
+        layout.modules_parquet,
+        layout.modules_jsonl,
+        layout.symbol_edges,
+        layout.symbol_graph_json,
+        layout.node_to_chunk,
+        layout.faiss_idmap,
+        layout.eval_queries,
+        layout.eval_pool,
+        layout.eval_report,
+        layout.eval_plot,
+    ]
+    candidates += sorted(layout.chunks_dir.glob("*.parquet"))
+    candidates += sorted((layout.root / "faiss").glob("*.faiss"))
+    candidates += sorted((layout.root / "faiss").glob("*.audit.json"))
+    if layout.bm25_dir.exists():
+        candidates += sorted(p for p in layout.bm25_dir.rglob("*") if p.is_file())
+    return [p for p in candidates if p.is_file()]
+
+
+def build_version_of(layout: ArtifactLayout) -> str:
+    """Return the build version: a checksum of every artifact's path and content."""
+    parts = [
+        f"{p.relative_to(layout.root).as_posix()}={xxh64_file(p)}" for p in artifact_files(layout)
+    ]
+    return xxh64_parts(parts)
+
+
+@contextlib.contextmanager
+def publish_lock(repo: RepoLayout) -> Iterator[None]:
+    """Hold the repository's publish lock; raise ``PublishError`` if another holds it."""
+    repo.locks_dir.mkdir(parents=True, exist_ok=True)
+    with open(repo.locks_dir / "publish.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PublishError(
+                f"another publish of repository {repo.name!r} is running; try again when it ends"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def stage_version(repo: RepoLayout) -> tuple[str, ArtifactLayout, bool]:
+    """Link the build artifacts into ``versions/<build_version>/``.
+
+    Returns (build version, its layout, whether a complete copy already existed).
+    An incomplete copy (no manifest) left by a crash is removed and redone.
+    """
+    build = repo.build
+    files = artifact_files(build)
+    if not any(p.parent == build.chunks_dir for p in files):
+        raise PublishError(f"repository {repo.name!r} has no chunks to publish; build it first")
+    version = build_version_of(build)
+    target = repo.version(version)
+    if target.version_manifest.exists():
+        return version, target, True
+    if target.root.exists():
+        shutil.rmtree(target.root)
+    for source in files:
+        dest = target.root / source.relative_to(build.root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copy2(source, dest)
+    return version, target, False
+
+
+def publish_version(
+    repo: RepoLayout,
+    build_catalog: Callable[[ArtifactLayout], dict[str, Any]],
+    validate: Callable[[ArtifactLayout], list[str]],
+    extra_manifest: dict[str, Any] | None = None,
+    retention: int = DEFAULT_RETENTION,
+    fail_after: str | None = None,
+) -> PublishOutcome:
+    """Stage, catalog, validate and publish the build; flip ``current`` atomically.
+
+    ``build_catalog`` returns catalog facts for the manifest (views, DDL, row counts);
+    ``validate`` returns failure messages (empty when valid). ``fail_after`` names a step
+    after which to raise, for crash tests. Raises ``PublishError`` when validation fails
+    or another publish holds the lock; ``current`` is then unchanged.
+    """
+    with publish_lock(repo):
+        previous = current_version_or_none(repo)
+        version, layout, reused = stage_version(repo)
+        _crash_point(fail_after, "stage")
+        if not reused:
+            catalog = build_catalog(layout)
+            _crash_point(fail_after, "catalog")
+            failures = validate(layout)
+            if failures:
+                shutil.rmtree(layout.root, ignore_errors=True)
+                raise PublishError(
+                    f"version {version} of {repo.name!r} failed validation: " + "; ".join(failures)
+                )
+            manifest = _version_manifest(repo, version, layout, catalog, extra_manifest or {})
+            write_json_atomic(layout.version_manifest, manifest)
+        _crash_point(fail_after, "manifest")
+        manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+        flip_current(repo, version)
+        _crash_point(fail_after, "flip")
+        prune_versions(repo, retention)
+        return PublishOutcome(version, reused, previous, manifest)
+
+
+def _crash_point(fail_after: str | None, step: str) -> None:
+    if fail_after == step:
+        raise RuntimeError(f"injected failure after {step}")
+
+
+def _version_manifest(
+    repo: RepoLayout,
+    version: str,
+    layout: ArtifactLayout,
+    catalog: dict[str, Any],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    artifacts = []
+    for path in artifact_files(layout):
+        entry: dict[str, Any] = {
+            "path": path.relative_to(layout.root).as_posix(),
+            "bytes": path.stat().st_size,
+            "xxh64": xxh64_file(path),
+        }
+        if path.suffix == ".parquet":
+            entry["rows"] = pq.ParquetFile(path).metadata.num_rows
+        artifacts.append(entry)
+    return {
+        "repo": repo.name,
+        "build_version": version,
+        "published_at": datetime.now(UTC).isoformat(),
+        "artifacts": artifacts,
+        "catalog": catalog,
+        **extra,
+    }
+
+
+def flip_current(repo: RepoLayout, version: str) -> None:
+    """Point ``current`` at ``versions/<version>`` with one atomic rename; log it."""
+    if not repo.version(version).version_manifest.exists():
+        raise PublishError(
+            f"version {version} of {repo.name!r} is not complete; cannot point to it"
+        )
+    pointer = repo.current_pointer
+    tmp = pointer.with_name(f".current.{os.getpid()}.{time.monotonic_ns()}")
+    os.symlink(Path("versions") / version, tmp)
+    os.replace(tmp, pointer)
+    history = read_history(repo)
+    history.append({"build_version": version, "at": datetime.now(UTC).isoformat()})
+    write_json_atomic(repo.publish_history, history[-1000:])
+
+
+def read_history(repo: RepoLayout) -> list[dict[str, str]]:
+    """Return the pointer flips of a repository, oldest first."""
+    if not repo.publish_history.exists():
+        return []
+    return json.loads(repo.publish_history.read_text(encoding="utf-8"))
+
+
+def current_version_or_none(repo: RepoLayout) -> str | None:
+    """Return the version ``current`` points at, or None before the first publish."""
+    pointer = repo.current_pointer
+    if not pointer.is_symlink():
+        return None
+    return Path(os.readlink(pointer)).name
+
+
+def current_layout(repo: RepoLayout) -> ArtifactLayout:
+    """Return the layout of the published version; raise ``NothingPublishedError`` if none."""
+    version = current_version_or_none(repo)
+    if version is None or not repo.version(version).version_manifest.exists():
+        raise NothingPublishedError(
+            f"nothing is published for repository {repo.name!r}; run `indexctl build {repo.name}`"
+        )
+    return repo.version(version)
+
+
+def list_versions(repo: RepoLayout) -> list[dict[str, Any]]:
+    """Return complete versions, newest first, with publish time and whether current."""
+    current = current_version_or_none(repo)
+    rows = []
+    if repo.versions_dir.exists():
+        for folder in repo.versions_dir.iterdir():
+            manifest_path = folder / "manifest.json"
+            if folder.is_dir() and manifest_path.exists():
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                rows.append(
+                    {
+                        "build_version": folder.name,
+                        "published_at": manifest.get("published_at"),
+                        "current": folder.name == current,
+                        "chunks": manifest.get("catalog", {}).get("row_counts", {}).get("v_chunks"),
+                    }
+                )
+    return sorted(rows, key=lambda r: r["published_at"] or "", reverse=True)
+
+
+def rollback(repo: RepoLayout, to: str | None = None) -> tuple[str | None, str]:
+    """Point ``current`` at version ``to`` or at the one published before it.
+
+    Returns (previous current, new current). Raises ``PublishError`` when there is
+    nothing to roll back to or the version is unknown/incomplete.
+    """
+    with publish_lock(repo):
+        current = current_version_or_none(repo)
+        if to is None:
+            earlier = [
+                h["build_version"]
+                for h in read_history(repo)
+                if h["build_version"] != current
+                and repo.version(h["build_version"]).version_manifest.exists()
+            ]
+            if not earlier:
+                raise PublishError(
+                    f"repository {repo.name!r} has no earlier version to roll back to"
+                )
+            to = earlier[-1]
+        if not repo.version(to).version_manifest.exists():
+            raise PublishError(f"version {to!r} of {repo.name!r} does not exist or is incomplete")
+        flip_current(repo, to)
+        return current, to
+
+
+def prune_versions(repo: RepoLayout, retention: int = DEFAULT_RETENTION) -> list[str]:
+    """Delete versions beyond the newest ``retention``; never current or the one before.
+
+    Returns the deleted versions.
+    """
+    keep = {current_version_or_none(repo)}
+    flips = [h["build_version"] for h in read_history(repo)]
+    keep.update(v for v in flips[-2:])
+    ordered = [v["build_version"] for v in list_versions(repo)]
+    keep.update(ordered[: max(retention, 0)])
+    deleted = []
+    for version in ordered:
+        if version not in keep:
+            shutil.rmtree(repo.version(version).root, ignore_errors=True)
+            deleted.append(version)
+    return deleted

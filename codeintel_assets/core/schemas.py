@@ -1,0 +1,192 @@
+"""The data contract (SPEC §5): every Arrow schema, declared once.
+
+Writers, readers, tests and the catalog all use these. Line conventions:
+
+* ``chunks``, ``ast_nodes``, ``cst_nodes``, ``modules`` and everything shown to a
+  user: lines are **1-based, inclusive**.
+* ``scip_occurrences``: lines and characters keep SCIP's own convention,
+  **0-based, end exclusive** (character offsets converted to Unicode code points
+  of the line), so rows compare one-to-one with the SCIP index. The enclosing
+  range columns follow the same convention.
+* Byte offsets (``start_byte``/``end_byte``) are 0-based, end exclusive, into the
+  file's UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from codeintel_assets.core.checksums import atomic_path
+
+# One row per selected file of the work tree.
+REPO_MANIFEST = pa.schema(
+    [
+        ("uri", pa.string()),  # repository-relative POSIX path
+        ("lang", pa.string()),  # language name (python, javascript, typescript, markdown, text...)
+        ("size_bytes", pa.int64()),
+        ("xxh64", pa.string()),  # xxh64 hex of the file's bytes
+        ("git_blob", pa.string()),  # git blob sha when the file is tracked, else null
+        ("line_count", pa.int32()),
+    ]
+)
+
+# Files left out of the manifest and why (binary, oversized, symlink_outside...).
+MANIFEST_SKIPS = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+def chunk_schema(dim: int) -> pa.Schema:
+    """Return the chunks schema for embeddings of ``dim`` dimensions."""
+    return pa.schema(
+        [
+            ("id", pa.int64()),  # signed xxh64 of (repo, uri, start_byte, end_byte); never -1
+            ("uri", pa.string()),
+            ("start_line", pa.int32()),  # 1-based inclusive
+            ("end_line", pa.int32()),  # 1-based inclusive
+            ("start_byte", pa.int64()),
+            ("end_byte", pa.int64()),  # exclusive
+            ("preview", pa.string()),  # first 240 characters of content
+            ("content", pa.string()),
+            ("lang", pa.string()),
+            ("content_hash", pa.string()),  # xxh64 hex of content
+            ("symbols", pa.list_(pa.string())),  # SCIP symbols defined/referenced in range
+            ("kind", pa.string()),  # syntax of the chunk: function, class, module, window...
+            ("name", pa.string()),  # qualified name of the enclosing definition, or null
+            ("token_count", pa.int32()),  # tokens of the embedded text
+            ("embedding", pa.list_(pa.float32(), dim)),  # L2-normalized
+        ]
+    )
+
+
+NODE_TO_CHUNK = pa.schema([("chunk_id", pa.int64()), ("node_id", pa.int64())])
+
+FAISS_IDMAP = pa.schema(
+    [
+        ("faiss_row", pa.int64()),  # position in the index
+        ("faiss_id", pa.int64()),  # external id = chunk id
+        ("index_name", pa.string()),
+        ("build_version", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+SCIP_OCCURRENCES = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("uri", pa.string()),
+        ("role", pa.string()),  # 'def' | 'ref'
+        ("roles", pa.int32()),  # SCIP SymbolRole bit set
+        ("start_line", pa.int32()),  # 0-based (SCIP)
+        ("start_char", pa.int32()),
+        ("end_line", pa.int32()),
+        ("end_char", pa.int32()),  # exclusive
+        ("enclosing_start_line", pa.int32()),  # 0-based, null when absent
+        ("enclosing_end_line", pa.int32()),
+    ]
+)
+
+SCIP_SYMBOLS = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("kind", pa.string()),  # SCIP Kind name; inferred from the descriptor when unset
+        ("display_name", pa.string()),
+        ("documentation", pa.string()),
+        ("signature", pa.string()),
+        ("enclosing_symbol", pa.string()),
+        (
+            "relationships",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("symbol", pa.string()),
+                        ("is_reference", pa.bool_()),
+                        ("is_implementation", pa.bool_()),
+                        ("is_type_definition", pa.bool_()),
+                        ("is_definition", pa.bool_()),
+                    ]
+                )
+            ),
+        ),
+        ("uri", pa.string()),  # defining document; null for external symbols
+    ]
+)
+
+SYNTAX_NODES = pa.schema(
+    [
+        ("node_id", pa.int64()),  # signed xxh64 of (repo, uri, kind, start_byte, end_byte)
+        ("uri", pa.string()),
+        ("kind", pa.string()),
+        ("start_byte", pa.int64()),
+        ("end_byte", pa.int64()),
+        ("start_line", pa.int32()),  # 1-based inclusive
+        ("end_line", pa.int32()),
+        ("parent_id", pa.int64()),  # null for the root
+        ("depth", pa.int32()),
+        ("name", pa.string()),  # for definitions
+        ("text_hash", pa.string()),  # xxh64 of the node's text
+    ]
+)
+AST_NODES = SYNTAX_NODES
+CST_NODES = SYNTAX_NODES
+
+MODULES = pa.schema(
+    [
+        ("module_id", pa.string()),  # dotted name (python) or directory path
+        ("uri_prefix", pa.string()),
+        ("language", pa.string()),
+        ("size_loc", pa.int64()),
+        ("cyclomatic", pa.int64()),
+        ("doc_cov", pa.float64()),
+        ("in_deg", pa.int64()),
+        ("out_deg", pa.int64()),
+        ("centrality", pa.float64()),
+        ("file_count", pa.int64()),
+        ("def_count", pa.int64()),
+        ("chunk_count", pa.int64()),
+    ]
+)
+
+SYMBOL_EDGES = pa.schema(
+    [
+        ("src_symbol", pa.string()),
+        ("dst_symbol", pa.string()),
+        ("edge", pa.string()),  # call | reference | import | inherits | implements | type_def
+        ("weight", pa.int64()),
+        ("src_uri", pa.string()),
+        ("dst_uri", pa.string()),  # null for external symbols
+    ]
+)
+
+EVAL_POOL = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("source", pa.string()),  # faiss | oracle | bm25 | hybrid | splade
+        ("rank", pa.int32()),  # 1-based
+        ("chunk_id", pa.int64()),
+        ("score", pa.float64()),
+    ]
+)
+
+
+def write_parquet(table: pa.Table, target: Path, schema: pa.Schema | None = None) -> None:
+    """Write ``table`` to ``target`` atomically: dictionary encoding, zstd compression.
+
+    Raises ``ValueError`` when ``table`` cannot be cast to ``schema``.
+    """
+    if schema is not None:
+        table = table.select(schema.names).cast(schema)
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=True)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """Return a table with ``schema`` and no rows."""
+    return schema.empty_table()

@@ -1,0 +1,331 @@
+"""Read ``index.scip.json`` — the output of ``scip print --json`` — into ``model`` dataclasses.
+
+That command runs Go's ``encoding/json`` over the generated structs, so keys are the
+proto field names (snake_case), enums are integers, and zero values (false, 0, "",
+empty lists) are omitted. Go's typed range oneofs appear as ``TypedRange`` /
+``TypedEnclosingRange`` objects and are read too. Unknown keys are ignored; ``null``
+counts as absent (Go prints nil slices that way without ``omitempty``).
+
+Required (a missing one is an error): ``documents[i].relative_path``, and on every
+occurrence a ``symbol`` and a range; ``symbol`` on symbol information and
+relationships. Wrong types anywhere raise ``BadInputError`` naming the file, the record
+path (``documents[3].occurrences[7].range``) and the field. ``scip_json_from_index``
+writes the same format back, so a decoded ``index.scip`` can be exported and compared.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.scip.model import (
+    Diagnostic,
+    Document,
+    Metadata,
+    Occurrence,
+    Range,
+    Relationship,
+    ScipIndex,
+    Signature,
+    SymbolInformation,
+    ToolInfo,
+)
+
+
+class _Fields:
+    """Typed access to one JSON object; every error names the file and record path."""
+
+    __slots__ = ("obj", "path", "source")
+
+    def __init__(self, obj: Any, path: str, source: str) -> None:
+        if not isinstance(obj, dict):
+            raise BadInputError(f"{source}: {path or '<root>'}: expected an object, got "
+                                f"{_type_name(obj)}")
+        self.obj = obj
+        self.path = path
+        self.source = source
+
+    def error(self, key: str, reason: str) -> BadInputError:
+        where = f"{self.path}.{key}" if self.path else key
+        return BadInputError(f"{self.source}: {where}: {reason}")
+
+    def string(self, key: str, required: bool = False) -> str:
+        value = self.obj.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "missing required string field")
+            return ""
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string, got {_type_name(value)}")
+        if required and not value:
+            raise self.error(key, "must not be empty")
+        return value
+
+    def integer(self, key: str) -> int:
+        value = self.obj.get(key)
+        if value is None:
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected an integer, got {_type_name(value)}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.obj.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected a boolean, got {_type_name(value)}")
+        return value
+
+    def array(self, key: str) -> list[Any]:
+        value = self.obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(key, f"expected an array, got {_type_name(value)}")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        values = self.array(key)
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                raise self.error(f"{key}[{i}]", f"expected a string, got {_type_name(value)}")
+        return values
+
+    def child(self, key: str) -> _Fields | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        return _Fields(value, f"{self.path}.{key}" if self.path else key, self.source)
+
+    def items(self, key: str) -> list[_Fields]:
+        prefix = f"{self.path}.{key}" if self.path else key
+        return [_Fields(v, f"{prefix}[{i}]", self.source) for i, v in enumerate(self.array(key))]
+
+    def range(self, key: str) -> Range | None:
+        values = self.array(key)
+        if not values:
+            return None
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise self.error(key, f"expected non-negative integers, got {values!r}")
+        if len(values) == 4:
+            return (values[0], values[1], values[2], values[3])
+        if len(values) == 3:
+            return (values[0], values[1], values[0], values[2])
+        raise self.error(key, f"has {len(values)} values, expected 3 or 4")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def read_scip_json(path: Path) -> ScipIndex:
+    """Read ``path`` (``scip print --json`` output) into a ``ScipIndex``.
+
+    Raises ``BadInputError`` when the file is not JSON, or a field is missing or has the
+    wrong type (the message names the file, the record path and the field).
+    """
+    try:
+        raw = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadInputError(f"{path}: not valid JSON: {err}") from None
+    return scip_index_from_json(raw, str(path))
+
+
+def scip_index_from_json(raw: Any, source: str = "<json>") -> ScipIndex:
+    """Convert an already parsed ``scip print --json`` value; ``source`` names it in errors."""
+    root = _Fields(raw, "", source)
+    metadata = Metadata()
+    meta = root.child("metadata")
+    if meta is not None:
+        tool = meta.child("tool_info")
+        metadata = Metadata(
+            version=meta.integer("version"),
+            tool_info=ToolInfo(
+                name=tool.string("name"),
+                version=tool.string("version"),
+                arguments=list(tool.strings("arguments")),
+            ) if tool is not None else ToolInfo(),
+            project_root=meta.string("project_root"),
+            text_document_encoding=meta.integer("text_document_encoding"),
+        )
+    return ScipIndex(
+        metadata=metadata,
+        documents=[_document(doc) for doc in root.items("documents")],
+        external_symbols=[_symbol_information(info) for info in root.items("external_symbols")],
+    )
+
+
+def _document(doc: _Fields) -> Document:
+    return Document(
+        relative_path=doc.string("relative_path", required=True),
+        occurrences=[_occurrence(occ) for occ in doc.items("occurrences")],
+        symbols=[_symbol_information(info) for info in doc.items("symbols")],
+        language=doc.string("language"),
+        text=doc.string("text"),
+        position_encoding=doc.integer("position_encoding"),
+    )
+
+
+def _occurrence(occ: _Fields) -> Occurrence:
+    rng = occ.range("range") or _typed_range(occ, "TypedRange")
+    if rng is None:
+        raise occ.error("range", "missing required range")
+    return Occurrence(
+        range=rng,
+        symbol=occ.string("symbol", required=True),
+        symbol_roles=occ.integer("symbol_roles"),
+        override_documentation=list(occ.strings("override_documentation")),
+        syntax_kind=occ.integer("syntax_kind"),
+        diagnostics=[_diagnostic(d) for d in occ.items("diagnostics")],
+        enclosing_range=occ.range("enclosing_range") or _typed_range(occ, "TypedEnclosingRange"),
+    )
+
+
+def _typed_range(occ: _Fields, key: str) -> Range | None:
+    """Read Go's oneof wrapper: ``{"SingleLineRange": {...}}`` or ``{"MultiLineRange": ...}``."""
+    wrapper = occ.child(key)
+    if wrapper is None:
+        return None
+    for name in wrapper.obj:
+        inner = wrapper.child(name)
+        if inner is None:
+            continue
+        start_line = inner.integer("start_line") if "Multi" in name else inner.integer("line")
+        end_line = inner.integer("end_line") if "Multi" in name else start_line
+        values = (start_line, inner.integer("start_character"), end_line,
+                  inner.integer("end_character"))
+        if min(values) < 0:
+            raise wrapper.error(name, f"negative position {values!r}")
+        return values
+    return None
+
+
+def _diagnostic(diag: _Fields) -> Diagnostic:
+    tags = diag.array("tags")
+    for i, tag in enumerate(tags):
+        if isinstance(tag, bool) or not isinstance(tag, int):
+            raise diag.error(f"tags[{i}]", f"expected an integer, got {_type_name(tag)}")
+    return Diagnostic(
+        severity=diag.integer("severity"),
+        code=diag.string("code"),
+        message=diag.string("message"),
+        source=diag.string("source"),
+        tags=list(tags),
+    )
+
+
+def _symbol_information(info: _Fields) -> SymbolInformation:
+    signature = info.child("signature_documentation")
+    return SymbolInformation(
+        symbol=info.string("symbol", required=True),
+        documentation=list(info.strings("documentation")),
+        relationships=[_relationship(rel) for rel in info.items("relationships")],
+        kind=info.integer("kind"),
+        display_name=info.string("display_name"),
+        signature_documentation=Signature(
+            language=signature.string("language"),
+            text=signature.string("text"),
+            occurrences=[_occurrence(occ) for occ in signature.items("occurrences")],
+        ) if signature is not None else None,
+        enclosing_symbol=info.string("enclosing_symbol"),
+    )
+
+
+def _relationship(rel: _Fields) -> Relationship:
+    return Relationship(
+        symbol=rel.string("symbol", required=True),
+        is_reference=rel.boolean("is_reference"),
+        is_implementation=rel.boolean("is_implementation"),
+        is_type_definition=rel.boolean("is_type_definition"),
+        is_definition=rel.boolean("is_definition"),
+    )
+
+
+# -- writing the same format --------------------------------------------------------
+
+
+def scip_json_from_index(index: ScipIndex) -> dict[str, Any]:
+    """Return ``index`` as ``scip print --json`` would print it (zero values omitted)."""
+    meta = index.metadata
+    return _compact({
+        "metadata": _compact({
+            "version": meta.version,
+            "tool_info": _compact({
+                "name": meta.tool_info.name,
+                "version": meta.tool_info.version,
+                "arguments": meta.tool_info.arguments,
+            }),
+            "project_root": meta.project_root,
+            "text_document_encoding": meta.text_document_encoding,
+        }),
+        "documents": [
+            _compact({
+                "relative_path": doc.relative_path,
+                "occurrences": [_occurrence_json(occ) for occ in doc.occurrences],
+                "symbols": [_symbol_json(info) for info in doc.symbols],
+                "language": doc.language,
+                "text": doc.text,
+                "position_encoding": doc.position_encoding,
+            })
+            for doc in index.documents
+        ],
+        "external_symbols": [_symbol_json(info) for info in index.external_symbols],
+    })
+
+
+def _short_range(rng: Range) -> list[int]:
+    # SCIP's compact form: three values when the range stays on one line.
+    if rng[0] == rng[2]:
+        return [rng[0], rng[1], rng[3]]
+    return list(rng)
+
+
+def _occurrence_json(occ: Occurrence) -> dict[str, Any]:
+    return _compact({
+        "range": _short_range(occ.range),
+        "symbol": occ.symbol,
+        "symbol_roles": occ.symbol_roles,
+        "override_documentation": occ.override_documentation,
+        "syntax_kind": occ.syntax_kind,
+        "diagnostics": [
+            _compact({"severity": d.severity, "code": d.code, "message": d.message,
+                      "source": d.source, "tags": d.tags})
+            for d in occ.diagnostics
+        ],
+        "enclosing_range": _short_range(occ.enclosing_range) if occ.enclosing_range else [],
+    })
+
+
+def _symbol_json(info: SymbolInformation) -> dict[str, Any]:
+    signature = info.signature_documentation
+    return _compact({
+        "symbol": info.symbol,
+        "documentation": info.documentation,
+        "relationships": [
+            _compact({
+                "symbol": rel.symbol,
+                "is_reference": rel.is_reference,
+                "is_implementation": rel.is_implementation,
+                "is_type_definition": rel.is_type_definition,
+                "is_definition": rel.is_definition,
+            })
+            for rel in info.relationships
+        ],
+        "kind": info.kind,
+        "display_name": info.display_name,
+        "signature_documentation": _compact({
+            "language": signature.language,
+            "text": signature.text,
+            "occurrences": [_occurrence_json(occ) for occ in signature.occurrences],
+        }) if signature is not None else {},
+        "enclosing_symbol": info.enclosing_symbol,
+    })
+
+
+def _compact(obj: dict[str, Any]) -> dict[str, Any]:
+    """Drop zero values, as Go's ``omitempty`` does."""
+    return {key: value for key, value in obj.items() if value not in (0, "", False, [], {}, None)}

@@ -1,0 +1,221 @@
+"""Turn a decoded SCIP index into the ``scip_occurrences`` and ``scip_symbols`` tables.
+
+Positions: lines stay SCIP's 0-based, end-exclusive values; character offsets are
+converted to **Unicode code points of the line**, so ``line_text[start_char:end_char]``
+is the occurrence's text in Python. The unit read from the index is the document's
+``position_encoding``; when it is unset (scip-python leaves it unset) offsets are read
+as UTF-16 code units, which is what scip-python (pyright, JavaScript strings) emits.
+Conversion needs the file text: ``Document.text`` when the index carries it, else the
+``read_text(uri)`` callable; a document whose text is unavailable keeps its raw
+offsets (identical to code points for ASCII lines).
+
+Lines are split on ``\\r\\n``, ``\\r`` and ``\\n`` only, as pyright and Python's
+tokenizer do (``str.splitlines`` would also split on form feeds and U+2028).
+
+Local symbols (``local N``) stay in ``scip_occurrences`` (they let a reader follow a
+variable inside one file) but are left out of ``scip_symbols``: their names are only
+unique within one document.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pyarrow as pa
+
+from codeintel_assets.core import schemas
+from codeintel_assets.core.scip.model import (
+    POSITION_UTF8,
+    POSITION_UTF32,
+    ROLE_DEFINITION,
+    Document,
+    ScipIndex,
+    SymbolInformation,
+)
+from codeintel_assets.core.scip.symbol_names import (
+    display_name,
+    infer_kind,
+    is_local_symbol,
+    parent_symbol,
+)
+
+TextReader = Callable[[str], str | None]
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_FENCED = re.compile(r"\A```[^\n]*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
+_MODULE_HOVER = re.compile(r"\A\(module\) \S+\Z")
+
+
+def repo_text_reader(repo_root: Path) -> TextReader:
+    """Return ``read_text(uri)`` for files under ``repo_root``.
+
+    The reader returns ``None`` for missing files and for uris that leave the
+    repository; undecodable bytes are replaced (U+FFFD), one code point per bad byte
+    sequence, as pyright reads them.
+    """
+    root = repo_root.resolve()
+
+    def read_text(uri: str) -> str | None:
+        path = (root / uri).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        return path.read_bytes().decode("utf-8", errors="replace")
+
+    return read_text
+
+
+class _LineColumns:
+    """Converts character offsets of one file's lines from a code-unit encoding to code points."""
+
+    __slots__ = ("lines", "unit_lengths", "cache")
+
+    def __init__(self, text: str, encoding: int) -> None:
+        self.lines = LINE_BREAK.split(text)
+        self.unit_lengths: Callable[[str], int] = (
+            (lambda c: len(c.encode("utf-8"))) if encoding == POSITION_UTF8
+            else (lambda c: 2 if ord(c) > 0xFFFF else 1)
+        )
+        self.cache: dict[int, list[int] | None] = {}
+
+    def column(self, line: int, offset: int) -> int:
+        if line not in self.cache:
+            self.cache[line] = self._bounds(line)
+        bounds = self.cache[line]
+        if bounds is None:
+            return offset
+        if offset >= bounds[-1]:
+            # Past the end of the line (pyright may point just after it): keep the overshoot.
+            return len(bounds) - 1 + (offset - bounds[-1])
+        return bisect.bisect_left(bounds, offset)
+
+    def _bounds(self, line: int) -> list[int] | None:
+        """Return the code-unit offset of every code point of ``line`` (None for ASCII lines)."""
+        if line >= len(self.lines) or self.lines[line].isascii():
+            return None
+        bounds = [0]
+        total = 0
+        unit_lengths = self.unit_lengths
+        for char in self.lines[line]:
+            total += unit_lengths(char)
+            bounds.append(total)
+        return bounds
+
+
+def _columns_for(doc: Document, read_text: TextReader | None) -> _LineColumns | None:
+    if doc.position_encoding == POSITION_UTF32:
+        return None
+    text = doc.text or (read_text(doc.relative_path) if read_text is not None else None)
+    if text is None or text.isascii():
+        return None
+    return _LineColumns(text, doc.position_encoding)
+
+
+def occurrences_table(index: ScipIndex, read_text: TextReader | None = None) -> pa.Table:
+    """Return one row per occurrence, schema ``schemas.SCIP_OCCURRENCES``.
+
+    ``role`` is ``'def'`` when the Definition bit (1) of ``roles`` is set, else ``'ref'``.
+    Characters are code points of the line (see module doc); ``read_text`` supplies file
+    text for documents that do not carry it.
+    """
+    symbol, uri, role, roles = [], [], [], []
+    start_line, start_char, end_line, end_char = [], [], [], []
+    enclosing_start, enclosing_end = [], []
+    for doc in index.documents:
+        columns = _columns_for(doc, read_text)
+        path = doc.relative_path
+        for occ in doc.occurrences:
+            line0, char0, line1, char1 = occ.range
+            if columns is not None:
+                char0 = columns.column(line0, char0)
+                char1 = columns.column(line1, char1)
+            symbol.append(occ.symbol)
+            uri.append(path)
+            role.append("def" if occ.symbol_roles & ROLE_DEFINITION else "ref")
+            roles.append(occ.symbol_roles)
+            start_line.append(line0)
+            start_char.append(char0)
+            end_line.append(line1)
+            end_char.append(char1)
+            enclosing = occ.enclosing_range
+            enclosing_start.append(enclosing[0] if enclosing else None)
+            enclosing_end.append(enclosing[2] if enclosing else None)
+    return pa.table(
+        [symbol, uri, role, roles, start_line, start_char, end_line, end_char,
+         enclosing_start, enclosing_end],
+        schema=schemas.SCIP_OCCURRENCES,
+    )
+
+
+def split_documentation(info: SymbolInformation) -> tuple[str | None, str | None]:
+    """Return ``(signature, documentation)`` of a symbol.
+
+    The signature is ``signature_documentation.text`` when set; scip-python instead puts
+    it in the documentation as a fenced ```` ```python ```` block (or ``(module) name``
+    for modules), which is taken out. The remaining entries (the docstring) are joined by
+    blank lines. Either part is ``None`` when empty.
+    """
+    signature = info.signature_documentation.text if info.signature_documentation else ""
+    rest = []
+    for entry in info.documentation:
+        fenced = _FENCED.match(entry)
+        if not signature and (fenced or _MODULE_HOVER.match(entry)):
+            signature = fenced.group("body") if fenced else entry
+        else:
+            rest.append(entry)
+    documentation = "\n\n".join(part for part in rest if part.strip())
+    return signature or None, documentation or None
+
+
+def _symbol_row(info: SymbolInformation, uri: str | None) -> dict[str, object]:
+    signature, documentation = split_documentation(info)
+    return {
+        "symbol": info.symbol,
+        "kind": infer_kind(info.symbol, info.kind),
+        "display_name": info.display_name or display_name(info.symbol),
+        "documentation": documentation,
+        "signature": signature,
+        "enclosing_symbol": info.enclosing_symbol or parent_symbol(info.symbol),
+        "relationships": [
+            {
+                "symbol": rel.symbol,
+                "is_reference": rel.is_reference,
+                "is_implementation": rel.is_implementation,
+                "is_type_definition": rel.is_type_definition,
+                "is_definition": rel.is_definition,
+            }
+            for rel in info.relationships
+        ],
+        "uri": uri,
+    }
+
+
+def _symbol_sources(index: ScipIndex) -> Iterable[tuple[SymbolInformation, str | None]]:
+    for doc in index.documents:
+        for info in doc.symbols:
+            yield info, doc.relative_path
+    for info in index.external_symbols:
+        yield info, None
+    # Definitions an indexer left without SymbolInformation still name a symbol.
+    for doc in index.documents:
+        for occ in doc.occurrences:
+            if occ.symbol_roles & ROLE_DEFINITION:
+                yield SymbolInformation(symbol=occ.symbol), doc.relative_path
+
+
+def symbols_table(index: ScipIndex) -> pa.Table:
+    """Return one row per global symbol, schema ``schemas.SCIP_SYMBOLS``.
+
+    Rows come from each document's symbols (``uri`` = that document), then the external
+    symbols (``uri`` null), then definitions without symbol information; the first row
+    of a symbol wins. ``kind`` is the SCIP Kind name, inferred from the descriptor when
+    unset (rules in ``symbol_names``); ``enclosing_symbol`` falls back to the parent
+    parsed from the symbol string. Local symbols are left out.
+    """
+    rows: dict[str, dict[str, object]] = {}
+    for info, uri in _symbol_sources(index):
+        if info.symbol not in rows and not is_local_symbol(info.symbol):
+            rows[info.symbol] = _symbol_row(info, uri)
+    return pa.Table.from_pylist(list(rows.values()), schema=schemas.SCIP_SYMBOLS)

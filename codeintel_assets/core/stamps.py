@@ -1,0 +1,127 @@
+"""Checksum gates: a stage runs only when its input fingerprint changed.
+
+Each stage of a repository records a stamp (``data/<repo>/stamps/<stage>.json``):
+the fingerprint of its inputs (upstream data versions, config, code version), the
+data version of its output (a content checksum) and the checksum of every output
+file. A stage whose fingerprint is unchanged and whose outputs are intact does no
+work and reports the same data version, so nothing downstream changes either.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
+from codeintel_assets.core.layout import RepoLayout
+
+# Bump a stage's code version when its logic changes what it writes.
+CODE_VERSIONS: dict[str, str] = {
+    "repo_manifest": "1",
+    "scip_index": "1",
+    "scip_occurrences": "1",
+    "ast_nodes": "1",
+    "cst_nodes": "1",
+    "modules": "1",
+    "symbol_edges": "1",
+    "chunks": "1",
+    "faiss_index": "1",
+    "faiss_idmap": "1",
+    "bm25_index": "1",
+    "duckdb_catalog": "1",
+    "synthetic_queries": "1",
+    "eval_pools": "1",
+    "published_index": "1",
+}
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """What a stage's build function returns: its data version and metadata."""
+
+    data_version: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """The outcome of a stage: ran or skipped, its data version, metadata and duration."""
+
+    stage: str
+    ran: bool
+    data_version: str
+    metadata: dict[str, Any]
+    seconds: float
+
+
+def read_stamp(repo: RepoLayout, stage: str) -> dict[str, Any] | None:
+    """Return the stage's last stamp, or None when it never completed."""
+    path = repo.stamp(stage)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def upstream_version(repo: RepoLayout, stage: str) -> str:
+    """Return the data version recorded by an upstream stage ('' when it never ran)."""
+    stamp = read_stamp(repo, stage)
+    return stamp["data_version"] if stamp else ""
+
+
+def fingerprint(stage: str, upstream: dict[str, str], config: dict[str, Any]) -> str:
+    """Return the input fingerprint of a stage: code version, upstream versions, config."""
+    return xxh64_json({"stage": stage, "code": CODE_VERSIONS[stage], "up": upstream, "cfg": config})
+
+
+def run_stage(
+    repo: RepoLayout,
+    stage: str,
+    input_fingerprint: str,
+    outputs: list[Path],
+    build: Callable[[], StageOutput],
+    force: bool = False,
+) -> StageResult:
+    """Run ``build`` unless the stamp shows the same inputs and intact outputs.
+
+    The stamp is written only after ``build`` returned, so a crash leaves the old
+    stamp (or none) and the next run redoes the work.
+    """
+    started = time.perf_counter()
+    stamp = read_stamp(repo, stage)
+    if not force and stamp and stamp.get("fingerprint") == input_fingerprint and _intact(stamp):
+        return StageResult(
+            stage,
+            False,
+            stamp["data_version"],
+            stamp.get("metadata", {}),
+            time.perf_counter() - started,
+        )
+    output = build()
+    checksums = {str(p): xxh64_file(p) for p in outputs if p.exists()}
+    write_json_atomic(
+        repo.stamp(stage),
+        {
+            "fingerprint": input_fingerprint,
+            "data_version": output.data_version,
+            "outputs": checksums,
+            "metadata": output.metadata,
+        },
+    )
+    return StageResult(
+        stage, True, output.data_version, output.metadata, time.perf_counter() - started
+    )
+
+
+def _intact(stamp: dict[str, Any]) -> bool:
+    for path, checksum in stamp.get("outputs", {}).items():
+        target = Path(path)
+        if not target.exists() or xxh64_file(target) != checksum:
+            return False
+    return True

@@ -1,0 +1,331 @@
+"""The symbol graph: who calls, references, imports, inherits from or implements whom.
+
+``symbol_edges_table`` reads the ``scip_occurrences`` and ``scip_symbols`` tables and
+returns ``schemas.SYMBOL_EDGES`` rows:
+
+* every **reference** occurrence gives an edge from ``src_symbol`` — the innermost
+  non-local definition whose enclosing lines contain it in the same file (scip-python
+  sets enclosing ranges on functions and classes), else the file's module symbol — to
+  the referenced symbol. The enclosing range of a definition starts at its decorators,
+  but a decorator runs in the surrounding scope, so a reference on a line before the
+  definition's name belongs to the next definition out. Its ``edge`` is ``import`` when the
+  occurrence has the Import role or lies on an import statement, ``call`` when it is
+  the callee of a call expression (``f`` in ``f(x)``, ``g`` in ``a.b.g(x)``), else
+  ``reference``. Call sites and import lines come from Python's ``ast``
+  (``python_syntax_sites``), because scip-python marks neither.
+* every **relationship** of a symbol: ``is_implementation`` between two classes is
+  ``inherits``, otherwise (an overriding method) ``implements``;
+  ``is_type_definition`` is ``type_def``.
+
+Local symbols (``local N``) are left out at both ends. ``weight`` counts the
+occurrences (relationships count once); ``dst_uri`` is the file defining the target,
+null for symbols defined outside the index.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from codeintel_assets.core import schemas
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.scip.model import ROLE_IMPORT
+from codeintel_assets.core.scip.symbol_names import infer_kind, is_local_symbol
+from codeintel_assets.core.scip.tables import LINE_BREAK, TextReader
+
+EDGE_KINDS = ("call", "reference", "import", "inherits", "implements", "type_def")
+SYMBOL_GRAPH_FORMAT = "codeintel.symbol_graph"
+SYMBOL_GRAPH_VERSION = 1
+
+# A call site or reference position: (uri, 0-based line, code-point column of the line).
+Site = tuple[str, int, int]
+
+
+@dataclass
+class SyntaxSites:
+    """Call sites and import-statement lines of a set of Python files."""
+
+    calls: set[Site] = field(default_factory=set)
+    import_lines: set[tuple[str, int]] = field(default_factory=set)
+    unparsed: list[str] = field(default_factory=list)  # uris that are not valid Python
+
+
+def _code_point_column(lines: list[str], line0: int, byte_col: int) -> int:
+    """Convert ``ast``'s UTF-8 byte column to a code-point column of the line."""
+    if line0 >= len(lines) or lines[line0].isascii():
+        return byte_col
+    return len(lines[line0].encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def _attribute_name_start(lines: list[str], node: ast.Attribute) -> tuple[int, int] | None:
+    """Return (line0, code-point column) where the attribute name of ``node`` begins."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return None
+    line0 = node.end_lineno - 1
+    end = _code_point_column(lines, line0, node.end_col_offset)
+    text = lines[line0] if line0 < len(lines) else ""
+    start = end
+    # Walk back over the identifier; ``node.attr`` is NFKC-normalized so its length can differ.
+    while start > 0 and ("a" + text[start - 1]).isidentifier():
+        start -= 1
+    return line0, start
+
+
+def _parse(text: str) -> tuple[ast.Module, list[str]]:
+    return ast.parse(text), LINE_BREAK.split(text)
+
+
+def python_call_sites(text: str) -> set[tuple[int, int]]:
+    """Return the (line0, code-point column) of every callee name in ``text``.
+
+    For ``f(...)`` the position of ``f``; for ``a.b.g(...)`` the position of ``g``; calls
+    of other expressions (``f()()``, ``x[0]()``) have no name and are skipped.
+    Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) when ``text`` is not Python.
+    """
+    tree, lines = _parse(text)
+    return _call_sites(tree, lines)
+
+
+def _call_sites(tree: ast.Module, lines: list[str]) -> set[tuple[int, int]]:
+    sites = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            line0 = func.lineno - 1
+            sites.add((line0, _code_point_column(lines, line0, func.col_offset)))
+        elif isinstance(func, ast.Attribute):
+            site = _attribute_name_start(lines, func)
+            if site is not None:
+                sites.add(site)
+    return sites
+
+
+def python_import_lines(text: str) -> set[int]:
+    """Return the 0-based lines covered by ``import`` / ``from ... import`` statements.
+
+    Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) when ``text`` is not Python.
+    """
+    tree, _ = _parse(text)
+    return _import_lines(tree)
+
+
+def _import_lines(tree: ast.Module) -> set[int]:
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            lines.update(range(node.lineno - 1, (node.end_lineno or node.lineno)))
+    return lines
+
+
+def python_syntax_sites(uris: Iterable[str], read_text: TextReader) -> SyntaxSites:
+    """Return call sites and import lines of the Python files among ``uris``.
+
+    Files that are missing are skipped; files that do not parse are listed in
+    ``unparsed`` (their references then count as plain references).
+    """
+    sites = SyntaxSites()
+    for uri in uris:
+        if not uri.endswith((".py", ".pyi")):
+            continue
+        text = read_text(uri)
+        if text is None:
+            continue
+        try:
+            tree, lines = _parse(text)
+        except (SyntaxError, ValueError):
+            sites.unparsed.append(uri)
+            continue
+        sites.calls.update((uri, line, col) for line, col in _call_sites(tree, lines))
+        sites.import_lines.update((uri, line) for line in _import_lines(tree))
+    return sites
+
+
+def _module_symbols(occurrences: pa.Table) -> dict[str, str]:
+    """Return the module symbol defined by each uri (the fallback source of edges)."""
+    modules: dict[str, str] = {}
+    rows = occurrences.select(["symbol", "uri", "role"]).to_pydict()
+    for symbol, uri, role in zip(rows["symbol"], rows["uri"], rows["role"], strict=True):
+        if role == "def" and uri not in modules and infer_kind(symbol) == "Module":
+            modules[uri] = symbol
+    return modules
+
+
+def _reference_edges(
+    occurrences: pa.Table, call_sites: set[Site], import_lines: set[tuple[str, int]]
+) -> Counter[tuple[str, str, str, str]]:
+    """Count (src, dst, edge, uri) over reference occurrences, file by file."""
+    columns = occurrences.select(
+        ["symbol", "uri", "role", "roles", "start_line", "start_char",
+         "enclosing_start_line", "enclosing_end_line"]
+    ).to_pydict()
+    by_uri: dict[str, tuple[list[tuple[int, int, str, int]], list[tuple[int, int, int, str]]]]
+    by_uri = {}
+    for symbol, uri, role, roles, line, char, enc_start, enc_end in zip(
+        *columns.values(), strict=True
+    ):
+        if is_local_symbol(symbol):
+            continue
+        defs, refs = by_uri.setdefault(uri, ([], []))
+        if role == "def":
+            if enc_start is not None and enc_end is not None:
+                defs.append((enc_start, enc_end, symbol, line))
+        else:
+            refs.append((line, char, roles, symbol))
+    modules = _module_symbols(occurrences)
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for uri, (defs, refs) in by_uri.items():
+        # Python definitions nest, so a stack of open definitions finds the innermost one.
+        defs.sort(key=lambda d: (d[0], -d[1]))
+        refs.sort()
+        stack: list[tuple[int, int, str, int]] = []
+        next_def = 0
+        module = modules.get(uri)
+        for line, char, roles, dst in refs:
+            while next_def < len(defs) and defs[next_def][0] <= line:
+                opened = defs[next_def]
+                while stack and stack[-1][1] < opened[0]:
+                    stack.pop()
+                stack.append(opened)
+                next_def += 1
+            while stack and stack[-1][1] < line:
+                stack.pop()
+            src = next((d[2] for d in reversed(stack) if d[3] <= line), module)
+            if src is None:
+                continue
+            if roles & ROLE_IMPORT or (uri, line) in import_lines:
+                edge = "import"
+            elif (uri, line, char) in call_sites:
+                edge = "call"
+            else:
+                edge = "reference"
+            counts[(src, dst, edge, uri)] += 1
+    return counts
+
+
+def _relationship_edges(symbols: pa.Table) -> Counter[tuple[str, str, str, str | None]]:
+    counts: Counter[tuple[str, str, str, str | None]] = Counter()
+    rows = symbols.select(["symbol", "kind", "relationships", "uri"]).to_pylist()
+    for row in rows:
+        src = row["symbol"]
+        for rel in row["relationships"] or []:
+            dst = rel["symbol"]
+            if is_local_symbol(src) or is_local_symbol(dst):
+                continue
+            if rel["is_implementation"]:
+                both_classes = row["kind"] == "Class" and infer_kind(dst) == "Class"
+                counts[(src, dst, "inherits" if both_classes else "implements", row["uri"])] += 1
+            if rel["is_type_definition"]:
+                counts[(src, dst, "type_def", row["uri"])] += 1
+    return counts
+
+
+def symbol_edges_table(
+    occurrences: pa.Table,
+    symbols: pa.Table,
+    call_sites: set[Site],
+    import_lines: set[tuple[str, int]] | None = None,
+) -> pa.Table:
+    """Return the symbol graph edges, schema ``schemas.SYMBOL_EDGES`` (rules in module doc).
+
+    ``occurrences`` and ``symbols`` are the ``scip_occurrences`` / ``scip_symbols``
+    tables; ``call_sites`` and ``import_lines`` come from ``python_syntax_sites`` and use
+    the same (uri, 0-based line, code-point column) positions. Rows are sorted by
+    (src_symbol, dst_symbol, edge).
+    """
+    defined: dict[str, str] = {}
+    sym_rows = symbols.select(["symbol", "uri"]).to_pydict()
+    for symbol, uri in zip(sym_rows["symbol"], sym_rows["uri"], strict=True):
+        if uri is not None:
+            defined.setdefault(symbol, uri)
+    occ_rows = occurrences.select(["symbol", "uri", "role"]).to_pydict()
+    for symbol, uri, role in zip(occ_rows["symbol"], occ_rows["uri"], occ_rows["role"],
+                                 strict=True):
+        if role == "def":
+            defined.setdefault(symbol, uri)
+
+    counts = _reference_edges(occurrences, call_sites, import_lines or set())
+    counts.update(_relationship_edges(symbols))
+    rows = sorted(
+        (src, dst, edge, weight, src_uri, defined.get(dst))
+        for (src, dst, edge, src_uri), weight in counts.items()
+    )
+    return pa.table(
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 6,
+        schema=schemas.SYMBOL_EDGES,
+    )
+
+
+def symbol_graph_json(edges: pa.Table) -> dict[str, Any]:
+    """Return the ``symbol_graph.json`` export of an edges table.
+
+    Shape: ``{"format": "codeintel.symbol_graph", "version": 1, "edges": [{src_symbol,
+    dst_symbol, edge, weight, src_uri, dst_uri}, ...]}`` — the columns of
+    ``symbol_edges``, so ``read_symbol_graph_json`` reads it back to the same table.
+    """
+    return {
+        "format": SYMBOL_GRAPH_FORMAT,
+        "version": SYMBOL_GRAPH_VERSION,
+        "edges": edges.select(schemas.SYMBOL_EDGES.names).to_pylist(),
+    }
+
+
+def read_symbol_graph_json(path: Path) -> pa.Table:
+    """Read a ``symbol_graph.json`` file (our export, or an external one in that shape).
+
+    Accepts the object form above or a bare list of edge objects. ``src_symbol``,
+    ``dst_symbol`` (non-empty strings) and ``edge`` (one of ``EDGE_KINDS``) are required;
+    ``weight`` defaults to 1 and must be a positive integer; ``src_uri``/``dst_uri`` are
+    strings or null. Returns a ``schemas.SYMBOL_EDGES`` table. Raises ``BadInputError``
+    naming the file, the record index and the field.
+    """
+    try:
+        raw = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadInputError(f"{path}: not valid JSON: {err}") from None
+    records = raw.get("edges") if isinstance(raw, dict) else raw
+    if not isinstance(records, list):
+        raise BadInputError(f"{path}: expected an object with an 'edges' array or an array")
+    rows = [_edge_record(path, i, record) for i, record in enumerate(records)]
+    return pa.Table.from_pylist(rows, schema=schemas.SYMBOL_EDGES)
+
+
+def _edge_record(path: Path, i: int, record: Any) -> dict[str, Any]:
+    def bad(key: str, reason: str) -> BadInputError:
+        return BadInputError(f"{path}: edges[{i}].{key}: {reason}")
+
+    if not isinstance(record, dict):
+        raise BadInputError(f"{path}: edges[{i}]: expected an object, got "
+                            f"{type(record).__name__}")
+    row: dict[str, Any] = {}
+    for key in ("src_symbol", "dst_symbol"):
+        value = record.get(key)
+        if value is None:
+            raise bad(key, "missing required field")
+        if not isinstance(value, str) or not value:
+            raise bad(key, f"expected a non-empty string, got {value!r}")
+        row[key] = value
+    edge = record.get("edge")
+    if edge is None:
+        raise bad("edge", "missing required field")
+    if edge not in EDGE_KINDS:
+        raise bad("edge", f"expected one of {', '.join(EDGE_KINDS)}, got {edge!r}")
+    row["edge"] = edge
+    weight = record.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+        raise bad("weight", f"expected a positive integer, got {weight!r}")
+    row["weight"] = weight
+    for key in ("src_uri", "dst_uri"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            raise bad(key, f"expected a string or null, got {value!r}")
+        row[key] = value
+    return row

@@ -1,0 +1,5 @@
+"""One dynamic partition per registered repository."""
+
+import dagster as dg
+
+REPOS = dg.DynamicPartitionsDefinition(name="repos")

@@ -1,0 +1,147 @@
+"""Materializing one repository partition through Dagster, for `indexctl build`.
+
+Runs the whole graph for the partition in the instance named by ``$DAGSTER_HOME``
+(default ``./dagster_home``), reports progress as steps finish, and returns a
+per-asset summary (ran or skipped, rows, seconds, embedding cache use).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from codeintel_assets.core.layout import PROJECT_ROOT
+from codeintel_assets.definitions import ALL_ASSETS, ALL_CHECKS
+from codeintel_assets.partitions import REPOS
+from codeintel_assets.resources import CodeintelResource
+
+_ROW_KEYS = ("dagster/row_count", "rows", "chunks", "files", "ntotal")
+
+
+@dataclass(frozen=True)
+class AssetSummary:
+    asset: str
+    ran: bool | None  # None: the step did not materialize (failed or blocked)
+    rows: int | None
+    seconds: float | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    success: bool
+    run_id: str
+    assets: list[AssetSummary]
+    failures: list[str]
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """Return the local instance (``$DAGSTER_HOME``, default ``<project>/dagster_home``)."""
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
+    return dg.DagsterInstance.get()
+
+
+def ensure_partitions(instance: dg.DagsterInstance, names: list[str]) -> None:
+    """Add repository partitions the instance does not know yet."""
+    known = set(instance.get_dynamic_partitions(REPOS.name))
+    missing = [n for n in names if n not in known]
+    if missing:
+        instance.add_dynamic_partitions(REPOS.name, missing)
+
+
+def build_repository(
+    name: str,
+    resource: CodeintelResource,
+    instance: dg.DagsterInstance | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> BuildReport:
+    """Materialize every asset (and check) of partition ``name``; never raises on step failure."""
+    instance = instance or dagster_instance()
+    ensure_partitions(instance, [name])
+    total = len(ALL_ASSETS) + len(ALL_CHECKS)
+    done = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            holder["result"] = dg.materialize(
+                [*ALL_ASSETS, *ALL_CHECKS],
+                partition_key=name,
+                instance=instance,
+                resources={"codeintel": resource},
+                raise_on_error=False,
+                tags={"codeintel/source": "indexctl build"},
+            )
+        except BaseException as exc:  # re-raised in the caller's thread
+            holder["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    started = time.time()
+    worker.start()
+    while not done.wait(0.5):
+        if on_step is not None:
+            on_step(*_progress(instance, started), total)
+    worker.join()
+    if "error" in holder:
+        raise holder["error"]
+    return _report(holder["result"])
+
+
+def _progress(instance: dg.DagsterInstance, started: float) -> tuple[str, int]:
+    runs = instance.get_runs(limit=1)
+    if not runs or runs[0].run_id is None:
+        return "starting", 0
+    logs = instance.all_logs(runs[0].run_id)
+    finished = [
+        e
+        for e in logs
+        if e.dagster_event
+        and e.dagster_event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
+    ]
+    starts = [
+        e for e in logs if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+    ]
+    current = starts[-1].step_key if starts else "starting"
+    return current or "starting", len(finished)
+
+
+def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
+    summaries = []
+    for assets_def in ALL_ASSETS:
+        for key in assets_def.keys:
+            events = result.asset_materializations_for_node(key.path[-1])
+            if not events:
+                summaries.append(AssetSummary(key.to_user_string(), None, None, None, {}))
+                continue
+            metadata = {k: v.value for k, v in events[-1].metadata.items()}
+            rows = next(
+                (int(metadata[k]) for k in _ROW_KEYS if isinstance(metadata.get(k), int)), None
+            )
+            summaries.append(
+                AssetSummary(
+                    key.to_user_string(),
+                    bool(metadata.get("codeintel/ran")),
+                    rows,
+                    metadata.get("codeintel/seconds"),
+                    metadata,
+                )
+            )
+    failures = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    ]
+    failures += [
+        f"check {ev.asset_check_key.name} failed: {ev.metadata.get('detail').value}"
+        for ev in result.get_asset_check_evaluations()
+        if not ev.passed and ev.metadata.get("detail") is not None
+    ]
+    return BuildReport(result.success and not failures, result.run_id, summaries, failures)

@@ -1,0 +1,197 @@
+"""The read-only query API on a real built catalog: order, joins, filters, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from test_catalog_views import CHUNK_ROWS, REPO, build_fixture_layout, chunk_id, idmap_table
+
+from codeintel_assets.core import metrics, schemas
+from codeintel_assets.core.catalog import CatalogReader, ChunkFilter, build_catalog
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.layout import ArtifactLayout
+
+IDS = {(uri, start): chunk_id(uri, start) for uri, start, *_ in CHUNK_ROWS}
+CORE_1 = IDS[("pkg/core.py", 1)]
+CORE_11 = IDS[("pkg/core.py", 11)]
+DEEP = IDS[("pkg/sub/deep.py", 1)]
+GUIDE = IDS[("docs/guide.md", 1)]
+WEIRD = IDS[("weird/it's 100%_done.py", 1)]
+A_B = IDS[("lib/a_b.py", 1)]
+AXB = IDS[("lib/axb.py", 1)]
+TOP = IDS[("top.js", 1)]
+INIT = IDS[("pkg/__init__.py", 1)]
+ALL_IDS = list(IDS.values())
+
+
+@pytest.fixture(params=[False, True], ids=["views", "materialized"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    layout = build_fixture_layout(tmp_path / REPO)
+    build_catalog(layout, materialize=request.param)
+    return layout.catalog
+
+
+@pytest.fixture
+def reader(catalog: Path):
+    with CatalogReader(catalog) as opened:
+        yield opened
+
+
+def test_hydrate_keeps_input_order_and_drops_absent_ids(reader: CatalogReader) -> None:
+    order = [TOP, 12345, CORE_11, GUIDE, -7, CORE_1, TOP]
+    rows = reader.hydrate(order)
+    assert [r["id"] for r in rows] == [TOP, CORE_11, GUIDE, CORE_1]
+    assert all(r["chunk_id"] == r["id"] for r in rows)
+    assert rows[1]["uri"] == "pkg/core.py" and rows[1]["start_line"] == 11
+    assert rows[2]["symbols"] == [] and rows[2]["content_hash"] == ""
+    assert {"uri", "start_line", "end_line", "lang", "preview", "content", "symbols"} <= set(rows[0])
+    assert reader.hydrate([]) == []
+    assert reader.hydrate([999, 1000]) == []
+
+
+def test_joins_add_columns_without_duplicating_rows(reader: CatalogReader) -> None:
+    rows = reader.hydrate(ALL_IDS, join_modules=True, join_symbols=True, join_faiss=True)
+    assert [r["id"] for r in rows] == ALL_IDS
+    by_id = {r["id"]: r for r in rows}
+    assert by_id[DEEP]["module_id"] == "pkg.sub"  # pkg/ also prefixes it: longest wins
+    assert by_id[TOP]["module_id"] is None and by_id[TOP]["faiss_row"] is None
+    assert by_id[CORE_1]["defined_symbols"] == ["py pkg/core.py/load()."]
+    assert by_id[CORE_11]["defined_symbols"] == ["py pkg/core.py/Store#", "py pkg/core.py/Store#save()."]
+    assert by_id[GUIDE]["defined_symbols"] == []
+    assert by_id[CORE_1]["faiss_row"] == 1 and by_id[CORE_1]["index_name"] == "chunks"
+
+
+def test_join_faiss_with_two_indexes_keeps_one_row(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO)
+    first = idmap_table(ALL_IDS)
+    second = first.set_column(2, "index_name", pa.array(["alt"] * len(ALL_IDS)))
+    schemas.write_parquet(pa.concat_tables([second, first]), layout.faiss_idmap, schemas.FAISS_IDMAP)
+    build_catalog(layout)
+    with CatalogReader(layout.catalog) as reader:
+        rows = reader.hydrate(ALL_IDS, join_faiss=True, join_modules=True)
+    assert [r["id"] for r in rows] == ALL_IDS
+    assert {r["index_name"] for r in rows} == {"alt"}
+
+
+def test_filters_globs_languages_and_labels(reader: CatalogReader) -> None:
+    cases = [
+        (ChunkFilter(), ALL_IDS, "none"),
+        (ChunkFilter(include_globs=["pkg/**"]), [INIT, CORE_1, CORE_11, DEEP], "glob"),
+        (ChunkFilter(include_globs=["pkg/"], exclude_globs=["sub/"]), [INIT, CORE_1, CORE_11], "glob"),
+        (ChunkFilter(include_globs=["*.py"], exclude_globs=["pkg/**/deep.py"]), None, "glob"),
+        (ChunkFilter(languages=["Markdown", "javascript"]), [GUIDE, TOP], "language"),
+        (ChunkFilter(include_globs=["{docs,lib}/*"], languages=["python"]), [A_B, AXB], "combined"),
+        (ChunkFilter(include_globs=["lib/a[_]b.py"]), [A_B], "glob"),
+    ]
+    for chunk_filter, expected, label in cases:
+        assert chunk_filter.filter_type == label
+        got = [r["id"] for r in reader.hydrate(ALL_IDS, filters=chunk_filter)]
+        if expected is None:
+            expected = [i for i in ALL_IDS if i not in (DEEP, GUIDE, TOP)]
+        assert got == [i for i in ALL_IDS if i in expected], chunk_filter
+        assert reader.filter_ids(ALL_IDS, chunk_filter) == got
+    assert reader.filter_ids([TOP, 1, CORE_1], ChunkFilter(include_globs=["*.js"])) == [TOP]
+
+
+@pytest.mark.parametrize(
+    ("glob", "expected"),
+    [
+        ("'; DROP TABLE chunks; --", []),
+        ("lib/a_b.py", [A_B]),  # '_' is not a LIKE wildcard here
+        ("lib/a%b.py", []),  # '%' neither
+        ("weird/it's 100%_done.py", [WEIRD]),  # quote, percent, underscore, space
+        ("*100%_done.py", [WEIRD]),
+        ("lib/a\\_b.py", [A_B]),  # backslash escapes the next character
+        ("weird/it\\'s*", [WEIRD]),
+    ],
+)
+def test_glob_injection_and_wildcards_match_literally(
+    reader: CatalogReader, glob: str, expected: list[int]
+) -> None:
+    rows = reader.hydrate(ALL_IDS, filters=ChunkFilter(include_globs=[glob]))
+    assert [r["id"] for r in rows] == expected
+    # Nothing was executed: every chunk is still there.
+    assert len(reader.hydrate(ALL_IDS)) == len(ALL_IDS)
+
+
+def test_bad_glob_is_bad_input(reader: CatalogReader) -> None:
+    with pytest.raises(BadInputError, match="empty glob"):
+        reader.hydrate(ALL_IDS, filters=ChunkFilter(include_globs=["  "]))
+    for bad in ["lib\\", "weird\\/it*"]:
+        with pytest.raises(BadInputError, match="not a valid pattern"):
+            reader.filter_ids(ALL_IDS, ChunkFilter(exclude_globs=[bad]))
+
+
+def test_symbol_queries_bind_values(reader: CatalogReader) -> None:
+    rows = reader.query_by_symbols(
+        ["py pkg/core.py/Store#", "'; DROP TABLE chunks; --", "py weird/it's 100%_done.py/x."],
+        topk_per_symbol=5,
+    )
+    assert [(r["symbol"], r["id"]) for r in rows] == [
+        ("py pkg/core.py/Store#", CORE_1),
+        ("py pkg/core.py/Store#", CORE_11),
+        ("py weird/it's 100%_done.py/x.", WEIRD),
+    ]
+    top1 = reader.query_by_symbols(["py pkg/core.py/Store#"], topk_per_symbol=1)
+    assert [r["id"] for r in top1] == [CORE_1]
+    assert reader.query_by_symbols(["py pkg/core.py/%"], topk_per_symbol=5) == []
+    assert reader.query_by_symbols([]) == []
+    with pytest.raises(BadInputError):
+        reader.query_by_symbols(["x"], topk_per_symbol=0)
+
+
+def test_module_and_single_chunk_queries(reader: CatalogReader) -> None:
+    assert [r["id"] for r in reader.query_by_module("pkg", limit=10)] == [CORE_1, CORE_11]
+    assert [r["id"] for r in reader.query_by_module("pkg", limit=1)] == [CORE_1]
+    assert reader.query_by_module("pkg' OR '1'='1", limit=10) == []
+    assert reader.get_chunk_by_id(DEEP)["uri"] == "pkg/sub/deep.py"
+    assert reader.get_chunk_by_id(42) is None
+    assert reader.get_symbols_for_chunk(CORE_11) == [
+        "py pkg/core.py/Store#",
+        "py pkg/core.py/Store#save().",
+    ]
+    assert reader.get_symbols_for_chunk(42) == []
+
+
+def test_reader_uses_materialized_table_when_present(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO)
+    build_catalog(layout)
+    with CatalogReader(layout.catalog) as reader:
+        assert reader.chunk_relation == "v_chunks"
+        plain = reader.hydrate(ALL_IDS, join_modules=True, join_faiss=True)
+    build_catalog(layout, materialize=True)
+    with CatalogReader(layout.catalog) as reader:
+        assert reader.chunk_relation == "chunks_mat"
+        assert reader.hydrate(ALL_IDS, join_modules=True, join_faiss=True) == plain
+
+
+def test_missing_joined_source_raises_naming_view_and_path(tmp_path: Path) -> None:
+    layout: ArtifactLayout = build_fixture_layout(tmp_path / REPO)
+    layout.scip_occurrences.unlink()
+    build_catalog(layout)
+    with CatalogReader(layout.catalog) as reader:
+        assert len(reader.hydrate(ALL_IDS, join_modules=True)) == len(ALL_IDS)
+        with pytest.raises(duckdb.Error) as raised:
+            reader.hydrate(ALL_IDS, join_symbols=True)
+    assert "scip_occurrences" in str(raised.value)
+    assert str(layout.scip_occurrences.resolve()) in str(raised.value)
+
+
+def test_reader_is_read_only_and_missing_catalog_is_bad_input(catalog: Path, tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="not found"):
+        CatalogReader(tmp_path / "nope.duckdb")
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        with pytest.raises(duckdb.Error):
+            con.execute("DROP VIEW v_chunks")
+
+
+def test_filter_metrics_are_counted(reader: CatalogReader) -> None:
+    if not metrics.metrics_available():
+        pytest.skip("prometheus_client is not installed")
+    reader.filter_ids(ALL_IDS, ChunkFilter(languages=["python"], include_globs=["pkg/"]))
+    text = metrics.metrics_text()
+    assert 'codeintel_catalog_filter_queries_total{filter_type="combined"}' in text
+    assert "codeintel_catalog_view_bootstrap_seconds_count" in text

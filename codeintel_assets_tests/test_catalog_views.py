@@ -1,0 +1,467 @@
+"""Contracts of every catalog view on a real built fixture (Parquet written in the exact schemas)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from codeintel_assets.core import schemas
+from codeintel_assets.core.catalog import (
+    CatalogReader,
+    build_catalog,
+    catalog_status,
+    ensure_views,
+    load_view_definitions,
+    materialize_if_changed,
+    refresh_idmap_join,
+    register_parquet,
+)
+from codeintel_assets.core.checksums import signed_xxh64
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.layout import ArtifactLayout
+
+DIM = 8
+REPO = "fixture"
+SPEC_VIEWS = {
+    "v_chunks",
+    "v_chunk_min",
+    "faiss_idmap",
+    "modules",
+    "symbol_edges",
+    "scip_occurrences",
+    "v_faiss_join",
+    "v_chunk_symbols",
+    "v_chunk_modules",
+    "v_scip_defs",
+    "v_symbol_neighbors",
+    "v_module_coverage",
+    "last_eval_pool",
+    "v_rrf_contrib_by_channel",
+}
+
+# (uri, start_line, end_line, lang, symbols) of the fixture chunks.
+CHUNK_ROWS = [
+    ("pkg/__init__.py", 1, 3, "python", []),
+    ("pkg/core.py", 1, 10, "python", ["py pkg/core.py/load().", "py pkg/core.py/Store#"]),
+    ("pkg/core.py", 11, 30, "python", ["py pkg/core.py/Store#", "py pkg/core.py/Store#save()."]),
+    ("pkg/sub/deep.py", 1, 8, "python", ["py pkg/sub/deep.py/walk()."]),
+    ("docs/guide.md", 1, 40, "markdown", None),
+    ("weird/it's 100%_done.py", 1, 2, "python", ["py weird/it's 100%_done.py/x."]),
+    ("lib/a_b.py", 1, 5, "python", []),
+    ("lib/axb.py", 1, 5, "python", []),
+    ("top.js", 1, 12, "javascript", ["js top.js/main()."]),
+]
+
+
+def chunk_id(uri: str, start_line: int) -> int:
+    """The fixture's stable chunk id (same recipe as the producers: signed xxh64)."""
+    return signed_xxh64(REPO, uri, start_line * 100, start_line * 100 + 50)
+
+
+def chunk_table(rows: list[tuple], salt: str = "") -> pa.Table:
+    """Return the chunks of ``rows`` in the exact chunk schema (embeddings of DIM)."""
+    rng = np.random.default_rng(7)
+    emb = rng.standard_normal((len(rows), DIM)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    contents = [f"content of {uri} {start}{salt}" for uri, start, *_ in rows]
+    return pa.table(
+        {
+            "id": [chunk_id(uri, start) for uri, start, *_ in rows],
+            "uri": [r[0] for r in rows],
+            "start_line": [r[1] for r in rows],
+            "end_line": [r[2] for r in rows],
+            "start_byte": [r[1] * 100 for r in rows],
+            "end_byte": [r[1] * 100 + 50 for r in rows],
+            "preview": [c[:240] for c in contents],
+            "content": contents,
+            "lang": [r[3] for r in rows],
+            "content_hash": [None if r[0].endswith(".md") else f"h{i}" for i, r in enumerate(rows)],
+            "symbols": [r[4] for r in rows],
+            "kind": ["function"] * len(rows),
+            "name": [None] * len(rows),
+            "token_count": [10] * len(rows),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), DIM),
+        }
+    )
+
+
+def idmap_table(ids: list[int], build_version: str = "v1") -> pa.Table:
+    """Return an id map with one row per id (row = position)."""
+    return pa.table(
+        {
+            "faiss_row": list(range(len(ids))),
+            "faiss_id": ids,
+            "index_name": ["chunks"] * len(ids),
+            "build_version": [build_version] * len(ids),
+            "ts": pa.array([0] * len(ids), pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+EVAL_POOL_ROWS = [
+    ("q1", "faiss", 1, 11, 0.9),
+    ("q1", "faiss", 2, 12, 0.8),
+    ("q1", "faiss", 3, 13, 0.7),
+    ("q1", "bm25", 1, 12, 5.0),
+    ("q2", "faiss", 5, 11, 0.1),
+]
+
+
+def build_fixture_layout(root: Path, *, with_eval_pool: bool = True) -> ArtifactLayout:
+    """Write every artifact the catalog reads under ``root`` and return its layout."""
+    layout = ArtifactLayout(root)
+    schemas.write_parquet(chunk_table(CHUNK_ROWS), layout.chunks, schemas.chunk_schema(DIM))
+    ids = [chunk_id(uri, start) for uri, start, *_ in CHUNK_ROWS]
+    # Every chunk but the last one (top.js) is in the FAISS index.
+    schemas.write_parquet(idmap_table(ids[:-1]), layout.faiss_idmap, schemas.FAISS_IDMAP)
+    modules = [
+        ("pkg", "pkg/", "python"),
+        ("pkg.sub", "pkg/sub/", "python"),
+        ("docs", "docs/", "markdown"),
+        ("weird", "weird/", "python"),
+        ("lib", "lib/", "python"),
+    ]
+    schemas.write_parquet(
+        pa.table(
+            {
+                "module_id": [m[0] for m in modules],
+                "uri_prefix": [m[1] for m in modules],
+                "language": [m[2] for m in modules],
+                **{
+                    name: [1] * len(modules)
+                    for name in (
+                        "size_loc",
+                        "cyclomatic",
+                        "in_deg",
+                        "out_deg",
+                        "file_count",
+                        "def_count",
+                        "chunk_count",
+                    )
+                },
+                "doc_cov": [0.5] * len(modules),
+                "centrality": [0.2] * len(modules),
+            }
+        ),
+        layout.modules_parquet,
+        schemas.MODULES,
+    )
+    occurrences = [
+        # symbol, uri, role, 0-based start line
+        ("py pkg/core.py/load().", "pkg/core.py", "def", 1),
+        ("py pkg/core.py/Store#", "pkg/core.py", "def", 12),
+        ("py pkg/core.py/Store#save().", "pkg/core.py", "def", 14),
+        ("py pkg/core.py/Store#", "pkg/core.py", "ref", 3),
+        ("py pkg/sub/deep.py/walk().", "pkg/sub/deep.py", "def", 0),
+    ]
+    schemas.write_parquet(
+        pa.table(
+            {
+                "symbol": [o[0] for o in occurrences],
+                "uri": [o[1] for o in occurrences],
+                "role": [o[2] for o in occurrences],
+                "roles": [1 if o[2] == "def" else 0 for o in occurrences],
+                "start_line": [o[3] for o in occurrences],
+                "start_char": [4] * len(occurrences),
+                "end_line": [o[3] for o in occurrences],
+                "end_char": [9] * len(occurrences),
+                "enclosing_start_line": [None] * len(occurrences),
+                "enclosing_end_line": [None] * len(occurrences),
+            }
+        ),
+        layout.scip_occurrences,
+        schemas.SCIP_OCCURRENCES,
+    )
+    edges = [
+        ("py pkg/core.py/load().", "py pkg/core.py/Store#", "reference", 2, "pkg/core.py", "pkg/core.py"),
+        ("py pkg/sub/deep.py/walk().", "py pkg/core.py/load().", "call", 1, "pkg/sub/deep.py", "pkg/core.py"),
+        ("py pkg/core.py/load().", "py json/loads().", "call", 3, "pkg/core.py", None),
+    ]
+    schemas.write_parquet(
+        pa.table({name: [e[i] for e in edges] for i, name in enumerate(schemas.SYMBOL_EDGES.names)}),
+        layout.symbol_edges,
+        schemas.SYMBOL_EDGES,
+    )
+    if with_eval_pool:
+        schemas.write_parquet(
+            pa.table(
+                {name: [r[i] for r in EVAL_POOL_ROWS] for i, name in enumerate(schemas.EVAL_POOL.names)}
+            ),
+            layout.eval_pool,
+            schemas.EVAL_POOL,
+        )
+    return layout
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> ArtifactLayout:
+    return build_fixture_layout(tmp_path / "data" / REPO)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
+
+
+def test_build_catalog_creates_every_spec_view_with_row_counts(layout: ArtifactLayout) -> None:
+    status = build_catalog(layout)
+    names = {v.name for v in status.views}
+    assert SPEC_VIEWS <= names
+    spec_views = [v for v in status.views if v.name in SPEC_VIEWS]
+    assert all(v.present and v.error is None for v in spec_views), status.to_markdown()
+    assert "source file missing" in status.view("ast_nodes").error
+    assert status.view("v_chunks").row_count == len(CHUNK_ROWS)
+    assert status.view("faiss_idmap").row_count == len(CHUNK_ROWS) - 1
+    assert status.view("v_rrf_contrib_by_channel").row_count == 3
+    assert status.missing_sources == ["ast_nodes", "cst_nodes", "node_to_chunk", "repo_manifest", "scip_symbols"]
+    as_dict = status.to_dict()
+    assert {v["name"] for v in as_dict["views"]} == names
+    chunks_source = next(s for s in as_dict["sources"] if s["name"] == "chunks")
+    assert chunks_source["present"] and len(chunks_source["checksum"]) == 16
+    markdown = status.to_markdown()
+    assert "| `v_chunk_modules` | view | 9 |" in markdown
+    assert catalog_status(layout.catalog).views == status.views
+
+
+def test_views_use_absolute_paths_and_work_from_another_cwd(
+    layout: ArtifactLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(layout.root)
+    build_catalog(ArtifactLayout(Path(".")))  # a relative root: DDL must still be absolute
+    monkeypatch.chdir(tmp_path)
+    status = catalog_status(layout.catalog)
+    ddl = status.view("chunks").ddl
+    assert f"'{layout.root.resolve()}/vectors/chunks/*.parquet'" in ddl
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM v_chunks").fetchone()[0] == len(CHUNK_ROWS)
+        recorded = con.execute("SELECT name, ddl FROM catalog_manifest").fetchall()
+    definitions = {d.name: d.ddl for d in load_view_definitions()}
+    assert {name: ddl for name, ddl in recorded if name in definitions} == definitions
+
+
+def test_view_columns_follow_the_contract(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        assert _columns(con, "v_chunk_min") == ["id", "uri", "lang", "preview"]
+        assert set(schemas.chunk_schema(DIM).names) == set(_columns(con, "v_chunks"))
+        assert _columns(con, "v_chunk_modules") == ["chunk_id", "uri", "module_id", "language"]
+        assert _columns(con, "v_chunk_symbols") == ["chunk_id", "symbol"]
+        assert _columns(con, "v_faiss_join")[:3] == ["index_name", "faiss_id", "faiss_row"]
+        assert {"chunk_id", "uri", "start_line", "end_line"} <= set(_columns(con, "v_faiss_join"))
+        assert _columns(con, "v_rrf_contrib_by_channel") == ["query_id", "source", "hits", "rrf_contrib"]
+        assert {"src_module_id", "dst_module_id", "crosses_module"} <= set(
+            _columns(con, "v_symbol_neighbors")
+        )
+        assert {"module_id", "chunks_total", "chunks_indexed", "coverage"} <= set(
+            _columns(con, "v_module_coverage")
+        )
+        for view, schema in [
+            ("faiss_idmap", schemas.FAISS_IDMAP),
+            ("modules", schemas.MODULES),
+            ("symbol_edges", schemas.SYMBOL_EDGES),
+            ("scip_occurrences", schemas.SCIP_OCCURRENCES),
+            ("last_eval_pool", schemas.EVAL_POOL),
+        ]:
+            assert _columns(con, view) == schema.names
+        # Coalesced columns: the markdown chunk has NULL symbols and content_hash in Parquet.
+        row = con.execute(
+            "SELECT symbols, content_hash FROM v_chunks WHERE uri = 'docs/guide.md'"
+        ).fetchone()
+        assert row == ([], "")
+
+
+def test_chunk_modules_longest_prefix_one_row_per_chunk(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        rows = con.execute("SELECT chunk_id, uri, module_id, language FROM v_chunk_modules").fetchall()
+    assert len(rows) == len(CHUNK_ROWS) == len({r[0] for r in rows})
+    by_uri = {uri: (module, language) for _, uri, module, language in rows}
+    assert by_uri["pkg/sub/deep.py"] == ("pkg.sub", "python")  # not 'pkg', the shorter prefix
+    assert by_uri["pkg/core.py"] == ("pkg", "python")
+    assert by_uri["top.js"] == (None, "javascript")  # no module: kept, language from the chunk
+
+
+def test_faiss_join_round_trip(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        joined = con.execute(
+            "SELECT faiss_row, faiss_id, chunk_id, uri FROM v_faiss_join ORDER BY faiss_row"
+        ).fetchall()
+    expected = [(uri, chunk_id(uri, start)) for uri, start, *_ in CHUNK_ROWS[:-1]]
+    assert [(r[3], r[2]) for r in joined] == expected
+    assert all(r[1] == r[2] for r in joined)
+    with CatalogReader(layout.catalog) as reader:
+        sample = [r[1] for r in joined[::2]]
+        hydrated = reader.hydrate(sample, join_faiss=True)
+    assert [(h["id"], h["uri"], h["faiss_row"]) for h in hydrated] == [
+        (r[1], r[3], r[0]) for r in joined[::2]
+    ]
+
+
+def test_rrf_contrib_by_channel_arithmetic(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        rows = con.execute(
+            "SELECT query_id, source, hits, rrf_contrib FROM v_rrf_contrib_by_channel "
+            "ORDER BY query_id, source"
+        ).fetchall()
+    expected = {}
+    for query_id, source, rank, _, _ in EVAL_POOL_ROWS:
+        hits, total = expected.get((query_id, source), (0, 0.0))
+        expected[(query_id, source)] = (hits + 1, total + 1 / (60 + rank))
+    assert [(q, s) for q, s, *_ in rows] == sorted(expected)
+    for query_id, source, hits, contrib in rows:
+        assert hits == expected[(query_id, source)][0]
+        assert contrib == pytest.approx(expected[(query_id, source)][1], rel=1e-12)
+    assert rows[1][3] == pytest.approx(1 / 61 + 1 / 62 + 1 / 63)
+
+
+def test_missing_eval_pool_is_an_empty_typed_view(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO, with_eval_pool=False)
+    status = build_catalog(layout)
+    assert status.view("last_eval_pool").error is None
+    assert status.view("last_eval_pool").row_count == 0
+    assert status.view("v_rrf_contrib_by_channel").row_count == 0
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        types = con.execute("DESCRIBE last_eval_pool").fetchall()
+    assert [(t[0], t[1]) for t in types] == [
+        ("query_id", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("rank", "INTEGER"),
+        ("chunk_id", "BIGINT"),
+        ("score", "DOUBLE"),
+    ]
+
+
+def test_module_coverage_and_symbol_neighbors(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        coverage = dict(
+            (m, (total, indexed))
+            for m, total, indexed in con.execute(
+                "SELECT module_id, chunks_total, chunks_indexed FROM v_module_coverage"
+            ).fetchall()
+        )
+        neighbors = con.execute(
+            "SELECT src_module_id, dst_module_id, crosses_module FROM v_symbol_neighbors "
+            "ORDER BY src_symbol, dst_symbol"
+        ).fetchall()
+        defs = con.execute("SELECT symbol, line FROM v_scip_defs ORDER BY symbol").fetchall()
+    assert coverage["pkg"] == (3, 3)
+    assert coverage["pkg.sub"] == (1, 1)
+    assert coverage["lib"] == (2, 2)
+    assert neighbors == [("pkg", None, True), ("pkg", "pkg", False), ("pkg.sub", "pkg", True)]
+    assert ("py pkg/sub/deep.py/walk().", 1) in defs and len(defs) == 4
+
+
+def test_missing_source_names_view_and_path_other_views_work(layout: ArtifactLayout) -> None:
+    layout.symbol_edges.unlink()
+    status = build_catalog(layout)  # the build still succeeds and reports the gap
+    assert "symbol_edges" in status.missing_sources
+    assert "symbol_edges" in status.view("symbol_edges").error
+    assert str(layout.symbol_edges.resolve()) in status.view("v_symbol_neighbors").error
+    assert status.view("v_chunks").row_count == len(CHUNK_ROWS)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        for query in ("SELECT count(*) FROM symbol_edges", "SELECT * FROM v_symbol_neighbors"):
+            with pytest.raises(duckdb.Error) as raised:
+                con.execute(query).fetchall()
+            message = str(raised.value)
+            assert "symbol_edges" in message and str(layout.symbol_edges.resolve()) in message
+        assert con.execute("SELECT count(*) FROM v_chunk_modules").fetchone()[0] == len(CHUNK_ROWS)
+
+
+def test_checksum_guard_materializes_only_on_change(layout: ArtifactLayout) -> None:
+    first = build_catalog(layout, materialize=True)
+    mats = {m.name: m for m in first.materialized}
+    assert set(mats) == {"chunks_mat", "faiss_idmap_mat"}
+    assert mats["chunks_mat"].row_count == len(CHUNK_ROWS)
+    again = {m.name: m for m in build_catalog(layout, materialize=True).materialized}
+    assert again == mats  # same checksum -> not rebuilt, updated_at unchanged
+    schemas.write_parquet(
+        chunk_table(CHUNK_ROWS[:4], salt="x"), layout.chunks, schemas.chunk_schema(DIM)
+    )
+    changed = {m.name: m for m in build_catalog(layout, materialize=True).materialized}
+    assert changed["chunks_mat"].checksum != mats["chunks_mat"].checksum
+    assert changed["chunks_mat"].row_count == 4
+    assert changed["faiss_idmap_mat"] == mats["faiss_idmap_mat"]
+    # Without materialize, a stale table is dropped rather than served.
+    schemas.write_parquet(chunk_table(CHUNK_ROWS[:2]), layout.chunks, schemas.chunk_schema(DIM))
+    plain = build_catalog(layout)
+    assert {m.name for m in plain.materialized} == {"faiss_idmap_mat"}
+    with CatalogReader(layout.catalog) as reader:
+        assert reader.chunk_relation == "v_chunks"
+
+
+def test_refresh_idmap_join_only_when_idmap_changes(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    assert refresh_idmap_join(layout.catalog, layout) is True  # first time: no table yet
+    assert refresh_idmap_join(layout.catalog, layout) is False
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+        assert {"idx_faiss_idmap_mat_chunk_id", "idx_faiss_idmap_mat_faiss_id"} <= indexes
+    ids = [chunk_id(uri, start) for uri, start, *_ in CHUNK_ROWS]
+    schemas.write_parquet(idmap_table(ids, "v2"), layout.faiss_idmap, schemas.FAISS_IDMAP)
+    assert refresh_idmap_join(layout.catalog, layout) is True
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM faiss_idmap_mat").fetchone()[0] == len(ids)
+        assert con.execute("SELECT row_count FROM faiss_idmap_mat_meta").fetchone()[0] == len(ids)
+    assert refresh_idmap_join(layout.catalog, layout) is False
+    layout.faiss_idmap.unlink()
+    with pytest.raises(BadInputError, match="faiss_idmap.parquet"):
+        refresh_idmap_join(layout.catalog, layout)
+
+
+def test_materialize_and_register_reject_unknown_identifiers(layout: ArtifactLayout) -> None:
+    with duckdb.connect() as con:
+        ensure_views(con, layout)
+        with pytest.raises(BadInputError, match="unknown"):
+            materialize_if_changed(con, "chunks; DROP TABLE x", "SELECT 1", "c")
+        with pytest.raises(BadInputError, match="unknown"):
+            register_parquet(con, "evil view", str(layout.chunks))
+        with pytest.raises(BadInputError, match="not absolute"):
+            register_parquet(con, "chunks", "vectors/chunks/*.parquet")
+        # ensure_views is idempotent.
+        ensure_views(con, layout)
+        assert con.execute("SELECT count(*) FROM v_chunks").fetchone()[0] == len(CHUNK_ROWS)
+
+
+def test_path_with_quote_is_quoted_safely(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / "it's; DROP TABLE x; --")
+    status = build_catalog(layout)
+    assert status.view("v_chunks").row_count == len(CHUNK_ROWS)
+
+
+def test_reader_while_catalog_is_rebuilt(layout: ArtifactLayout) -> None:
+    build_catalog(layout)
+    ids = [chunk_id(uri, start) for uri, start, *_ in CHUNK_ROWS]
+    rebuild = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from codeintel_assets.core.catalog import build_catalog\n"
+        "from codeintel_assets.core.layout import ArtifactLayout\n"
+        "for i in range(6):\n"
+        "    build_catalog(ArtifactLayout(Path(sys.argv[1])), materialize=i % 2 == 0)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    writer = subprocess.Popen([sys.executable, "-c", rebuild, str(layout.root)], env=env)
+    reads = 0
+    try:
+        while writer.poll() is None or reads == 0:
+            with CatalogReader(layout.catalog) as reader:
+                rows = reader.hydrate(ids, join_modules=True)
+            assert [r["id"] for r in rows] == ids
+            reads += 1
+            time.sleep(0.01)
+    finally:
+        writer.wait(timeout=120)
+    assert writer.returncode == 0
+    assert reads >= 1
+    leftovers = [p.name for p in layout.catalog.parent.iterdir() if p.name != layout.catalog.name]
+    assert leftovers == []

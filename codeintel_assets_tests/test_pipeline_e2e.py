@@ -1,0 +1,109 @@
+"""The real graph, materialized by Dagster on a generated repository, then searched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from codeintel_assets.checks import ALL_CHECKS
+from codeintel_assets.core import lifecycle, registry
+from codeintel_assets.core.catalog import ChunkFilter
+from codeintel_assets.core.layout import RepoLayout
+from codeintel_assets.core.search import CodeIndex
+from codeintel_assets.definitions import ALL_ASSETS
+from codeintel_assets.partitions import REPOS
+from codeintel_assets.resources import CodeintelResource
+
+pytestmark = pytest.mark.integration
+
+
+def materialize_repo(name: str, embedder: str = "hashing") -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(REPOS.name, [name])
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        partition_key=name,
+        instance=instance,
+        resources={"codeintel": CodeintelResource(embedder=embedder)},
+    )
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+@pytest.fixture
+def registered(fixture_repo: Path, data_dir: Path) -> str:
+    registry.add_repo(registry.RepoConfig(name="fx", path=str(fixture_repo)))
+    return "fx"
+
+
+def test_graph_materializes_publishes_and_searches(registered: str, data_dir: Path):
+    result = materialize_repo(registered)
+    assert result.success
+    assert all(ev.passed for ev in result.get_asset_check_evaluations())
+
+    layout = RepoLayout(data_dir, registered)
+    chunks = pq.read_table(layout.build.chunks)
+    assert chunks.num_rows == metadata_of(result, "chunks")["chunks"] > 5
+    assert chunks.schema.field("embedding").type.list_size == 64
+    assert -1 not in chunks.column("id").to_pylist()
+    assert metadata_of(result, "chunks")["over_budget"] == 0
+    assert metadata_of(result, "repo_manifest")["files"] == 6
+
+    version = lifecycle.current_version_or_none(layout)
+    assert version is not None
+    manifest = json.loads(layout.version(version).version_manifest.read_text())
+    paths = {a["path"] for a in manifest["artifacts"]}
+    assert {
+        "vectors/chunks/chunks.parquet",
+        "faiss/chunks.faiss",
+        "faiss/faiss_idmap.parquet",
+    } <= paths
+    chunk_entry = next(a for a in manifest["artifacts"] if a["path"].endswith("chunks.parquet"))
+    assert chunk_entry["rows"] == chunks.num_rows
+
+    with CodeIndex.open(registered) as index:
+        hits = index.search("build faiss index vectors ids", k=3)
+        assert hits[0].uri == "pkg/vectors.py"
+        assert "build_faiss_index" in index.catalog.get_chunk_by_id(hits[0].chunk_id)["content"]
+        assert [h.rank for h in hits] == [1, 2, 3]
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        only_js = index.search("greet counter", k=5, filters=ChunkFilter(languages=["javascript"]))
+        assert only_js and {h.lang for h in only_js} == {"javascript"}
+        no_py = index.search("vector", k=20, filters=ChunkFilter(exclude_globs=["*.py"]))
+        assert no_py and not any(h.uri.endswith(".py") for h in no_py)
+
+
+def test_second_build_skips_every_stage_with_same_versions(registered: str, data_dir: Path):
+    first = materialize_repo(registered)
+    second = materialize_repo(registered)
+    for asset in (
+        "repo_manifest",
+        "chunks",
+        "faiss_index",
+        "faiss_idmap",
+        "duckdb_catalog",
+        "published_index",
+    ):
+        before, after = metadata_of(first, asset), metadata_of(second, asset)
+        assert after["codeintel/ran"] is False, asset
+        assert after["data_version"] == before["data_version"], asset
+
+
+@pytest.mark.model
+def test_default_model_finds_the_function_that_builds_the_index(registered: str, data_dir: Path):
+    result = materialize_repo(registered, embedder="sentence-transformers")
+    assert result.success
+    assert metadata_of(result, "chunks")["dim"] == 384
+    with CodeIndex.open(registered) as index:
+        hits = index.search("build the faiss index", k=3)
+        assert any(
+            "def build_faiss_index" in (h.preview or "") or h.uri == "pkg/vectors.py" for h in hits
+        )
+        assert "all-MiniLM-L6-v2" in index.manifest["embedder"]["model_id"]
