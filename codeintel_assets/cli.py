@@ -19,7 +19,7 @@ from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import RepoLayout, data_root
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,6 +228,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_json([r.to_dict() for r in results])
         return 0
     table = Table("#", "score", "location", "preview")
+    table.columns[2].overflow = "fold"
     for r in results:
         preview = r.preview.strip().splitlines()[0][:80] if r.preview.strip() else ""
         table.add_row(
@@ -278,15 +279,10 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from codeintel_assets.core import validation
-    from codeintel_assets.core.catalog import build_catalog
+    from codeintel_assets.core.stages import BuildContext
+    from codeintel_assets.core.stages.publish import publish
 
-    layout = _layout(args.repo)
-    outcome = lifecycle.publish_version(
-        layout,
-        build_catalog=lambda v: build_catalog(v).to_dict(),
-        validate=validation.validate_version,
-    )
+    outcome = publish(BuildContext.for_repo(args.repo))
     out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
     return 0
 

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from codeintel_assets.assets import catalog, chunks, publish, source, vectors
+from codeintel_assets.assets import catalog, chunks, publish, source, structure, vectors
 from codeintel_assets.checks import ALL_CHECKS
 from codeintel_assets.resources import CodeintelResource
 
-ALL_ASSETS = dg.load_assets_from_modules([source, chunks, vectors, catalog, publish])
+ALL_ASSETS = dg.load_assets_from_modules([source, structure, chunks, vectors, catalog, publish])
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

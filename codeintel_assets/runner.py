@@ -60,6 +60,7 @@ def build_repository(
     resource: CodeintelResource,
     instance: dg.DagsterInstance | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
+    log_level: str = "WARNING",
 ) -> BuildReport:
     """Materialize every asset (and check) of partition ``name``; never raises on step failure."""
     instance = instance or dagster_instance()
@@ -77,6 +78,7 @@ def build_repository(
                 resources={"codeintel": resource},
                 raise_on_error=False,
                 tags={"codeintel/source": "indexctl build"},
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             )
         except BaseException as exc:  # re-raised in the caller's thread
             holder["error"] = exc

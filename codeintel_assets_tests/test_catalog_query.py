@@ -47,7 +47,9 @@ def test_hydrate_keeps_input_order_and_drops_absent_ids(reader: CatalogReader) -
     assert all(r["chunk_id"] == r["id"] for r in rows)
     assert rows[1]["uri"] == "pkg/core.py" and rows[1]["start_line"] == 11
     assert rows[2]["symbols"] == [] and rows[2]["content_hash"] == ""
-    assert {"uri", "start_line", "end_line", "lang", "preview", "content", "symbols"} <= set(rows[0])
+    assert {"uri", "start_line", "end_line", "lang", "preview", "content", "symbols"} <= set(
+        rows[0]
+    )
     assert reader.hydrate([]) == []
     assert reader.hydrate([999, 1000]) == []
 
@@ -59,7 +61,10 @@ def test_joins_add_columns_without_duplicating_rows(reader: CatalogReader) -> No
     assert by_id[DEEP]["module_id"] == "pkg.sub"  # pkg/ also prefixes it: longest wins
     assert by_id[TOP]["module_id"] is None and by_id[TOP]["faiss_row"] is None
     assert by_id[CORE_1]["defined_symbols"] == ["py pkg/core.py/load()."]
-    assert by_id[CORE_11]["defined_symbols"] == ["py pkg/core.py/Store#", "py pkg/core.py/Store#save()."]
+    assert by_id[CORE_11]["defined_symbols"] == [
+        "py pkg/core.py/Store#",
+        "py pkg/core.py/Store#save().",
+    ]
     assert by_id[GUIDE]["defined_symbols"] == []
     assert by_id[CORE_1]["faiss_row"] == 1 and by_id[CORE_1]["index_name"] == "chunks"
 
@@ -68,7 +73,9 @@ def test_join_faiss_with_two_indexes_keeps_one_row(tmp_path: Path) -> None:
     layout = build_fixture_layout(tmp_path / REPO)
     first = idmap_table(ALL_IDS)
     second = first.set_column(2, "index_name", pa.array(["alt"] * len(ALL_IDS)))
-    schemas.write_parquet(pa.concat_tables([second, first]), layout.faiss_idmap, schemas.FAISS_IDMAP)
+    schemas.write_parquet(
+        pa.concat_tables([second, first]), layout.faiss_idmap, schemas.FAISS_IDMAP
+    )
     build_catalog(layout)
     with CatalogReader(layout.catalog) as reader:
         rows = reader.hydrate(ALL_IDS, join_faiss=True, join_modules=True)
@@ -80,7 +87,11 @@ def test_filters_globs_languages_and_labels(reader: CatalogReader) -> None:
     cases = [
         (ChunkFilter(), ALL_IDS, "none"),
         (ChunkFilter(include_globs=["pkg/**"]), [INIT, CORE_1, CORE_11, DEEP], "glob"),
-        (ChunkFilter(include_globs=["pkg/"], exclude_globs=["sub/"]), [INIT, CORE_1, CORE_11], "glob"),
+        (
+            ChunkFilter(include_globs=["pkg/"], exclude_globs=["sub/"]),
+            [INIT, CORE_1, CORE_11],
+            "glob",
+        ),
         (ChunkFilter(include_globs=["*.py"], exclude_globs=["pkg/**/deep.py"]), None, "glob"),
         (ChunkFilter(languages=["Markdown", "javascript"]), [GUIDE, TOP], "language"),
         (ChunkFilter(include_globs=["{docs,lib}/*"], languages=["python"]), [A_B, AXB], "combined"),
@@ -144,8 +155,8 @@ def test_symbol_queries_bind_values(reader: CatalogReader) -> None:
 
 
 def test_module_and_single_chunk_queries(reader: CatalogReader) -> None:
-    assert [r["id"] for r in reader.query_by_module("pkg", limit=10)] == [CORE_1, CORE_11]
-    assert [r["id"] for r in reader.query_by_module("pkg", limit=1)] == [CORE_1]
+    assert [r["id"] for r in reader.query_by_module("pkg", limit=10)] == [INIT, CORE_1, CORE_11]
+    assert [r["id"] for r in reader.query_by_module("pkg", limit=1)] == [INIT]
     assert reader.query_by_module("pkg' OR '1'='1", limit=10) == []
     assert reader.get_chunk_by_id(DEEP)["uri"] == "pkg/sub/deep.py"
     assert reader.get_chunk_by_id(42) is None
@@ -180,7 +191,9 @@ def test_missing_joined_source_raises_naming_view_and_path(tmp_path: Path) -> No
     assert str(layout.scip_occurrences.resolve()) in str(raised.value)
 
 
-def test_reader_is_read_only_and_missing_catalog_is_bad_input(catalog: Path, tmp_path: Path) -> None:
+def test_reader_is_read_only_and_missing_catalog_is_bad_input(
+    catalog: Path, tmp_path: Path
+) -> None:
     with pytest.raises(BadInputError, match="not found"):
         CatalogReader(tmp_path / "nope.duckdb")
     with duckdb.connect(str(catalog), read_only=True) as con:

@@ -1,4 +1,4 @@
-"""Contracts of every catalog view on a real built fixture (Parquet written in the exact schemas)."""
+"""Contracts of every catalog view on a real built fixture (Parquet in the exact schemas)."""
 
 from __future__ import annotations
 
@@ -181,19 +181,38 @@ def build_fixture_layout(root: Path, *, with_eval_pool: bool = True) -> Artifact
         schemas.SCIP_OCCURRENCES,
     )
     edges = [
-        ("py pkg/core.py/load().", "py pkg/core.py/Store#", "reference", 2, "pkg/core.py", "pkg/core.py"),
-        ("py pkg/sub/deep.py/walk().", "py pkg/core.py/load().", "call", 1, "pkg/sub/deep.py", "pkg/core.py"),
+        (
+            "py pkg/core.py/load().",
+            "py pkg/core.py/Store#",
+            "reference",
+            2,
+            "pkg/core.py",
+            "pkg/core.py",
+        ),
+        (
+            "py pkg/sub/deep.py/walk().",
+            "py pkg/core.py/load().",
+            "call",
+            1,
+            "pkg/sub/deep.py",
+            "pkg/core.py",
+        ),
         ("py pkg/core.py/load().", "py json/loads().", "call", 3, "pkg/core.py", None),
     ]
     schemas.write_parquet(
-        pa.table({name: [e[i] for e in edges] for i, name in enumerate(schemas.SYMBOL_EDGES.names)}),
+        pa.table(
+            {name: [e[i] for e in edges] for i, name in enumerate(schemas.SYMBOL_EDGES.names)}
+        ),
         layout.symbol_edges,
         schemas.SYMBOL_EDGES,
     )
     if with_eval_pool:
         schemas.write_parquet(
             pa.table(
-                {name: [r[i] for r in EVAL_POOL_ROWS] for i, name in enumerate(schemas.EVAL_POOL.names)}
+                {
+                    name: [r[i] for r in EVAL_POOL_ROWS]
+                    for i, name in enumerate(schemas.EVAL_POOL.names)
+                }
             ),
             layout.eval_pool,
             schemas.EVAL_POOL,
@@ -220,7 +239,13 @@ def test_build_catalog_creates_every_spec_view_with_row_counts(layout: ArtifactL
     assert status.view("v_chunks").row_count == len(CHUNK_ROWS)
     assert status.view("faiss_idmap").row_count == len(CHUNK_ROWS) - 1
     assert status.view("v_rrf_contrib_by_channel").row_count == 3
-    assert status.missing_sources == ["ast_nodes", "cst_nodes", "node_to_chunk", "repo_manifest", "scip_symbols"]
+    assert status.missing_sources == [
+        "ast_nodes",
+        "cst_nodes",
+        "node_to_chunk",
+        "repo_manifest",
+        "scip_symbols",
+    ]
     as_dict = status.to_dict()
     assert {v["name"] for v in as_dict["views"]} == names
     chunks_source = next(s for s in as_dict["sources"] if s["name"] == "chunks")
@@ -255,7 +280,12 @@ def test_view_columns_follow_the_contract(layout: ArtifactLayout) -> None:
         assert _columns(con, "v_chunk_symbols") == ["chunk_id", "symbol"]
         assert _columns(con, "v_faiss_join")[:3] == ["index_name", "faiss_id", "faiss_row"]
         assert {"chunk_id", "uri", "start_line", "end_line"} <= set(_columns(con, "v_faiss_join"))
-        assert _columns(con, "v_rrf_contrib_by_channel") == ["query_id", "source", "hits", "rrf_contrib"]
+        assert _columns(con, "v_rrf_contrib_by_channel") == [
+            "query_id",
+            "source",
+            "hits",
+            "rrf_contrib",
+        ]
         assert {"src_module_id", "dst_module_id", "crosses_module"} <= set(
             _columns(con, "v_symbol_neighbors")
         )
@@ -280,7 +310,9 @@ def test_view_columns_follow_the_contract(layout: ArtifactLayout) -> None:
 def test_chunk_modules_longest_prefix_one_row_per_chunk(layout: ArtifactLayout) -> None:
     build_catalog(layout)
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
-        rows = con.execute("SELECT chunk_id, uri, module_id, language FROM v_chunk_modules").fetchall()
+        rows = con.execute(
+            "SELECT chunk_id, uri, module_id, language FROM v_chunk_modules"
+        ).fetchall()
     assert len(rows) == len(CHUNK_ROWS) == len({r[0] for r in rows})
     by_uri = {uri: (module, language) for _, uri, module, language in rows}
     assert by_uri["pkg/sub/deep.py"] == ("pkg.sub", "python")  # not 'pkg', the shorter prefix

@@ -149,6 +149,12 @@ def test_multibyte_varints_and_enclosing_range() -> None:
     assert decoded.enclosing_range == (299, 0, 400, 1)
 
 
+def test_negative_range_value_is_rejected() -> None:
+    occ = field(1, 2, packed([0, 5, (1 << 64) - 1])) + field(2, 2, b"s")
+    with pytest.raises(BadInputError, match=r"in documents\[0\]\.occurrences\[0\]: negative"):
+        decode_scip_bytes(METADATA + field(2, 2, document("m.py", occ)), "x.scip")
+
+
 def test_unknown_fields_are_skipped() -> None:
     unknown = (
         field(15, 0, 123456)

@@ -3,12 +3,21 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
-from codeintel_assets.core import pipeline
+from codeintel_assets.core.stages.catalog import stage_duckdb_catalog
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
 
-CATALOG_INPUTS = ["repo_manifest", "chunks", "faiss_idmap"]
+CATALOG_INPUTS = [
+    "repo_manifest",
+    "scip_occurrences",
+    "ast_nodes",
+    "cst_nodes",
+    "modules",
+    "symbol_edges",
+    "chunks",
+    "faiss_idmap",
+]
 
 
 @dg.asset(
@@ -21,4 +30,4 @@ CATALOG_INPUTS = ["repo_manifest", "chunks", "faiss_idmap"]
 def duckdb_catalog(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
     """`db/codeintel.duckdb`: views over the Parquet artifacts and a manifest of their DDL."""
     ctx = codeintel.build_context(context.partition_key)
-    return materialize_result(pipeline.stage_duckdb_catalog(ctx, CATALOG_INPUTS))
+    return materialize_result(stage_duckdb_catalog(ctx, CATALOG_INPUTS))

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
-from codeintel_assets.core import pipeline
+from codeintel_assets.core.stages.publish import stage_published_index
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
@@ -23,4 +23,4 @@ def published_index(context: dg.AssetExecutionContext, codeintel: CodeintelResou
     Runs only after the blocking checks on the catalog passed.
     """
     ctx = codeintel.build_context(context.partition_key)
-    return materialize_result(pipeline.stage_published_index(ctx, PUBLISH_INPUTS))
+    return materialize_result(stage_published_index(ctx, PUBLISH_INPUTS))

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
-from codeintel_assets.core import pipeline
+from codeintel_assets.core.stages.source import stage_repo_manifest
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
@@ -21,5 +21,4 @@ def repo_manifest(context: dg.AssetExecutionContext, codeintel: CodeintelResourc
     Its data version is the checksum of the manifest, so an unchanged tree changes nothing.
     """
     ctx = codeintel.build_context(context.partition_key)
-    result = pipeline.stage_repo_manifest(ctx)
-    return materialize_result(result, ctx.layout.build.repo_manifest)
+    return materialize_result(stage_repo_manifest(ctx), ctx.layout.build.repo_manifest)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
-from codeintel_assets.core import pipeline
+from codeintel_assets.core.stages.retrieval import stage_faiss_idmap, stage_faiss_index
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
@@ -19,7 +19,7 @@ from codeintel_assets.resources import CodeintelResource
 def faiss_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
     """`faiss/chunks.faiss` (inner product, ids = chunk ids) and its audit sidecar."""
     ctx = codeintel.build_context(context.partition_key)
-    return materialize_result(pipeline.stage_faiss_index(ctx))
+    return materialize_result(stage_faiss_index(ctx))
 
 
 @dg.asset(
@@ -32,5 +32,4 @@ def faiss_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
 def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
     """`faiss/faiss_idmap.parquet`: FAISS row → chunk id, with index name and build version."""
     ctx = codeintel.build_context(context.partition_key)
-    result = pipeline.stage_faiss_idmap(ctx)
-    return materialize_result(result, ctx.layout.build.faiss_idmap)
+    return materialize_result(stage_faiss_idmap(ctx), ctx.layout.build.faiss_idmap)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import xxhash
 
 _READ_BLOCK = 1 << 20
@@ -60,6 +61,17 @@ def signed_xxh64(*parts: str | int) -> int:
         value -= 1 << 64
     # -1 is FAISS's "no result" marker, so it can never be an id.
     return -2 if value == -1 else value
+
+
+def table_checksum(*tables: pa.Table) -> str:
+    """Return the xxh64 of Arrow tables' content (their IPC stream bytes, schema included)."""
+    parts = []
+    for table in tables:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table.combine_chunks())
+        parts.append(xxh64_bytes(sink.getvalue().to_pybytes()))
+    return xxh64_parts(parts)
 
 
 @contextlib.contextmanager

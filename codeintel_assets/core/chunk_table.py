@@ -6,6 +6,7 @@ embedding cache, which embeds only texts it has not seen for this model.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,37 @@ class ChunkBuildStats:
     over_budget: int = 0  # embedded texts longer than the model reads (should stay 0)
     changed_since_manifest: int = 0
     by_kind: Counter = field(default_factory=Counter)
+
+
+def symbol_lookup(occurrences: pa.Table) -> SymbolLookup:
+    """Return a function giving the SCIP symbols defined or referenced in a chunk's lines.
+
+    Occurrence lines are 0-based (SCIP), chunk lines 1-based; local symbols are left out.
+    Symbols are ordered by the line of their first occurrence.
+    """
+    by_uri: dict[str, tuple[list[int], list[str]]] = {}
+    rows = sorted(
+        (uri, line + 1, symbol)
+        for uri, line, symbol in zip(
+            occurrences.column("uri").to_pylist(),
+            occurrences.column("start_line").to_pylist(),
+            occurrences.column("symbol").to_pylist(),
+            strict=True,
+        )
+        if not symbol.startswith("local ")
+    )
+    for uri, line, symbol in rows:
+        lines, symbols = by_uri.setdefault(uri, ([], []))
+        lines.append(line)
+        symbols.append(symbol)
+
+    def lookup(chunk: Chunk) -> list[str]:
+        lines, symbols = by_uri.get(chunk.uri, ([], []))
+        lo = bisect.bisect_left(lines, chunk.start_line)
+        hi = bisect.bisect_right(lines, chunk.end_line)
+        return list(dict.fromkeys(symbols[lo:hi]))
+
+    return lookup
 
 
 def chunk_repository(

@@ -34,10 +34,19 @@ class ArtifactLayout:
     def repo_manifest(self) -> Path:
         return self.root / "manifest" / "repo_manifest.parquet"
 
+    @property
+    def manifest_skips(self) -> Path:
+        return self.root / "manifest" / "skipped.parquet"
+
     # -- structure ----------------------------------------------------------------
     @property
     def scip_index(self) -> Path:
         return self.root / "scip" / "index.scip"
+
+    @property
+    def scip_index_json(self) -> Path:
+        """An ingested ``scip print --json`` index (kept as given; we write no protobuf)."""
+        return self.root / "scip" / "index.scip.json"
 
     @property
     def scip_occurrences(self) -> Path:

@@ -42,7 +42,9 @@ def artifact_files(layout: ArtifactLayout) -> list[Path]:
     """Return the artifact files of a layout that exist (the catalog excluded)."""
     candidates = [
         layout.repo_manifest,
+        layout.manifest_skips,
         layout.scip_index,
+        layout.scip_index_json,
         layout.scip_occurrences,
         layout.scip_symbols,
         layout.ast_nodes,

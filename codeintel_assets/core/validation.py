@@ -80,7 +80,93 @@ def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMP
     )
 
 
-BLOCKING_CHECKS = (check_chunks_not_empty, check_faiss_round_trip)
+def _count(layout: ArtifactLayout, sql: str) -> tuple[int, list[tuple]]:
+    """Run a problem-finding query on the catalog: (number of problems, a few examples)."""
+    # ``sql`` is one of the constant queries below; no value is ever pasted in.
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        rows = con.execute("SELECT * FROM (" + sql + ") LIMIT 5").fetchall()
+        total = con.execute("SELECT count(*) FROM (" + sql + ")").fetchone()[0]
+    return int(total), rows
+
+
+# Chunk symbols whose SCIP occurrence is not in the same file inside the chunk's lines
+# (occurrence lines are 0-based, chunk lines 1-based).
+_STRAY_CHUNK_SYMBOLS = """
+    SELECT cs.chunk_id, cs.symbol FROM v_chunk_symbols cs JOIN v_chunks c ON c.id = cs.chunk_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM scip_occurrences o
+        WHERE o.symbol = cs.symbol AND o.uri = c.uri
+          AND o.start_line + 1 BETWEEN c.start_line AND c.end_line)
+"""
+
+# Chunks with no module, or whose module's uri_prefix does not prefix the chunk's uri.
+_CHUNKS_WITHOUT_MODULE = """
+    SELECT c.id, c.uri, cm.module_id FROM v_chunks c
+    LEFT JOIN v_chunk_modules cm ON cm.chunk_id = c.id
+    LEFT JOIN modules m ON m.module_id = cm.module_id
+    WHERE m.module_id IS NULL OR NOT starts_with(c.uri, m.uri_prefix)
+"""
+
+# Syntax nodes whose parent_id names no node of the same table.
+_ORPHAN_NODES = """
+    SELECT n.uri, n.node_id, n.parent_id FROM {table} n
+    WHERE n.parent_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.node_id = n.parent_id)
+"""
+
+# Edge endpoints that carry a uri but have no definition occurrence in that file.
+_UNDEFINED_EDGE_ENDPOINTS = """
+    SELECT e.src_symbol AS symbol, e.src_uri AS uri FROM symbol_edges e
+    WHERE e.src_uri IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM scip_occurrences o
+        WHERE o.symbol = e.src_symbol AND o.uri = e.src_uri AND o.role = 'def')
+    UNION ALL
+    SELECT e.dst_symbol, e.dst_uri FROM symbol_edges e
+    WHERE e.dst_uri IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM scip_occurrences o
+        WHERE o.symbol = e.dst_symbol AND o.uri = e.dst_uri AND o.role = 'def')
+"""
+
+
+def _problems(name: str, layout: ArtifactLayout, sql: str, what: str) -> CheckOutcome:
+    total, examples = _count(layout, sql)
+    detail = f"{total} {what}" + (f", e.g. {examples[:3]}" if total else "")
+    return CheckOutcome(name, total == 0, detail, {"problems": total})
+
+
+def check_chunk_symbols_in_occurrences(layout: ArtifactLayout) -> CheckOutcome:
+    """Every chunk symbol occurs in ``scip_occurrences`` in the chunk's file and lines."""
+    return _problems(
+        "chunk_symbols_in_scip", layout, _STRAY_CHUNK_SYMBOLS, "chunk symbols without occurrence"
+    )
+
+
+def check_chunks_map_to_modules(layout: ArtifactLayout) -> CheckOutcome:
+    """Every chunk maps to a module whose ``uri_prefix`` prefixes its uri."""
+    return _problems(
+        "chunks_map_to_modules", layout, _CHUNKS_WITHOUT_MODULE, "chunks without a module"
+    )
+
+
+def check_no_orphan_nodes(layout: ArtifactLayout) -> CheckOutcome:
+    """No AST or CST node names a parent that does not exist."""
+    sql = " UNION ALL ".join(_ORPHAN_NODES.format(table=t) for t in ("ast_nodes", "cst_nodes"))
+    return _problems("no_orphan_syntax_nodes", layout, sql, "orphan nodes")
+
+
+def check_edge_endpoints_defined(layout: ArtifactLayout) -> CheckOutcome:
+    """Every symbol-edge endpoint with a uri is defined there in ``scip_occurrences``."""
+    return _problems(
+        "edge_endpoints_defined", layout, _UNDEFINED_EDGE_ENDPOINTS, "undefined edge endpoints"
+    )
+
+
+BLOCKING_CHECKS = (
+    check_chunks_not_empty,
+    check_faiss_round_trip,
+    check_chunk_symbols_in_occurrences,
+    check_chunks_map_to_modules,
+)
 
 
 def validate_version(layout: ArtifactLayout) -> list[str]:

@@ -476,16 +476,17 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
 
 
 def _register_missing(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: str) -> str:
-    columns = ",\n    ".join(
-        f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in spec.schema
-    )
     if spec.empty_when_missing:
-        condition = "FALSE"
+        value, condition = "NULL", "FALSE"
     else:
-        # error() in WHERE is evaluated by every query reading the view, even count(*),
-        # which a column expression would not be (projection pushdown drops it).
-        message = sql_string_literal(_missing_message(spec.name, path))
-        condition = f"error({message}) IS NULL"
+        # error() both in every column and in WHERE: the WHERE makes count(*) fail (columns
+        # are pruned), the columns keep the optimizer from proving a filter such as
+        # role = 'def' false on constant NULLs and skipping the scan without an error.
+        value = f"error({sql_string_literal(_missing_message(spec.name, path))})"
+        condition = f"{value} IS NULL"
+    columns = ",\n    ".join(
+        f"CAST({value} AS {duckdb_type(f.type)}) AS {f.name}" for f in spec.schema
+    )
     ddl = f"CREATE OR REPLACE VIEW {spec.name} AS\nSELECT\n    {columns}\nWHERE {condition}"
     con.execute(ddl)
     return ddl

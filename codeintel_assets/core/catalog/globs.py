@@ -13,8 +13,10 @@ A glob is matched against a chunk's ``uri`` (repository-relative POSIX path) wit
 * A glob without a ``/`` (other than a trailing one) matches a path component at any
   depth: ``*.py`` matches ``pkg/mod.py``; ``tests`` matches ``tests/a.py`` and ``x/tests/b.py``.
   A glob with a ``/`` in the middle or at the start is anchored at the repository root.
-* A glob that matches a directory matches everything under it; a trailing ``/`` limits
-  the glob to directories.
+* A glob that matches a directory matches everything under it (``/pkg/mod*`` matches
+  ``pkg/module/x.py``), except that a whole final ``*`` segment matches one level only
+  (``pkg/*`` matches ``pkg/a.py``, not ``pkg/sub/b.py``; use ``pkg/**`` or ``pkg/``).
+  A trailing ``/`` limits the glob to directories.
 * ``{a,b,c}`` (with at least one top-level comma, outside a character class) expands into
   alternatives before matching; a path matches when any alternative does.
 * A leading ``!`` or ``#`` is literal (it is not a gitignore negation or comment), and
@@ -27,7 +29,7 @@ How the two evaluators share it
 -------------------------------
 ``compile_glob`` translates a glob into ``LIKE`` patterns (escaped with ``\\``, always
 bound as parameters). When the translation is *exact* (literal paths, directory
-prefixes, ``*.ext``, ``dir/prefix*``) SQL alone decides. Otherwise (character
+prefixes, ``*.ext``, ``/dir/prefix*``) SQL alone decides. Otherwise (character
 classes, ``**`` in the middle, ``?``, braces with complex alternatives...) the ``LIKE``
 patterns are a *superset* prefilter (a literal prefix or a literal run every match
 must contain) and :meth:`PathFilter.matches` post-filters the rows in Python with
@@ -83,7 +85,9 @@ class CompiledGlob:
 
     @cached_property
     def _spec(self) -> pathspec.PathSpec:
-        return pathspec.PathSpec.from_lines("gitignore", _gitignore_lines(self.glob))
+        # One gitignore line per brace alternative: positive lines OR together.
+        lines = [line for alt in expand_braces(self.glob) for line in _gitignore_lines(alt)]
+        return pathspec.PathSpec.from_lines("gitignore", lines)
 
     def matches(self, uri: str) -> bool:
         """Return True when ``uri`` matches the glob (the Python evaluator)."""
@@ -305,10 +309,9 @@ def _exact_like(glob: str) -> list[str] | None:
         return ["%" + suffix, "%" + suffix + "/%"]
     if anchored and body.endswith("*") and not body.endswith("**") and _is_literal(body[:-1]):
         prefix = body[:-1]
-        if prefix.endswith("/"):
-            # 'dir/*' needs a non-empty component after 'dir/'.
-            return [escape_like(prefix) + "_%"]
-        return [escape_like(prefix) + "%"]
+        # A whole final '*' segment ('dir/*', '/*') matches one level only: not a LIKE.
+        if prefix and not prefix.endswith("/"):
+            return [escape_like(prefix) + "%"]
     return None
 
 
@@ -317,9 +320,6 @@ def _prefilter_like(glob: str) -> tuple[str, ...]:
     body = glob.rstrip("/")
     anchored = "/" in body
     body = body.removeprefix("/")
-    if glob.startswith(("!", "#")):
-        # Leading '!'/'#' are literal characters of the first component.
-        anchored = "/" in body
     likes: list[str] = []
     runs = _literal_runs(body)
     if anchored and not body.startswith("**") and runs and runs[0][0] == 0:

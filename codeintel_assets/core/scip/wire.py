@@ -149,6 +149,11 @@ def _int32(value: int) -> int:
 
 
 def _packed_int32(buf: bytes, start: int, stop: int) -> list[int]:
+    """Decode packed non-negative int32 values (SCIP's ranges and tags are never negative)."""
+    chunk = buf[start:stop]
+    if chunk.isascii():
+        # Every value fits one byte (all bytes < 0x80): the bytes are the values.
+        return list(chunk)
     values = []
     pos = start
     while pos < stop:
@@ -156,9 +161,16 @@ def _packed_int32(buf: bytes, start: int, stop: int) -> list[int]:
         if byte < 0x80:
             values.append(byte)
             pos += 1
+        elif pos + 1 < stop and buf[pos + 1] < 0x80:
+            # Two-byte varints (values up to 16383) cover nearly every line and column.
+            values.append((byte & 0x7F) | buf[pos + 1] << 7)
+            pos += 2
         else:
+            value_start = pos
             value, pos = _varint(buf, pos, stop)
-            values.append(_int32(value))
+            if value > 0x7FFFFFFF:
+                raise _WireError(value_start, f"negative or oversized int32 {_int32(value)}")
+            values.append(value)
     return values
 
 
@@ -187,14 +199,10 @@ def _wrong_type(tag: int, field_start: int, message: str) -> _WireError:
 
 def _range(values: list[int], offset: int, what: str) -> Range:
     if len(values) == 4:
-        rng = (values[0], values[1], values[2], values[3])
-    elif len(values) == 3:
-        rng = (values[0], values[1], values[0], values[2])
-    else:
-        raise _WireError(offset, f"{what} has {len(values)} values, expected 3 or 4")
-    if min(rng) < 0:
-        raise _WireError(offset, f"{what} has a negative value: {list(values)}")
-    return rng
+        return (values[0], values[1], values[2], values[3])
+    if len(values) == 3:
+        return (values[0], values[1], values[0], values[2])
+    raise _WireError(offset, f"{what} has {len(values)} values, expected 3 or 4")
 
 
 def _typed_range(buf: bytes, start: int, stop: int, multi: bool) -> list[int]:
@@ -206,8 +214,11 @@ def _typed_range(buf: bytes, start: int, stop: int, multi: bool) -> list[int]:
         tag, pos = _varint(buf, pos, stop)
         number = tag >> 3
         if tag & 7 == _WIRE_VARINT and 1 <= number <= len(values):
+            value_start = pos
             value, pos = _varint(buf, pos, stop)
-            values[number - 1] = _int32(value)
+            if value > 0x7FFFFFFF:
+                raise _WireError(value_start, f"negative or oversized int32 {_int32(value)}")
+            values[number - 1] = value
         else:
             pos = _skip(buf, pos, stop, tag, field_start)
     return values
@@ -313,28 +324,39 @@ def _occurrence(buf: bytes, pos: int, end: int) -> Occurrence:
             pos += 1
         else:
             tag, pos = _varint(buf, pos, end)
-        if tag == 0x0A:
-            start, pos = _length(buf, pos, end)
-            range_values = _packed_int32(buf, start, pos)
-        elif tag == 0x12:
-            start, pos = _length(buf, pos, end)
-            try:
-                symbol = buf[start:pos].decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise _WireError(start + err.start, "symbol is not valid UTF-8") from None
+        if tag == 0x0A or tag == 0x12 or tag == 0x3A:
+            if pos < end and buf[pos] < 0x80:
+                start = pos + 1
+                pos = start + buf[pos]
+                if pos > end:
+                    raise _WireError(start - 1, "truncated record: length runs past the end")
+            else:
+                start, pos = _length(buf, pos, end)
+            if tag == 0x12:
+                try:
+                    symbol = buf[start:pos].decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise _WireError(start + err.start, "symbol is not valid UTF-8") from None
+            elif tag == 0x0A:
+                range_values = _packed_int32(buf, start, pos)
+            else:
+                enclosing_values = _packed_int32(buf, start, pos)
         elif tag == 0x18:
-            roles, pos = _varint(buf, pos, end)
-            roles = _int32(roles)
-        elif tag == 0x3A:
-            start, pos = _length(buf, pos, end)
-            enclosing_values = _packed_int32(buf, start, pos)
+            if pos < end and buf[pos] < 0x80:
+                roles = buf[pos]
+                pos += 1
+            else:
+                roles, pos = _varint(buf, pos, end)
+                roles = _int32(roles)
         elif tag == 0x08 or tag == 0x38:
             # Unpacked repeated int32: legal protobuf, so accepted.
             value, pos = _varint(buf, pos, end)
+            if value > 0x7FFFFFFF:
+                raise _WireError(field_start, f"negative or oversized int32 {_int32(value)}")
             if tag == 0x08:
-                range_values = (range_values or []) + [_int32(value)]
+                range_values = (range_values or []) + [value]
             else:
-                enclosing_values = (enclosing_values or []) + [_int32(value)]
+                enclosing_values = (enclosing_values or []) + [value]
         elif tag == 0x22:
             text, pos = _string(buf, pos, end)
             overrides.append(text)

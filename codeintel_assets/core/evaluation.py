@@ -1,0 +1,394 @@
+"""Evaluation pools and retrieval metrics: how much ANN loses, and how good each channel is.
+
+``evaluate`` runs every synthetic query through each channel and keeps the ranked
+lists as the pool (schema ``EVAL_POOL``):
+
+* ``faiss``: the ANN index, top ``k·k_factor``;
+* ``oracle``: exact inner-product search over the same vectors, top ``k``;
+* ``bm25``: the lexical index, top ``k·k_factor``;
+* ``hybrid``: reciprocal rank fusion of the dense and bm25 lists, each fetched
+  ``fusion_depth`` deep (a generous pool, so fusion can lift what one channel
+  ranks low), top ``k·k_factor``.
+
+Metrics come from the pool alone (``pool_metrics``), so a pool written from a TSV is
+scored the same way: recall@k of ANN against the oracle (ties count, see
+``tuning.recall_at_k``); recall@1/5/10 (share of a query's positives in the top n)
+and MRR@10 of each source against the positives, overall, per style and per module.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from codeintel_assets.core import faiss_store
+from codeintel_assets.core.checksums import atomic_path
+from codeintel_assets.core.embedding import Embedder
+from codeintel_assets.core.errors import BadInputError, CodeintelError
+from codeintel_assets.core.fusion import rrf
+from codeintel_assets.core.lexical import Bm25Index
+from codeintel_assets.core.queries import STYLES, SyntheticQuery
+from codeintel_assets.core.schemas import EVAL_POOL
+from codeintel_assets.core.tuning import ExactOracle, recall_at_k
+
+SOURCES = ("faiss", "oracle", "bm25", "hybrid", "splade")
+CHANNELS = ("faiss", "bm25", "hybrid", "oracle")
+RECALL_AT = (1, 5, 10)
+MRR_AT = 10
+FUSION_DEPTH = 100
+MAX_REPORT_MODULES = 25
+
+ModuleOf = Callable[[int], str | None] | Mapping[int, str]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The pool, the metrics computed from it, and its markdown report."""
+
+    pool: pa.Table  # schema EVAL_POOL
+    metrics: dict[str, Any]
+    report_markdown: str
+
+    def write_plot(self, path: Path) -> None:
+        """Write a PNG bar chart of MRR@10 and recall@10 per source and style, atomically."""
+        write_metrics_plot(self.metrics, path)
+
+
+def evaluate(
+    queries: list[SyntheticQuery],
+    chunks: pa.Table,
+    index: Any,
+    bm25: Bm25Index,
+    embedder: Embedder,
+    *,
+    k: int = 10,
+    k_factor: int = 2,
+    module_of: ModuleOf | None = None,
+    fusion_depth: int = FUSION_DEPTH,
+    oracle: ExactOracle | None = None,
+) -> EvalResult:
+    """Return the evaluation of ``queries`` against one built index (FAISS + BM25).
+
+    ``chunks`` needs ``id`` and ``embedding`` (for the exact oracle, unless ``oracle`` is
+    given) and ``uri`` (for the default module: the chunk's directory). Raises
+    ``CodeintelError`` when the index dimension differs from the model's.
+    """
+    if index.d != embedder.dim:
+        raise CodeintelError(
+            f"the FAISS index has dimension {index.d} but the embedding model has "
+            f"{embedder.dim}; rebuild the index with this model"
+        )
+    oracle = oracle or oracle_from_chunks(chunks)
+    texts = [q.text for q in queries]
+    limit = embedder.max_tokens - 2  # [CLS] and [SEP]
+    truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
+    vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
+    pool = evaluation_pool(queries, vectors, index, oracle, bm25, k, k_factor, fusion_depth)
+    module_of = module_of or default_module_of(chunks)
+    metrics = pool_metrics(pool, queries, k=k, module_of=module_of)
+    metrics["truncated_queries"] = truncated
+    metrics["k_factor"] = k_factor
+    metrics["fusion_depth"] = fusion_depth
+    return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
+
+
+def oracle_from_chunks(chunks: pa.Table) -> ExactOracle:
+    """Return exact search over the ``embedding`` column of ``chunks``, keyed by ``id``."""
+    ids = chunks.column("id").to_numpy()
+    dim = chunks.schema.field("embedding").type.list_size
+    flat = chunks.column("embedding").combine_chunks().flatten().to_numpy()
+    return ExactOracle(ids, flat.reshape(len(ids), dim))
+
+
+def default_module_of(chunks: pa.Table) -> Callable[[int], str | None]:
+    """Return chunk id → the directory of its file (``.`` at the top)."""
+    dirs = {
+        cid: (uri.rsplit("/", 1)[0] if "/" in uri else ".")
+        for cid, uri in zip(
+            chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
+        )
+    }
+    return dirs.get
+
+
+def evaluation_pool(
+    queries: list[SyntheticQuery],
+    vectors: np.ndarray,
+    index: Any,
+    oracle: ExactOracle,
+    bm25: Bm25Index,
+    k: int,
+    k_factor: int,
+    fusion_depth: int = FUSION_DEPTH,
+) -> pa.Table:
+    """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle, bm25, hybrid."""
+    keep = k * k_factor
+    depth = max(keep, fusion_depth)
+    dense = faiss_store.search(index, vectors, depth)
+    exact = oracle.search(vectors, k)
+    rows: dict[str, list] = {name: [] for name in EVAL_POOL.names}
+
+    def add(query_id: str, source: str, ranked: list[tuple[int, float]]) -> None:
+        for rank, (chunk_id, score) in enumerate(ranked, start=1):
+            rows["query_id"].append(query_id)
+            rows["source"].append(source)
+            rows["rank"].append(rank)
+            rows["chunk_id"].append(int(chunk_id))
+            rows["score"].append(float(score))
+
+    for row, query in enumerate(queries):
+        dense_list = [
+            (int(i), float(s))
+            for i, s in zip(dense.ids[row], dense.scores[row], strict=True)
+            if i != -1
+        ]
+        lexical = bm25.search(query.text, depth)
+        fused = rrf({"dense": [i for i, _ in dense_list], "bm25": [i for i, _ in lexical]})
+        add(query.query_id, "faiss", dense_list[:keep])
+        add(
+            query.query_id,
+            "oracle",
+            [
+                (int(i), float(s))
+                for i, s in zip(exact.ids[row], exact.scores[row], strict=True)
+                if i != -1
+            ],
+        )
+        add(query.query_id, "bm25", lexical[:keep])
+        add(query.query_id, "hybrid", [(i, s) for i, s, _ in fused[:keep]])
+    return pa.table(rows, schema=EVAL_POOL)
+
+
+def pool_metrics(
+    pool: pa.Table,
+    queries: list[SyntheticQuery],
+    *,
+    k: int = 10,
+    module_of: ModuleOf | None = None,
+) -> dict[str, Any]:
+    """Return the metrics of a pool: ANN recall against the oracle and per-source quality.
+
+    Shape: ``{"k", "queries", "ann_recall", "overall": {source: {metric: value}},
+    "by_style": {style: {source: ...}}, "by_module": {module: {source: ...}},
+    "counts": {"style": {...}, "module": {...}}}``. A query's module is the module of
+    its first positive. Sources absent from the pool are left out.
+    """
+    lists: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
+    columns = [
+        pool.column(n).to_pylist() for n in ("query_id", "source", "rank", "chunk_id", "score")
+    ]
+    for query_id, source, _rank, chunk_id, score in sorted(
+        zip(*columns, strict=True), key=lambda r: (r[0], r[1], r[2])
+    ):
+        lists[source].setdefault(query_id, []).append((chunk_id, score))
+    sources = [s for s in CHANNELS if s in lists] + sorted(set(lists) - set(CHANNELS))
+    lookup = _module_lookup(module_of)
+    groups: dict[str, dict[str, list[SyntheticQuery]]] = {"style": {}, "module": {}}
+    for q in queries:
+        groups["style"].setdefault(q.style, []).append(q)
+        module = q.module or (lookup(q.positives[0]) if lookup and q.positives else None)
+        groups["module"].setdefault(module or "(unknown)", []).append(q)
+
+    def scores_for(subset: list[SyntheticQuery]) -> dict[str, dict[str, float]]:
+        return {source: _quality(subset, lists[source]) for source in sources}
+
+    metrics: dict[str, Any] = {
+        "k": k,
+        "queries": len(queries),
+        "ann_recall": _ann_recall(lists.get("faiss", {}), lists.get("oracle", {}), k),
+        "overall": scores_for(queries),
+        "by_style": {s: scores_for(groups["style"][s]) for s in STYLES if s in groups["style"]},
+        "by_module": {m: scores_for(qs) for m, qs in sorted(groups["module"].items())},
+        "counts": {
+            name: {key: len(qs) for key, qs in sorted(group.items())}
+            for name, group in groups.items()
+        },
+    }
+    return metrics
+
+
+def _module_lookup(module_of: ModuleOf | None) -> Callable[[int], str | None] | None:
+    if module_of is None or callable(module_of):
+        return module_of
+    return module_of.get
+
+
+def _quality(
+    queries: list[SyntheticQuery], ranked: dict[str, list[tuple[int, float]]]
+) -> dict[str, float]:
+    """Return mean recall@1/5/10 and MRR@10 of ``queries`` against their positives."""
+    if not queries:
+        return {}
+    recall = {n: 0.0 for n in RECALL_AT}
+    mrr = 0.0
+    for q in queries:
+        positives = set(q.positives)
+        ids = [i for i, _ in ranked.get(q.query_id, [])]
+        for n in RECALL_AT:
+            recall[n] += len(positives & set(ids[:n])) / len(positives) if positives else 0.0
+        first = next((r for r, i in enumerate(ids[:MRR_AT], start=1) if i in positives), None)
+        mrr += 1.0 / first if first else 0.0
+    out = {f"recall@{n}": recall[n] / len(queries) for n in RECALL_AT}
+    out[f"mrr@{MRR_AT}"] = mrr / len(queries)
+    return out
+
+
+def _ann_recall(
+    ann: dict[str, list[tuple[int, float]]], exact: dict[str, list[tuple[int, float]]], k: int
+) -> float | None:
+    """Return the ANN recall@k against the oracle over the queries both listed."""
+    shared = sorted(set(ann) & set(exact))
+    if not shared:
+        return None
+
+    def hits(lists: dict[str, list[tuple[int, float]]]) -> faiss_store.SearchHits:
+        ids = np.full((len(shared), k), -1, dtype=np.int64)
+        scores = np.full((len(shared), k), -np.inf, dtype=np.float32)
+        for row, query_id in enumerate(shared):
+            for col, (chunk_id, score) in enumerate(lists[query_id][:k]):
+                ids[row, col], scores[row, col] = chunk_id, score
+        return faiss_store.SearchHits(ids=ids, scores=scores)
+
+    return recall_at_k(hits(ann), hits(exact), k)
+
+
+def report_markdown(metrics: dict[str, Any]) -> str:
+    """Return the metrics as a markdown report (overall, per style, per module)."""
+    k = metrics["k"]
+    lines = ["# Retrieval evaluation", ""]
+    ann = metrics.get("ann_recall")
+    lines.append(f"- queries: {metrics['queries']}")
+    lines.append(
+        f"- ANN recall@{k} against exact search: "
+        + (f"**{ann:.4f}**" if ann is not None else "n/a (no faiss/oracle pool)")
+    )
+    if metrics.get("truncated_queries"):
+        lines.append(f"- queries truncated to the model's limit: {metrics['truncated_queries']}")
+    lines += ["", "## Overall", ""] + _table(metrics["overall"])
+    lines += ["", "## By style", ""]
+    for style, scores in metrics["by_style"].items():
+        count = metrics["counts"]["style"].get(style, 0)
+        lines += [f"### {style} ({count} queries)", ""] + _table(scores) + [""]
+    lines += ["## By module (MRR@10)", ""]
+    modules = sorted(
+        metrics["by_module"].items(), key=lambda kv: -metrics["counts"]["module"].get(kv[0], 0)
+    )
+    shown = modules[:MAX_REPORT_MODULES]
+    sources = list(metrics["overall"])
+    lines.append("| module | queries | " + " | ".join(sources) + " |")
+    lines.append("|---|---:|" + "---:|" * len(sources))
+    for module, scores in shown:
+        cells = [f"{scores.get(s, {}).get(f'mrr@{MRR_AT}', 0.0):.3f}" for s in sources]
+        lines.append(
+            f"| {module} | {metrics['counts']['module'][module]} | " + " | ".join(cells) + " |"
+        )
+    if len(modules) > len(shown):
+        lines.append(f"\n({len(modules) - len(shown)} smaller modules not shown)")
+    return "\n".join(lines) + "\n"
+
+
+def _table(scores: dict[str, dict[str, float]]) -> list[str]:
+    names = [f"recall@{n}" for n in RECALL_AT] + [f"mrr@{MRR_AT}"]
+    out = ["| source | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for source, values in scores.items():
+        out.append(f"| {source} | " + " | ".join(f"{values.get(n, 0.0):.3f}" for n in names) + " |")
+    return out
+
+
+def write_metrics_plot(metrics: dict[str, Any], path: Path) -> None:
+    """Write a PNG of MRR@10 and recall@10 per source, overall and per style, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the plot is a file in the asset's metadata
+    import matplotlib.pyplot as plt
+
+    groups = {"overall": metrics["overall"], **metrics["by_style"]}
+    sources = list(metrics["overall"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    width = 0.8 / max(1, len(sources))
+    for ax, metric in zip(axes, (f"mrr@{MRR_AT}", "recall@10"), strict=True):
+        for i, source in enumerate(sources):
+            values = [groups[g].get(source, {}).get(metric, 0.0) for g in groups]
+            ax.bar(np.arange(len(groups)) + i * width, values, width, label=source)
+        ax.set_xticks(np.arange(len(groups)) + width * (len(sources) - 1) / 2, list(groups))
+        ax.set_title(metric)
+        ax.set_ylim(0, 1)
+    axes[0].legend()
+    ann = metrics.get("ann_recall")
+    if ann is not None:
+        fig.suptitle(f"ANN recall@{metrics['k']} vs exact: {ann:.3f}")
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def read_pool_tsv(path: Path) -> pa.Table:
+    """Return a pool table (``EVAL_POOL``) from a TSV of ``query_id source rank chunk_id score``.
+
+    A header line with those names is optional; blank lines are ignored. Raises
+    ``BadInputError`` naming the file and line of the first bad row.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot be read as UTF-8 text: {exc}") from exc
+    rows: dict[str, list] = {name: [] for name in EVAL_POOL.names}
+    seen: set[tuple[str, str, int]] = set()
+    reader = csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for number, fields in enumerate(reader, start=1):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if number == 1 and [f.strip() for f in fields] == EVAL_POOL.names:
+            continue
+        record = _pool_row(path, number, fields)
+        key = (record[0], record[1], record[2])
+        if key in seen:
+            raise BadInputError(
+                f"{path}:{number}: duplicate rank {record[2]} for query {record[0]!r} "
+                f"source {record[1]!r}"
+            )
+        seen.add(key)
+        for name, value in zip(EVAL_POOL.names, record, strict=True):
+            rows[name].append(value)
+    return pa.table(rows, schema=EVAL_POOL)
+
+
+def _pool_row(path: Path, number: int, fields: list[str]) -> tuple[str, str, int, int, float]:
+    where = f"{path}:{number}"
+    if len(fields) != len(EVAL_POOL.names):
+        raise BadInputError(
+            f"{where}: expected {len(EVAL_POOL.names)} tab-separated fields "
+            f"({', '.join(EVAL_POOL.names)}), got {len(fields)}"
+        )
+    query_id, source, rank, chunk_id, score = (f.strip() for f in fields)
+    if not query_id:
+        raise BadInputError(f"{where}: field 'query_id' is empty")
+    if source not in SOURCES:
+        raise BadInputError(f"{where}: field 'source' is {source!r}, expected one of {SOURCES}")
+    try:
+        rank_value = int(rank)
+    except ValueError:
+        raise BadInputError(f"{where}: field 'rank' is {rank!r}, not an integer") from None
+    if rank_value < 1 or rank_value > 2**31 - 1:
+        raise BadInputError(f"{where}: field 'rank' is {rank_value}, expected 1 or more")
+    try:
+        chunk_value = int(chunk_id)
+    except ValueError:
+        raise BadInputError(f"{where}: field 'chunk_id' is {chunk_id!r}, not an integer") from None
+    if not -(2**63) <= chunk_value < 2**63:
+        raise BadInputError(f"{where}: field 'chunk_id' {chunk_value} is out of the BIGINT range")
+    try:
+        score_value = float(score)
+    except ValueError:
+        raise BadInputError(f"{where}: field 'score' is {score!r}, not a number") from None
+    if not np.isfinite(score_value):
+        raise BadInputError(f"{where}: field 'score' is {score!r}, not a finite number")
+    return query_id, source, rank_value, chunk_value, score_value

@@ -1,0 +1,354 @@
+"""Synthetic evaluation queries: documented definitions turned into searches with known answers.
+
+Each query targets one definition (function, method or class) and its positives are
+the chunk ids whose line range contains the definition's line. Three styles:
+
+* ``doc``: the first sentence of the docstring;
+* ``name``: the identifier split into words (``parse_url`` → ``parse url``);
+* ``masked``: the docstring with every word removed that shares a lexical token
+  with an identifier of the target chunk, so the query names nothing in the code
+  and BM25 cannot win by matching identifiers. Checked after masking; a query that
+  still shares a token, or keeps fewer than ``MIN_MASKED_WORDS`` words, is dropped.
+  The docstring's prose is part of the chunk too, so prose words can still match.
+
+Definitions come from SCIP (``scip_symbols`` with documentation, their ``def``
+occurrence in ``scip_occurrences``). When a repository has no SCIP symbols
+(scip-python failed or is not run), they come from the chunks themselves instead: the
+Python files are rebuilt from their chunks (chunks cover every line exactly once)
+and parsed with ``ast``; ``symbol`` is then ``<uri>::<qualified name>``.
+
+Sampling is deterministic: definitions sorted by symbol, shuffled with ``seed``; all
+three styles use the same definitions, in the same order, so styles compare paired.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import keyword
+import random
+import re
+import tokenize as pytokenize
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from codeintel_assets.core.checksums import write_text_atomic, xxh64_text
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.lexical import identifier_parts, tokenize
+
+STYLES = ("doc", "name", "masked")
+DEFINITION_KINDS = {"function", "method", "class"}
+MIN_DOC_WORDS = 3
+MIN_MASKED_WORDS = 3
+MAX_QUERY_CHARS = 400
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
+
+@dataclass(frozen=True)
+class SyntheticQuery:
+    """One evaluation query and the chunks that answer it."""
+
+    query_id: str  # stable: style and symbol
+    text: str
+    style: str  # doc | name | masked
+    symbol: str
+    positives: list[int]  # chunk ids containing the definition line
+    uri: str
+    line: int  # the definition's line, 1-based
+    module: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A documented definition: where it is and what it says."""
+
+    symbol: str
+    name: str  # short identifier
+    kind: str
+    documentation: str
+    uri: str
+    line: int  # 1-based
+
+
+def synthetic_queries(
+    symbols: pa.Table | None,
+    occurrences: pa.Table | None,
+    chunks: pa.Table,
+    *,
+    count: int = 200,
+    seed: int = 0,
+) -> list[SyntheticQuery]:
+    """Return up to ``count`` queries spread evenly over the styles, deterministically.
+
+    ``chunks`` needs ``id, uri, start_line, end_line, content`` (plus ``start_byte`` for
+    the AST fallback, used when ``symbols`` is None or has no documented definitions).
+    """
+    definitions = scip_definitions(symbols, occurrences) if symbols is not None else []
+    if not definitions:
+        definitions = ast_definitions(chunks)
+    return queries_for_definitions(definitions, chunks, count=count, seed=seed)
+
+
+def scip_definitions(symbols: pa.Table, occurrences: pa.Table | None) -> list[Definition]:
+    """Return the documented functions, methods and classes of a SCIP index, by symbol."""
+    if occurrences is None or symbols.num_rows == 0:
+        return []
+    def_lines: dict[tuple[str, str], int] = {}
+    for row in occurrences.select(["symbol", "uri", "role", "start_line"]).to_pylist():
+        if row["role"] == "def":
+            key = (row["symbol"], row["uri"])
+            # SCIP lines are 0-based; definitions are kept 1-based like chunks.
+            def_lines[key] = min(def_lines.get(key, row["start_line"] + 1), row["start_line"] + 1)
+    out = []
+    columns = ["symbol", "kind", "display_name", "documentation", "uri"]
+    for row in symbols.select(columns).to_pylist():
+        kind = (row["kind"] or "").lower()
+        doc = (row["documentation"] or "").strip()
+        if kind not in DEFINITION_KINDS or not doc or not row["uri"] or not row["display_name"]:
+            continue
+        line = def_lines.get((row["symbol"], row["uri"]))
+        if line is not None:
+            out.append(Definition(row["symbol"], row["display_name"], kind, doc, row["uri"], line))
+    return sorted(out, key=lambda d: d.symbol)
+
+
+def ast_definitions(chunks: pa.Table) -> list[Definition]:
+    """Return the documented definitions of the Python files rebuilt from ``chunks``.
+
+    Files that do not parse are skipped. The symbol is ``<uri>::<qualified name>``.
+    """
+    by_uri: dict[str, list[tuple[int, str]]] = {}
+    columns = ["uri", "start_byte", "content", "lang"]
+    for row in chunks.select(columns).to_pylist():
+        if row["lang"] == "python":
+            by_uri.setdefault(row["uri"], []).append((row["start_byte"], row["content"]))
+    out: list[Definition] = []
+    for uri, pieces in sorted(by_uri.items()):
+        text = "".join(content for _, content in sorted(pieces))
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        out.extend(_walk_definitions(tree, uri, ""))
+    return sorted(out, key=lambda d: d.symbol)
+
+
+def _walk_definitions(node: ast.AST, uri: str, prefix: str) -> Iterable[Definition]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            qualified = f"{prefix}{child.name}"
+            doc = ast.get_docstring(child)
+            if isinstance(child, ast.ClassDef):
+                kind = "class"
+            else:
+                kind = "method" if isinstance(node, ast.ClassDef) else "function"
+            if doc:
+                yield Definition(f"{uri}::{qualified}", child.name, kind, doc, uri, child.lineno)
+            yield from _walk_definitions(child, uri, f"{qualified}.")
+
+
+def queries_for_definitions(
+    definitions: list[Definition], chunks: pa.Table, *, count: int = 200, seed: int = 0
+) -> list[SyntheticQuery]:
+    """Return up to ``count`` queries over ``definitions`` with positives in ``chunks``.
+
+    Definitions whose line no chunk contains are skipped. Each style gets an equal
+    share of ``count`` (the remainder to the first styles).
+    """
+    spans = _chunk_spans(chunks)
+    contents = dict(
+        zip(chunks.column("id").to_pylist(), chunks.column("content").to_pylist(), strict=True)
+    )
+    order = sorted(definitions, key=lambda d: d.symbol)
+    random.Random(seed).shuffle(order)
+    quotas = {
+        s: count // len(STYLES) + (1 if i < count % len(STYLES) else 0)
+        for i, s in enumerate(STYLES)
+    }
+    made: dict[str, list[SyntheticQuery]] = {s: [] for s in STYLES}
+    seen: set[str] = set()
+    for definition in order:
+        if all(len(made[s]) >= quotas[s] for s in STYLES):
+            break
+        positives = positives_for(spans, definition.uri, definition.line)
+        if not positives:
+            continue
+        target_text = "".join(contents[p] for p in positives)
+        texts = {
+            "doc": doc_query(definition.documentation),
+            "name": name_query(definition.name),
+            "masked": masked_query(definition.documentation, target_text),
+        }
+        for style in STYLES:
+            text = texts[style]
+            query_id = f"{style}-{xxh64_text(definition.symbol)}"
+            if text is None or len(made[style]) >= quotas[style] or query_id in seen:
+                continue
+            seen.add(query_id)
+            made[style].append(
+                SyntheticQuery(
+                    query_id=query_id,
+                    text=text,
+                    style=style,
+                    symbol=definition.symbol,
+                    positives=positives,
+                    uri=definition.uri,
+                    line=definition.line,
+                    extra={"kind": definition.kind},
+                )
+            )
+    return [q for s in STYLES for q in made[s]]
+
+
+def remap_positives(queries: list[SyntheticQuery], chunks: pa.Table) -> list[SyntheticQuery]:
+    """Return the queries with positives recomputed over another chunking of the same files.
+
+    Queries whose definition line no chunk of ``chunks`` contains are dropped.
+    """
+    spans = _chunk_spans(chunks)
+    out = []
+    for q in queries:
+        positives = positives_for(spans, q.uri, q.line)
+        if positives:
+            out.append(SyntheticQuery(**{**q.to_dict(), "positives": positives}))
+    return out
+
+
+def _chunk_spans(chunks: pa.Table) -> dict[str, list[tuple[int, int, int]]]:
+    spans: dict[str, list[tuple[int, int, int]]] = {}
+    for row in chunks.select(["id", "uri", "start_line", "end_line"]).to_pylist():
+        spans.setdefault(row["uri"], []).append((row["start_line"], row["end_line"], row["id"]))
+    return spans
+
+
+def positives_for(spans: dict[str, list[tuple[int, int, int]]], uri: str, line: int) -> list[int]:
+    """Return the ids of the chunks of ``uri`` whose 1-based inclusive range contains ``line``."""
+    return sorted(cid for start, end, cid in spans.get(uri, []) if start <= line <= end)
+
+
+def doc_query(documentation: str) -> str | None:
+    """Return the first sentence of a docstring, or None when it has under three words."""
+    paragraph = " ".join(documentation.strip().split("\n\n")[0].split())
+    sentence = _SENTENCE_END.split(paragraph, maxsplit=1)[0].strip()
+    if len(sentence.split()) < MIN_DOC_WORDS:
+        return None
+    return sentence[:MAX_QUERY_CHARS]
+
+
+def name_query(name: str) -> str | None:
+    """Return the identifier as words (``HTTPServer.get_URL`` → ``http server get url``).
+
+    None when that gives fewer than two words: a one-word name is not a search.
+    """
+    words = identifier_parts(name.replace(".", "_"))
+    return " ".join(words) if len(words) >= 2 else None
+
+
+def identifier_tokens(code: str) -> set[str]:
+    """Return the lexical tokens of every identifier in ``code`` (keywords excluded).
+
+    Python is read with ``tokenize`` so strings and comments are not identifiers; code
+    that does not tokenize (other languages, fragments) falls back to every word that
+    looks like an identifier, which masks more, never less.
+    """
+    names: list[str] = []
+    try:
+        for tok in pytokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type == pytokenize.NAME and not keyword.iskeyword(tok.string):
+                names.append(tok.string)
+    except (pytokenize.TokenError, SyntaxError):
+        names = _IDENTIFIER.findall(code)
+    return {t for name in names for t in tokenize(name)}
+
+
+def masked_query(documentation: str, target_code: str) -> str | None:
+    """Return the docstring's first paragraph without any word sharing a token with
+    an identifier of ``target_code``; None when under ``MIN_MASKED_WORDS`` words remain
+    or a shared token survives.
+    """
+    banned = identifier_tokens(target_code)
+    paragraph = " ".join(documentation.strip().split("\n\n")[0].split())
+    kept = []
+    for word in paragraph.split():
+        if not set(tokenize(word)) & banned:
+            kept.append(word)
+    text = " ".join(kept)[:MAX_QUERY_CHARS]
+    content_words = [w for w in kept if tokenize(w)]
+    if len(content_words) < MIN_MASKED_WORDS or set(tokenize(text)) & banned:
+        return None
+    return text
+
+
+# -- queries.jsonl ----------------------------------------------------------------------
+
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "query_id": str,
+    "text": str,
+    "style": str,
+    "symbol": str,
+    "positives": list,
+    "uri": str,
+    "line": int,
+}
+
+
+def write_queries_jsonl(queries: list[SyntheticQuery], path: Path) -> None:
+    """Write one JSON object per query to ``path`` atomically."""
+    lines = [json.dumps(q.to_dict(), sort_keys=True, ensure_ascii=False) for q in queries]
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+
+
+def read_queries_jsonl(path: Path) -> list[SyntheticQuery]:
+    """Return the queries of a ``queries.jsonl`` file (blank lines ignored).
+
+    Raises ``BadInputError`` naming the file, line and field of the first bad record.
+    """
+    try:
+        raw_lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot be read as UTF-8 text: {exc}") from exc
+    queries = []
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise BadInputError(f"{path}:{number}: expected a JSON object")
+        for name, kind in _FIELDS.items():
+            value = record.get(name)
+            if name not in record:
+                raise BadInputError(f"{path}:{number}: field '{name}' is missing")
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise BadInputError(
+                    f"{path}:{number}: field '{name}' should be {kind.__name__}, "
+                    f"got {type(value).__name__}"
+                )
+        if record["style"] not in STYLES:
+            raise BadInputError(
+                f"{path}:{number}: field 'style' is {record['style']!r}, expected one of {STYLES}"
+            )
+        if not all(isinstance(p, int) and not isinstance(p, bool) for p in record["positives"]):
+            raise BadInputError(f"{path}:{number}: field 'positives' should list integer chunk ids")
+        module = record.get("module")
+        if module is not None and not isinstance(module, str):
+            raise BadInputError(f"{path}:{number}: field 'module' should be a string or null")
+        extra = record.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise BadInputError(f"{path}:{number}: field 'extra' should be an object")
+        queries.append(
+            SyntheticQuery(**{name: record[name] for name in _FIELDS}, module=module, extra=extra)
+        )
+    return queries

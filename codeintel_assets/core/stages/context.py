@@ -1,0 +1,56 @@
+"""What every stage needs: the repository, where its data lives, the embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from codeintel_assets.core import faiss_store, lifecycle
+from codeintel_assets.core.embedding import EmbedderSpec
+from codeintel_assets.core.layout import RepoLayout, data_root
+from codeintel_assets.core.registry import RepoConfig, get_repo
+from codeintel_assets.core.stamps import read_stamp
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """The repository being built and the settings of the build."""
+
+    repo: RepoConfig
+    embedder: EmbedderSpec
+    root: Path | None = None
+    faiss_flat_max: int = faiss_store.FLAT_MAX_VECTORS
+    embedding_cache_entries: int = 500_000
+    retention: int = lifecycle.DEFAULT_RETENTION
+    scip_timeout_s: float = 1800.0
+
+    @classmethod
+    def for_repo(
+        cls, name: str | None, root: Path | None = None, embedder: EmbedderSpec | None = None
+    ) -> BuildContext:
+        """Return the context of a registered repository with default settings."""
+        return cls(repo=get_repo(name, root), embedder=embedder or EmbedderSpec(), root=root)
+
+    @property
+    def layout(self) -> RepoLayout:
+        return RepoLayout(self.root or data_root(), self.repo.name)
+
+    def manifest_files(
+        self, languages: frozenset[str] | None = None
+    ) -> Iterator[tuple[str, str, bytes]]:
+        """Yield (uri, lang, bytes) of the manifest's files, optionally of some languages only."""
+        manifest = pq.read_table(self.layout.build.repo_manifest, columns=["uri", "lang"])
+        for uri, lang in zip(
+            manifest.column("uri").to_pylist(), manifest.column("lang").to_pylist(), strict=True
+        ):
+            if languages is None or lang in languages:
+                yield uri, lang, (self.repo.root / uri).read_bytes()
+
+    def project_version(self) -> str:
+        """Return the git commit of the tree, or its manifest checksum outside git."""
+        stamp = read_stamp(self.layout, "repo_manifest") or {}
+        commit = stamp.get("metadata", {}).get("git_commit")
+        return commit or (stamp.get("data_version") or "unversioned")[:16]

@@ -1,0 +1,166 @@
+"""Retrieval stages: chunks with embeddings, the FAISS index and its id map."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import faiss
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from codeintel_assets.core import faiss_store
+from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
+from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
+from codeintel_assets.core.embedding import EmbeddingCache, load_embedder
+from codeintel_assets.core.layout import DEFAULT_INDEX_NAME
+from codeintel_assets.core.schemas import FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
+from codeintel_assets.core.stages.context import BuildContext
+from codeintel_assets.core.stamps import (
+    StageOutput,
+    StageResult,
+    fingerprint,
+    run_stage,
+    upstream_version,
+)
+from codeintel_assets.core.syntax import node_to_chunk_table
+
+CHUNK_INPUTS = ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes")
+
+
+def stage_chunks(ctx: BuildContext) -> StageResult:
+    """Chunk every manifest file, tag chunks with SCIP symbols, embed them (through the cache),
+    and map AST/CST nodes to chunks."""
+    layout = ctx.layout.build
+    up = {stage: upstream_version(ctx.layout, stage) for stage in CHUNK_INPUTS}
+    outputs = [layout.chunks, layout.node_to_chunk]
+
+    def build() -> StageOutput:
+        embedder = load_embedder(ctx.embedder)
+        manifest = pq.read_table(layout.repo_manifest)
+        chunks, stats = chunk_repository(ctx.repo.name, ctx.repo.root, manifest, embedder)
+        lookup = (
+            symbol_lookup(pq.read_table(layout.scip_occurrences))
+            if layout.scip_occurrences.exists()
+            else None
+        )
+        cache = EmbeddingCache(
+            ctx.layout.embedding_cache_dir,
+            embedder.model_id,
+            embedder.dim,
+            ctx.embedding_cache_entries,
+        )
+        table, version = build_chunk_table(chunks, embedder, cache, stats, lookup)
+        write_parquet(table, layout.chunks)
+        cache.save()
+        node_rows = _node_to_chunk(layout, table)
+        with_symbols = sum(1 for s in table.column("symbols").to_pylist() if s)
+        return StageOutput(
+            version,
+            {
+                "chunks": stats.chunks,
+                "files": stats.files,
+                "embedded": stats.embedded,
+                "from_cache": stats.from_cache,
+                "over_budget": stats.over_budget,
+                "chunks_with_symbols": with_symbols,
+                "node_to_chunk_rows": node_rows,
+                "changed_since_manifest": stats.changed_since_manifest,
+                "by_kind": dict(stats.by_kind),
+                "model_id": embedder.model_id,
+                "embedder": ctx.embedder.describe(),
+                "dim": embedder.dim,
+                "max_tokens": embedder.max_tokens,
+                "path": str(layout.chunks),
+            },
+        )
+
+    config = {"embedder": ctx.embedder.describe(), "repo": ctx.repo.name}
+    return run_stage(ctx.layout, "chunks", fingerprint("chunks", up, config), outputs, build)
+
+
+def _node_to_chunk(layout, chunks: pa.Table) -> int:
+    """Write ``node_to_chunk`` for the AST and CST nodes present; return its row count."""
+    tables = [
+        pq.read_table(path, columns=["node_id", "uri", "start_byte", "end_byte"])
+        for path in (layout.ast_nodes, layout.cst_nodes)
+        if path.exists()
+    ]
+    if tables:
+        nodes = pa.concat_tables(tables)
+        spans = chunks.select(["id", "uri", "start_byte", "end_byte"])
+        mapping = node_to_chunk_table(nodes, spans)
+    else:
+        mapping = NODE_TO_CHUNK.empty_table()
+    write_parquet(mapping, layout.node_to_chunk, NODE_TO_CHUNK)
+    return mapping.num_rows
+
+
+def stage_faiss_index(ctx: BuildContext) -> StageResult:
+    """Build the FAISS index over the chunk embeddings, keyed by chunk id; write the audit."""
+    layout = ctx.layout.build
+    index_path = layout.faiss_index()
+    audit_path = layout.faiss_audit()
+    up = {"chunks": upstream_version(ctx.layout, "chunks")}
+
+    def build() -> StageOutput:
+        table = pq.read_table(layout.chunks, columns=["id", "embedding"])
+        ids = table.column("id").to_numpy()
+        dim = table.schema.field("embedding").type.list_size
+        vectors = table.column("embedding").combine_chunks().flatten().to_numpy()
+        vectors = vectors.reshape(len(ids), dim)
+        factory = faiss_store.choose_factory(len(ids), ctx.faiss_flat_max)
+        index = faiss_store.build_index(ids, vectors, factory)
+        knobs = "nprobe=16" if factory.startswith("IVF") else ""
+        faiss_store.set_search_parameters(index, knobs)
+        faiss_store.write_index(index, index_path)
+        checksum = xxh64_file(index_path)
+        audit = {
+            "index_name": DEFAULT_INDEX_NAME,
+            "factory": factory,
+            "knobs": knobs,
+            "metric": "inner_product",
+            "dim": int(dim),
+            "ntotal": int(index.ntotal),
+            "build_version": up["chunks"],
+            "built_at": datetime.now(UTC).isoformat(),
+            "index_xxh64": checksum,
+            "chunks_xxh64": xxh64_file(layout.chunks),
+            "faiss_version": faiss.__version__,
+        }
+        write_json_atomic(audit_path, audit)
+        return StageOutput(
+            checksum, {**audit, "bytes": index_path.stat().st_size, "path": str(index_path)}
+        )
+
+    config = {"flat_max": ctx.faiss_flat_max}
+    return run_stage(
+        ctx.layout,
+        "faiss_index",
+        fingerprint("faiss_index", up, config),
+        [index_path, audit_path],
+        build,
+    )
+
+
+def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
+    """Export the index's row → chunk id map to ``faiss/faiss_idmap.parquet``."""
+    layout = ctx.layout.build
+    target = layout.faiss_idmap
+    up = {"faiss_index": upstream_version(ctx.layout, "faiss_index")}
+
+    def build() -> StageOutput:
+        index = faiss_store.read_index(layout.faiss_index())
+        audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
+        table = faiss_store.idmap_table(
+            index,
+            audit["index_name"],
+            audit["build_version"],
+            datetime.fromisoformat(audit["built_at"]),
+        )
+        write_parquet(table, target, FAISS_IDMAP)
+        ids = table.column("faiss_id").to_numpy()
+        version = xxh64_json([audit["index_name"], audit["build_version"], ids.tobytes().hex()])
+        return StageOutput(version, {"rows": table.num_rows, "path": str(target)})
+
+    return run_stage(ctx.layout, "faiss_idmap", fingerprint("faiss_idmap", up, {}), [target], build)

@@ -1,0 +1,314 @@
+"""Structure stages: SCIP index and tables, AST and CST nodes, modules, the symbol graph.
+
+User-supplied artifacts (``index.scip``/``index.scip.json``, ``modules.jsonl``,
+``symbol_graph.json`` in the repository's registry entry) are validated and used
+instead of deriving them. A failed or impossible scip-python run is recorded and
+the SCIP tables are empty, so everything downstream still materializes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from codeintel_assets.core import modules as modules_core
+from codeintel_assets.core.checksums import (
+    atomic_path,
+    table_checksum,
+    write_json_atomic,
+    write_text_atomic,
+    xxh64_file,
+    xxh64_json,
+)
+from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
+from codeintel_assets.core.schemas import (
+    AST_NODES,
+    CST_NODES,
+    MODULES,
+    SCIP_OCCURRENCES,
+    SCIP_SYMBOLS,
+    SYMBOL_EDGES,
+    write_parquet,
+)
+from codeintel_assets.core.scip import decode_scip_file
+from codeintel_assets.core.scip.indexer import run_scip_python
+from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
+from codeintel_assets.core.stages.context import BuildContext
+from codeintel_assets.core.stamps import (
+    StageOutput,
+    StageResult,
+    fingerprint,
+    run_stage,
+    upstream_version,
+)
+from codeintel_assets.core.symbols import (
+    python_syntax_sites,
+    read_symbol_graph_json,
+    symbol_edges_table,
+    symbol_graph_json,
+)
+from codeintel_assets.core.syntax import Diagnostic, ast_nodes_table, cst_nodes_table
+
+_EXAMPLES = 20
+
+
+def _diagnostics(diags: list[Diagnostic]) -> dict[str, Any]:
+    return {
+        "diagnostics": len(diags),
+        "diagnostic_counts": dict(Counter(d.reason for d in diags)),
+        "diagnostic_examples": [
+            {"uri": d.uri, "reason": d.reason, "detail": d.detail} for d in diags[:_EXAMPLES]
+        ],
+    }
+
+
+def stage_scip_index(ctx: BuildContext) -> StageResult:
+    """Run scip-python on the repository (or take the user's index) into ``scip/``."""
+    layout = ctx.layout.build
+    given = Path(ctx.repo.scip_index) if ctx.repo.scip_index else None
+    up = {"repo_manifest": upstream_version(ctx.layout, "repo_manifest")}
+    config: dict[str, Any] = {"given": str(given) if given else None}
+    if given is not None:
+        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+
+    def build() -> StageOutput:
+        if given is not None:
+            return _ingest_scip(given, layout.scip_index, layout.scip_index_json)
+        layout.scip_index_json.unlink(missing_ok=True)
+        run = run_scip_python(
+            ctx.repo.root,
+            layout.scip_index,
+            project_name=ctx.repo.name,
+            project_version=ctx.project_version(),
+            timeout_s=ctx.scip_timeout_s,
+        )
+        facts = {
+            "ok": run.ok,
+            "seconds": round(run.seconds, 2),
+            "python_files": run.python_files,
+            "reason": run.reason,
+            "stderr_tail": run.stderr_tail,
+            "source": "scip-python",
+        }
+        if not run.ok:
+            # A stale index would describe another tree: downstream gets empty tables.
+            layout.scip_index.unlink(missing_ok=True)
+            return StageOutput(xxh64_json(["failed", up, run.reason]), facts)
+        return StageOutput(
+            xxh64_file(layout.scip_index),
+            {**facts, "bytes": layout.scip_index.stat().st_size, "path": str(layout.scip_index)},
+        )
+
+    outputs = [layout.scip_index, layout.scip_index_json]
+    return run_stage(
+        ctx.layout, "scip_index", fingerprint("scip_index", up, config), outputs, build
+    )
+
+
+def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOutput:
+    """Validate a user's SCIP file by decoding it, then copy it into the build."""
+    if not given.is_file():
+        raise BadInputError(f"{given}: SCIP index given in the registry does not exist")
+    index = decode_scip_file(given)
+    is_json = given.suffix == ".json"
+    target = json_target if is_json else proto_target
+    (proto_target if is_json else json_target).unlink(missing_ok=True)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(given, tmp)
+    return StageOutput(
+        xxh64_file(target),
+        {
+            "ok": True,
+            "source": f"ingested {given}",
+            "documents": len(index.documents),
+            "bytes": target.stat().st_size,
+            "path": str(target),
+        },
+    )
+
+
+def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
+    """Decode the SCIP index into ``scip_occurrences`` and ``scip_symbols`` tables."""
+    layout = ctx.layout.build
+    up = {"scip_index": upstream_version(ctx.layout, "scip_index")}
+    outputs = [layout.scip_occurrences, layout.scip_symbols]
+
+    def build() -> StageOutput:
+        source = next((p for p in (layout.scip_index, layout.scip_index_json) if p.exists()), None)
+        facts: dict[str, Any] = {"source": str(source) if source else None}
+        if source is None:
+            occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
+            facts["note"] = "no SCIP index (see scip_index's metadata): tables are empty"
+        else:
+            try:
+                index = decode_scip_file(source)
+            except BadInputError as exc:
+                index = None
+                facts["scip_error"] = str(exc)
+            if index is None:
+                occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
+            else:
+                occurrences = occurrences_table(index, repo_text_reader(ctx.repo.root))
+                symbols = symbols_table(index)
+                facts["documents"] = len(index.documents)
+        write_parquet(occurrences, outputs[0], SCIP_OCCURRENCES)
+        write_parquet(symbols, outputs[1], SCIP_SYMBOLS)
+        roles = Counter(occurrences.column("role").to_pylist())
+        return StageOutput(
+            table_checksum(occurrences, symbols),
+            {
+                **facts,
+                "rows": occurrences.num_rows,
+                "symbols": symbols.num_rows,
+                "definitions": roles.get("def", 0),
+                "references": roles.get("ref", 0),
+                "path": str(outputs[0]),
+            },
+        )
+
+    return run_stage(
+        ctx.layout, "scip_occurrences", fingerprint("scip_occurrences", up, {}), outputs, build
+    )
+
+
+def stage_ast_nodes(ctx: BuildContext) -> StageResult:
+    """Python ``ast`` nodes of every Python file (files that do not parse are counted)."""
+    layout = ctx.layout.build
+    up = {"repo_manifest": upstream_version(ctx.layout, "repo_manifest")}
+
+    def build() -> StageOutput:
+        files = ((uri, data) for uri, _, data in ctx.manifest_files(frozenset({"python"})))
+        table, diags = ast_nodes_table(ctx.repo.name, files)
+        write_parquet(table, layout.ast_nodes, AST_NODES)
+        return StageOutput(
+            table_checksum(table),
+            {"rows": table.num_rows, **_diagnostics(diags), "path": str(layout.ast_nodes)},
+        )
+
+    return run_stage(
+        ctx.layout, "ast_nodes", fingerprint("ast_nodes", up, {}), [layout.ast_nodes], build
+    )
+
+
+def stage_cst_nodes(ctx: BuildContext) -> StageResult:
+    """Tree-sitter nodes (comments and tokens kept) of Python, JavaScript and TypeScript files."""
+    layout = ctx.layout.build
+    up = {"repo_manifest": upstream_version(ctx.layout, "repo_manifest")}
+
+    def build() -> StageOutput:
+        table, diags = cst_nodes_table(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES))
+        write_parquet(table, layout.cst_nodes, CST_NODES)
+        error_nodes = sum(1 for kind in table.column("kind").to_pylist() if kind == "ERROR")
+        return StageOutput(
+            table_checksum(table),
+            {
+                "rows": table.num_rows,
+                "error_nodes": error_nodes,
+                **_diagnostics(diags),
+                "path": str(layout.cst_nodes),
+            },
+        )
+
+    return run_stage(
+        ctx.layout, "cst_nodes", fingerprint("cst_nodes", up, {}), [layout.cst_nodes], build
+    )
+
+
+def stage_modules(ctx: BuildContext) -> StageResult:
+    """One row per module with size, complexity, doc coverage and import-graph centrality."""
+    layout = ctx.layout.build
+    given = Path(ctx.repo.modules_jsonl) if ctx.repo.modules_jsonl else None
+    up = {
+        stage: upstream_version(ctx.layout, stage)
+        for stage in ("repo_manifest", "ast_nodes", "scip_occurrences", "chunks")
+    }
+    config = {"given": str(given) if given else None}
+    if given is not None:
+        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+    outputs = [layout.modules_parquet, layout.modules_jsonl]
+
+    def build() -> StageOutput:
+        if given is not None:
+            if not given.is_file():
+                raise BadInputError(f"{given}: modules.jsonl given in the registry does not exist")
+            table, diags, source = modules_core.read_modules_jsonl(given), [], f"ingested {given}"
+        else:
+            chunks = (
+                pq.read_table(layout.chunks, columns=["uri"]) if layout.chunks.exists() else None
+            )
+            table, diags = modules_core.modules_table(ctx.manifest_files(), chunks)
+            source = "derived"
+        write_parquet(table, outputs[0], MODULES)
+        write_text_atomic(outputs[1], modules_core.modules_jsonl(table))
+        top = table.sort_by([("centrality", "descending")]).slice(0, 10)
+        return StageOutput(
+            table_checksum(table),
+            {
+                "rows": table.num_rows,
+                "source": source,
+                "top_by_centrality": [
+                    {"module_id": r["module_id"], "centrality": round(r["centrality"] or 0, 4)}
+                    for r in top.select(["module_id", "centrality"]).to_pylist()
+                ],
+                **_diagnostics(diags),
+                "path": str(outputs[0]),
+            },
+        )
+
+    return run_stage(ctx.layout, "modules", fingerprint("modules", up, config), outputs, build)
+
+
+def stage_symbol_edges(ctx: BuildContext) -> StageResult:
+    """The symbol graph: who calls, references, imports and inherits whom, weighted."""
+    layout = ctx.layout.build
+    given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
+    up = {"scip_occurrences": upstream_version(ctx.layout, "scip_occurrences")}
+    config = {"given": str(given) if given else None}
+    if given is not None:
+        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+    outputs = [layout.symbol_edges, layout.symbol_graph_json]
+
+    def build() -> StageOutput:
+        facts: dict[str, Any] = {}
+        if given is not None:
+            if not given.is_file():
+                raise BadInputError(
+                    f"{given}: symbol_graph.json given in the registry does not exist"
+                )
+            edges = read_symbol_graph_json(given)
+            facts["source"] = f"ingested {given}"
+        else:
+            occurrences = pq.read_table(layout.scip_occurrences)
+            symbols = pq.read_table(layout.scip_symbols)
+            reader = repo_text_reader(ctx.repo.root)
+            uris = sorted(set(occurrences.column("uri").to_pylist()))
+            sites = python_syntax_sites(uris, reader)
+            edges = symbol_edges_table(occurrences, symbols, sites.calls, sites.import_lines)
+            facts.update(source="derived", unparsed_files=len(sites.unparsed))
+        write_parquet(edges, outputs[0], SYMBOL_EDGES)
+        write_json_atomic(outputs[1], symbol_graph_json(edges))
+        heaviest = edges.sort_by([("weight", "descending")]).slice(0, 10).to_pylist()
+        by_kind = Counter()
+        for kind, weight in zip(
+            edges.column("edge").to_pylist(), edges.column("weight").to_pylist(), strict=True
+        ):
+            by_kind[kind] += weight
+        return StageOutput(
+            table_checksum(edges),
+            {
+                **facts,
+                "rows": edges.num_rows,
+                "weight_by_edge": dict(by_kind),
+                "heaviest": heaviest,
+                "path": str(outputs[0]),
+            },
+        )
+
+    return run_stage(
+        ctx.layout, "symbol_edges", fingerprint("symbol_edges", up, config), outputs, build
+    )

@@ -1,0 +1,137 @@
+"""indexctl: the verbs of the end-to-end slice and their errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codeintel_assets.cli import main
+from codeintel_assets.core import lifecycle
+from codeintel_assets.core.layout import RepoLayout
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("indexctl: error:")
+    return lines[0]
+
+
+def test_repo_add_list_build_search_versions(
+    capsys, fixture_repo: Path, data_dir: Path, dagster_home: Path
+):
+    code, out, _ = run_cli(capsys, "repo", "add", "fx", str(fixture_repo), "--exclude", "*.md")
+    assert code == 0 and "registered fx" in out
+    code, out, _ = run_cli(capsys, "repo", "list", "--format", "json")
+    listed = json.loads(out)
+    assert [r["name"] for r in listed] == ["fx"]
+    assert listed[0]["exclude"] == ["*.md"]
+
+    code, out, err = run_cli(capsys, "build", "fx", "--embedder", "hashing")
+    assert code == 0, err
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "ran" in lines["chunks"] and "embedded" in lines["chunks"]
+    assert "published fx version" in out
+
+    code, out, err = run_cli(capsys, "build", "fx", "--embedder", "hashing")
+    assert code == 0, err
+    assert "skipped" in [line.split()[1] for line in out.splitlines() if line.startswith("chunks")]
+
+    code, out, _ = run_cli(
+        capsys, "search", "normalize vector", "--repo", "fx", "--k", "2", "--format", "json"
+    )
+    hits = json.loads(out)
+    assert len(hits) == 2
+    assert {"chunk_id", "uri", "start_line", "end_line", "lang", "score"} <= set(hits[0])
+    assert not any(h["uri"].endswith(".md") for h in hits)
+
+    code, out, _ = run_cli(capsys, "versions", "--repo", "fx", "--format", "json")
+    versions = json.loads(out)
+    assert len(versions) == 1 and versions[0]["current"] is True
+
+
+def test_user_errors_are_one_line_and_change_nothing(
+    capsys, fixture_repo: Path, data_dir: Path, dagster_home: Path, tmp_path: Path
+):
+    code, _, err = run_cli(capsys, "repo", "add", "ghost", str(tmp_path / "missing"))
+    assert code == 1 and "does not exist" in one_line_error(err)
+
+    code, _, err = run_cli(capsys, "search", "anything", "--repo", "nope")
+    assert code == 1 and "'nope' is not registered" in one_line_error(err)
+
+    code, _, err = run_cli(capsys, "build", "nope", "--embedder", "hashing")
+    assert code == 1 and "'nope' is not registered" in one_line_error(err)
+
+    run_cli(capsys, "repo", "add", "fx", str(fixture_repo))
+    code, _, err = run_cli(capsys, "search", "anything", "--repo", "fx")
+    assert code == 1 and "nothing is published" in one_line_error(err)
+
+    assert run_cli(capsys, "build", "fx", "--embedder", "hashing")[0] == 0
+    layout = RepoLayout(data_dir, "fx")
+    published = lifecycle.current_version_or_none(layout)
+    manifest_before = layout.version(published).version_manifest.read_bytes()
+
+    code, _, err = run_cli(capsys, "search", "   ", "--repo", "fx")
+    assert code == 1 and "query is empty" in one_line_error(err)
+    code, _, err = run_cli(capsys, "rollback", "--repo", "fx")
+    assert code == 1 and "no earlier version" in one_line_error(err)
+
+    assert lifecycle.current_version_or_none(layout) == published
+    assert layout.version(published).version_manifest.read_bytes() == manifest_before
+
+
+def test_bad_files_are_skipped_counted_and_the_build_still_publishes(
+    capsys, fixture_repo: Path, data_dir: Path, dagster_home: Path, tmp_path: Path
+):
+    (fixture_repo / "blob.bin").write_bytes(b"\0\1\2binary")
+    (fixture_repo / "latin1.py").write_bytes("x = 'caf\xe9'\n".encode("latin-1"))
+    (fixture_repo / "empty.py").write_bytes(b"")
+    (fixture_repo / "big.txt").write_text("y" * (2 << 20))
+    (tmp_path / "outside.py").write_text("secret = 1\n")
+    os.symlink(tmp_path / "outside.py", fixture_repo / "escape.py")
+    run_cli(capsys, "repo", "add", "fx", str(fixture_repo))
+    code, _, err = run_cli(capsys, "build", "fx", "--embedder", "hashing")
+    assert code == 0, err
+    stamp = json.loads(RepoLayout(data_dir, "fx").stamp("repo_manifest").read_text())
+    assert stamp["metadata"]["skip_counts"] == {
+        "binary": 1,
+        "not_utf8": 1,
+        "empty": 1,
+        "oversized": 1,
+        "symlink_outside": 1,
+    }
+
+
+def test_console_script_exit_code_and_no_traceback(data_dir: Path):
+    env = {**os.environ, "CODEINTEL_DATA": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "codeintel_assets.cli", "search", "x", "--repo", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "'nope' is not registered" in done.stderr

@@ -1,0 +1,170 @@
+"""Evaluation pools and metrics on a real chunked corpus (json + email of the stdlib)."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from codeintel_assets.core import faiss_store
+from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
+from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder, embedding_text
+from codeintel_assets.core.errors import BadInputError, CodeintelError
+from codeintel_assets.core.evaluation import (
+    evaluate,
+    oracle_from_chunks,
+    pool_metrics,
+    read_pool_tsv,
+)
+from codeintel_assets.core.lexical import build_bm25
+from codeintel_assets.core.manifest import build_manifest
+from codeintel_assets.core.queries import SyntheticQuery, synthetic_queries
+from codeintel_assets.core.schemas import EVAL_POOL
+
+DIM = 32
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for package in ("json", "email"):
+        shutil.copytree(
+            stdlib / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "test*")
+        )
+    embedder = HashingEmbedder(dim=DIM)
+    chunks, stats = chunk_repository("r", root, build_manifest(root).files, embedder)
+    cache = EmbeddingCache(root.parent / "cache", embedder.model_id, DIM)
+    table, _ = build_chunk_table(chunks, embedder, cache, stats)
+    ids = table["id"].to_numpy()
+    vectors = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, DIM)
+    texts = [embedding_text(c.uri, c.name, c.content) for c in chunks]
+    queries = synthetic_queries(None, None, table, count=45, seed=0)
+    return embedder, table, ids, vectors, build_bm25(ids, texts), queries
+
+
+def test_pool_has_every_source_at_the_right_depth(built):
+    embedder, table, ids, vectors, bm25, queries = built
+    index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
+    result = evaluate(queries, table, index, bm25, embedder, k=10, k_factor=2)
+    pool = result.pool
+    assert pool.schema == EVAL_POOL
+    counts = pool.group_by(["query_id", "source"]).aggregate([("rank", "max"), ("rank", "count")])
+    for row in counts.to_pylist():
+        assert row["rank_max"] == row["rank_count"]  # ranks are 1..n without gaps
+        limit = 10 if row["source"] == "oracle" else 20
+        assert row["rank_count"] <= limit
+        if row["source"] in ("faiss", "oracle"):
+            assert row["rank_count"] == limit
+    assert set(pool["source"].to_pylist()) == {"faiss", "oracle", "bm25", "hybrid"}
+    assert set(pool["query_id"].to_pylist()) == {q.query_id for q in queries}
+    # Flat is exact: recall of ANN against the oracle is exactly 1.
+    assert result.metrics["ann_recall"] == 1.0
+    assert result.metrics["overall"]["faiss"] == result.metrics["overall"]["oracle"]
+
+
+def test_ivf_with_one_probe_loses_recall_and_the_pool_shows_it(built):
+    embedder, table, ids, vectors, bm25, queries = built
+    index = faiss_store.build_index(ids, vectors, "IVF64,Flat")
+    faiss_store.set_search_parameters(index, "nprobe=1")
+    result = evaluate(queries, table, index, bm25, embedder, k=10, k_factor=2)
+    assert result.metrics["ann_recall"] < 0.95
+    # The same figure computed directly from the two searches.
+    q = embedder.embed([x.text for x in queries])
+    ann = faiss_store.search(index, q, 10).ids
+    exact = oracle_from_chunks(table).search(q, 10).ids
+    direct = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ann, exact, strict=True)])
+    assert result.metrics["ann_recall"] == pytest.approx(direct, abs=0.02)
+
+
+def test_metrics_arithmetic_on_a_hand_made_pool():
+    queries = [
+        SyntheticQuery("q1", "a", "doc", "s1", [5], "m/a.py", 1),
+        SyntheticQuery("q2", "b", "name", "s2", [7, 8], "n/b.py", 1),
+    ]
+    rows = [
+        ("q1", "bm25", 1, 4, 2.0),
+        ("q1", "bm25", 2, 5, 1.0),
+        ("q2", "bm25", 1, 8, 3.0),
+        ("q2", "bm25", 2, 1, 2.0),
+        ("q2", "bm25", 3, 7, 1.0),
+        ("q1", "faiss", 1, 9, 0.9),
+    ]
+    pool = pa.table(
+        dict(zip(EVAL_POOL.names, zip(*rows, strict=True), strict=True)), schema=EVAL_POOL
+    )
+    metrics = pool_metrics(pool, queries, k=10, module_of={5: "m", 7: "n"})
+    bm25 = metrics["overall"]["bm25"]
+    assert bm25["mrr@10"] == pytest.approx((1 / 2 + 1 / 1) / 2)
+    assert bm25["recall@1"] == pytest.approx((0 + 1 / 2) / 2)
+    assert bm25["recall@5"] == pytest.approx((1 + 1) / 2)
+    assert metrics["overall"]["faiss"]["recall@10"] == 0.0
+    assert metrics["by_style"]["doc"]["bm25"]["mrr@10"] == pytest.approx(0.5)
+    assert metrics["by_module"]["n"]["bm25"]["recall@1"] == pytest.approx(0.5)
+    assert metrics["counts"]["module"] == {"m": 1, "n": 1}
+    assert metrics["ann_recall"] is None  # no oracle in this pool
+
+
+def test_report_and_plot(built, tmp_path):
+    embedder, table, ids, vectors, bm25, queries = built
+    index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
+    result = evaluate(queries, table, index, bm25, embedder)
+    md = result.report_markdown
+    assert "ANN recall@10 against exact search: **1.0000**" in md
+    for heading in ("## Overall", "### doc", "### name", "### masked", "## By module"):
+        assert heading in md
+    assert "| email |" in md  # the default module is the chunk's directory
+    result.write_plot(tmp_path / "eval" / "report.png")
+    assert (tmp_path / "eval" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dimension_mismatch_is_a_clear_error(built):
+    _, table, ids, vectors, bm25, queries = built
+    index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
+    with pytest.raises(CodeintelError, match="dimension 32 but the embedding model has 16"):
+        evaluate(queries, table, index, bm25, HashingEmbedder(dim=16))
+
+
+def test_read_pool_tsv(tmp_path):
+    path = tmp_path / "pool.tsv"
+    path.write_text(
+        "query_id\tsource\trank\tchunk_id\tscore\n"
+        "q1\tfaiss\t1\t-9223372036854775808\t0.5\n\n"
+        "q1\tbm25\t1\t42\t7\n",
+        encoding="utf-8",
+    )
+    table = read_pool_tsv(path)
+    assert table.schema == EVAL_POOL
+    assert table.to_pylist()[0] == {
+        "query_id": "q1",
+        "source": "faiss",
+        "rank": 1,
+        "chunk_id": -(2**63),
+        "score": 0.5,
+    }
+    assert table.num_rows == 2
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("q1\tfaiss\t1\t5", "expected 5 tab-separated fields"),
+        ("q1\tdense\t1\t5\t0.1", "field 'source' is 'dense'"),
+        ("q1\tfaiss\tone\t5\t0.1", "field 'rank' is 'one', not an integer"),
+        ("q1\tfaiss\t0\t5\t0.1", "field 'rank' is 0"),
+        ("q1\tfaiss\t2\t5.5\t0.1", "field 'chunk_id' is '5.5'"),
+        ("q1\tfaiss\t2\t99999999999999999999\t0.1", "out of the BIGINT range"),
+        ("q1\tfaiss\t2\t5\tnan", "not a finite number"),
+        ("\tfaiss\t2\t5\t0.1", "field 'query_id' is empty"),
+        ("q1\tfaiss\t1\t6\t0.1", "duplicate rank 1"),
+    ],
+)
+def test_read_pool_tsv_bad_rows_name_the_line(tmp_path, row, message):
+    path = tmp_path / "pool.tsv"
+    path.write_text("q1\tfaiss\t1\t5\t0.9\n" + row + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=rf"pool\.tsv:2: .*{message}"):
+        read_pool_tsv(path)

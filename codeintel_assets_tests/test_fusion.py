@@ -1,0 +1,35 @@
+"""Reciprocal rank fusion arithmetic, computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from codeintel_assets.core.fusion import rrf
+
+
+def test_rrf_scores_and_order_match_hand_computation():
+    fused = rrf({"dense": [10, 20, 30], "bm25": [30, 40]}, k=60)
+    scores = {i: s for i, s, _ in fused}
+    assert scores[10] == pytest.approx(1 / 61)
+    assert scores[20] == pytest.approx(1 / 62)
+    assert scores[30] == pytest.approx(1 / 63 + 1 / 61)
+    assert scores[40] == pytest.approx(1 / 62)
+    # 30 is in both lists, so it wins; 20 and 40 tie at 1/62 and break on the smaller id.
+    assert [i for i, _, _ in fused] == [30, 10, 20, 40]
+    assert fused[0][2] == {"dense": 3, "bm25": 1}
+    assert dict((i, r) for i, _, r in fused)[40] == {"bm25": 2}
+
+
+def test_rrf_k_changes_the_weights():
+    fused = rrf({"a": [1, 2], "b": [2]}, k=1)
+    scores = {i: s for i, s, _ in fused}
+    assert scores[1] == pytest.approx(1 / 2)
+    assert scores[2] == pytest.approx(1 / 3 + 1 / 2)
+
+
+def test_rrf_counts_a_repeated_id_once_per_channel_and_handles_empty_input():
+    fused = rrf({"a": [5, 5, 6]})
+    assert fused[0][:1] == (5,) and fused[0][1] == pytest.approx(1 / 61)
+    assert fused[1][2] == {"a": 3}
+    assert rrf({}) == []
+    assert rrf({"a": [], "b": []}) == []

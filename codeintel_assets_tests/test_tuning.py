@@ -1,0 +1,127 @@
+"""Tune then lock on real FAISS indexes of generated clustered vectors."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from codeintel_assets.core import faiss_store
+from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.tuning import (
+    ExactOracle,
+    audit_sidecar,
+    knob_candidates,
+    recall_at_k,
+    sample_query_vectors,
+    tune_index,
+)
+
+DIM = 32
+
+
+def clustered(count: int, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, DIM))
+    x = centres[rng.integers(0, clusters, count)] + 0.8 * rng.normal(size=(count, DIM))
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    faiss.normalize_L2(x)
+    ids = rng.choice(10**12, size=count, replace=False).astype(np.int64) + 1
+    return ids, x
+
+
+@pytest.fixture(scope="module")
+def data():
+    ids, x = clustered(20_000, 400, seed=0)
+    queries = sample_query_vectors(x, 200, seed=1)
+    queries = queries + 0.05 * np.random.default_rng(2).normal(size=queries.shape)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    faiss.normalize_L2(queries)
+    return ids, x, queries
+
+
+def test_tune_picks_the_cheapest_nprobe_meeting_the_target(data):
+    ids, x, queries = data
+    index = faiss_store.build_index(ids, x, "IVF256,Flat")
+    oracle = ExactOracle(ids, x)
+    point = tune_index(index, queries, k=10, target_recall=0.95, oracle=oracle)
+
+    # Measure every candidate independently: the chosen one must be the first reaching 0.95.
+    exact = oracle.search(queries, 10)
+    measured = {}
+    for knobs in knob_candidates(index, 10):
+        faiss_store.set_search_parameters(index, knobs)
+        measured[knobs] = recall_at_k(faiss_store.search(index, queries, 10), exact, 10)
+    first_meeting = next(kn for kn, r in measured.items() if r >= 0.95)
+    assert point.met
+    assert point.knobs == first_meeting
+    assert point.knobs != "nprobe=1"  # the target is not trivially met; a real sweep happened
+    assert point.recall == pytest.approx(measured[point.knobs])
+    assert all(p["recall"] < 0.95 for p in point.sweep[:-1])
+    assert point.sweep[-1]["knobs"] == point.knobs
+    assert point.latency_ms > 0
+
+
+def test_tune_locks_the_chosen_knobs_on_the_index(data):
+    ids, x, queries = data
+    index = faiss_store.build_index(ids, x, "IVF256,Flat")
+    point = tune_index(index, queries, k=10, target_recall=0.9)
+    assert faiss.extract_index_ivf(index).nprobe == int(point.knobs.split("=")[1])
+
+
+def test_unreachable_target_returns_best_point_flagged(data):
+    ids, x, queries = data
+    index = faiss_store.build_index(ids[:5000], x[:5000], "IVF64,Flat")
+    point = tune_index(index, queries, k=10, target_recall=1.01)
+    assert not point.met
+    assert point.knobs == "nprobe=64"  # probing every list is exact, the best there is
+    assert point.recall == pytest.approx(1.0)
+    assert len(point.sweep) == len(knob_candidates(index, 10))
+
+
+def test_flat_recall_against_the_oracle_is_exactly_one(data):
+    ids, x, queries = data
+    index = faiss_store.build_index(ids[:8000], x[:8000], "IDMap2,Flat")
+    point = tune_index(index, queries, k=10)
+    assert point.knobs == ""
+    assert point.recall == 1.0
+    assert point.met and len(point.sweep) == 1
+
+
+def test_hnsw_sweeps_ef_search(data):
+    ids, x, queries = data
+    index = faiss_store.build_index(ids[:4000], x[:4000], "IDMap2,HNSW16")
+    assert knob_candidates(index, 10)[0] == "efSearch=16"
+    assert knob_candidates(index, 20)[0] == "efSearch=32"
+    point = tune_index(index, queries, k=10, target_recall=0.9)
+    assert point.met and point.knobs.startswith("efSearch=")
+
+
+def test_ties_count_as_found():
+    exact = faiss_store.SearchHits(np.array([[1, 2]]), np.array([[0.9, 0.5]], dtype=np.float32))
+    ann = faiss_store.SearchHits(np.array([[1, 3]]), np.array([[0.9, 0.5]], dtype=np.float32))
+    worse = faiss_store.SearchHits(np.array([[1, 3]]), np.array([[0.9, 0.4]], dtype=np.float32))
+    assert recall_at_k(ann, exact, 2) == 1.0
+    assert recall_at_k(worse, exact, 2) == 0.5
+
+
+def test_dimension_mismatch_and_no_queries_are_clear_errors(data):
+    ids, x, _ = data
+    index = faiss_store.build_index(ids[:1000], x[:1000], "IDMap2,Flat")
+    with pytest.raises(CodeintelError, match="dimension 16 differs"):
+        tune_index(index, np.zeros((3, 16), dtype=np.float32))
+    with pytest.raises(CodeintelError, match="at least one query"):
+        tune_index(index, np.zeros((0, DIM), dtype=np.float32))
+
+
+def test_audit_sidecar_records_the_operating_point(data):
+    ids, x, queries = data
+    index = faiss_store.build_index(ids[:3000], x[:3000], "IVF32,Flat")
+    point = tune_index(index, queries[:50], k=5, target_recall=0.9)
+    audit = audit_sidecar(
+        index=index, factory="IVF32,Flat", point=point, build_version="v1", index_xxh64="ab"
+    )
+    assert audit["knobs"] == point.knobs and audit["measured_recall"] == point.recall
+    assert (audit["dim"], audit["ntotal"], audit["metric"]) == (DIM, 3000, "inner_product")
+    assert audit["build_version"] == "v1" and audit["index_xxh64"] == "ab"
+    assert audit["recall_k"] == 5 and audit["latency_ms"] == point.latency_ms
