@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -105,6 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     _repo_option(rollback)
     rollback.add_argument("--to", help="build version (default: the one published before)")
     rollback.set_defaults(handler=cmd_rollback)
+    faiss_cmd = verbs.add_parser("faiss", help="FAISS index tools").add_subparsers(
+        title="faiss commands", metavar="VERB"
+    )
+    export = faiss_cmd.add_parser("export-idmap", help="write the index's row -> chunk id map")
+    _repo_option(export)
+    export.add_argument("--out", help="Parquet file (default: the build's faiss_idmap.parquet)")
+    export.set_defaults(handler=cmd_faiss_export_idmap)
+
+    duck = verbs.add_parser("duckdb", help="DuckDB catalog tools").add_subparsers(
+        title="duckdb commands", metavar="VERB"
+    )
+    refresh = duck.add_parser(
+        "refresh-idmap-join", help="re-materialize faiss_idmap_mat if the idmap checksum changed"
+    )
+    _repo_option(refresh)
+    refresh.set_defaults(handler=cmd_refresh_idmap_join)
     return parser
 
 
@@ -284,6 +301,26 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     outcome = publish(BuildContext.for_repo(args.repo))
     out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
+    return 0
+
+
+def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.stages.retrieval import export_idmap
+
+    build = _layout(args.repo).build
+    target = Path(args.out) if args.out else build.faiss_idmap
+    table = export_idmap(build, target)
+    out.print(f"wrote {table.num_rows} rows to {target}", markup=False)
+    return 0
+
+
+def cmd_refresh_idmap_join(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.catalog import refresh_idmap_join
+
+    build = _layout(args.repo).build
+    refreshed = refresh_idmap_join(build.catalog, build)
+    state = "refreshed" if refreshed else "not refreshed (idmap checksum unchanged)"
+    out.print(f"faiss_idmap_mat {state}", markup=False)
     return 0
 
 

@@ -7,6 +7,7 @@ embedding cache, which embeds only texts it has not seen for this model.
 from __future__ import annotations
 
 import bisect
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class ChunkBuildStats:
     from_cache: int = 0
     over_budget: int = 0  # embedded texts longer than the model reads (should stay 0)
     changed_since_manifest: int = 0
+    embed_seconds: float = 0.0
     by_kind: Counter = field(default_factory=Counter)
 
 
@@ -117,7 +119,9 @@ def build_chunk_table(
     """Embed (through the cache) and return (chunks table, data version)."""
     texts, counts = embedding_texts(chunks, embedder)
     stats.over_budget = sum(1 for n in counts if n > embedder.max_tokens - SPECIAL_TOKENS)
+    started = time.perf_counter()
     vectors, cache_stats = cache.embed(texts, embedder)
+    stats.embed_seconds = time.perf_counter() - started
     stats.embedded, stats.from_cache = cache_stats.misses, cache_stats.hits
     dim = embedder.dim
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())

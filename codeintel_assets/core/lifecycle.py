@@ -65,7 +65,12 @@ def artifact_files(layout: ArtifactLayout) -> list[Path]:
     candidates += sorted((layout.root / "faiss").glob("*.audit.json"))
     if layout.bm25_dir.exists():
         candidates += sorted(p for p in layout.bm25_dir.rglob("*") if p.is_file())
-    return [p for p in candidates if p.is_file()]
+    # Dot-files are temporary files of unfinished writes (``atomic_path``), never artifacts.
+    return [p for p in candidates if p.is_file() and not _hidden(p, layout.root)]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def build_version_of(layout: ArtifactLayout) -> str:
@@ -135,6 +140,7 @@ def publish_version(
     or another publish holds the lock; ``current`` is then unchanged.
     """
     with publish_lock(repo):
+        remove_crash_leftovers(repo)
         previous = current_version_or_none(repo)
         version, layout, reused = stage_version(repo)
         _crash_point(fail_after, "stage")
@@ -155,6 +161,54 @@ def publish_version(
         _crash_point(fail_after, "flip")
         prune_versions(repo, retention)
         return PublishOutcome(version, reused, previous, manifest)
+
+
+def remove_crash_leftovers(repo: RepoLayout) -> list[Path]:
+    """Delete what a killed publish left behind; return the deleted paths.
+
+    That is version folders without a manifest (staging never finished) other than the
+    one ``current`` points at, and temporary ``.current.*`` links of an unfinished flip.
+    Call it holding the publish lock: a running publish's staging area looks the same.
+    """
+    current = current_version_or_none(repo)
+    leftovers = []
+    if repo.versions_dir.is_dir():
+        leftovers += [
+            folder
+            for folder in repo.versions_dir.iterdir()
+            if folder.is_dir()
+            and folder.name != current
+            and not (folder / "manifest.json").exists()
+        ]
+    if repo.repo_dir.is_dir():
+        leftovers += [p for p in repo.repo_dir.glob(".current.*") if p.is_symlink()]
+    for path in leftovers:
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return leftovers
+
+
+def verify_version(layout: ArtifactLayout) -> list[str]:
+    """Return the problems of a published version (empty when complete and intact).
+
+    Checks that the manifest exists, every artifact it lists has the recorded size and
+    xxh64, and the version's catalog exists.
+    """
+    if not layout.version_manifest.exists():
+        return [f"{layout.root}: no manifest.json (incomplete version)"]
+    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    problems = []
+    for entry in manifest["artifacts"]:
+        path = layout.root / entry["path"]
+        if not path.is_file():
+            problems.append(f"{entry['path']}: missing")
+        elif path.stat().st_size != entry["bytes"] or xxh64_file(path) != entry["xxh64"]:
+            problems.append(f"{entry['path']}: size or checksum differs from the manifest")
+    if not layout.catalog.is_file():
+        problems.append(f"{layout.catalog.relative_to(layout.root)}: missing")
+    return problems
 
 
 def _crash_point(fail_after: str | None, step: str) -> None:

@@ -91,11 +91,17 @@ def run_stage(
     """Run ``build`` unless the stamp shows the same inputs and intact outputs.
 
     The stamp is written only after ``build`` returned, so a crash leaves the old
-    stamp (or none) and the next run redoes the work.
+    stamp (or none) and the next run redoes the work; temporary files a killed writer
+    left beside the outputs are removed first.
     """
     started = time.perf_counter()
     stamp = read_stamp(repo, stage)
-    if not force and stamp and stamp.get("fingerprint") == input_fingerprint and _intact(stamp):
+    if (
+        not force
+        and stamp
+        and stamp.get("fingerprint") == input_fingerprint
+        and _intact(repo, stamp)
+    ):
         return StageResult(
             stage,
             False,
@@ -103,8 +109,10 @@ def run_stage(
             stamp.get("metadata", {}),
             time.perf_counter() - started,
         )
+    remove_stale_temp_files(outputs)
     output = build()
-    checksums = {str(p): xxh64_file(p) for p in outputs if p.exists()}
+    # Relative to the repository folder, so a data root can be moved or copied whole.
+    checksums = {_stamp_key(repo, p): xxh64_file(p) for p in outputs if p.exists()}
     write_json_atomic(
         repo.stamp(stage),
         {
@@ -119,9 +127,30 @@ def run_stage(
     )
 
 
-def _intact(stamp: dict[str, Any]) -> bool:
+def remove_stale_temp_files(outputs: list[Path]) -> list[Path]:
+    """Delete the temporary files (``.<name>.*.tmp``, see ``checksums.atomic_path``) that a
+    killed writer left beside ``outputs``; return them."""
+    stale = []
+    for output in outputs:
+        if output.parent.is_dir():
+            stale += [p for p in output.parent.glob(f".{output.name}.*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _stamp_key(repo: RepoLayout, path: Path) -> str:
+    return (
+        path.relative_to(repo.repo_dir).as_posix()
+        if path.is_relative_to(repo.repo_dir)
+        else str(path)
+    )
+
+
+def _intact(repo: RepoLayout, stamp: dict[str, Any]) -> bool:
     for path, checksum in stamp.get("outputs", {}).items():
-        target = Path(path)
+        # Older stamps hold absolute paths; joining keeps those as they are.
+        target = repo.repo_dir / path
         if not target.exists() or xxh64_file(target) != checksum:
             return False
     return True

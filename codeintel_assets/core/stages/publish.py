@@ -49,7 +49,8 @@ def publish(ctx: BuildContext) -> lifecycle.PublishOutcome:
     """Stage, catalog, validate and publish the working build (also used by the CLI)."""
     return lifecycle.publish_version(
         ctx.layout,
-        build_catalog=lambda version: build_catalog(version).to_dict(),
+        # Published catalogs are read by many searches: materialize the hot tables once.
+        build_catalog=lambda version: build_catalog(version, materialize=True).to_dict(),
         validate=validation.validate_version,
         extra_manifest=tool_versions(ctx),
         retention=ctx.retention,

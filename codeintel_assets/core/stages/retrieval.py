@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import faiss
 import pyarrow as pa
@@ -13,7 +14,7 @@ from codeintel_assets.core import faiss_store
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
 from codeintel_assets.core.embedding import EmbeddingCache, load_embedder
-from codeintel_assets.core.layout import DEFAULT_INDEX_NAME
+from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout
 from codeintel_assets.core.schemas import FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
@@ -63,6 +64,7 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
                 "embedded": stats.embedded,
                 "from_cache": stats.from_cache,
                 "over_budget": stats.over_budget,
+                "embed_seconds": round(stats.embed_seconds, 3),
                 "chunks_with_symbols": with_symbols,
                 "node_to_chunk_rows": node_rows,
                 "changed_since_manifest": stats.changed_since_manifest,
@@ -79,7 +81,7 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
     return run_stage(ctx.layout, "chunks", fingerprint("chunks", up, config), outputs, build)
 
 
-def _node_to_chunk(layout, chunks: pa.Table) -> int:
+def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
     """Write ``node_to_chunk`` for the AST and CST nodes present; return its row count."""
     tables = [
         pq.read_table(path, columns=["node_id", "uri", "start_byte", "end_byte"])
@@ -143,6 +145,20 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
     )
 
 
+def export_idmap(layout: ArtifactLayout, target: Path) -> pa.Table:
+    """Write the FAISS index's row -> chunk id map of ``layout`` to ``target``; return it."""
+    index = faiss_store.read_index(layout.faiss_index())
+    audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
+    table = faiss_store.idmap_table(
+        index,
+        audit["index_name"],
+        audit["build_version"],
+        datetime.fromisoformat(audit["built_at"]),
+    )
+    write_parquet(table, target, FAISS_IDMAP)
+    return table
+
+
 def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
     """Export the index's row → chunk id map to ``faiss/faiss_idmap.parquet``."""
     layout = ctx.layout.build
@@ -150,17 +166,10 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
     up = {"faiss_index": upstream_version(ctx.layout, "faiss_index")}
 
     def build() -> StageOutput:
-        index = faiss_store.read_index(layout.faiss_index())
-        audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
-        table = faiss_store.idmap_table(
-            index,
-            audit["index_name"],
-            audit["build_version"],
-            datetime.fromisoformat(audit["built_at"]),
-        )
-        write_parquet(table, target, FAISS_IDMAP)
+        table = export_idmap(layout, target)
+        first = table.slice(0, 1).select(["index_name", "build_version"]).to_pylist()
         ids = table.column("faiss_id").to_numpy()
-        version = xxh64_json([audit["index_name"], audit["build_version"], ids.tobytes().hex()])
+        version = xxh64_json([first, ids.tobytes().hex()])
         return StageOutput(version, {"rows": table.num_rows, "path": str(target)})
 
     return run_stage(ctx.layout, "faiss_idmap", fingerprint("faiss_idmap", up, {}), [target], build)
