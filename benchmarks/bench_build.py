@@ -87,8 +87,10 @@ def main() -> None:
                 embed_seconds = result.metadata["embed_seconds"]
                 embedded = result.metadata["embedded"]
         print(f"{'total':<18}{total:>9.2f}")
-        print(f"embedding: {embedded} chunks in {embed_seconds:.1f}s = "
-              f"{embedded / max(embed_seconds, 1e-9):.1f} chunks/s")
+        print(
+            f"embedding: {embedded} chunks in {embed_seconds:.1f}s = "
+            f"{embedded / max(embed_seconds, 1e-9):.1f} chunks/s"
+        )
         print(f"share of wall time outside embedding: {(total - embed_seconds) / total:.1%}")
 
 

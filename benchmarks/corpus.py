@@ -10,7 +10,9 @@ from pathlib import Path
 DEFAULT_PACKAGES = ("json", "email", "http", "logging", "asyncio", "unittest", "xml")
 
 
-def stdlib_corpus(target: Path, packages: tuple[str, ...] = DEFAULT_PACKAGES, git: bool = True) -> int:
+def stdlib_corpus(
+    target: Path, packages: tuple[str, ...] = DEFAULT_PACKAGES, git: bool = True
+) -> int:
     """Copy stdlib packages into ``target`` (a git repo when ``git``); return its line count."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     target.mkdir(parents=True, exist_ok=True)
