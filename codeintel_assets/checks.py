@@ -21,6 +21,13 @@ def _result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     )
 
 
+@dg.asset_check(asset="faiss_index", blocking=True, partitions_def=REPOS)
+def ann_recall_at_target(context: dg.AssetCheckExecutionContext, codeintel: CodeintelResource):
+    """ANN recall@10 against exact search at the locked operating point meets the target."""
+    layout = codeintel.build_context(context.partition_key).layout.build
+    return _result(validation.check_ann_recall(layout))
+
+
 @dg.asset_check(asset="duckdb_catalog", blocking=True, partitions_def=REPOS)
 def v_chunks_not_empty(context: dg.AssetCheckExecutionContext, codeintel: CodeintelResource):
     """The catalog's `v_chunks` view has rows."""
@@ -64,6 +71,7 @@ def edge_endpoints_defined(context: dg.AssetCheckExecutionContext, codeintel: Co
 
 
 ALL_CHECKS = [
+    ann_recall_at_target,
     v_chunks_not_empty,
     faiss_round_trip,
     chunk_symbols_in_scip,

@@ -24,6 +24,8 @@ class CodeintelResource(dg.ConfigurableResource):
     hashing_dim: int = 64
     faiss_flat_max: int = FLAT_MAX_VECTORS
     retention: int = DEFAULT_RETENTION
+    target_recall: float = 0.95  # ANN recall@10 against exact search the build must reach
+    eval_queries: int = 200
 
     def build_context(self, repo_name: str) -> BuildContext:
         """Return the build context of one repository partition."""
@@ -40,4 +42,6 @@ class CodeintelResource(dg.ConfigurableResource):
             root=root,
             faiss_flat_max=self.faiss_flat_max,
             retention=self.retention,
+            target_recall=self.target_recall,
+            eval_queries=self.eval_queries,
         )

@@ -135,3 +135,29 @@ def test_console_script_exit_code_and_no_traceback(data_dir: Path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "'nope' is not registered" in done.stderr
+
+
+def test_faiss_export_idmap_and_refresh_idmap_join(
+    capsys, fixture_repo: Path, data_dir: Path, dagster_home: Path, tmp_path: Path
+):
+    import pyarrow.parquet as pq
+
+    run_cli(capsys, "repo", "add", "fx", str(fixture_repo))
+    assert run_cli(capsys, "build", "fx", "--embedder", "hashing")[0] == 0
+    out_file = tmp_path / "idmap.parquet"
+    code, out, _ = run_cli(capsys, "faiss", "export-idmap", "--repo", "fx", "--out", str(out_file))
+    assert code == 0
+    exported = pq.read_table(out_file)
+    built = pq.read_table(RepoLayout(data_dir, "fx").build.faiss_idmap)
+    assert exported.column("faiss_id").to_pylist() == built.column("faiss_id").to_pylist()
+
+    code, out, _ = run_cli(capsys, "duckdb", "refresh-idmap-join", "--repo", "fx")
+    assert code == 0 and "faiss_idmap_mat refreshed" in out
+    code, out, _ = run_cli(capsys, "duckdb", "refresh-idmap-join", "--repo", "fx")
+    assert code == 0 and "not refreshed" in out
+
+    code, out, _ = run_cli(capsys, "status", "--repo", "fx", "--format", "json")
+    status = json.loads(out)
+    assert code == 0 and status["build_version"] == lifecycle.current_version_or_none(
+        RepoLayout(data_dir, "fx")
+    )

@@ -17,6 +17,7 @@ CATALOG_INPUTS = [
     "symbol_edges",
     "chunks",
     "faiss_idmap",
+    "eval_pools",
 ]
 
 

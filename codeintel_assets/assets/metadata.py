@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ def _markdown_preview(table: pa.Table) -> str:
 def _metadata_value(key: str, value: Any) -> Any:
     if key == "markdown":
         return dg.MetadataValue.md(value)
+    if key == "plot" and Path(value).suffix == ".png" and Path(value).exists():
+        encoded = base64.b64encode(Path(value).read_bytes()).decode("ascii")
+        return dg.MetadataValue.md(f"![evaluation](data:image/png;base64,{encoded})")
     if key == "path":
         return dg.MetadataValue.path(value)
     if isinstance(value, bool) or value is None:

@@ -3,7 +3,11 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
-from codeintel_assets.core.stages.retrieval import stage_faiss_idmap, stage_faiss_index
+from codeintel_assets.core.stages.retrieval import (
+    stage_bm25_index,
+    stage_faiss_idmap,
+    stage_faiss_index,
+)
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
@@ -33,3 +37,17 @@ def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
     """`faiss/faiss_idmap.parquet`: FAISS row → chunk id, with index name and build version."""
     ctx = codeintel.build_context(context.partition_key)
     return materialize_result(stage_faiss_idmap(ctx), ctx.layout.build.faiss_idmap)
+
+
+@dg.asset(
+    partitions_def=REPOS,
+    group_name="retrieval",
+    code_version=CODE_VERSIONS["bm25_index"],
+    deps=["chunks"],
+    kinds={"numpy"},
+)
+def bm25_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
+    """`bm25/`: BM25 over identifier-aware tokens (snake_case and camelCase split, the
+    identifier kept too) of each chunk's path, qualified name and code."""
+    ctx = codeintel.build_context(context.partition_key)
+    return materialize_result(stage_bm25_index(ctx))

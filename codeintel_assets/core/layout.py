@@ -111,6 +111,11 @@ class ArtifactLayout:
     def bm25_dir(self) -> Path:
         return self.root / "bm25"
 
+    @property
+    def bm25_ids(self) -> Path:
+        """The chunk-id file the BM25 folder always holds (its completeness marker)."""
+        return self.bm25_dir / "chunk_ids.npy"
+
     # -- catalog and evaluation ---------------------------------------------------
     @property
     def catalog(self) -> Path:

@@ -70,8 +70,15 @@ ROOT_MODULE_ID = "."
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Nodes that each add one path through the code.
-_DECISIONS = (ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler,
-              ast.match_case)
+_DECISIONS = (
+    ast.If,
+    ast.IfExp,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.ExceptHandler,
+    ast.match_case,
+)
 
 
 @dataclass
@@ -163,15 +170,11 @@ def _declare_modules(sources: list[tuple[str, str, bytes]]) -> list[_Module]:
     """Return one module per Python file and per directory holding other files."""
     # Sorted, so which of two colliding names is renamed never depends on input order.
     uris = sorted(uri for uri, _, _ in sources)
-    package_dirs = {
-        uri.rsplit("/", 1)[0] for uri in uris if uri.endswith("/__init__.py")
-    }
+    package_dirs = {uri.rsplit("/", 1)[0] for uri in uris if uri.endswith("/__init__.py")}
     python_modules = [_python_module(uri, package_dirs) for uri in uris if uri.endswith(".py")]
     # Packages first: like Python's import system, `pkg/` wins over `pkg.py` for the name.
     python_modules.sort(key=lambda module: not module.uri_prefix.endswith("/"))
-    other_dirs = sorted(
-        {_directory(uri) for uri in uris if not uri.endswith(".py")} - package_dirs
-    )
+    other_dirs = sorted({_directory(uri) for uri in uris if not uri.endswith(".py")} - package_dirs)
     modules = python_modules + [
         _Module(
             module_id=directory or ROOT_MODULE_ID,
@@ -373,8 +376,10 @@ class _Resolver:
         here = self.importer.source_uri or ""
         return min(
             candidates,
-            key=lambda i: (-_common_dirs(here, self.modules[i].uri_prefix),
-                           self.modules[i].module_id),
+            key=lambda i: (
+                -_common_dirs(here, self.modules[i].uri_prefix),
+                self.modules[i].module_id,
+            ),
         )
 
 
@@ -407,10 +412,7 @@ _REQUIRED_FIELDS = ("module_id", "uri_prefix", "language")
 
 def modules_jsonl(table: pa.Table) -> str:
     """Return ``table`` (schema ``MODULES``) as JSON Lines, one module per line."""
-    lines = [
-        json.dumps(row, ensure_ascii=False)
-        for row in table.select(MODULES.names).to_pylist()
-    ]
+    lines = [json.dumps(row, ensure_ascii=False) for row in table.select(MODULES.names).to_pylist()]
     return "".join(line + "\n" for line in lines)
 
 
@@ -438,14 +440,15 @@ def read_modules_jsonl(path: Path) -> pa.Table:
             raise BadInputError(f"{path}: line {number}: invalid JSON: {exc.msg}") from exc
         if not isinstance(record, dict):
             raise BadInputError(f"{path}: line {number}: expected a JSON object")
-        row = {name: _checked_field(path, number, record, schema_field)
-               for name, schema_field in zip(MODULES.names, MODULES, strict=True)}
+        row = {
+            name: _checked_field(path, number, record, schema_field)
+            for name, schema_field in zip(MODULES.names, MODULES, strict=True)
+        }
         for key in ("module_id", "uri_prefix"):
             seen_at = first_line.setdefault((key, row[key]), number)
             if seen_at != number:
                 raise BadInputError(
-                    f"{path}: line {number}: field '{key}' duplicates line {seen_at}"
-                    f" ({row[key]!r})"
+                    f"{path}: line {number}: field '{key}' duplicates line {seen_at} ({row[key]!r})"
                 )
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=MODULES)
@@ -467,8 +470,9 @@ def _checked_field(path: Path, number: int, record: dict[str, Any], schema_field
         valid = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         expected = "a non-negative integer"
     else:
-        valid = (isinstance(value, int | float) and not isinstance(value, bool)
-                 and math.isfinite(value))
+        valid = (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
         expected = "a number"
     if not valid:
         raise BadInputError(
@@ -476,7 +480,6 @@ def _checked_field(path: Path, number: int, record: dict[str, Any], schema_field
         )
     if name == "uri_prefix" and value.startswith("/"):
         raise BadInputError(
-            f"{path}: line {number}: field 'uri_prefix' must be repository-relative,"
-            f" got {value!r}"
+            f"{path}: line {number}: field 'uri_prefix' must be repository-relative, got {value!r}"
         )
     return value

@@ -164,8 +164,16 @@ def _reference_edges(
 ) -> Counter[tuple[str, str, str, str]]:
     """Count (src, dst, edge, uri) over reference occurrences, file by file."""
     columns = occurrences.select(
-        ["symbol", "uri", "role", "roles", "start_line", "start_char",
-         "enclosing_start_line", "enclosing_end_line"]
+        [
+            "symbol",
+            "uri",
+            "role",
+            "roles",
+            "start_line",
+            "start_char",
+            "enclosing_start_line",
+            "enclosing_end_line",
+        ]
     ).to_pydict()
     by_uri: dict[str, tuple[list[tuple[int, int, str, int]], list[tuple[int, int, int, str]]]]
     by_uri = {}
@@ -247,8 +255,9 @@ def symbol_edges_table(
         if uri is not None:
             defined.setdefault(symbol, uri)
     occ_rows = occurrences.select(["symbol", "uri", "role"]).to_pydict()
-    for symbol, uri, role in zip(occ_rows["symbol"], occ_rows["uri"], occ_rows["role"],
-                                 strict=True):
+    for symbol, uri, role in zip(
+        occ_rows["symbol"], occ_rows["uri"], occ_rows["role"], strict=True
+    ):
         if role == "def":
             defined.setdefault(symbol, uri)
 
@@ -303,8 +312,7 @@ def _edge_record(path: Path, i: int, record: Any) -> dict[str, Any]:
         return BadInputError(f"{path}: edges[{i}].{key}: {reason}")
 
     if not isinstance(record, dict):
-        raise BadInputError(f"{path}: edges[{i}]: expected an object, got "
-                            f"{type(record).__name__}")
+        raise BadInputError(f"{path}: edges[{i}]: expected an object, got {type(record).__name__}")
     row: dict[str, Any] = {}
     for key in ("src_symbol", "dst_symbol"):
         value = record.get(key)

@@ -227,8 +227,14 @@ def _add_ast_file(columns: _Columns, uri: str, data: bytes) -> Diagnostic | None
             last_line = _line_of(line_starts, end - 1) if end > start else lineno
             name = node.name if isinstance(node, _AST_NAMED) else None
             node_id = columns.add(
-                seen, view, uri, type(node).__name__, (start, end, lineno, last_line),
-                parent_id, depth, name,
+                seen,
+                view,
+                uri,
+                type(node).__name__,
+                (start, end, lineno, last_line),
+                parent_id,
+                depth,
+                name,
             )
             child_depth = depth + 1
         stack.extend(
@@ -302,8 +308,14 @@ def _add_cst_file(columns: _Columns, uri: str, lang: str, data: bytes) -> Diagno
             if first_error_line is None:
                 first_error_line = node.start_point.row + 1
         node_id = columns.add(
-            seen, view, uri, kind, _cst_span(node), parents[-1] if parents else None,
-            len(parents), name,
+            seen,
+            view,
+            uri,
+            kind,
+            _cst_span(node),
+            parents[-1] if parents else None,
+            len(parents),
+            name,
         )
         if cursor.goto_first_child():
             parents.append(node_id)

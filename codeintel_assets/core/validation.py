@@ -6,6 +6,7 @@ returns a ``CheckOutcome``; ``validate_version`` runs the blocking ones.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,21 @@ def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMP
         detail,
         {"sampled": len(picked), "failures": len(problems)},
     )
+
+
+def check_ann_recall(layout: ArtifactLayout) -> CheckOutcome:
+    """ANN recall@k against exact search, measured at the locked operating point, meets its
+    target (both recorded in the FAISS audit sidecar by tune-then-lock)."""
+    audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
+    recall, target = audit.get("measured_recall"), audit.get("target_recall")
+    if recall is None or target is None:
+        return CheckOutcome("ann_recall", False, "the FAISS audit records no measured recall")
+    passed = recall >= target
+    detail = (
+        f"recall@{audit.get('recall_k')} = {recall:.4f} vs target {target} "
+        f"({audit.get('factory')}, knobs {audit.get('knobs') or 'none'})"
+    )
+    return CheckOutcome("ann_recall", passed, detail, {"recall": recall, "target": target})
 
 
 def _count(layout: ArtifactLayout, sql: str) -> tuple[int, list[tuple]]:
@@ -162,6 +178,7 @@ def check_edge_endpoints_defined(layout: ArtifactLayout) -> CheckOutcome:
 
 
 BLOCKING_CHECKS = (
+    check_ann_recall,
     check_chunks_not_empty,
     check_faiss_round_trip,
     check_chunk_symbols_in_occurrences,

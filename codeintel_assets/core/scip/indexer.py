@@ -74,8 +74,10 @@ def count_python_files(repo_root: Path) -> int:
     count = 0
     for dirpath, dirnames, filenames in os.walk(repo_root):
         dirnames[:] = [
-            d for d in dirnames
-            if not d.startswith(".") and d not in _SKIPPED_DIRS
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and d not in _SKIPPED_DIRS
             and not _is_virtualenv(Path(dirpath) / d)
         ]
         count += sum(1 for name in filenames if name.endswith((".py", ".pyi")))
@@ -94,9 +96,11 @@ def _environment_packages() -> list[dict[str, object]]:
         if not name or name in packages:
             continue
         files = [
-            str(f) for f in dist.files or ()
+            str(f)
+            for f in dist.files or ()
             if str(f).endswith((".py", ".pyi"))
-            and not str(f).startswith("..") and "__pycache__" not in str(f)
+            and not str(f).startswith("..")
+            and "__pycache__" not in str(f)
         ]
         packages[name] = {"name": name, "version": dist.version, "files": files}
     return sorted(packages.values(), key=lambda p: str(p["name"]).lower())
@@ -126,13 +130,13 @@ def run_scip_python(
     output = output.resolve()
 
     def failed(reason: str, python_files: int = 0, tail: str = "") -> ScipRunResult:
-        return ScipRunResult(False, time.monotonic() - started, output, python_files, reason,
-                             tail)
+        return ScipRunResult(False, time.monotonic() - started, output, python_files, reason, tail)
 
     binary = scip_python_binary()
     if not binary.exists():
-        return failed(f"scip-python not found at {binary} (run `make setup` or set "
-                      f"{SCIP_PYTHON_ENV})")
+        return failed(
+            f"scip-python not found at {binary} (run `make setup` or set {SCIP_PYTHON_ENV})"
+        )
     if not repo_root.is_dir():
         return failed(f"repository root {repo_root} is not a directory")
     python_files = count_python_files(repo_root)
@@ -145,20 +149,35 @@ def run_scip_python(
         environment.write_text(json.dumps(_environment_packages()), encoding="utf-8")
         partial = Path(scratch) / "index.scip"
         command = [
-            str(binary), "index",
-            "--cwd", str(repo_root),
-            "--target-only", str(repo_root),
-            "--project-name", project_name,
-            "--project-version", project_version,
-            "--output", str(partial),
-            "--environment", str(environment),
-            "--show-progress-rate-limit", "60",
+            str(binary),
+            "index",
+            "--cwd",
+            str(repo_root),
+            "--target-only",
+            str(repo_root),
+            "--project-name",
+            project_name,
+            "--project-version",
+            project_version,
+            "--output",
+            str(partial),
+            "--environment",
+            str(environment),
+            "--show-progress-rate-limit",
+            "60",
         ]
         env = dict(os.environ)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         process = subprocess.Popen(
-            command, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, text=True, errors="replace",
+            command,
+            cwd=repo_root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+            errors="replace",
         )
         try:
             log, _ = process.communicate(timeout=timeout_s)
@@ -166,18 +185,21 @@ def run_scip_python(
             # node spawns helpers; kill the whole session we started, not only the shim.
             os.killpg(process.pid, signal.SIGKILL)
             log, _ = process.communicate()
-            return failed(f"scip-python timed out after {timeout_s:g}s", python_files,
-                          _tail(log or ""))
+            return failed(
+                f"scip-python timed out after {timeout_s:g}s", python_files, _tail(log or "")
+            )
         log = log or ""
         if process.returncode != 0:
-            return failed(f"scip-python exited with code {process.returncode}", python_files,
-                          _tail(log))
+            return failed(
+                f"scip-python exited with code {process.returncode}", python_files, _tail(log)
+            )
         total = _TOTAL_FILES.search(log)
         if total is not None and int(total.group(1)) == 0:
             return failed(
                 "scip-python selected no files (a pyrightconfig.json or [tool.pyright] "
                 "include/exclude setting leaves nothing under the repository)",
-                python_files, _tail(log),
+                python_files,
+                _tail(log),
             )
         if not partial.exists() or partial.stat().st_size == 0:
             return failed("scip-python wrote no index", python_files, _tail(log))

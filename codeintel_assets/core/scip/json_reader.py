@@ -41,8 +41,9 @@ class _Fields:
 
     def __init__(self, obj: Any, path: str, source: str) -> None:
         if not isinstance(obj, dict):
-            raise BadInputError(f"{source}: {path or '<root>'}: expected an object, got "
-                                f"{_type_name(obj)}")
+            raise BadInputError(
+                f"{source}: {path or '<root>'}: expected an object, got {_type_name(obj)}"
+            )
         self.obj = obj
         self.path = path
         self.source = source
@@ -148,7 +149,9 @@ def scip_index_from_json(raw: Any, source: str = "<json>") -> ScipIndex:
                 name=tool.string("name"),
                 version=tool.string("version"),
                 arguments=list(tool.strings("arguments")),
-            ) if tool is not None else ToolInfo(),
+            )
+            if tool is not None
+            else ToolInfo(),
             project_root=meta.string("project_root"),
             text_document_encoding=meta.integer("text_document_encoding"),
         )
@@ -196,8 +199,12 @@ def _typed_range(occ: _Fields, key: str) -> Range | None:
             continue
         start_line = inner.integer("start_line") if "Multi" in name else inner.integer("line")
         end_line = inner.integer("end_line") if "Multi" in name else start_line
-        values = (start_line, inner.integer("start_character"), end_line,
-                  inner.integer("end_character"))
+        values = (
+            start_line,
+            inner.integer("start_character"),
+            end_line,
+            inner.integer("end_character"),
+        )
         if min(values) < 0:
             raise wrapper.error(name, f"negative position {values!r}")
         return values
@@ -230,7 +237,9 @@ def _symbol_information(info: _Fields) -> SymbolInformation:
             language=signature.string("language"),
             text=signature.string("text"),
             occurrences=[_occurrence(occ) for occ in signature.items("occurrences")],
-        ) if signature is not None else None,
+        )
+        if signature is not None
+        else None,
         enclosing_symbol=info.string("enclosing_symbol"),
     )
 
@@ -251,30 +260,38 @@ def _relationship(rel: _Fields) -> Relationship:
 def scip_json_from_index(index: ScipIndex) -> dict[str, Any]:
     """Return ``index`` as ``scip print --json`` would print it (zero values omitted)."""
     meta = index.metadata
-    return _compact({
-        "metadata": _compact({
-            "version": meta.version,
-            "tool_info": _compact({
-                "name": meta.tool_info.name,
-                "version": meta.tool_info.version,
-                "arguments": meta.tool_info.arguments,
-            }),
-            "project_root": meta.project_root,
-            "text_document_encoding": meta.text_document_encoding,
-        }),
-        "documents": [
-            _compact({
-                "relative_path": doc.relative_path,
-                "occurrences": [_occurrence_json(occ) for occ in doc.occurrences],
-                "symbols": [_symbol_json(info) for info in doc.symbols],
-                "language": doc.language,
-                "text": doc.text,
-                "position_encoding": doc.position_encoding,
-            })
-            for doc in index.documents
-        ],
-        "external_symbols": [_symbol_json(info) for info in index.external_symbols],
-    })
+    return _compact(
+        {
+            "metadata": _compact(
+                {
+                    "version": meta.version,
+                    "tool_info": _compact(
+                        {
+                            "name": meta.tool_info.name,
+                            "version": meta.tool_info.version,
+                            "arguments": meta.tool_info.arguments,
+                        }
+                    ),
+                    "project_root": meta.project_root,
+                    "text_document_encoding": meta.text_document_encoding,
+                }
+            ),
+            "documents": [
+                _compact(
+                    {
+                        "relative_path": doc.relative_path,
+                        "occurrences": [_occurrence_json(occ) for occ in doc.occurrences],
+                        "symbols": [_symbol_json(info) for info in doc.symbols],
+                        "language": doc.language,
+                        "text": doc.text,
+                        "position_encoding": doc.position_encoding,
+                    }
+                )
+                for doc in index.documents
+            ],
+            "external_symbols": [_symbol_json(info) for info in index.external_symbols],
+        }
+    )
 
 
 def _short_range(rng: Range) -> list[int]:
@@ -285,45 +302,62 @@ def _short_range(rng: Range) -> list[int]:
 
 
 def _occurrence_json(occ: Occurrence) -> dict[str, Any]:
-    return _compact({
-        "range": _short_range(occ.range),
-        "symbol": occ.symbol,
-        "symbol_roles": occ.symbol_roles,
-        "override_documentation": occ.override_documentation,
-        "syntax_kind": occ.syntax_kind,
-        "diagnostics": [
-            _compact({"severity": d.severity, "code": d.code, "message": d.message,
-                      "source": d.source, "tags": d.tags})
-            for d in occ.diagnostics
-        ],
-        "enclosing_range": _short_range(occ.enclosing_range) if occ.enclosing_range else [],
-    })
+    return _compact(
+        {
+            "range": _short_range(occ.range),
+            "symbol": occ.symbol,
+            "symbol_roles": occ.symbol_roles,
+            "override_documentation": occ.override_documentation,
+            "syntax_kind": occ.syntax_kind,
+            "diagnostics": [
+                _compact(
+                    {
+                        "severity": d.severity,
+                        "code": d.code,
+                        "message": d.message,
+                        "source": d.source,
+                        "tags": d.tags,
+                    }
+                )
+                for d in occ.diagnostics
+            ],
+            "enclosing_range": _short_range(occ.enclosing_range) if occ.enclosing_range else [],
+        }
+    )
 
 
 def _symbol_json(info: SymbolInformation) -> dict[str, Any]:
     signature = info.signature_documentation
-    return _compact({
-        "symbol": info.symbol,
-        "documentation": info.documentation,
-        "relationships": [
-            _compact({
-                "symbol": rel.symbol,
-                "is_reference": rel.is_reference,
-                "is_implementation": rel.is_implementation,
-                "is_type_definition": rel.is_type_definition,
-                "is_definition": rel.is_definition,
-            })
-            for rel in info.relationships
-        ],
-        "kind": info.kind,
-        "display_name": info.display_name,
-        "signature_documentation": _compact({
-            "language": signature.language,
-            "text": signature.text,
-            "occurrences": [_occurrence_json(occ) for occ in signature.occurrences],
-        }) if signature is not None else {},
-        "enclosing_symbol": info.enclosing_symbol,
-    })
+    return _compact(
+        {
+            "symbol": info.symbol,
+            "documentation": info.documentation,
+            "relationships": [
+                _compact(
+                    {
+                        "symbol": rel.symbol,
+                        "is_reference": rel.is_reference,
+                        "is_implementation": rel.is_implementation,
+                        "is_type_definition": rel.is_type_definition,
+                        "is_definition": rel.is_definition,
+                    }
+                )
+                for rel in info.relationships
+            ],
+            "kind": info.kind,
+            "display_name": info.display_name,
+            "signature_documentation": _compact(
+                {
+                    "language": signature.language,
+                    "text": signature.text,
+                    "occurrences": [_occurrence_json(occ) for occ in signature.occurrences],
+                }
+            )
+            if signature is not None
+            else {},
+            "enclosing_symbol": info.enclosing_symbol,
+        }
+    )
 
 
 def _compact(obj: dict[str, Any]) -> dict[str, Any]:

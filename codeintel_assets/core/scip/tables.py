@@ -75,7 +75,8 @@ class _LineColumns:
     def __init__(self, text: str, encoding: int) -> None:
         self.lines = LINE_BREAK.split(text)
         self.unit_lengths: Callable[[str], int] = (
-            (lambda c: len(c.encode("utf-8"))) if encoding == POSITION_UTF8
+            (lambda c: len(c.encode("utf-8")))
+            if encoding == POSITION_UTF8
             else (lambda c: 2 if ord(c) > 0xFFFF else 1)
         )
         self.cache: dict[int, list[int] | None] = {}
@@ -143,8 +144,18 @@ def occurrences_table(index: ScipIndex, read_text: TextReader | None = None) -> 
             enclosing_start.append(enclosing[0] if enclosing else None)
             enclosing_end.append(enclosing[2] if enclosing else None)
     return pa.table(
-        [symbol, uri, role, roles, start_line, start_char, end_line, end_char,
-         enclosing_start, enclosing_end],
+        [
+            symbol,
+            uri,
+            role,
+            roles,
+            start_line,
+            start_char,
+            end_line,
+            end_char,
+            enclosing_start,
+            enclosing_end,
+        ],
         schema=schemas.SCIP_OCCURRENCES,
     )
 

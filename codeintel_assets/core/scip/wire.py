@@ -85,8 +85,10 @@ def decode_scip_bytes(data: bytes, source: str = "<bytes>") -> ScipIndex:
                     index.external_symbols.append(_symbol_information(data, start, stop))
             except _WireError as err:
                 err.record.append(
-                    "metadata" if number == 1
-                    else f"documents[{len(index.documents)}]" if number == 2
+                    "metadata"
+                    if number == 1
+                    else f"documents[{len(index.documents)}]"
+                    if number == 2
                     else f"external_symbols[{len(index.external_symbols)}]"
                 )
                 raise

@@ -26,6 +26,11 @@ class BuildContext:
     embedding_cache_entries: int = 500_000
     retention: int = lifecycle.DEFAULT_RETENTION
     scip_timeout_s: float = 1800.0
+    target_recall: float = 0.95  # ANN recall@k against exact search that the build must reach
+    recall_k: int = 10
+    tune_queries: int = 200
+    eval_queries: int = 200
+    eval_k_factor: int = 2
 
     @classmethod
     def for_repo(

@@ -6,14 +6,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import faiss
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store
+from codeintel_assets.core import faiss_store, lexical, tuning
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
-from codeintel_assets.core.embedding import EmbeddingCache, load_embedder
+from codeintel_assets.core.embedding import EmbeddingCache, embedding_text, load_embedder
 from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout
 from codeintel_assets.core.schemas import FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages.context import BuildContext
@@ -113,29 +112,44 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
         vectors = vectors.reshape(len(ids), dim)
         factory = faiss_store.choose_factory(len(ids), ctx.faiss_flat_max)
         index = faiss_store.build_index(ids, vectors, factory)
-        knobs = "nprobe=16" if factory.startswith("IVF") else ""
-        faiss_store.set_search_parameters(index, knobs)
+        # Tune then lock: the cheapest knobs reaching the recall target against exact search.
+        point = tuning.tune_index(
+            index,
+            tuning.sample_query_vectors(vectors, ctx.tune_queries),
+            k=ctx.recall_k,
+            target_recall=ctx.target_recall,
+            oracle=tuning.ExactOracle(ids, vectors),
+        )
         faiss_store.write_index(index, index_path)
         checksum = xxh64_file(index_path)
-        audit = {
-            "index_name": DEFAULT_INDEX_NAME,
-            "factory": factory,
-            "knobs": knobs,
-            "metric": "inner_product",
-            "dim": int(dim),
-            "ntotal": int(index.ntotal),
-            "build_version": up["chunks"],
-            "built_at": datetime.now(UTC).isoformat(),
-            "index_xxh64": checksum,
-            "chunks_xxh64": xxh64_file(layout.chunks),
-            "faiss_version": faiss.__version__,
-        }
+        audit = tuning.audit_sidecar(
+            index=index,
+            factory=factory,
+            point=point,
+            build_version=up["chunks"],
+            index_name=DEFAULT_INDEX_NAME,
+            built_at=datetime.now(UTC).isoformat(),
+            index_xxh64=checksum,
+            chunks_xxh64=xxh64_file(layout.chunks),
+        )
         write_json_atomic(audit_path, audit)
+        shown = {k: v for k, v in audit.items() if k != "sweep"}
         return StageOutput(
-            checksum, {**audit, "bytes": index_path.stat().st_size, "path": str(index_path)}
+            checksum,
+            {
+                **shown,
+                "sweep": point.sweep,
+                "bytes": index_path.stat().st_size,
+                "path": str(index_path),
+            },
         )
 
-    config = {"flat_max": ctx.faiss_flat_max}
+    config = {
+        "flat_max": ctx.faiss_flat_max,
+        "target_recall": ctx.target_recall,
+        "k": ctx.recall_k,
+        "tune_queries": ctx.tune_queries,
+    }
     return run_stage(
         ctx.layout,
         "faiss_index",
@@ -173,3 +187,31 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
         return StageOutput(version, {"rows": table.num_rows, "path": str(target)})
 
     return run_stage(ctx.layout, "faiss_idmap", fingerprint("faiss_idmap", up, {}), [target], build)
+
+
+def stage_bm25_index(ctx: BuildContext) -> StageResult:
+    """BM25 over identifier-aware tokens of each chunk's path, name and code (``bm25/``)."""
+    layout = ctx.layout.build
+    up = {"chunks": upstream_version(ctx.layout, "chunks")}
+
+    def build() -> StageOutput:
+        table = pq.read_table(layout.chunks, columns=["id", "uri", "name", "content"])
+        texts = [
+            embedding_text(uri, name, content)
+            for uri, name, content in zip(
+                table.column("uri").to_pylist(),
+                table.column("name").to_pylist(),
+                table.column("content").to_pylist(),
+                strict=True,
+            )
+        ]
+        index = lexical.build_bm25(table.column("id").to_numpy(), texts)
+        index.save(layout.bm25_dir)
+        return StageOutput(
+            xxh64_json(["bm25", up]),
+            {"rows": len(index), "path": str(layout.bm25_dir)},
+        )
+
+    return run_stage(
+        ctx.layout, "bm25_index", fingerprint("bm25_index", up, {}), [layout.bm25_ids], build
+    )
