@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codeintel_assets.core import lifecycle, registry
+from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import RepoLayout, data_root
 
@@ -84,8 +85,36 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--lang", action="append", default=[], metavar="LANG")
     search.add_argument("--include", action="append", default=[], metavar="GLOB")
     search.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    search.add_argument(
+        "--explain", action="store_true", help="show each channel's rank and score, symbols, module"
+    )
     search.add_argument("--format", choices=["table", "json"], default="table")
     search.set_defaults(handler=cmd_search)
+
+    tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
+    _repo_option(tune)
+    tune.add_argument("--target-recall", type=float, default=0.95)
+    tune.add_argument("--k", type=int, default=10)
+    tune.add_argument("--queries", type=int, default=200, help="sampled query vectors")
+    tune.set_defaults(handler=cmd_tune)
+
+    evaluation = verbs.add_parser("eval", help="retrieval evaluation").add_subparsers(
+        title="eval commands", metavar="VERB"
+    )
+    recall = evaluation.add_parser(
+        "recall", help="evaluate the published version: ANN vs exact, channels vs positives"
+    )
+    _repo_option(recall)
+    recall.add_argument("--k", type=int, default=10)
+    recall.add_argument("--k-factor", type=int, default=2)
+    recall.add_argument("--out", help="write the pool Parquet here")
+    recall.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    recall.set_defaults(handler=cmd_eval_recall)
+    write_pool = evaluation.add_parser("write-pool", help="convert a pool TSV to Parquet")
+    write_pool.add_argument("--tsv", required=True)
+    write_pool.add_argument("--out", required=True)
+    write_pool.set_defaults(handler=cmd_eval_write_pool)
 
     for verb, handler, text in (
         ("versions", cmd_versions, "list published versions"),
@@ -209,6 +238,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         report = build_repository(repo.name, resource, on_step=on_step)
     for summary in report.assets:
         out.print(_summary_line(summary), markup=False)
+    for warning in report.warnings:
+        err.print(f"indexctl: warning: {warning}", markup=False)
     if not report.success:
         for failure in report.failures:
             err.print(f"indexctl: failed: {failure}", markup=False)
@@ -240,18 +271,92 @@ def cmd_search(args: argparse.Namespace) -> int:
             include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
         )
     with CodeIndex.open(args.repo) as index:
-        results = index.search(args.query, k=args.k, filters=filters)
+        results = index.search(args.query, k=args.k, filters=filters, mode=args.mode)
+        for note in index.notes:
+            err.print(f"indexctl: note: {note}", markup=False)
     if args.format == "json":
         _print_json([r.to_dict() for r in results])
         return 0
     table = Table("#", "score", "location", "preview")
     table.columns[2].overflow = "fold"
+    if args.explain:
+        table.add_column("channels")
+        table.add_column("module / symbols", overflow="fold")
     for r in results:
         preview = r.preview.strip().splitlines()[0][:80] if r.preview.strip() else ""
-        table.add_row(
-            str(r.rank), f"{r.score:.3f}", f"{r.uri}:{r.start_line}-{r.end_line}", preview
-        )
+        row = [str(r.rank), f"{r.score:.4f}", f"{r.uri}:{r.start_line}-{r.end_line}", preview]
+        if args.explain:
+            row.append(
+                "\n".join(
+                    f"{name} #{hit['rank']:.0f} ({hit['score']:.3f})"
+                    for name, hit in r.channels.items()
+                )
+                or "-"
+            )
+            names = [_short_symbol(s) for s in r.symbols if not s.endswith(")")][:4]
+            row.append(f"{r.module_id or '-'}\n" + ", ".join(names))
+        table.add_row(*row)
     out.print(table)
+    return 0
+
+
+def _short_symbol(symbol: str) -> str:
+    """Return the last descriptors of a SCIP symbol (``Class#method().``) for display."""
+    return symbol.rsplit("/", 1)[-1]
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.embedding import load_embedder
+    from codeintel_assets.core.stages.retrieval import retune
+    from codeintel_assets.core.stamps import read_stamp
+
+    layout = _layout(args.repo)
+    chunk_stamp = read_stamp(layout, "chunks")
+    if chunk_stamp is None:
+        raise CodeintelError(f"repository {layout.name!r} has no chunks yet; build it first")
+    spec = EmbedderSpec(**chunk_stamp["metadata"]["embedder"])
+    audit = retune(layout.build, load_embedder(spec), args.target_recall, args.k, args.queries)
+    for point in audit["sweep"]:
+        out.print(
+            f"{point['knobs'] or '(exact)':<16} recall@{args.k} {point['recall']:.4f}  "
+            f"{point['latency_ms']:.3f} ms/query",
+            markup=False,
+        )
+    state = "meets" if audit["target_met"] else "does NOT meet"
+    out.print(
+        f"locked {audit['factory']} {audit['knobs'] or '(no knobs)'}: recall "
+        f"{audit['measured_recall']:.4f} {state} target {args.target_recall}",
+        markup=False,
+    )
+    return 0 if audit["target_met"] else 1
+
+
+def cmd_eval_recall(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
+    from codeintel_assets.core.search import recorded_embedder
+    from codeintel_assets.core.stages import BuildContext
+    from codeintel_assets.core.stages.evaluation import evaluate_layout
+
+    layout = lifecycle.current_layout(_layout(args.repo))
+    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
+    result = evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
+    if args.out:
+        write_parquet(result.pool, Path(args.out), EVAL_POOL)
+    if args.format == "json":
+        _print_json(result.metrics)
+    else:
+        out.print(result.report_markdown, markup=False)
+    return 0
+
+
+def cmd_eval_write_pool(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.evaluation import read_pool_tsv
+    from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
+
+    pool = read_pool_tsv(Path(args.tsv))
+    write_parquet(pool, Path(args.out), EVAL_POOL)
+    out.print(f"wrote {pool.num_rows} pool rows to {args.out}", markup=False)
     return 0
 
 

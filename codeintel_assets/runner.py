@@ -39,6 +39,7 @@ class BuildReport:
     run_id: str
     assets: list[AssetSummary]
     failures: list[str]
+    warnings: list[str]  # failed non-blocking checks
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -137,13 +138,25 @@ def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
                 )
             )
     failures = [
-        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
         for event in result.all_events
         if event.event_type_value == "STEP_FAILURE"
     ]
-    failures += [
-        f"check {ev.asset_check_key.name} failed: {ev.metadata.get('detail').value}"
-        for ev in result.get_asset_check_evaluations()
-        if not ev.passed and ev.metadata.get("detail") is not None
-    ]
-    return BuildReport(result.success and not failures, result.run_id, summaries, failures)
+    blocking = {spec.name for check in ALL_CHECKS for spec in check.check_specs if spec.blocking}
+    warnings = []
+    for ev in result.get_asset_check_evaluations():
+        if ev.passed:
+            continue
+        detail = ev.metadata.get("detail")
+        line = f"check {ev.asset_check_key.name} failed: {detail.value if detail else ''}"
+        (failures if ev.asset_check_key.name in blocking else warnings).append(line)
+    return BuildReport(
+        result.success and not failures, result.run_id, summaries, failures, warnings
+    )
+
+
+def _root_cause(error: Any) -> str:
+    """Return the innermost error message of a Dagster step failure (the user's exception)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "unknown error"

@@ -18,8 +18,8 @@ returns ``schemas.SYMBOL_EDGES`` rows:
   ``is_type_definition`` is ``type_def``.
 
 Local symbols (``local N``) are left out at both ends. ``weight`` counts the
-occurrences (relationships count once); ``dst_uri`` is the file defining the target,
-null for symbols defined outside the index.
+occurrences (relationships count once); ``dst_uri`` is the file holding the target's
+definition occurrence, null for symbols defined outside the index.
 """
 
 from __future__ import annotations
@@ -249,11 +249,9 @@ def symbol_edges_table(
     the same (uri, 0-based line, code-point column) positions. Rows are sorted by
     (src_symbol, dst_symbol, edge).
     """
+    # A target's file is where its definition occurs; scip-python sometimes lists a
+    # symbol's SymbolInformation in a file that only assigns to it, so that is not used.
     defined: dict[str, str] = {}
-    sym_rows = symbols.select(["symbol", "uri"]).to_pydict()
-    for symbol, uri in zip(sym_rows["symbol"], sym_rows["uri"], strict=True):
-        if uri is not None:
-            defined.setdefault(symbol, uri)
     occ_rows = occurrences.select(["symbol", "uri", "role"]).to_pydict()
     for symbol, uri, role in zip(
         occ_rows["symbol"], occ_rows["uri"], occ_rows["role"], strict=True

@@ -172,8 +172,10 @@ def tune_index(
 def sample_query_vectors(vectors: np.ndarray, count: int = 200, seed: int = 0) -> np.ndarray:
     """Return ``count`` rows of ``vectors`` (all when fewer), chosen deterministically by ``seed``.
 
-    Indexed vectors are realistic queries for tuning: they come from the same distribution
-    as the corpus, and recall is measured against exact search, not against themselves.
+    A fallback only: indexed vectors sit at the centre of their own IVF list, so they
+    flatter recall. On 100k jittered MiniLM vectors they reached recall@10 0.99 at
+    ``nprobe=1`` where embedded text queries needed ``nprobe=16`` (0.56 at 1). Tune
+    with embedded queries (e.g. ``synthetic_queries``) whenever there are any.
     """
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(vectors), size=min(count, len(vectors)), replace=False)

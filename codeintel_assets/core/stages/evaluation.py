@@ -49,7 +49,7 @@ def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
         )
         chunks = pq.read_table(
             layout.chunks,
-            columns=["id", "uri", "start_line", "end_line", "start_byte", "content"],
+            columns=["id", "uri", "start_line", "end_line", "start_byte", "content", "lang"],
         )
         queries = synthetic_queries(symbols, occurrences, chunks, count=ctx.eval_queries, seed=0)
         write_queries_jsonl(queries, layout.eval_queries)
