@@ -256,7 +256,8 @@ def _summary_line(summary: Any) -> str:
     rows = f"{summary.rows} rows" if summary.rows is not None else "-"
     line = f"{summary.asset:<18} {state:<8} {rows:<14} {summary.seconds or 0:.2f}s"
     if summary.asset == "chunks":
-        meta = summary.metadata
+        # A skipped stage reports its stamp's old counts; this build embedded nothing.
+        meta = summary.metadata if summary.ran else {}
         line += f"  ({meta.get('embedded', 0)} embedded, {meta.get('from_cache', 0)} from cache)"
     return line
 

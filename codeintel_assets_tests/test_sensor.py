@@ -13,7 +13,7 @@ import pytest
 
 from codeintel_assets.core import registry
 from codeintel_assets.core.watch import folder_fingerprint, git_fingerprint, repo_fingerprint
-from codeintel_assets.definitions import defs
+from codeintel_assets.definitions import ALL_ASSETS, defs
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
 from codeintel_assets.schedules import nightly_evaluation
@@ -211,9 +211,41 @@ def test_nightly_schedule_requests_one_run_per_partition():
     # The schedule context needs an instance that can be referenced (not an ephemeral one).
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(REPOS.name, ["a", "b"])
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-        )
-        requests = nightly_evaluation(context)
+        at = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+        # Entered, so the context disposes of the instance it opens from the reference.
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
+            requests = nightly_evaluation(context)
     assert [r.partition_key for r in requests] == ["a", "b"]
     assert len({r.run_key for r in requests}) == 2
+
+
+def test_eager_automation_downstream_of_the_manifest_follows_an_update():
+    # The conditions the lead puts on every asset downstream of `repo_manifest`.
+    downstream = dg.AssetSelection.assets("repo_manifest").downstream(include_self=False)
+    keys = downstream.resolve(defs.resolve_asset_graph())
+    automated = dg.map_asset_specs(
+        lambda spec: (
+            spec.replace_attributes(automation_condition=dg.AutomationCondition.eager())
+            if spec.key in keys
+            else spec
+        ),
+        list(ALL_ASSETS),
+    )
+    automated = dg.Definitions(assets=automated, resources={"codeintel": CodeintelResource()})
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(REPOS.name, ["a", "b"])
+        first = dg.evaluate_automation_conditions(defs=automated, instance=instance)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key="repo_manifest", partition="a")
+        )
+        second = dg.evaluate_automation_conditions(
+            defs=automated, instance=instance, cursor=first.cursor
+        )
+    assert sum(r.true_subset.size for r in first.results) == 0  # nothing built yet: no run
+    requested_now = {
+        (r.key.to_user_string(), partition)
+        for r in second.results
+        for partition in r.true_subset.expensively_compute_partition_keys()
+    }
+    # The whole graph below the updated partition is planned in one go; nothing for "b".
+    assert requested_now == {(key.to_user_string(), "a") for key in keys}

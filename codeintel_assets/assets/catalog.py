@@ -3,6 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.automation import DOWNSTREAM
 from codeintel_assets.core.stages.catalog import stage_duckdb_catalog
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
@@ -23,6 +24,7 @@ CATALOG_INPUTS = [
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="catalog",
     code_version=CODE_VERSIONS["duckdb_catalog"],
     deps=CATALOG_INPUTS,

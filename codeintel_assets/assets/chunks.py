@@ -3,6 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.automation import DOWNSTREAM
 from codeintel_assets.core.stages.retrieval import CHUNK_INPUTS, stage_chunks
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
@@ -11,6 +12,7 @@ from codeintel_assets.resources import CodeintelResource
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="retrieval",
     code_version=CODE_VERSIONS["chunks"],
     deps=list(CHUNK_INPUTS),

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.automation import DOWNSTREAM
 from codeintel_assets.core.stages.evaluation import (
     POOL_INPUTS,
     QUERY_INPUTS,
@@ -16,6 +17,7 @@ from codeintel_assets.resources import CodeintelResource
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="evaluation",
     code_version=CODE_VERSIONS["synthetic_queries"],
     deps=list(QUERY_INPUTS),
@@ -29,6 +31,7 @@ def synthetic_queries(context: dg.AssetExecutionContext, codeintel: CodeintelRes
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="evaluation",
     code_version=CODE_VERSIONS["eval_pools"],
     deps=list(POOL_INPUTS),

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.automation import DOWNSTREAM
 from codeintel_assets.core.stages.publish import stage_published_index
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
@@ -13,6 +14,7 @@ PUBLISH_INPUTS = ["duckdb_catalog", "faiss_index"]
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="publish",
     code_version=CODE_VERSIONS["published_index"],
     deps=PUBLISH_INPUTS,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.automation import DOWNSTREAM
 from codeintel_assets.core.stages import structure
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
@@ -13,6 +14,7 @@ def _spec(name: str, deps: list[str], kinds: set[str]) -> dict:
     return {
         "name": name,
         "partitions_def": REPOS,
+        "automation_condition": DOWNSTREAM,
         "group_name": "structure",
         "code_version": CODE_VERSIONS[name],
         "deps": deps,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from codeintel_assets.assets.metadata import materialize_result
+from codeintel_assets.automation import DOWNSTREAM
 from codeintel_assets.core.stages.retrieval import (
     stage_bm25_index,
     stage_faiss_idmap,
@@ -15,6 +16,7 @@ from codeintel_assets.resources import CodeintelResource
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="retrieval",
     code_version=CODE_VERSIONS["faiss_index"],
     deps=["chunks"],
@@ -28,6 +30,7 @@ def faiss_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="retrieval",
     code_version=CODE_VERSIONS["faiss_idmap"],
     deps=["faiss_index"],
@@ -41,6 +44,7 @@ def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
 
 @dg.asset(
     partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
     group_name="retrieval",
     code_version=CODE_VERSIONS["bm25_index"],
     deps=["chunks"],

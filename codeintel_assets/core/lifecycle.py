@@ -297,10 +297,17 @@ def list_versions(repo: RepoLayout) -> list[dict[str, Any]]:
                         "build_version": folder.name,
                         "published_at": manifest.get("published_at"),
                         "current": folder.name == current,
-                        "chunks": manifest.get("catalog", {}).get("row_counts", {}).get("v_chunks"),
+                        "chunks": _view_rows(manifest, "v_chunks"),
                     }
                 )
     return sorted(rows, key=lambda r: r["published_at"] or "", reverse=True)
+
+
+def _view_rows(manifest: dict[str, Any], view: str) -> int | None:
+    for status in manifest.get("catalog", {}).get("views", []):
+        if status.get("name") == view:
+            return status.get("row_count")
+    return None
 
 
 def rollback(repo: RepoLayout, to: str | None = None) -> tuple[str | None, str]:

@@ -17,7 +17,7 @@ returns ``schemas.SYMBOL_EDGES`` rows:
   ``inherits``, otherwise (an overriding method) ``implements``;
   ``is_type_definition`` is ``type_def``.
 
-Local symbols (``local N``) are left out at both ends. ``weight`` counts the
+Local symbols (``local N``) and parameters (``f().(x)``) are left out at both ends. ``weight`` counts the
 occurrences (relationships count once); ``dst_uri`` is the file holding the target's
 definition occurrence, null for symbols defined outside the index.
 """
@@ -159,6 +159,12 @@ def _module_symbols(occurrences: pa.Table) -> dict[str, str]:
     return modules
 
 
+def _is_parameter(symbol: str) -> bool:
+    """Whether a symbol's last descriptor is a parameter ``(name)``: a function's own
+    arguments (and keyword arguments at call sites) are not edges of the symbol graph."""
+    return symbol.endswith(")")
+
+
 def _reference_edges(
     occurrences: pa.Table, call_sites: set[Site], import_lines: set[tuple[str, int]]
 ) -> Counter[tuple[str, str, str, str]]:
@@ -180,7 +186,7 @@ def _reference_edges(
     for symbol, uri, role, roles, line, char, enc_start, enc_end in zip(
         *columns.values(), strict=True
     ):
-        if is_local_symbol(symbol):
+        if is_local_symbol(symbol) or _is_parameter(symbol):
             continue
         defs, refs = by_uri.setdefault(uri, ([], []))
         if role == "def":
