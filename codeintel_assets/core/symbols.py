@@ -17,8 +17,8 @@ returns ``schemas.SYMBOL_EDGES`` rows:
   ``inherits``, otherwise (an overriding method) ``implements``;
   ``is_type_definition`` is ``type_def``.
 
-Local symbols (``local N``) and parameters (``f().(x)``) are left out at both ends. ``weight`` counts the
-occurrences (relationships count once); ``dst_uri`` is the file holding the target's
+Local symbols (``local N``) and parameters (``f().(x)``) are left out at both ends.
+``weight`` counts the occurrences (relationships count once); ``dst_uri`` is the file holding the target's
 definition occurrence, null for symbols defined outside the index.
 """
 
