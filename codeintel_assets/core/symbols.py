@@ -18,8 +18,8 @@ returns ``schemas.SYMBOL_EDGES`` rows:
   ``is_type_definition`` is ``type_def``.
 
 Local symbols (``local N``) and parameters (``f().(x)``) are left out at both ends.
-``weight`` counts the occurrences (relationships count once); ``dst_uri`` is the file holding the target's
-definition occurrence, null for symbols defined outside the index.
+``weight`` counts the occurrences (relationships count once); ``dst_uri`` is the file
+holding the target's definition occurrence, null for symbols defined outside the index.
 """
 
 from __future__ import annotations
