@@ -74,6 +74,24 @@ def table_checksum(*tables: pa.Table) -> str:
     return xxh64_parts(parts)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def make_readable(path: Path) -> None:
+    """Give a temporary file or folder the permissions of an ordinary one (umask applied).
+
+    ``mkstemp``/``mkdtemp`` create them private (0600/0700); artifacts are meant to be
+    read by every reader of the data root.
+    """
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` on success.
@@ -88,6 +106,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
+        make_readable(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -23,6 +23,7 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
+from codeintel_assets.core.checksums import make_readable
 from codeintel_assets.core.errors import CodeintelError
 
 # Unicode word runs: letters, digits and underscores (identifiers and prose words alike).
@@ -120,6 +121,7 @@ class Bm25Index:
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        make_readable(tmp)
         try:
             np.save(tmp / _IDS_FILE, np.asarray(self.ids, dtype=np.int64))
             if self.model is not None:
