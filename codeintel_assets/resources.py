@@ -26,6 +26,7 @@ class CodeintelResource(dg.ConfigurableResource):
     retention: int = DEFAULT_RETENTION
     target_recall: float = 0.95  # ANN recall@10 against exact search the build must reach
     eval_queries: int = 200
+    chunk_tokens: int | None = None  # default: the model's limit; 128-160 favour dense recall
 
     def build_context(self, repo_name: str) -> BuildContext:
         """Return the build context of one repository partition."""
@@ -44,4 +45,5 @@ class CodeintelResource(dg.ConfigurableResource):
             retention=self.retention,
             target_recall=self.target_recall,
             eval_queries=self.eval_queries,
+            chunk_tokens=self.chunk_tokens,
         )

@@ -160,3 +160,17 @@ def test_ids_are_stable_and_depend_on_repo_uri_and_range():
 
 def test_empty_file_has_no_chunks():
     assert chunk_file("r", "e.py", "", "python", budget=50, count_tokens=count) == []
+
+
+def test_repository_chunks_fit_a_smaller_configured_budget(fixture_repo):
+    from codeintel_assets.core.chunk_table import SPECIAL_TOKENS, chunk_repository
+    from codeintel_assets.core.embedding import HashingEmbedder, embedding_text
+    from codeintel_assets.core.manifest import build_manifest
+
+    embedder = HashingEmbedder(dim=16, max_tokens=256)
+    manifest = build_manifest(fixture_repo).files
+    full, _ = chunk_repository("r", fixture_repo, manifest, embedder)
+    small, _ = chunk_repository("r", fixture_repo, manifest, embedder, max_tokens=48)
+    assert len(small) > len(full)
+    texts = [embedding_text(c.uri, c.name, c.content) for c in small]
+    assert max(embedder.count_tokens(texts)) <= 48 - SPECIAL_TOKENS

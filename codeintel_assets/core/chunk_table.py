@@ -72,9 +72,13 @@ def symbol_lookup(occurrences: pa.Table) -> SymbolLookup:
 
 
 def chunk_repository(
-    repo: str, root: Path, manifest: pa.Table, embedder: Embedder
+    repo: str, root: Path, manifest: pa.Table, embedder: Embedder, max_tokens: int | None = None
 ) -> tuple[list[Chunk], ChunkBuildStats]:
-    """Chunk every file of the manifest; return chunks ordered by (uri, start_byte)."""
+    """Chunk every file of the manifest; return chunks ordered by (uri, start_byte).
+
+    A chunk's embedded text fits ``max_tokens`` (default, and at most, the model's own limit).
+    """
+    limit = min(max_tokens or embedder.max_tokens, embedder.max_tokens)
     stats = ChunkBuildStats()
     chunks: list[Chunk] = []
     for row in manifest.select(["uri", "lang", "xxh64"]).to_pylist():
@@ -83,7 +87,7 @@ def chunk_repository(
             stats.changed_since_manifest += 1
         text = data.decode("utf-8", errors="replace")
         header = embedder.count_tokens([row["uri"]])[0] + NAME_RESERVE_TOKENS
-        budget = max(32, embedder.max_tokens - SPECIAL_TOKENS - header)
+        budget = max(32, limit - SPECIAL_TOKENS - header)
         chunks.extend(
             chunk_file(repo, row["uri"], text, row["lang"], budget, embedder.count_tokens)
         )

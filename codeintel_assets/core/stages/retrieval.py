@@ -47,7 +47,9 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
     def build() -> StageOutput:
         embedder = load_embedder(ctx.embedder)
         manifest = pq.read_table(layout.repo_manifest)
-        chunks, stats = chunk_repository(ctx.repo.name, ctx.repo.root, manifest, embedder)
+        chunks, stats = chunk_repository(
+            ctx.repo.name, ctx.repo.root, manifest, embedder, ctx.chunk_tokens
+        )
         lookup = (
             symbol_lookup(pq.read_table(layout.scip_occurrences))
             if layout.scip_occurrences.exists()
@@ -85,7 +87,11 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
             },
         )
 
-    config = {"embedder": ctx.embedder.describe(), "repo": ctx.repo.name}
+    config = {
+        "embedder": ctx.embedder.describe(),
+        "repo": ctx.repo.name,
+        "chunk_tokens": ctx.chunk_tokens,
+    }
     return run_stage(ctx.layout, "chunks", fingerprint("chunks", up, config), outputs, build)
 
 
