@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from codeintel_assets.core.layout import PROJECT_ROOT
+from codeintel_assets.core.lifecycle import build_lock
 from codeintel_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
@@ -66,6 +67,19 @@ def build_repository(
     """Materialize every asset (and check) of partition ``name``; never raises on step failure."""
     instance = instance or dagster_instance()
     ensure_partitions(instance, [name])
+    layout = resource.build_context(name).layout
+    # Two in-process builds of one repository would race on its build area.
+    with build_lock(layout):
+        return _materialize(name, resource, instance, on_step, log_level)
+
+
+def _materialize(
+    name: str,
+    resource: CodeintelResource,
+    instance: dg.DagsterInstance,
+    on_step: Callable[[str, int, int], None] | None,
+    log_level: str,
+) -> BuildReport:
     total = len(ALL_ASSETS) + len(ALL_CHECKS)
     done = threading.Event()
     holder: dict[str, Any] = {}

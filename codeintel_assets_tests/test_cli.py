@@ -161,3 +161,15 @@ def test_faiss_export_idmap_and_refresh_idmap_join(
     assert code == 0 and status["build_version"] == lifecycle.current_version_or_none(
         RepoLayout(data_dir, "fx")
     )
+
+
+def test_a_second_build_of_the_same_repository_fails_clearly(
+    capsys, fixture_repo: Path, data_dir: Path, dagster_home: Path
+):
+    run_cli(capsys, "repo", "add", "fx", str(fixture_repo))
+    layout = RepoLayout(data_dir, "fx")
+    with lifecycle.build_lock(layout):
+        code, _, err = run_cli(capsys, "build", "fx", "--embedder", "hashing")
+    assert code == 1
+    assert "another build of repository 'fx' is running" in one_line_error(err)
+    assert lifecycle.current_version_or_none(layout) is None

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
-from codeintel_assets.core.errors import NothingPublishedError, PublishError
+from codeintel_assets.core.errors import CodeintelError, NothingPublishedError, PublishError
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 
 DEFAULT_RETENTION = 5
@@ -82,20 +82,31 @@ def build_version_of(layout: ArtifactLayout) -> str:
 
 
 @contextlib.contextmanager
-def publish_lock(repo: RepoLayout) -> Iterator[None]:
-    """Hold the repository's publish lock; raise ``PublishError`` if another holds it."""
+def _repo_lock(repo: RepoLayout, what: str, error: type[CodeintelError]) -> Iterator[None]:
+    """Hold the repository's ``what`` lock (``flock``: released by the kernel if we die)."""
     repo.locks_dir.mkdir(parents=True, exist_ok=True)
-    with open(repo.locks_dir / "publish.lock", "w") as handle:
+    with open(repo.locks_dir / f"{what}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise PublishError(
-                f"another publish of repository {repo.name!r} is running; try again when it ends"
+            raise error(
+                f"another {what} of repository {repo.name!r} is running; try again when it ends"
             ) from exc
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def publish_lock(repo: RepoLayout) -> contextlib.AbstractContextManager[None]:
+    """Hold the repository's publish lock; raise ``PublishError`` if another holds it."""
+    return _repo_lock(repo, "publish", PublishError)
+
+
+def build_lock(repo: RepoLayout) -> contextlib.AbstractContextManager[None]:
+    """Hold the repository's build lock (one `indexctl build` at a time); raise
+    ``CodeintelError`` if another build holds it."""
+    return _repo_lock(repo, "build", CodeintelError)
 
 
 def stage_version(repo: RepoLayout) -> tuple[str, ArtifactLayout, bool]:
