@@ -151,6 +151,13 @@ def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
                     metadata,
                 )
             )
+    # Materialization order is a topological order of the graph: list assets that way.
+    order = [
+        event.asset_key.to_user_string()
+        for event in result.get_asset_materialization_events()
+        if event.asset_key is not None
+    ]
+    summaries.sort(key=lambda s: order.index(s.asset) if s.asset in order else len(order))
     failures = [
         f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
         for event in result.all_events
