@@ -107,3 +107,19 @@ def test_default_model_finds_the_function_that_builds_the_index(registered: str,
             "def build_faiss_index" in (h.preview or "") or h.uri == "pkg/vectors.py" for h in hits
         )
         assert "all-MiniLM-L6-v2" in index.manifest["embedder"]["model_id"]
+
+
+def test_repository_without_python_still_publishes(tmp_path: Path, data_dir: Path):
+    from conftest import FIXTURE_FILES, write_fixture_repo
+
+    files = {k: v for k, v in FIXTURE_FILES.items() if not k.endswith(".py")}
+    repo = write_fixture_repo(tmp_path / "nopy", files)
+    registry.add_repo(registry.RepoConfig(name="nopy", path=str(repo)))
+    result = materialize_repo("nopy")
+    assert result.success
+    scip = metadata_of(result, "scip_index")
+    assert scip["ok"] == "False" and "no Python files" in scip["reason"]
+    assert metadata_of(result, "scip_occurrences")["rows"] == 0
+    assert metadata_of(result, "chunks")["chunks"] > 0
+    with CodeIndex.open("nopy") as index:
+        assert index.search("greet counter", k=1)[0].uri == "web/app.js"

@@ -320,7 +320,10 @@ def write_metrics_plot(metrics: dict[str, Any], path: Path) -> None:
         ax.set_xticks(np.arange(len(groups)) + width * (len(sources) - 1) / 2, list(groups))
         ax.set_title(metric)
         ax.set_ylim(0, 1)
-    axes[0].legend()
+    if sources:
+        axes[0].legend()
+    else:
+        axes[0].set_title(f"mrr@{MRR_AT}: no evaluation queries")
     ann = metrics.get("ann_recall")
     if ann is not None:
         fig.suptitle(f"ANN recall@{metrics['k']} vs exact: {ann:.3f}")
