@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_pipeline_e2e import materialize_repo
 
 from codeintel_assets.core import registry
 from codeintel_assets.core.embedding import HashingEmbedder
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
 from codeintel_assets.core.search import CodeIndex
-from test_pipeline_e2e import materialize_repo
 
 pytestmark = pytest.mark.integration
 
