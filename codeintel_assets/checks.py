@@ -70,7 +70,17 @@ def edge_endpoints_defined(context: dg.AssetCheckExecutionContext, codeintel: Co
     return _result(validation.check_edge_endpoints_defined(layout))
 
 
+@dg.asset_check(asset="chunks", partitions_def=REPOS)
+def chunks_match_clean_build(context: dg.AssetCheckExecutionContext, codeintel: CodeintelResource):
+    """Incremental equals clean: stored chunks equal a from-scratch chunking, and sampled
+    vectors equal a fresh embedding (no cache)."""
+    return _result(
+        validation.check_chunks_match_clean_build(codeintel.build_context(context.partition_key))
+    )
+
+
 ALL_CHECKS = [
+    chunks_match_clean_build,
     ann_recall_at_target,
     v_chunks_not_empty,
     faiss_round_trip,

@@ -123,3 +123,35 @@ def test_repository_without_python_still_publishes(tmp_path: Path, data_dir: Pat
     assert metadata_of(result, "chunks")["chunks"] > 0
     with CodeIndex.open("nopy") as index:
         assert index.search("greet counter", k=1)[0].uri == "web/app.js"
+
+
+def test_clean_build_check_catches_a_stale_vector_and_a_wrong_chunk(
+    registered: str, data_dir: Path
+):
+    import numpy as np
+    import pyarrow as pa
+
+    from codeintel_assets.core.embedding import EmbedderSpec
+    from codeintel_assets.core.schemas import write_parquet
+    from codeintel_assets.core.stages import BuildContext
+    from codeintel_assets.core.validation import check_chunks_match_clean_build
+
+    assert materialize_repo(registered).success
+    ctx = BuildContext.for_repo(registered, embedder=EmbedderSpec(kind="hashing"))
+    assert check_chunks_match_clean_build(ctx).passed
+    path = ctx.layout.build.chunks
+    table = pq.read_table(path)
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+    vectors[0] = -vectors[0]
+    hashes = table.column("content_hash").to_pylist()
+    hashes[1] = "0" * 16
+    broken = table.set_column(
+        table.schema.get_field_index("embedding"),
+        "embedding",
+        pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1).astype("float32")), 64),
+    ).set_column(table.schema.get_field_index("content_hash"), "content_hash", pa.array(hashes))
+    write_parquet(broken, path)
+    outcome = check_chunks_match_clean_build(ctx)
+    assert not outcome.passed
+    assert "differ from a clean chunking" in outcome.detail
+    assert "sampled vectors differ" in outcome.detail

@@ -12,9 +12,16 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
+from codeintel_assets.core.checksums import xxh64_file
+from codeintel_assets.core.chunk_table import chunk_repository, embedding_texts
+from codeintel_assets.core.embedding import load_embedder
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.stages.context import BuildContext
 
 ROUND_TRIP_SAMPLE = 64
 
@@ -94,6 +101,70 @@ def check_ann_recall(layout: ArtifactLayout) -> CheckOutcome:
         f"({audit.get('factory')}, knobs {audit.get('knobs') or 'none'})"
     )
     return CheckOutcome("ann_recall", passed, detail, {"recall": recall, "target": target})
+
+
+CLEAN_SAMPLE = 8
+
+
+def check_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
+    """Incremental ≡ clean: re-chunking the files from scratch gives the stored chunk ids and
+    content hashes, and a sample of chunks embedded afresh (no cache) gives the stored vectors.
+
+    Files edited since the build (bytes no longer match the manifest) are left out.
+    """
+    layout = ctx.layout.build
+    manifest = pq.read_table(layout.repo_manifest)
+    unchanged = [
+        row["uri"]
+        for row in manifest.select(["uri", "xxh64"]).to_pylist()
+        if (ctx.repo.root / row["uri"]).is_file()
+        and xxh64_file(ctx.repo.root / row["uri"]) == row["xxh64"]
+    ]
+    keep = pa.compute.is_in(manifest.column("uri"), pa.array(unchanged, pa.string()))
+    embedder = load_embedder(ctx.embedder)
+    clean, _ = chunk_repository(
+        ctx.repo.name, ctx.repo.root, manifest.filter(keep), embedder, ctx.chunk_tokens
+    )
+    stored = pq.read_table(layout.chunks, columns=["id", "uri", "content_hash", "embedding"])
+    stored = stored.filter(pa.compute.is_in(stored.column("uri"), pa.array(unchanged, pa.string())))
+    expected = [(c.id, c.content_hash) for c in clean]
+    actual = list(
+        zip(stored.column("id").to_pylist(), stored.column("content_hash").to_pylist(), strict=True)
+    )
+    problems = []
+    if expected != actual:
+        problems.append(
+            f"{len(set(expected) ^ set(actual))} chunks differ from a clean chunking "
+            f"({len(actual)} stored, {len(expected)} clean)"
+        )
+    by_id = {c.id: c for c in clean}
+    rng = np.random.default_rng(0)
+    rows = rng.choice(stored.num_rows, size=min(CLEAN_SAMPLE, stored.num_rows), replace=False)
+    sample = [by_id[i] for i in stored.column("id").take(pa.array(rows)).to_pylist() if i in by_id]
+    texts, _ = embedding_texts(sample, embedder)
+    fresh = embedder.embed(texts)
+    vectors = dict(
+        zip(stored.column("id").to_pylist(), stored.column("embedding").to_pylist(), strict=True)
+    )
+    drift = [
+        c.id
+        for c, v in zip(sample, fresh, strict=True)
+        if not np.allclose(np.asarray(vectors[c.id]), v, atol=1e-4)
+    ]
+    if drift:
+        problems.append(
+            f"{len(drift)} of {len(sample)} sampled vectors differ from a fresh embedding"
+        )
+    detail = "; ".join(problems) or (
+        f"{len(actual)} chunks of {len(unchanged)} unchanged files match a clean chunking; "
+        f"{len(sample)} sampled vectors match a fresh embedding"
+    )
+    return CheckOutcome(
+        "chunks_match_clean_build",
+        not problems,
+        detail,
+        {"chunks": len(actual), "sampled": len(sample)},
+    )
 
 
 def _count(layout: ArtifactLayout, sql: str) -> tuple[int, list[tuple]]:
