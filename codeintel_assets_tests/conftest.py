@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 FIXTURE_FILES = {
@@ -127,3 +128,31 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("CODEINTEL_DATA", str(root))
     return root
+
+
+def materialize_partition(
+    name: str,
+    data_root: Path | None = None,
+    embedder: str = "hashing",
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize every asset and check of partition ``name`` with a real Dagster run.
+
+    An ephemeral instance unless one is given; ``data_root`` None means $CODEINTEL_DATA.
+    """
+    from codeintel_assets.checks import ALL_CHECKS
+    from codeintel_assets.definitions import ALL_ASSETS
+    from codeintel_assets.partitions import REPOS
+    from codeintel_assets.resources import CodeintelResource
+
+    instance = instance or dg.DagsterInstance.ephemeral()
+    if name not in instance.get_dynamic_partitions(REPOS.name):
+        instance.add_dynamic_partitions(REPOS.name, [name])
+    resource = CodeintelResource(data_root=str(data_root) if data_root else None, embedder=embedder)
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        partition_key=name,
+        instance=instance,
+        resources={"codeintel": resource},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )

@@ -6,18 +6,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import dagster as dg
+import pytest
 
-from codeintel_assets.checks import ALL_CHECKS
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.checksums import write_text_atomic
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.search import CodeIndex
 from codeintel_assets.core.stages import BuildContext
-from codeintel_assets.definitions import ALL_ASSETS
-from codeintel_assets.partitions import REPOS
-from codeintel_assets.resources import CodeintelResource
+from codeintel_assets_tests.conftest import materialize_partition, write_fixture_repo
 
 NAME = "life"
 QUERY = "build faiss index vectors ids"
@@ -28,17 +25,21 @@ def build_template(tmp: Path, repo: Path) -> Path:
     root = tmp / "data"
     root.mkdir(parents=True)
     registry.add_repo(registry.RepoConfig(name=NAME, path=str(repo)), root)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(REPOS.name, [NAME])
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        partition_key=NAME,
-        instance=instance,
-        resources={"codeintel": CodeintelResource(data_root=str(root), embedder="hashing")},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    assert result.success
+    assert materialize_partition(NAME, root).success
     return root
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with the fixture repository built and published once per test module."""
+    tmp = tmp_path_factory.mktemp("life")
+    return build_template(tmp, write_fixture_repo(tmp / "repo"))
+
+
+@pytest.fixture
+def root(template: Path, tmp_path: Path) -> Path:
+    """A private copy of the template data root for one test."""
+    return copy_root(template, tmp_path / "data")
 
 
 def copy_root(template: Path, target: Path) -> Path:

@@ -12,28 +12,23 @@ import textwrap
 import time
 from pathlib import Path
 
-import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from codeintel_assets.checks import ALL_CHECKS
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.catalog import build_catalog
 from codeintel_assets.core.layout import PROJECT_ROOT, RepoLayout
 from codeintel_assets.core.stages.publish import publish, tool_versions
 from codeintel_assets.core.stamps import read_stamp, remove_stale_temp_files
 from codeintel_assets.core.validation import validate_version
-from codeintel_assets.definitions import ALL_ASSETS
-from codeintel_assets.partitions import REPOS
-from codeintel_assets.resources import CodeintelResource
-from codeintel_assets_tests.conftest import write_fixture_repo
+from codeintel_assets_tests.conftest import materialize_partition
 from codeintel_assets_tests.lifecycle_support import (
     NAME,
     assert_current_is_complete,
-    build_template,
     context,
-    copy_root,
     new_build,
+    root,  # noqa: F401  (fixture, used by parameter name)
+    template,  # noqa: F401  (fixture, used by parameter name)
 )
 
 pytestmark = pytest.mark.integration
@@ -93,17 +88,6 @@ BUILD_SCRIPT = textwrap.dedent(
     )
     """
 )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("crash")
-    return build_template(tmp, write_fixture_repo(tmp / "repo"))
-
-
-@pytest.fixture
-def root(template: Path, tmp_path: Path) -> Path:
-    return copy_root(template, tmp_path / "data")
 
 
 def leftovers(root: Path) -> list[str]:
@@ -202,16 +186,7 @@ def test_sigkill_in_the_middle_of_a_build(root: Path, tmp_path: Path, after_stag
     kill_when(proc, lambda: read_stamp(layout, after_stage) != stamp_before)
     assert assert_current_is_complete(root) == before
 
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(REPOS.name, [NAME])
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        partition_key=NAME,
-        instance=instance,
-        resources={"codeintel": CodeintelResource(data_root=str(root), embedder="hashing")},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    assert result.success
+    assert materialize_partition(NAME, root).success
     after = assert_current_is_complete(root)
     assert after != before
     current = lifecycle.current_layout(layout)

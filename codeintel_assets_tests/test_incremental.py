@@ -15,15 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from codeintel_assets.checks import ALL_CHECKS
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.embedding import HashingEmbedder
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 from codeintel_assets.core.search import CodeIndex
 from codeintel_assets.definitions import ALL_ASSETS
 from codeintel_assets.partitions import REPOS
-from codeintel_assets.resources import CodeintelResource
-from codeintel_assets_tests.conftest import write_fixture_repo
+from codeintel_assets_tests.conftest import materialize_partition, write_fixture_repo
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +72,7 @@ class Builds:
 
 def materialize(instance: dg.DagsterInstance, data_root: Path) -> dict[str, dict]:
     """Materialize every asset and check of the partition; return each asset's metadata."""
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        partition_key=NAME,
-        instance=instance,
-        resources={"codeintel": CodeintelResource(data_root=str(data_root), embedder="hashing")},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
+    result = materialize_partition(NAME, data_root, instance=instance)
     assert result.success
     assert all(ev.passed for ev in result.get_asset_check_evaluations())
     out = {}

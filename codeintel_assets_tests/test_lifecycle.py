@@ -15,28 +15,16 @@ from codeintel_assets.core.errors import PublishError
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.stages.publish import publish, tool_versions
 from codeintel_assets.core.validation import validate_version
-from codeintel_assets_tests.conftest import write_fixture_repo
 from codeintel_assets_tests.lifecycle_support import (
     NAME,
     assert_current_is_complete,
-    build_template,
     context,
-    copy_root,
     new_build,
+    root,  # noqa: F401  (fixture, used by parameter name)
+    template,  # noqa: F401  (fixture, used by parameter name)
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("lifecycle")
-    return build_template(tmp, write_fixture_repo(tmp / "repo"))
-
-
-@pytest.fixture
-def root(template: Path, tmp_path: Path) -> Path:
-    return copy_root(template, tmp_path / "data")
 
 
 def versions(root: Path) -> list[str]:

@@ -56,8 +56,13 @@ café = "naïve"
     "web/app.js": "// Entry point.\nfunction greet(name) {\n  return `hi ${name}`;\n}\n",
     "web/types.ts": "export interface Shape { area(): number; }\n",
 }
-LANGS = {".md": "markdown", ".py": "python", ".js": "javascript", ".ts": "typescript",
-         ".txt": "text"}
+LANGS = {
+    ".md": "markdown",
+    ".py": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".txt": "text",
+}
 
 
 def _write(root: Path, files: dict[str, str]) -> list[tuple[str, str, bytes]]:
@@ -128,8 +133,9 @@ def test_module_rows_and_metrics(repo: list[tuple[str, str, bytes]]) -> None:
 
 
 def test_every_file_and_chunk_maps_to_a_module(repo: list[tuple[str, str, bytes]]) -> None:
-    chunks = pa.table({"uri": ["README.md", "pkg/a.py", "pkg/a.py", "pkg/notes.txt",
-                               "web/app.js", "pkg/b.py"]})
+    chunks = pa.table(
+        {"uri": ["README.md", "pkg/a.py", "pkg/a.py", "pkg/notes.txt", "web/app.js", "pkg/b.py"]}
+    )
     table, _ = modules_table(repo, chunks)
     prefixes = table.column("uri_prefix").to_pylist()
     for uri, _, _ in repo:

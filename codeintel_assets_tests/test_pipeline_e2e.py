@@ -8,28 +8,18 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from conftest import materialize_partition
 
-from codeintel_assets.checks import ALL_CHECKS
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.catalog import ChunkFilter
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.search import CodeIndex
-from codeintel_assets.definitions import ALL_ASSETS
-from codeintel_assets.partitions import REPOS
-from codeintel_assets.resources import CodeintelResource
 
 pytestmark = pytest.mark.integration
 
 
 def materialize_repo(name: str, embedder: str = "hashing") -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(REPOS.name, [name])
-    return dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        partition_key=name,
-        instance=instance,
-        resources={"codeintel": CodeintelResource(embedder=embedder)},
-    )
+    return materialize_partition(name, embedder=embedder)
 
 
 def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:

@@ -214,8 +214,9 @@ def test_bad_range_names_the_record() -> None:
     stream = (
         METADATA
         + field(2, 2, document("a.py", occurrence([0, 0, 1], "ok")))
-        + field(2, 2, document("b.py", occurrence([0, 0, 1], "ok"),
-                               occurrence([1, 2, 3, 4, 5], "bad")))
+        + field(
+            2, 2, document("b.py", occurrence([0, 0, 1], "ok"), occurrence([1, 2, 3, 4, 5], "bad"))
+        )
     )
     with pytest.raises(BadInputError, match=r"in documents\[1\]\.occurrences\[1\]: range has 5"):
         decode_scip_bytes(stream, "x.scip")
@@ -237,19 +238,32 @@ def write_json(tmp_path: Path, value: object) -> Path:
 
 
 def test_json_reads_omitted_zero_values(tmp_path: Path) -> None:
-    path = write_json(tmp_path, {
-        "metadata": {"tool_info": {"name": "scip-python"}, "project_root": "file:///r"},
-        "documents": [{
-            "relative_path": "m.py",
-            "occurrences": [
-                {"range": [0, 4, 5], "symbol": "s d", "symbol_roles": 1,
-                 "enclosing_range": [0, 0, 2, 3]},
-                {"range": [1, 0, 1, 3], "symbol": "s d"},
+    path = write_json(
+        tmp_path,
+        {
+            "metadata": {"tool_info": {"name": "scip-python"}, "project_root": "file:///r"},
+            "documents": [
+                {
+                    "relative_path": "m.py",
+                    "occurrences": [
+                        {
+                            "range": [0, 4, 5],
+                            "symbol": "s d",
+                            "symbol_roles": 1,
+                            "enclosing_range": [0, 0, 2, 3],
+                        },
+                        {"range": [1, 0, 1, 3], "symbol": "s d"},
+                    ],
+                    "symbols": [
+                        {
+                            "symbol": "s d",
+                            "relationships": [{"symbol": "s base", "is_implementation": True}],
+                        }
+                    ],
+                }
             ],
-            "symbols": [{"symbol": "s d", "relationships": [
-                {"symbol": "s base", "is_implementation": True}]}],
-        }],
-    })
+        },
+    )
     index = decode_scip_file(path)
     occs = index.documents[0].occurrences
     assert occs[0].range == (0, 4, 0, 5) and occs[0].enclosing_range == (0, 0, 2, 3)
@@ -263,19 +277,40 @@ def test_json_reads_omitted_zero_values(tmp_path: Path) -> None:
     [
         ({"occurrences": []}, r"documents\[0\]\.relative_path: missing required"),
         ({"relative_path": 3}, r"documents\[0\]\.relative_path: expected a string, got int"),
-        ({"relative_path": "m.py", "occurrences": [{"range": [0, 0, 1], "symbol": "s"},
-                                                   {"range": "0,0,1", "symbol": "s"}]},
-         r"documents\[0\]\.occurrences\[1\]\.range: expected an array, got str"),
-        ({"relative_path": "m.py", "occurrences": [{"symbol": "s"}]},
-         r"documents\[0\]\.occurrences\[0\]\.range: missing required range"),
-        ({"relative_path": "m.py", "occurrences": [{"range": [0, 1], "symbol": "s"}]},
-         r"documents\[0\]\.occurrences\[0\]\.range: has 2 values"),
-        ({"relative_path": "m.py", "occurrences": [{"range": [0, 0, 1], "symbol": "s",
-                                                    "symbol_roles": True}]},
-         r"documents\[0\]\.occurrences\[0\]\.symbol_roles: expected an integer, got bool"),
-        ({"relative_path": "m.py", "symbols": [{"symbol": "s", "relationships": [
-            {"symbol": "t", "is_implementation": "yes"}]}]},
-         r"documents\[0\]\.symbols\[0\]\.relationships\[0\]\.is_implementation: expected a bool"),
+        (
+            {
+                "relative_path": "m.py",
+                "occurrences": [
+                    {"range": [0, 0, 1], "symbol": "s"},
+                    {"range": "0,0,1", "symbol": "s"},
+                ],
+            },
+            r"documents\[0\]\.occurrences\[1\]\.range: expected an array, got str",
+        ),
+        (
+            {"relative_path": "m.py", "occurrences": [{"symbol": "s"}]},
+            r"documents\[0\]\.occurrences\[0\]\.range: missing required range",
+        ),
+        (
+            {"relative_path": "m.py", "occurrences": [{"range": [0, 1], "symbol": "s"}]},
+            r"documents\[0\]\.occurrences\[0\]\.range: has 2 values",
+        ),
+        (
+            {
+                "relative_path": "m.py",
+                "occurrences": [{"range": [0, 0, 1], "symbol": "s", "symbol_roles": True}],
+            },
+            r"documents\[0\]\.occurrences\[0\]\.symbol_roles: expected an integer, got bool",
+        ),
+        (
+            {
+                "relative_path": "m.py",
+                "symbols": [
+                    {"symbol": "s", "relationships": [{"symbol": "t", "is_implementation": "yes"}]}
+                ],
+            },
+            r"documents\[0\]\.symbols\[0\]\.relationships\[0\]\.is_implementation: expected a bool",
+        ),
     ],
 )
 def test_json_validation_names_file_record_and_field(
@@ -297,11 +332,15 @@ def test_json_that_is_not_json(tmp_path: Path) -> None:
 
 
 def test_real_index_documents_exclude_venv_and_node_modules(
-    fixture_repo: tuple[Path, ScipIndex]
+    fixture_repo: tuple[Path, ScipIndex],
 ) -> None:
     root, index = fixture_repo
     assert sorted(d.relative_path for d in index.documents) == [
-        "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/broken.py", "pkg/uni.py"
+        "pkg/__init__.py",
+        "pkg/a.py",
+        "pkg/b.py",
+        "pkg/broken.py",
+        "pkg/uni.py",
     ]
     assert index.metadata.tool_info.name == "scip-python"
     assert index.metadata.project_root.endswith("/repo")
@@ -312,7 +351,8 @@ def test_real_index_definitions_at_zero_based_lines(fixture_repo: tuple[Path, Sc
     table = occurrences_table(index, repo_text_reader(root))
     defs = {
         (row["uri"], row["symbol"].removeprefix(PREFIX)): row
-        for row in table.to_pylist() if row["role"] == "def"
+        for row in table.to_pylist()
+        if row["role"] == "def"
     }
     f = defs[("pkg/a.py", "`pkg.a`/f().")]
     assert (f["start_line"], f["start_char"], f["end_line"], f["end_char"]) == (5, 4, 5, 5)
@@ -322,15 +362,16 @@ def test_real_index_definitions_at_zero_based_lines(fixture_repo: tuple[Path, Sc
     run = defs[("pkg/a.py", "`pkg.a`/Child#run().")]
     # The enclosing range starts at the decorator line.
     assert (run["start_line"], run["enclosing_start_line"], run["enclosing_end_line"]) == (
-        11, 10, 12)
+        11,
+        10,
+        12,
+    )
     g = defs[("pkg/b.py", "`pkg.b`/g().")]
     assert (g["start_line"], g["start_char"], g["roles"] & 1) == (3, 4, 1)
     assert ("pkg/broken.py", "`pkg.broken`/oops().") in defs
 
 
-def test_real_index_non_ascii_columns_are_code_points(
-    fixture_repo: tuple[Path, ScipIndex]
-) -> None:
+def test_real_index_non_ascii_columns_are_code_points(fixture_repo: tuple[Path, ScipIndex]) -> None:
     root, index = fixture_repo
     table = occurrences_table(index, repo_text_reader(root))
     lines = FIXTURE_FILES["pkg/uni.py"].split("\n")
@@ -341,7 +382,7 @@ def test_real_index_non_ascii_columns_are_code_points(
     assert spans[(0, 23, 27)] == "def"
     assert spans[(0, 30, 35)] == "ref"
     assert spans[(1, 4, 8)] == "def"
-    names = {lines[r["start_line"]][r["start_char"]:r["end_char"]] for r in rows}
+    names = {lines[r["start_line"]][r["start_char"] : r["end_char"]] for r in rows}
     assert names == {"naïve", "x", "def_", "grüß"}
     # Without the text, the raw UTF-16 offsets remain (the emoji counts twice).
     raw = occurrences_table(index)
@@ -354,12 +395,17 @@ def test_real_index_symbols_table(fixture_repo: tuple[Path, ScipIndex]) -> None:
     rows = {r["symbol"].removeprefix(PREFIX): r for r in symbols_table(index).to_pylist()}
     g = rows["`pkg.b`/g()."]
     assert (g["kind"], g["display_name"], g["documentation"], g["uri"]) == (
-        "Function", "g", "Return one.", "pkg/b.py")
+        "Function",
+        "g",
+        "Return one.",
+        "pkg/b.py",
+    )
     assert g["signature"].startswith("def g()")
     assert g["enclosing_symbol"] == PREFIX + "`pkg.b`/__init__:"
     assert rows["`pkg.a`/Child#"]["kind"] == "Class"
     assert [r["symbol"] for r in rows["`pkg.a`/Child#"]["relationships"]] == [
-        PREFIX + "`pkg.b`/Base#"]
+        PREFIX + "`pkg.b`/Base#"
+    ]
     run = rows["`pkg.a`/Child#run()."]
     assert (run["kind"], run["enclosing_symbol"]) == ("Method", PREFIX + "`pkg.a`/Child#")
     assert rows["`pkg.a`/Child#run().(x)"]["kind"] == "Parameter"
@@ -382,8 +428,12 @@ def test_json_export_reads_back_to_the_same_index(
     # ``scip print --json`` conventions: snake_case keys, zero values omitted.
     first_doc = exported["documents"][0]
     assert "relative_path" in first_doc and "position_encoding" not in first_doc
-    assert all("symbol_roles" not in occ for doc in exported["documents"]
-               for occ in doc["occurrences"] if occ["symbol"].startswith("local "))
+    assert all(
+        "symbol_roles" not in occ
+        for doc in exported["documents"]
+        for occ in doc["occurrences"]
+        if occ["symbol"].startswith("local ")
+    )
     assert decode_scip_file(path) == index
 
 

@@ -90,8 +90,7 @@ def short(symbol: str | None) -> str | None:
 
 def edge_rows(edges: pa.Table) -> dict[tuple[str, str, str], dict[str, object]]:
     return {
-        (short(r["src_symbol"]), short(r["dst_symbol"]), r["edge"]): r
-        for r in edges.to_pylist()
+        (short(r["src_symbol"]), short(r["dst_symbol"]), r["edge"]): r for r in edges.to_pylist()
     }
 
 
@@ -138,7 +137,10 @@ def test_inherits_and_implements_edges(edges: pa.Table) -> None:
     rows = edge_rows(edges)
     inherits = rows[("`pkg.a`/Child#", "`pkg.b`/Base#", "inherits")]
     assert (inherits["weight"], inherits["src_uri"], inherits["dst_uri"]) == (
-        1, "pkg/a.py", "pkg/b.py")
+        1,
+        "pkg/a.py",
+        "pkg/b.py",
+    )
     assert ("`pkg.a`/Child#run().", "`pkg.b`/Base#run().", "implements") in rows
     # The base-class expression itself is a plain reference from the class.
     assert ("`pkg.a`/Child#", "`pkg.b`/Base#", "reference") in rows
@@ -163,10 +165,14 @@ def test_decorators_belong_to_the_enclosing_scope(edges: pa.Table) -> None:
     rows = edge_rows(edges)
     # ``@deco`` above ``Child.run`` is evaluated in the class body.
     assert ("`pkg.a`/Child#", "`pkg.b`/deco().", "reference") in rows
-    assert not any(src == "`pkg.a`/Child#run()." and dst == "`pkg.b`/deco()."
-                   for src, dst, _ in rows)
-    wraps = [r for (src, dst, edge), r in rows.items()
-             if src == "`pkg.b`/deco()." and dst.endswith("functools/wraps().")]
+    assert not any(
+        src == "`pkg.a`/Child#run()." and dst == "`pkg.b`/deco()." for src, dst, _ in rows
+    )
+    wraps = [
+        r
+        for (src, dst, edge), r in rows.items()
+        if src == "`pkg.b`/deco()." and dst.endswith("functools/wraps().")
+    ]
     assert [(r["edge"], r["dst_uri"]) for r in wraps] == [("call", None)]
 
 
@@ -175,15 +181,17 @@ def test_no_local_symbols_and_valid_edge_kinds(edges: pa.Table) -> None:
     for row in edges.to_pylist():
         assert not row["src_symbol"].startswith("local ")
         assert not row["dst_symbol"].startswith("local ")
-        assert row["edge"] in {"call", "reference", "import", "inherits", "implements",
-                               "type_def"}
+        assert row["edge"] in {"call", "reference", "import", "inherits", "implements", "type_def"}
         assert row["weight"] >= 1
 
 
 def test_non_ascii_call_site_matches_scip_column(edges: pa.Table) -> None:
     rows = edge_rows(edges)
-    upper = [r for (src, dst, edge), r in rows.items()
-             if src == "`pkg.uni`/`grüß`()." and dst.endswith("str#upper().")]
+    upper = [
+        r
+        for (src, dst, edge), r in rows.items()
+        if src == "`pkg.uni`/`grüß`()." and dst.endswith("str#upper().")
+    ]
     assert [r["edge"] for r in upper] == ["call"]
 
 
@@ -199,22 +207,33 @@ def test_symbol_graph_json_round_trip(edges: pa.Table, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("records", "expected"),
     [
-        ([{"src_symbol": "a", "dst_symbol": "b", "edge": "call"},
-          {"src_symbol": "a", "dst_symbol": "b"}], r"edges\[1\]\.edge: missing required"),
-        ([{"src_symbol": "a", "dst_symbol": "b", "edge": "friend"}],
-         r"edges\[0\]\.edge: expected one of"),
-        ([{"src_symbol": "a", "dst_symbol": "b", "edge": "call", "weight": "2"}],
-         r"edges\[0\]\.weight: expected a positive integer"),
-        ([{"src_symbol": 5, "dst_symbol": "b", "edge": "call"}],
-         r"edges\[0\]\.src_symbol: expected a non-empty string"),
-        ([{"src_symbol": "a", "dst_symbol": "b", "edge": "call", "dst_uri": 3}],
-         r"edges\[0\]\.dst_uri: expected a string or null"),
+        (
+            [
+                {"src_symbol": "a", "dst_symbol": "b", "edge": "call"},
+                {"src_symbol": "a", "dst_symbol": "b"},
+            ],
+            r"edges\[1\]\.edge: missing required",
+        ),
+        (
+            [{"src_symbol": "a", "dst_symbol": "b", "edge": "friend"}],
+            r"edges\[0\]\.edge: expected one of",
+        ),
+        (
+            [{"src_symbol": "a", "dst_symbol": "b", "edge": "call", "weight": "2"}],
+            r"edges\[0\]\.weight: expected a positive integer",
+        ),
+        (
+            [{"src_symbol": 5, "dst_symbol": "b", "edge": "call"}],
+            r"edges\[0\]\.src_symbol: expected a non-empty string",
+        ),
+        (
+            [{"src_symbol": "a", "dst_symbol": "b", "edge": "call", "dst_uri": 3}],
+            r"edges\[0\]\.dst_uri: expected a string or null",
+        ),
         (["not an object"], r"edges\[0\]: expected an object"),
     ],
 )
-def test_symbol_graph_json_validation(
-    tmp_path: Path, records: list[object], expected: str
-) -> None:
+def test_symbol_graph_json_validation(tmp_path: Path, records: list[object], expected: str) -> None:
     path = tmp_path / "symbol_graph.json"
     path.write_text(json.dumps({"edges": records}), encoding="utf-8")
     with pytest.raises(BadInputError, match=str(path).replace(".", r"\.") + ": " + expected):
@@ -223,8 +242,17 @@ def test_symbol_graph_json_validation(
 
 def test_symbol_graph_json_defaults(tmp_path: Path) -> None:
     path = tmp_path / "symbol_graph.json"
-    path.write_text(json.dumps([{"src_symbol": "a", "dst_symbol": "b", "edge": "import"}]),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps([{"src_symbol": "a", "dst_symbol": "b", "edge": "import"}]), encoding="utf-8"
+    )
     table = read_symbol_graph_json(path)
-    assert table.to_pylist() == [{"src_symbol": "a", "dst_symbol": "b", "edge": "import",
-                                  "weight": 1, "src_uri": None, "dst_uri": None}]
+    assert table.to_pylist() == [
+        {
+            "src_symbol": "a",
+            "dst_symbol": "b",
+            "edge": "import",
+            "weight": 1,
+            "src_uri": None,
+            "dst_uri": None,
+        }
+    ]

@@ -63,8 +63,13 @@ FILES = {
     "export function area(s: Shape): number { return s.area(); }\n",
     "web/view.tsx": "const View = () => <div>hi</div>;\n",
 }
-LANGS = {".md": "markdown", ".py": "python", ".js": "javascript", ".ts": "typescript",
-         ".tsx": "tsx"}
+LANGS = {
+    ".md": "markdown",
+    ".py": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".tsx": "tsx",
+}
 
 
 @pytest.fixture
@@ -226,9 +231,16 @@ def test_cst_keeps_comments_keywords_and_tokens(repo: dict[str, bytes]) -> None:
     lam, _ = cst_nodes_table(REPO, [("l.py", "python", b"f = lambda: 0\n")])
     assert [r["kind"] for r in lam.to_pylist() if "lambda" in r["kind"]] == ["lambda", '"lambda"']
     assert {row["name"] for row in table.to_pylist() if row["name"]} >= {
-        "traced", "wrapper", "Greeter", "__init__", "greet", "use_b",  # python
-        "Box", "open",  # javascript (greet again)
-        "Shape", "area",  # typescript
+        "traced",
+        "wrapper",
+        "Greeter",
+        "__init__",
+        "greet",
+        "use_b",  # python
+        "Box",
+        "open",  # javascript (greet again)
+        "Shape",
+        "area",  # typescript
     }
     (method,) = _rows(table, uri="web/app.js", kind="method_definition")
     assert (method["name"], method["start_line"]) == ("open", 5)
@@ -296,8 +308,14 @@ def test_node_to_chunk_maps_contained_and_spanning_nodes(repo: dict[str, bytes])
 def test_node_to_chunk_maps_zero_width_nodes(repo: dict[str, bytes]) -> None:
     broken = repo["pkg/broken.py"]
     nodes, _ = cst_nodes_table(REPO, [("pkg/broken.py", "python", broken)])
-    chunks = pa.table({"id": [1, 2], "uri": ["pkg/broken.py"] * 2,
-                       "start_byte": [0, 20], "end_byte": [20, len(broken)]})
+    chunks = pa.table(
+        {
+            "id": [1, 2],
+            "uri": ["pkg/broken.py"] * 2,
+            "start_byte": [0, 20],
+            "end_byte": [20, len(broken)],
+        }
+    )
     mapping = node_to_chunk_table(nodes, chunks)
     (missing,) = _rows(nodes, kind="MISSING")
     assert _rows(mapping, node_id=missing["node_id"]) == [

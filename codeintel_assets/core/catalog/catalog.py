@@ -86,6 +86,62 @@ _MATERIALIZED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 MATERIALIZED_TABLES = frozenset(_MATERIALIZED)
+_MANIFEST_ROWS = (
+    "SELECT name, kind, sources, source_checksum, row_count, error, ddl "
+    "FROM " + MANIFEST_TABLE + " ORDER BY position"
+)
+_MANIFEST_BUILT_AT = "SELECT max(built_at) FROM " + MANIFEST_TABLE
+
+
+def quote_identifier(name: str) -> str:
+    """Return ``name`` as a double-quoted SQL identifier (quotes inside doubled).
+
+    Only for names already checked against a fixed set; values always travel as bound
+    parameters, never through here.
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class MaterializedSql:
+    """The statements of one materialized table, made once from the fixed table above."""
+
+    drop: str
+    drop_meta: str
+    create_prefix: str  # followed by the table's SELECT
+    indexes: tuple[str, ...]
+    count: str
+    create_meta: str
+    insert_meta: str
+    read_checksum: str
+
+
+def _materialized_sql(name: str, indexed: tuple[str, ...]) -> MaterializedSql:
+    table, meta = quote_identifier(name), quote_identifier(name + "_meta")
+    return MaterializedSql(
+        drop="DROP TABLE IF EXISTS " + table,
+        drop_meta="DROP TABLE IF EXISTS " + meta,
+        create_prefix="CREATE TABLE " + table + " AS ",
+        indexes=tuple(
+            "CREATE INDEX "
+            + quote_identifier(f"idx_{name}_{column}")
+            + " ON "
+            + table
+            + " ("
+            + quote_identifier(column)
+            + ")"
+            for column in indexed
+        ),
+        count="SELECT count(*) FROM " + table,
+        create_meta="CREATE OR REPLACE TABLE "
+        + meta
+        + " (checksum VARCHAR, row_count BIGINT, updated_at TIMESTAMPTZ)",
+        insert_meta="INSERT INTO " + meta + " VALUES (?, ?, ?)",
+        read_checksum="SELECT checksum FROM " + meta,
+    )
+
+
+_MATERIALIZED_SQL = {name: _materialized_sql(name, spec[2]) for name, spec in _MATERIALIZED.items()}
 
 
 @dataclass(frozen=True)
@@ -294,21 +350,19 @@ def materialize_if_changed(
     was (re)built, False when the checksum was unchanged. Raises ``BadInputError`` on an
     unknown name.
     """
-    indexes = _materialized_indexes(name)
+    sql = _materialized(name)
     if _materialized_checksum(con, name) == checksum:
         return False
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-        con.execute(f"CREATE TABLE {name} AS {select_sql}")
-        for column in indexes:
-            con.execute(f"CREATE INDEX idx_{name}_{column} ON {name} ({column})")
-        row_count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-        con.execute(
-            f"CREATE OR REPLACE TABLE {name}_meta "
-            "(checksum VARCHAR, row_count BIGINT, updated_at TIMESTAMPTZ)"
-        )
-        con.execute(f"INSERT INTO {name}_meta VALUES (?, ?, ?)", [checksum, row_count, _now()])
+        con.execute(sql.drop)
+        # ``select_sql`` is the caller's query (a SELECT over catalog views), not a value.
+        con.execute(sql.create_prefix + select_sql)
+        for statement in sql.indexes:
+            con.execute(statement)
+        row_count = con.execute(sql.count).fetchone()[0]
+        con.execute(sql.create_meta)
+        con.execute(sql.insert_meta, [checksum, row_count, _now()])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -393,11 +447,10 @@ def catalog_status(catalog_path: Path) -> CatalogStatus:
                 ddl=ddl,
             )
             for name, kind, sources, checksum, row_count, error, ddl in con.execute(
-                f"SELECT name, kind, sources, source_checksum, row_count, error, ddl "
-                f"FROM {MANIFEST_TABLE} ORDER BY position"
+                _MANIFEST_ROWS
             ).fetchall()
         )
-        built = con.execute(f"SELECT max(built_at) FROM {MANIFEST_TABLE}").fetchone()[0]
+        built = con.execute(_MANIFEST_BUILT_AT).fetchone()[0]
         sources = tuple(
             SourceStatus(*row)
             for row in con.execute(
@@ -514,24 +567,25 @@ def _sync_materialized(
         if materialize and checksum is not None:
             materialize_if_changed(con, name, select_sql, checksum)
         elif checksum is None or _materialized_checksum(con, name) != checksum:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
-            con.execute(f"DROP TABLE IF EXISTS {name}_meta")
+            con.execute(_MATERIALIZED_SQL[name].drop)
+            con.execute(_MATERIALIZED_SQL[name].drop_meta)
 
 
-def _materialized_indexes(name: str) -> tuple[str, ...]:
-    if name not in _MATERIALIZED:
+def _materialized(name: str) -> MaterializedSql:
+    """Return the statements of a materialized table; ``BadInputError`` for an unknown name."""
+    if name not in _MATERIALIZED_SQL:
         raise BadInputError(
             f"materialized table {name!r}: unknown (expected one of {sorted(_MATERIALIZED)})"
         )
-    return _MATERIALIZED[name][2]
+    return _MATERIALIZED_SQL[name]
 
 
 def _materialized_checksum(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
-    _materialized_indexes(name)
+    sql = _materialized(name)
     tables = _table_names(con)
     if name not in tables or f"{name}_meta" not in tables:
         return None
-    row = con.execute(f"SELECT checksum FROM {name}_meta").fetchone()
+    row = con.execute(sql.read_checksum).fetchone()
     return None if row is None else row[0]
 
 
@@ -543,7 +597,8 @@ def _with_row_count(con: duckdb.DuckDBPyConnection, status: ViewStatus) -> ViewS
     if status.error is not None:
         return status
     try:
-        (count,) = con.execute(f"SELECT count(*) FROM {_check_view_name(status.name)}").fetchone()
+        view = quote_identifier(_check_view_name(status.name))
+        (count,) = con.execute("SELECT count(*) FROM " + view).fetchone()
     except duckdb.Error as error:
         return ViewStatus(**{**asdict(status), "error": _one_line(str(error))})
     return ViewStatus(**{**asdict(status), "row_count": int(count)})
