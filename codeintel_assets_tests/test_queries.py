@@ -202,12 +202,12 @@ def test_jsonl_roundtrip(tmp_path, stdlib_chunks):
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ("not json", r"q.jsonl:2: not valid JSON"),
-        ("[1, 2]", r"q.jsonl:2: expected a JSON object"),
-        ('{"query_id": "x"}', r"q.jsonl:2: field 'text' is missing"),
-        (None, r"q.jsonl:2: field 'line' should be int, got str"),
-        ("STYLE", r"q.jsonl:2: field 'style' is 'fuzzy'"),
-        ("POS", r"q.jsonl:2: field 'positives' should list integer chunk ids"),
+        ("not json", r"q.jsonl: line 2: invalid JSON"),
+        ("[1, 2]", r"q.jsonl: line 2: expected a JSON object"),
+        ('{"query_id": "x"}', r"q.jsonl: line 2: field 'text' is missing"),
+        (None, r"q.jsonl: line 2: field 'line' should be int, got str"),
+        ("STYLE", r"q.jsonl: line 2: field 'style' is 'fuzzy'"),
+        ("POS", r"q.jsonl: line 2: field 'positives' should list integer chunk ids"),
     ],
 )
 def test_jsonl_bad_records_name_file_line_and_field(tmp_path, record, message):

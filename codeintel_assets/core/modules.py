@@ -62,6 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.jsonl import jsonl_records
 from codeintel_assets.core.schemas import MODULES
 from codeintel_assets.core.syntax import Diagnostic
 
@@ -425,21 +426,9 @@ def read_modules_jsonl(path: Path) -> pa.Table:
     ``BadInputError`` naming the file, the line and the field for a missing file, invalid
     JSON, a missing or wrongly typed field, or a duplicate ``module_id``/``uri_prefix``.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read modules.jsonl: {exc}") from exc
     rows: list[dict[str, Any]] = []
     first_line: dict[tuple[str, str], int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{path}: line {number}: invalid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict):
-            raise BadInputError(f"{path}: line {number}: expected a JSON object")
+    for number, record in jsonl_records(path):
         row = {
             name: _checked_field(path, number, record, schema_field)
             for name, schema_field in zip(MODULES.names, MODULES, strict=True)

@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from codeintel_assets.core.checksums import write_text_atomic, xxh64_text
 from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.jsonl import jsonl_records
 from codeintel_assets.core.lexical import identifier_parts, tokenize
 
 STYLES = ("doc", "name", "masked")
@@ -313,41 +314,32 @@ def read_queries_jsonl(path: Path) -> list[SyntheticQuery]:
 
     Raises ``BadInputError`` naming the file, line and field of the first bad record.
     """
-    try:
-        raw_lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot be read as UTF-8 text: {exc}") from exc
     queries = []
-    for number, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise BadInputError(f"{path}:{number}: expected a JSON object")
+    for number, record in jsonl_records(path):
         for name, kind in _FIELDS.items():
             value = record.get(name)
             if name not in record:
-                raise BadInputError(f"{path}:{number}: field '{name}' is missing")
+                raise BadInputError(f"{path}: line {number}: field '{name}' is missing")
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise BadInputError(
-                    f"{path}:{number}: field '{name}' should be {kind.__name__}, "
+                    f"{path}: line {number}: field '{name}' should be {kind.__name__}, "
                     f"got {type(value).__name__}"
                 )
         if record["style"] not in STYLES:
             raise BadInputError(
-                f"{path}:{number}: field 'style' is {record['style']!r}, expected one of {STYLES}"
+                f"{path}: line {number}: field 'style' is {record['style']!r}, "
+                f"expected one of {STYLES}"
             )
         if not all(isinstance(p, int) and not isinstance(p, bool) for p in record["positives"]):
-            raise BadInputError(f"{path}:{number}: field 'positives' should list integer chunk ids")
+            raise BadInputError(
+                f"{path}: line {number}: field 'positives' should list integer chunk ids"
+            )
         module = record.get("module")
         if module is not None and not isinstance(module, str):
-            raise BadInputError(f"{path}:{number}: field 'module' should be a string or null")
+            raise BadInputError(f"{path}: line {number}: field 'module' should be a string or null")
         extra = record.get("extra") or {}
         if not isinstance(extra, dict):
-            raise BadInputError(f"{path}:{number}: field 'extra' should be an object")
+            raise BadInputError(f"{path}: line {number}: field 'extra' should be an object")
         queries.append(
             SyntheticQuery(**{name: record[name] for name in _FIELDS}, module=module, extra=extra)
         )
