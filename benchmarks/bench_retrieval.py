@@ -1,17 +1,19 @@
 """Benchmark retrieval quality and latency on a copy of standard-library packages.
 
 Copies several packages of the running Python (≥ 50k lines) into a temporary
-repository, chunks it twice — with our syntax-aware chunker and with fixed 40-line
-windows — embeds both with the real default model (all-MiniLM-L6-v2; vectors cached
-under ``benchmarks/out/`` between runs), generates synthetic queries (the ``ast``
-fallback of ``core.queries``: documented definitions) and prints MRR@10 and
-recall@10 per channel (dense, bm25, hybrid) and per style for both chunkings.
+repository, chunks it three times — with our syntax-aware chunker at its default
+budget (the 128 tokens the model was trained on), with our chunker at the model's
+256-token limit, and with fixed 40-line windows — embeds each with the real default
+model (all-MiniLM-L6-v2; vectors cached under ``benchmarks/out/`` between runs),
+generates synthetic queries (the ``ast`` fallback of ``core.queries``: documented
+definitions, four styles) and prints MRR@10 and recall@10 per channel (dense, bm25,
+hybrid) and per style for every chunking.
 Then search latency p50/p95 per mode at that size, and at 100k chunks with
 generated vectors (jittered copies of the real chunk vectors, searched with the real
 query vectors; Flat, and IVF tuned to recall@10 ≥ 0.95 on those queries) and a BM25
 index over 100k chunk texts (the real chunks repeated).
 
-Run: ``python benchmarks/bench_retrieval.py [--queries 300]``.
+Run: ``python benchmarks/bench_retrieval.py [--queries 400]``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from codeintel_assets.core.evaluation import evaluate
 from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.lexical import Bm25Index, build_bm25
 from codeintel_assets.core.manifest import build_manifest
-from codeintel_assets.core.queries import remap_positives, synthetic_queries
+from codeintel_assets.core.queries import STYLES, remap_positives, synthetic_queries
 from codeintel_assets.core.tuning import ExactOracle, tune_index
 
 PACKAGES = (
@@ -180,7 +182,7 @@ def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=400)
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)  # latency of one query on one core; the machine is shared
     OUT.mkdir(parents=True, exist_ok=True)
@@ -199,12 +201,19 @@ def main() -> None:
 
         t = time.perf_counter()
         ours_chunks, stats = chunk_repository(REPO, root, manifest, embedder)
-        print(f"our chunker: {len(ours_chunks)} chunks in {time.perf_counter() - t:.1f}s")
+        print(f"our chunker: {len(ours_chunks)} chunks in {time.perf_counter() - t:.1f}s "
+              f"(budget {embedder.chunk_tokens} tokens)")  # fmt: skip
+        limit_chunks, limit_stats = chunk_repository(
+            REPO, root, manifest, embedder, max_tokens=embedder.max_tokens
+        )
+        print(f"our chunker at the model's limit: {len(limit_chunks)} chunks "
+              f"(budget {embedder.max_tokens} tokens)")  # fmt: skip
         windows = window_chunks(root, manifest)
         print(f"40-line windows: {len(windows)} chunks")
         tables = {}
         for label, chunks, chunk_stats in (
             ("ours", ours_chunks, stats),
+            (f"ours-{embedder.max_tokens}", limit_chunks, limit_stats),
             ("windows", windows, ChunkBuildStats(chunks=len(windows))),
         ):
             t = time.perf_counter()
@@ -218,9 +227,12 @@ def main() -> None:
             results[f"{label}_over_budget"] = chunk_stats.over_budget
 
         queries = synthetic_queries(None, None, tables["ours"], count=args.queries, seed=0)
-        styles = {s: sum(q.style == s for q in queries) for s in ("doc", "name", "masked")}
+        styles = {s: sum(q.style == s for q in queries) for s in STYLES}
         print(f"synthetic queries (ast fallback): {len(queries)} {styles}")
-        query_sets = {"ours": queries, "windows": remap_positives(queries, tables["windows"])}
+        query_sets = {
+            label: queries if label == "ours" else remap_positives(queries, table)
+            for label, table in tables.items()
+        }
 
         indexes = {}
         for label, table in tables.items():
@@ -240,7 +252,8 @@ def main() -> None:
             print_quality(f"{label} ({table.num_rows} chunks)", result.metrics)
 
         print("\n== latency at corpus size (one thread, one query at a time)")
-        texts = [q.text for q in queries[:LATENCY_QUERIES]]
+        stride = max(1, len(queries) // LATENCY_QUERIES)  # every style, not only the first
+        texts = [q.text for q in queries[::stride]]
         for label, (index, bm25) in indexes.items():
             times = measure_modes(index, bm25, texts, np.zeros((len(texts), index.d)), embedder)
             results[f"{label}_latency"] = {m: list(np.percentile(v, [50, 95]) * 1000)
@@ -270,7 +283,7 @@ def main() -> None:
                   f"recall@10 {point.recall:.4f} met={point.met}")  # fmt: skip
             print("  sweep: " + ", ".join(f"{p['knobs'] or 'exact'}→{p['recall']:.3f}"
                                           for p in point.sweep))  # fmt: skip
-            times = measure_modes(index, bm25_large, texts, query_vectors[: len(texts)], None)
+            times = measure_modes(index, bm25_large, texts, query_vectors[::stride], None)
             results[f"large_{factory}"] = {
                 "knobs": point.knobs, "recall": point.recall, "sweep": point.sweep,
                 "latency": {m: list(np.percentile(v, [50, 95]) * 1000)

@@ -26,7 +26,7 @@ class CodeintelResource(dg.ConfigurableResource):
     retention: int = DEFAULT_RETENTION
     target_recall: float = 0.95  # ANN recall@10 against exact search the build must reach
     eval_queries: int = 200
-    chunk_tokens: int | None = None  # default: the model's limit; 128-160 favour dense recall
+    chunk_tokens: int | None = None  # default: the model's trained length (MiniLM: 128)
 
     def build_context(self, repo_name: str) -> BuildContext:
         """Return the build context of one repository partition."""

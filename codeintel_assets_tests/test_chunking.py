@@ -174,3 +174,20 @@ def test_repository_chunks_fit_a_smaller_configured_budget(fixture_repo):
     assert len(small) > len(full)
     texts = [embedding_text(c.uri, c.name, c.content) for c in small]
     assert max(embedder.count_tokens(texts)) <= 48 - SPECIAL_TOKENS
+
+
+def test_default_budget_is_the_length_the_model_was_trained_on(fixture_repo):
+    from codeintel_assets.core.chunk_table import chunk_repository
+    from codeintel_assets.core.embedding import HashingEmbedder
+    from codeintel_assets.core.manifest import build_manifest
+
+    embedder = HashingEmbedder(dim=16, max_tokens=256)
+    manifest = build_manifest(fixture_repo).files
+    explicit, _ = chunk_repository("r", fixture_repo, manifest, embedder, max_tokens=64)
+    embedder.chunk_tokens = 64  # as MiniLM: reads 256 tokens, trained on 128
+    default, _ = chunk_repository("r", fixture_repo, manifest, embedder)
+    assert [c.id for c in default] == [c.id for c in explicit]
+    # A configured budget above what the model reads is capped at the model's limit.
+    capped, _ = chunk_repository("r", fixture_repo, manifest, embedder, max_tokens=4096)
+    widest, _ = chunk_repository("r", fixture_repo, manifest, embedder, max_tokens=256)
+    assert [c.id for c in capped] == [c.id for c in widest] != [c.id for c in default]

@@ -61,8 +61,8 @@ def code_identifier_tokens(code: str) -> set[str]:
 def test_ast_fallback_makes_all_styles_with_positives_on_the_definition_line(stdlib_chunks):
     queries = synthetic_queries(None, None, stdlib_chunks, count=60, seed=0)
     assert len(queries) == 60
-    assert {q.style for q in queries} == {"doc", "name", "masked"}
-    assert sum(q.style == "masked" for q in queries) == 20
+    assert {q.style for q in queries} == {"doc", "name", "masked", "call"}
+    assert sum(q.style == "masked" for q in queries) == 15
     rows = {
         r["id"]: r
         for r in stdlib_chunks.select(
@@ -80,6 +80,21 @@ def test_ast_fallback_makes_all_styles_with_positives_on_the_definition_line(std
         ]
         assert f"def {name}" in line or f"class {name}" in line
     assert len({q.query_id for q in queries}) == len(queries)
+
+
+def test_call_queries_are_a_use_of_the_target_outside_its_chunks(stdlib_chunks):
+    queries = synthetic_queries(None, None, stdlib_chunks, count=120, seed=0)
+    rows = stdlib_chunks.select(["id", "uri", "start_line", "end_line", "content"]).to_pylist()
+    calls = [q for q in queries if q.style == "call"]
+    assert len(calls) == 30
+    for q in calls:
+        name = q.symbol.split("::")[1].split(".")[-1]
+        assert f"{name}(" in q.text, q
+        assert not q.text.startswith(("import ", "from ")) and len(q.text) >= 12
+        # The line is real code of some chunk, and that chunk is not a positive.
+        holders = [r for r in rows if q.text in r["content"]]
+        assert holders and not {r["id"] for r in holders} <= set(q.positives), q
+    assert len({q.text for q in calls}) > 25
 
 
 def test_masked_queries_share_no_identifier_token_with_their_targets(stdlib_chunks):
@@ -108,15 +123,16 @@ def test_scip_definitions_convert_zero_based_lines():
         "import os\n\n\ndef parse_config_file(path):\n"
         "    '''Read settings from disk.'''\n    return os.path.exists(path)\n"
     )
+    caller = "from a import parse_config_file\nsettings = parse_config_file('x.ini')\n"
     chunks = pa.table(
         {
-            "id": [1, 2],
-            "uri": ["a.py", "a.py"],
-            "start_line": [1, 4],
-            "end_line": [3, 6],
-            "start_byte": [0, 11],
-            "content": [code[:11], code[11:]],
-            "lang": ["python"] * 2,
+            "id": [1, 2, 3],
+            "uri": ["a.py", "a.py", "b.py"],
+            "start_line": [1, 4, 1],
+            "end_line": [3, 6, 2],
+            "start_byte": [0, 11, 0],
+            "content": [code[:11], code[11:], caller],
+            "lang": ["python"] * 3,
         }
     )
     symbol = "scip-python python r 0 a/parse_config_file()."
@@ -157,15 +173,31 @@ def test_scip_definitions_convert_zero_based_lines():
                 "end_line": 0,
                 "end_char": 1,
             },
+        ]
+        + [
+            # The import (skipped: not a use) and the call in b.py, SCIP's 0-based lines.
+            {
+                "symbol": symbol,
+                "uri": "b.py",
+                "role": "ref",
+                "roles": 0,
+                "start_line": line,
+                "start_char": 0,
+                "end_line": line,
+                "end_char": 1,
+            }
+            for line in (0, 1)
         ],
         schema=SCIP_OCCURRENCES,
     )
-    queries = synthetic_queries(symbols, occurrences, chunks, count=3)
+    queries = synthetic_queries(symbols, occurrences, chunks, count=4)
     by_style = {q.style: q for q in queries}
     assert by_style["doc"].text == "Read settings from disk."
     assert by_style["name"].text == "parse config file"
     assert by_style["doc"].line == 4 and by_style["doc"].positives == [2]
     assert by_style["doc"].symbol == symbol
+    assert by_style["call"].text == "settings = parse_config_file('x.ini')"
+    assert by_style["call"].positives == [2]
     # No word of that docstring is an identifier of the target, so nothing is masked.
     assert by_style["masked"].text == "Read settings from disk. More text."
     assert masked_query("Parse config file into nested settings mapping", code) == (

@@ -23,8 +23,9 @@ from codeintel_assets.resources import CodeintelResource
     deps=list(QUERY_INPUTS),
 )
 def synthetic_queries(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
-    """`eval/queries.jsonl`: `doc`, `name` and `masked` queries (the last shares no identifier
-    with its target) from documented SCIP definitions, each with its positive chunk ids."""
+    """`eval/queries.jsonl`: `doc`, `name`, `masked` (shares no identifier with its target) and
+    `call` (a use of the definition) queries from documented SCIP definitions, each with its
+    positive chunk ids."""
     ctx = codeintel.build_context(context.partition_key)
     return materialize_result(stage_synthetic_queries(ctx))
 

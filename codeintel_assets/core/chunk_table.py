@@ -76,9 +76,10 @@ def chunk_repository(
 ) -> tuple[list[Chunk], ChunkBuildStats]:
     """Chunk every file of the manifest; return chunks ordered by (uri, start_byte).
 
-    A chunk's embedded text fits ``max_tokens`` (default, and at most, the model's own limit).
+    A chunk's embedded text fits ``max_tokens``: by default the length the model was
+    trained on (``embedder.chunk_tokens``), never more than the model reads.
     """
-    limit = min(max_tokens or embedder.max_tokens, embedder.max_tokens)
+    limit = min(max_tokens or embedder.chunk_tokens, embedder.max_tokens)
     stats = ChunkBuildStats()
     chunks: list[Chunk] = []
     for row in manifest.select(["uri", "lang", "xxh64"]).to_pylist():

@@ -1,7 +1,7 @@
 """Synthetic evaluation queries: documented definitions turned into searches with known answers.
 
 Each query targets one definition (function, method or class) and its positives are
-the chunk ids whose line range contains the definition's line. Three styles:
+the chunk ids whose line range contains the definition's line. Four styles:
 
 * ``doc``: the first sentence of the docstring;
 * ``name``: the identifier split into words (``parse_url`` → ``parse url``);
@@ -10,15 +10,23 @@ the chunk ids whose line range contains the definition's line. Three styles:
   and BM25 cannot win by matching identifiers. Checked after masking; a query that
   still shares a token, or keeps fewer than ``MIN_MASKED_WORDS`` words, is dropped.
   The docstring's prose is part of the chunk too, so prose words can still match.
+* ``call``: the source line of one use of the definition elsewhere (a call site,
+  outside the target's chunks; import lines skipped), as a coding assistant would
+  search with the code at the cursor to find what it calls. The call site's own chunk
+  is not a positive, so every channel is charged for ranking it first.
 
 Definitions come from SCIP (``scip_symbols`` with documentation, their ``def``
-occurrence in ``scip_occurrences``). When a repository has no SCIP symbols
-(scip-python failed or is not run), they come from the chunks themselves instead: the
-Python files are rebuilt from their chunks (chunks cover every line exactly once)
-and parsed with ``ast``; ``symbol`` is then ``<uri>::<qualified name>``.
+occurrence in ``scip_occurrences``, their call sites the ``ref`` occurrences). When a
+repository has no SCIP symbols (scip-python failed or is not run), they come from the
+chunks themselves instead: the Python files are rebuilt from their chunks (chunks
+cover every line exactly once) and parsed with ``ast``; ``symbol`` is then
+``<uri>::<qualified name>`` and call sites are resolved by name, only for names that
+one definition of the repository has: ``name(...)`` for functions and classes,
+``self.name(...)`` in the method's own file for methods.
 
 Sampling is deterministic: definitions sorted by symbol, shuffled with ``seed``; all
-three styles use the same definitions, in the same order, so styles compare paired.
+styles use the same definitions, in the same order, so styles compare paired; a
+definition's call site is picked by a hash of its symbol and ``seed``.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import keyword
 import random
 import re
 import tokenize as pytokenize
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +50,12 @@ from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.jsonl import jsonl_records
 from codeintel_assets.core.lexical import identifier_parts, tokenize
 
-STYLES = ("doc", "name", "masked")
+STYLES = ("doc", "name", "masked", "call")
 DEFINITION_KINDS = {"function", "method", "class"}
 MIN_DOC_WORDS = 3
 MIN_MASKED_WORDS = 3
+MIN_CALL_CHARS = 12  # a call line shorter than this (``f(x)``) says nothing
+_IMPORT_LINE = re.compile(r"^(from\s+\S+\s+)?import\s")
 MAX_QUERY_CHARS = 400
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
@@ -79,6 +89,7 @@ class Definition:
     documentation: str
     uri: str
     line: int  # 1-based
+    call_sites: tuple[tuple[str, int], ...] = ()  # (uri, 1-based line) of its uses
 
 
 def synthetic_queries(
@@ -105,11 +116,15 @@ def scip_definitions(symbols: pa.Table, occurrences: pa.Table | None) -> list[De
     if occurrences is None or symbols.num_rows == 0:
         return []
     def_lines: dict[tuple[str, str], int] = {}
+    uses: dict[str, set[tuple[str, int]]] = {}
     for row in occurrences.select(["symbol", "uri", "role", "start_line"]).to_pylist():
+        # SCIP lines are 0-based; definitions are kept 1-based like chunks.
+        line = row["start_line"] + 1
         if row["role"] == "def":
             key = (row["symbol"], row["uri"])
-            # SCIP lines are 0-based; definitions are kept 1-based like chunks.
-            def_lines[key] = min(def_lines.get(key, row["start_line"] + 1), row["start_line"] + 1)
+            def_lines[key] = min(def_lines.get(key, line), line)
+        else:
+            uses.setdefault(row["symbol"], set()).add((row["uri"], line))
     out = []
     columns = ["symbol", "kind", "display_name", "documentation", "uri"]
     for row in symbols.select(columns).to_pylist():
@@ -119,29 +134,62 @@ def scip_definitions(symbols: pa.Table, occurrences: pa.Table | None) -> list[De
             continue
         line = def_lines.get((row["symbol"], row["uri"]))
         if line is not None:
-            out.append(Definition(row["symbol"], row["display_name"], kind, doc, row["uri"], line))
+            sites = tuple(sorted(uses.get(row["symbol"], ())))
+            out.append(
+                Definition(row["symbol"], row["display_name"], kind, doc, row["uri"], line, sites)
+            )
     return sorted(out, key=lambda d: d.symbol)
 
 
 def ast_definitions(chunks: pa.Table) -> list[Definition]:
     """Return the documented definitions of the Python files rebuilt from ``chunks``.
 
-    Files that do not parse are skipped. The symbol is ``<uri>::<qualified name>``.
+    Files that do not parse are skipped. The symbol is ``<uri>::<qualified name>``; call
+    sites are the calls of a name that exactly one definition of these files has.
     """
+    documented: list[Definition] = []
+    defined: dict[str, int] = {}  # short name -> how many definitions have it
+    calls: dict[tuple[str, str | None], set[tuple[str, int]]] = {}
+    for uri, text in sorted(_python_files(chunks).items()):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        documented.extend(_walk_definitions(tree, uri, ""))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined[node.name] = defined.get(node.name, 0) + 1
+            elif isinstance(node, ast.Call):
+                key = _call_key(node.func, uri)
+                if key:
+                    calls.setdefault(key, set()).add((uri, node.lineno))
+    out = []
+    for d in documented:
+        # Methods are found through self.name(...) in their own file, the rest by name.
+        key = (d.name, d.uri if d.kind == "method" else None)
+        sites = tuple(sorted(calls.get(key, ()))) if defined.get(d.name) == 1 else ()
+        out.append(Definition(**{**asdict(d), "call_sites": sites}))
+    return sorted(out, key=lambda d: d.symbol)
+
+
+def _call_key(func: ast.expr, uri: str) -> tuple[str, str | None] | None:
+    """Return (name, None) for ``name(...)``, (name, uri) for ``self.name(...)``, else None."""
+    if isinstance(func, ast.Name):
+        return func.id, None
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        if func.value.id in ("self", "cls"):
+            return func.attr, uri
+    return None
+
+
+def _python_files(chunks: pa.Table) -> dict[str, str]:
+    """Return uri -> text of the Python files, rebuilt from their chunks in byte order."""
     by_uri: dict[str, list[tuple[int, str]]] = {}
     columns = ["uri", "start_byte", "content", "lang"]
     for row in chunks.select(columns).to_pylist():
         if row["lang"] == "python":
             by_uri.setdefault(row["uri"], []).append((row["start_byte"], row["content"]))
-    out: list[Definition] = []
-    for uri, pieces in sorted(by_uri.items()):
-        text = "".join(content for _, content in sorted(pieces))
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError):
-            continue
-        out.extend(_walk_definitions(tree, uri, ""))
-    return sorted(out, key=lambda d: d.symbol)
+    return {uri: "".join(c for _, c in sorted(pieces)) for uri, pieces in by_uri.items()}
 
 
 def _walk_definitions(node: ast.AST, uri: str, prefix: str) -> Iterable[Definition]:
@@ -170,6 +218,7 @@ def queries_for_definitions(
     contents = dict(
         zip(chunks.column("id").to_pylist(), chunks.column("content").to_pylist(), strict=True)
     )
+    line_of = _line_reader(chunks, spans)
     order = sorted(definitions, key=lambda d: d.symbol)
     random.Random(seed).shuffle(order)
     quotas = {
@@ -189,6 +238,7 @@ def queries_for_definitions(
             "doc": doc_query(definition.documentation),
             "name": name_query(definition.name),
             "masked": masked_query(definition.documentation, target_text),
+            "call": call_query(definition, spans, positives, line_of, seed),
         }
         for style in STYLES:
             text = texts[style]
@@ -209,6 +259,56 @@ def queries_for_definitions(
                 )
             )
     return [q for s in STYLES for q in made[s]]
+
+
+def call_query(
+    definition: Definition,
+    spans: dict[str, list[tuple[int, int, int]]],
+    positives: list[int],
+    line_of: Callable[[str, int], str | None],
+    seed: int = 0,
+) -> str | None:
+    """Return the stripped source line of one use of ``definition`` outside its chunks.
+
+    Uses whose line is in a positive chunk, is an import, is shorter than
+    ``MIN_CALL_CHARS`` or does not contain the name are skipped; of the rest one is
+    picked by a hash of the symbol and ``seed``. None when no use qualifies.
+    """
+    candidates = []
+    for uri, line in definition.call_sites:
+        text = (line_of(uri, line) or "").strip()
+        if (
+            len(text) >= MIN_CALL_CHARS
+            and definition.name in text
+            and not _IMPORT_LINE.match(text)
+            and not set(positives_for(spans, uri, line)) & set(positives)
+        ):
+            candidates.append(text[:MAX_QUERY_CHARS])
+    if not candidates:
+        return None
+    return candidates[int(xxh64_text(f"{seed}:{definition.symbol}"), 16) % len(candidates)]
+
+
+def _line_reader(
+    chunks: pa.Table, spans: dict[str, list[tuple[int, int, int]]]
+) -> Callable[[str, int], str | None]:
+    """Return (uri, 1-based line) -> that line's text, read from the chunk holding it."""
+    contents = dict(
+        zip(chunks.column("id").to_pylist(), chunks.column("content").to_pylist(), strict=True)
+    )
+    starts = dict(
+        zip(chunks.column("id").to_pylist(), chunks.column("start_line").to_pylist(), strict=True)
+    )
+
+    def line_of(uri: str, line: int) -> str | None:
+        for chunk in positives_for(spans, uri, line):
+            lines = contents[chunk].split("\n")
+            offset = line - starts[chunk]
+            if 0 <= offset < len(lines):
+                return lines[offset]
+        return None
+
+    return line_of
 
 
 def remap_positives(queries: list[SyntheticQuery], chunks: pa.Table) -> list[SyntheticQuery]:

@@ -26,7 +26,7 @@ class BuildContext:
     embedding_cache_entries: int = 500_000
     retention: int = lifecycle.DEFAULT_RETENTION
     scip_timeout_s: float = 1800.0
-    # Longest embedded chunk text in tokens; None = the model's limit (256 for MiniLM).
+    # Longest embedded chunk text in tokens; None = what the model was trained on (128 for MiniLM).
     chunk_tokens: int | None = None
     target_recall: float = 0.95  # ANN recall@k against exact search that the build must reach
     recall_k: int = 10

@@ -37,7 +37,7 @@ POOL_INPUTS = ("synthetic_queries", "faiss_index", "bm25_index", "chunks", "modu
 
 
 def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
-    """``eval/queries.jsonl``: doc, name and masked queries from SCIP (or AST) definitions."""
+    """``eval/queries.jsonl``: doc, name, masked and call queries from SCIP (or AST) definitions."""
     layout = ctx.layout.build
     up = {stage: upstream_version(ctx.layout, stage) for stage in QUERY_INPUTS}
     config = {"count": ctx.eval_queries, "seed": 0}

@@ -83,6 +83,7 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
                 "embedder": ctx.embedder.describe(),
                 "dim": embedder.dim,
                 "max_tokens": embedder.max_tokens,
+                "chunk_tokens": min(ctx.chunk_tokens or embedder.chunk_tokens, embedder.max_tokens),
                 "path": str(layout.chunks),
             },
         )
