@@ -19,6 +19,7 @@ Run: ``python benchmarks/bench_retrieval.py [--queries 400]``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sysconfig
@@ -33,12 +34,13 @@ import pyarrow as pa
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.chunk_table import ChunkBuildStats, build_chunk_table, chunk_repository
 from codeintel_assets.core.chunking import Chunk, chunk_id
+from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEmbedder,
     embedding_text,
 )
-from codeintel_assets.core.evaluation import evaluate
+from codeintel_assets.core.evaluation import evaluate, ranking_quality
 from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.lexical import Bm25Index, build_bm25
 from codeintel_assets.core.manifest import build_manifest
@@ -133,10 +135,10 @@ def measure_modes(
         t1 = time.perf_counter()
         dense = faiss_store.search(index, vector[None, :], depth)
         t2 = time.perf_counter()
-        lexical = bm25.search(text, depth)
+        lexical = bm25.channels(text, depth)  # bm25 and, when built, definition
         t3 = time.perf_counter()
-        rrf({"dense": [int(i) for i in dense.ids[0] if i != -1],
-                     "bm25": [i for i, _ in lexical]})  # fmt: skip
+        rrf({"dense": [int(i) for i in dense.ids[0] if i != -1]}
+            | {name: [i for i, _ in ranked] for name, ranked in lexical.items()})  # fmt: skip
         t4 = time.perf_counter()
         faiss_store.search(index, vector[None, :], k)  # dense mode fetches only k
         t5 = time.perf_counter()
@@ -164,6 +166,38 @@ def print_quality(label: str, metrics: dict) -> None:
             for s in ("faiss", "bm25", "hybrid")
         ]
         print(f"{name:10} {n:>4} | " + " | ".join(cells))
+
+
+def print_parts(queries: list, definition_lists: dict, plain: dict) -> dict:
+    """Print MRR@10 / R@10 of the definition channel alone and of dense+BM25 fusion."""
+    groups = {"overall": queries} | {
+        style: [q for q in queries if q.style == style] for style in STYLES
+    }
+    out = {}
+    print(f"{'':15} | {'definition':^17} | {'dense+bm25 RRF':^17}")
+    for name, subset in groups.items():
+        alone = ranking_quality(subset, definition_lists)
+        fused = (plain["overall"] if name == "overall" else plain["by_style"][name])["hybrid"]
+        out[name] = {"definition": alone, "dense+bm25": fused}
+        cells = [f"{m['mrr@10']:.3f}  {m['recall@10']:.3f}".center(17) for m in (alone, fused)]
+        print(f"{name:10} {len(subset):>4} | " + " | ".join(cells))
+    return out
+
+
+def repeated_definitions(table: pa.Table, ids: np.ndarray) -> DefinitionIndex:
+    """Return the definition index of ``table``'s chunks repeated under ``ids`` (copy n of a
+    file lives under ``n/``, so each copy's definitions are distinct)."""
+    n = table.num_rows
+    rows = np.arange(len(ids)) % n
+    uris = table["uri"].to_pylist()
+    copies = pa.table({
+        "id": ids,
+        "uri": [f"{i // n}/{uris[r]}" for i, r in enumerate(rows)],
+        "name": table["name"].take(rows),
+        "kind": table["kind"].take(rows),
+        "start_byte": table["start_byte"].take(rows),
+    })  # fmt: skip
+    return build_definitions(copies)
 
 
 def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -> np.ndarray:
@@ -240,8 +274,10 @@ def main() -> None:
             vectors = vectors_of(table)
             index = faiss_store.build_index(ids, vectors)
             t = time.perf_counter()
-            bm25 = build_bm25(ids, lexical_texts(table))
-            print(f"{label}: bm25 built in {time.perf_counter() - t:.1f}s")
+            definitions = build_definitions(table)
+            bm25 = build_bm25(ids, lexical_texts(table), definitions)
+            print(f"{label}: bm25 and {len(definitions)} definitions built in "
+                  f"{time.perf_counter() - t:.1f}s")  # fmt: skip
             indexes[label] = (index, bm25)
             oracle = ExactOracle(ids, vectors)
             result = evaluate(query_sets[label], table, index, bm25, embedder, k=10, k_factor=2,
@@ -250,6 +286,14 @@ def main() -> None:
             (OUT / f"report_{label}.md").write_text(result.report_markdown, encoding="utf-8")
             result.write_plot(OUT / f"report_{label}.png")
             print_quality(f"{label} ({table.num_rows} chunks)", result.metrics)
+            # What hybrid fuses, shown apart: the definition channel alone, and the
+            # fusion of dense and BM25 without it.
+            plain = evaluate(query_sets[label], table, index,
+                             dataclasses.replace(bm25, definitions=None), embedder, k=10,
+                             k_factor=2, oracle=oracle).metrics  # fmt: skip
+            alone = {q.query_id: definitions.search(q.text, 20) for q in query_sets[label]}
+            extra = print_parts(query_sets[label], alone, plain)
+            results[f"{label}_parts"] = extra
 
         print("\n== latency at corpus size (one thread, one query at a time)")
         stride = max(1, len(queries) // LATENCY_QUERIES)  # every style, not only the first
@@ -263,14 +307,16 @@ def main() -> None:
 
         print(
             f"\n== latency at {LARGE} chunks (jittered copies of the real vectors, "
-            "BM25 over the real texts repeated)"
+            "BM25 and definitions over the real chunks repeated)"
         )
         vectors = jittered_copies(vectors_of(tables["ours"]), LARGE, sigma=0.03)
         ids = np.arange(1, LARGE + 1, dtype=np.int64)
         base = lexical_texts(tables["ours"])
         t = time.perf_counter()
-        bm25_large = build_bm25(ids, [base[i % len(base)] for i in range(LARGE)])
-        print(f"bm25 over {LARGE} texts built in {time.perf_counter() - t:.1f}s")
+        texts_large = [base[i % len(base)] for i in range(LARGE)]
+        bm25_large = build_bm25(ids, texts_large, repeated_definitions(tables["ours"], ids))
+        print(f"bm25 and {len(bm25_large.definitions)} definitions over {LARGE} chunks built in "
+              f"{time.perf_counter() - t:.1f}s")  # fmt: skip
         # The real synthetic queries, embedded: the queries an index of this corpus would get.
         query_vectors = embedder.embed([q.text for q in queries])
         oracle = ExactOracle(ids, vectors)

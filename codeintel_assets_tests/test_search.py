@@ -32,7 +32,9 @@ def test_modes_and_channel_explanations(published: str):
         hybrid = index.search("parse_config json", k=3, mode="hybrid")
         assert hybrid[0].uri == "pkg/parse.py"
         top = hybrid[0].channels
-        assert set(top) == {"dense", "bm25"} and top["bm25"]["rank"] == 1
+        # "parse_config" names a definition: the definition channel ranks its chunk first.
+        assert set(top) == {"dense", "bm25", "definition"} and top["bm25"]["rank"] == 1
+        assert top["definition"]["rank"] == 1
         # RRF with k=60: the fused score is the sum of 1/(60 + rank) over channels.
         expected = sum(1 / (60 + hit["rank"]) for hit in top.values())
         assert hybrid[0].score == pytest.approx(expected)

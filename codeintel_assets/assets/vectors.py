@@ -52,6 +52,7 @@ def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
 )
 def bm25_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
     """`bm25/`: BM25 over identifier-aware tokens (snake_case and camelCase split, the
-    identifier kept too) of each chunk's path, qualified name and code."""
+    identifier kept too) of each chunk's path, qualified name and code; beside it
+    `definitions.parquet`, each definition's name → its first chunk (the definition channel)."""
     ctx = codeintel.build_context(context.partition_key)
     return materialize_result(stage_bm25_index(ctx))

@@ -6,9 +6,10 @@ lists as the pool (schema ``EVAL_POOL``):
 * ``faiss``: the ANN index, top ``k·k_factor``;
 * ``oracle``: exact inner-product search over the same vectors, top ``k``;
 * ``bm25``: the lexical index, top ``k·k_factor``;
-* ``hybrid``: reciprocal rank fusion of the dense and bm25 lists, each fetched
-  ``fusion_depth`` deep (a generous pool, so fusion can lift what one channel
-  ranks low), top ``k·k_factor``.
+* ``hybrid``: reciprocal rank fusion of the dense and bm25 lists and, when the
+  lexical index carries one, the definition list (``core.definitions``), each
+  fetched ``fusion_depth`` deep (a generous pool, so fusion can lift what one
+  channel ranks low), top ``k·k_factor`` — exactly what ``indexctl search`` fuses.
 
 Metrics come from the pool alone (``pool_metrics``), so a pool written from a TSV is
 scored the same way: recall@k of ANN against the oracle (ties count, see
@@ -149,8 +150,12 @@ def evaluation_pool(
             for i, s in zip(dense.ids[row], dense.scores[row], strict=True)
             if i != -1
         ]
-        lexical = bm25.search(query.text, depth)
-        fused = rrf({"dense": [i for i, _ in dense_list], "bm25": [i for i, _ in lexical]})
+        lexical_channels = bm25.channels(query.text, depth)
+        lexical = lexical_channels["bm25"]
+        fused = rrf(
+            {"dense": [i for i, _ in dense_list]}
+            | {name: [i for i, _ in ranked] for name, ranked in lexical_channels.items()}
+        )
         add(query.query_id, "faiss", dense_list[:keep])
         add(
             query.query_id,
@@ -197,7 +202,7 @@ def pool_metrics(
         groups["module"].setdefault(module or "(unknown)", []).append(q)
 
     def scores_for(subset: list[SyntheticQuery]) -> dict[str, dict[str, float]]:
-        return {source: _quality(subset, lists[source]) for source in sources}
+        return {source: ranking_quality(subset, lists[source]) for source in sources}
 
     metrics: dict[str, Any] = {
         "k": k,
@@ -220,7 +225,7 @@ def _module_lookup(module_of: ModuleOf | None) -> Callable[[int], str | None] | 
     return module_of.get
 
 
-def _quality(
+def ranking_quality(
     queries: list[SyntheticQuery], ranked: dict[str, list[tuple[int, float]]]
 ) -> dict[str, float]:
     """Return mean recall@1/5/10 and MRR@10 of ``queries`` against their positives."""

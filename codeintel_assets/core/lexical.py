@@ -7,7 +7,8 @@ it. Common English words are dropped: they carry no signal in code search and wo
 otherwise match every docstring.
 
 The index is persisted as ``bm25s``'s own files plus ``chunk_ids.npy`` (row → chunk
-id), written to a temporary folder and renamed into place.
+id) and, when built with one, the definition index (``definitions.parquet``, see
+``core.definitions``), all written to a temporary folder and renamed into place.
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
+import pyarrow.parquet as pq
 from bm25s.stopwords import STOPWORDS_EN
 
 from codeintel_assets.core.checksums import make_readable
 from codeintel_assets.core.errors import CodeintelError
 
+if TYPE_CHECKING:
+    from codeintel_assets.core.definitions import DefinitionIndex
+
 # Unicode word runs: letters, digits and underscores (identifiers and prose words alike).
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _IDS_FILE = "chunk_ids.npy"
+DEFINITIONS_FILE = "definitions.parquet"
 
 
 def identifier_parts(word: str) -> list[str]:
@@ -92,6 +99,7 @@ class Bm25Index:
 
     ids: np.ndarray  # int64, row → chunk id
     model: bm25s.BM25 | None  # None for an empty corpus
+    definitions: DefinitionIndex | None = None  # the definition channel, kept alongside
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -116,6 +124,14 @@ class Bm25Index:
         rows = matching[order]
         return [(int(self.ids[r]), float(scores[r])) for r in rows]
 
+    def channels(self, query: str, k: int) -> dict[str, list[tuple[int, float]]]:
+        """Return the lexical channels hybrid search fuses: ``bm25`` and, when this index
+        carries one, ``definition`` (chunks defining what the query names), each top ``k``."""
+        out = {"bm25": self.search(query, k)}
+        if self.definitions is not None:
+            out["definition"] = self.definitions.search(query, k)
+        return out
+
     def save(self, folder: Path) -> None:
         """Write the index to ``folder`` atomically (a sibling temp folder, then rename)."""
         folder = Path(folder)
@@ -126,6 +142,8 @@ class Bm25Index:
             np.save(tmp / _IDS_FILE, np.asarray(self.ids, dtype=np.int64))
             if self.model is not None:
                 self.model.save(str(tmp), show_progress=False)
+            if self.definitions is not None:
+                pq.write_table(self.definitions.table, tmp / DEFINITIONS_FILE)
             old = None
             if folder.exists():
                 # A folder cannot be replaced by rename in one step: move the old one aside first.
@@ -139,8 +157,11 @@ class Bm25Index:
                 shutil.rmtree(tmp)
 
 
-def build_bm25(ids: np.ndarray, texts: list[str]) -> Bm25Index:
-    """Return a BM25 index of ``texts`` (one per chunk) keyed by chunk ``ids``.
+def build_bm25(
+    ids: np.ndarray, texts: list[str], definitions: DefinitionIndex | None = None
+) -> Bm25Index:
+    """Return a BM25 index of ``texts`` (one per chunk) keyed by chunk ``ids``, carrying
+    ``definitions`` when given.
 
     Raises ``CodeintelError`` when ids and texts differ in length.
     """
@@ -148,10 +169,10 @@ def build_bm25(ids: np.ndarray, texts: list[str]) -> Bm25Index:
     if len(ids) != len(texts):
         raise CodeintelError(f"BM25: {len(ids)} ids but {len(texts)} texts")
     if not texts:
-        return Bm25Index(ids=ids, model=None)
+        return Bm25Index(ids=ids, model=None, definitions=definitions)
     model = bm25s.BM25()
     model.index([tokenize(t) for t in texts], show_progress=False)
-    return Bm25Index(ids=ids, model=model)
+    return Bm25Index(ids=ids, model=model, definitions=definitions)
 
 
 def load_bm25(folder: Path) -> Bm25Index:
@@ -164,8 +185,13 @@ def load_bm25(folder: Path) -> Bm25Index:
     if not ids_path.exists():
         raise CodeintelError(f"BM25 index {folder} is missing or incomplete (no {_IDS_FILE})")
     ids = np.load(ids_path)
+    # Imported here: the definition channel is built on this module's identifier parts.
+    from codeintel_assets.core.definitions import load_definitions
+
+    definitions_path = folder / DEFINITIONS_FILE
+    definitions = load_definitions(definitions_path) if definitions_path.exists() else None
     if len(ids) == 0:
-        return Bm25Index(ids=ids, model=None)
+        return Bm25Index(ids=ids, model=None, definitions=definitions)
     try:
         model = bm25s.BM25.load(str(folder), show_progress=False)
     except (OSError, ValueError) as exc:
@@ -174,4 +200,4 @@ def load_bm25(folder: Path) -> Bm25Index:
         raise CodeintelError(
             f"BM25 index {folder} has {model.scores['num_docs']} documents but {len(ids)} ids"
         )
-    return Bm25Index(ids=ids, model=model)
+    return Bm25Index(ids=ids, model=model, definitions=definitions)

@@ -1,4 +1,8 @@
-"""Searching a published index: dense (FAISS), lexical (BM25) or hybrid (RRF of both).
+"""Searching a published index: dense (FAISS), lexical (BM25) or hybrid.
+
+Hybrid fuses, by reciprocal rank fusion, the dense list, the BM25 list and the
+definition list (the chunks that define what the query names, ``core.definitions``):
+dense and lexical with structure-aware ranking.
 
 ``CodeIndex.open(repo)`` reads the version ``current`` points at — FAISS index, BM25
 index, catalog and the embedding model recorded in its manifest — so a search never
@@ -160,8 +164,10 @@ class CodeIndex:
                 for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
                 if i != -1
             ]
-        if mode in ("bm25", "hybrid"):
+        if mode == "bm25":
             channels["bm25"] = self.bm25.search(query, fetch)
+        elif mode == "hybrid":
+            channels.update(self.bm25.channels(query, fetch))
         if filters is not None:
             for name, ranked in channels.items():
                 kept = set(self.catalog.filter_ids([i for i, _ in ranked], filters))

@@ -31,10 +31,10 @@ CODE_VERSIONS: dict[str, str] = {
     "chunks": "2",
     "faiss_index": "1",
     "faiss_idmap": "1",
-    "bm25_index": "1",
+    "bm25_index": "2",
     "duckdb_catalog": "1",
     "synthetic_queries": "2",
-    "eval_pools": "1",
+    "eval_pools": "2",
     "published_index": "1",
 }
 

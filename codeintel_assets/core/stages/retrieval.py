@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import faiss_store, lexical, tuning
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
+from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
     Embedder,
     EmbeddingCache,
@@ -26,6 +27,7 @@ from codeintel_assets.core.queries import synthetic_queries
 from codeintel_assets.core.schemas import FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
+    CODE_VERSIONS,
     StageOutput,
     StageResult,
     fingerprint,
@@ -280,12 +282,14 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
 
 
 def stage_bm25_index(ctx: BuildContext) -> StageResult:
-    """BM25 over identifier-aware tokens of each chunk's path, name and code (``bm25/``)."""
+    """BM25 over identifier-aware tokens of each chunk's path, name and code, and the
+    definition index (name → defining chunk) beside it (``bm25/``)."""
     layout = ctx.layout.build
     up = {"chunks": upstream_version(ctx.layout, "chunks")}
 
     def build() -> StageOutput:
-        table = pq.read_table(layout.chunks, columns=["id", "uri", "name", "content"])
+        columns = ["id", "uri", "name", "kind", "start_byte", "content"]
+        table = pq.read_table(layout.chunks, columns=columns)
         texts = [
             embedding_text(uri, name, content)
             for uri, name, content in zip(
@@ -295,11 +299,12 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
                 strict=True,
             )
         ]
-        index = lexical.build_bm25(table.column("id").to_numpy(), texts)
+        definitions = build_definitions(table)
+        index = lexical.build_bm25(table.column("id").to_numpy(), texts, definitions)
         index.save(layout.bm25_dir)
         return StageOutput(
-            xxh64_json(["bm25", up]),
-            {"rows": len(index), "path": str(layout.bm25_dir)},
+            xxh64_json(["bm25", up, CODE_VERSIONS["bm25_index"]]),
+            {"rows": len(index), "definitions": len(definitions), "path": str(layout.bm25_dir)},
         )
 
     return run_stage(
