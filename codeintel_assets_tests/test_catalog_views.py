@@ -242,10 +242,12 @@ def test_build_catalog_creates_every_spec_view_with_row_counts(layout: ArtifactL
     assert status.missing_sources == [
         "ast_nodes",
         "cst_nodes",
+        "definitions",  # bm25/definitions.parquet: not written by this fixture
         "node_to_chunk",
         "repo_manifest",
         "scip_symbols",
     ]
+    assert status.view("definitions").present and status.view("definitions").row_count == 0
     as_dict = status.to_dict()
     assert {v["name"] for v in as_dict["views"]} == names
     chunks_source = next(s for s in as_dict["sources"] if s["name"] == "chunks")

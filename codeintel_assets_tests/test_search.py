@@ -60,3 +60,21 @@ def test_bad_queries(published: str):
 def test_index_dimension_must_match_the_model(published: str):
     with pytest.raises(CodeintelError, match="dimension 64 but the embedding model has 32"):
         CodeIndex.open(published, embedder=HashingEmbedder(dim=32))
+
+
+def test_published_catalog_holds_the_definition_index(published: str):
+    import duckdb
+
+    with CodeIndex.open(published) as index:
+        assert index.bm25.definitions is not None and len(index.bm25.definitions) > 0
+        catalog = index.layout.catalog
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT d.name, c.uri, c.start_line FROM definitions d "
+            "JOIN v_chunks c ON c.id = d.chunk_id WHERE d.key = ?",
+            ["parseconfig"],
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows and rows[0][0] == "parse_config" and rows[0][1] == "pkg/parse.py"

@@ -18,6 +18,7 @@ CATALOG_INPUTS = [
     "symbol_edges",
     "chunks",
     "faiss_idmap",
+    "bm25_index",
     "eval_pools",
 ]
 

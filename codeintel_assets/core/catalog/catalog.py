@@ -31,8 +31,10 @@ import pyarrow as pa
 
 from codeintel_assets.core import metrics, schemas
 from codeintel_assets.core.checksums import xxh64_file, xxh64_parts
+from codeintel_assets.core.definitions import DEFINITIONS
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.lexical import DEFINITIONS_FILE
 
 MANIFEST_TABLE = "catalog_manifest"
 SOURCES_TABLE = "catalog_sources"
@@ -69,6 +71,12 @@ SOURCE_SPECS: tuple[SourceSpec, ...] = (
     SourceSpec("repo_manifest", lambda lay: str(lay.repo_manifest), schemas.REPO_MANIFEST),
     SourceSpec(
         "last_eval_pool", lambda lay: str(lay.eval_pool), schemas.EVAL_POOL, empty_when_missing=True
+    ),
+    SourceSpec(
+        "definitions",
+        lambda lay: str(lay.bm25_dir / DEFINITIONS_FILE),
+        DEFINITIONS,
+        empty_when_missing=True,
     ),
 )
 SOURCE_NAMES = frozenset(spec.name for spec in SOURCE_SPECS)
