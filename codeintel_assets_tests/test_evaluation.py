@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sysconfig
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
+from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder, embedding_text
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.evaluation import (
@@ -20,6 +22,7 @@ from codeintel_assets.core.evaluation import (
     pool_metrics,
     read_pool_tsv,
 )
+from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.lexical import build_bm25
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import SyntheticQuery, synthetic_queries
@@ -168,3 +171,30 @@ def test_read_pool_tsv_bad_rows_name_the_line(tmp_path, row, message):
     path.write_text("q1\tfaiss\t1\t5\t0.9\n" + row + "\n", encoding="utf-8")
     with pytest.raises(BadInputError, match=rf"pool\.tsv:2: .*{message}"):
         read_pool_tsv(path)
+
+
+def test_hybrid_pool_fuses_the_definition_channel(built):
+    embedder, table, ids, vectors, bm25, queries = built
+    with_definitions = dataclasses.replace(bm25, definitions=build_definitions(table))
+    index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
+    result = evaluate(queries, table, index, with_definitions, embedder, fusion_depth=50)
+    assert result.metrics["hybrid_channels"] == ["dense", "bm25", "definition"]
+    assert "of dense, bm25, definition" in result.report_markdown
+    # The pool's hybrid list is exactly the RRF of the three channels' lists.
+    query = next(q for q in queries if q.style == "name")
+    dense = faiss_store.search(index, embedder.embed([query.text]), 50)
+    expected = rrf(
+        {
+            "dense": [int(i) for i in dense.ids[0] if i != -1],
+            "bm25": [i for i, _ in bm25.search(query.text, 50)],
+            "definition": [i for i, _ in with_definitions.definitions.search(query.text, 50)],
+        }
+    )
+    rows = [r for r in result.pool.to_pylist() if r["query_id"] == query.query_id]
+    got = [r["chunk_id"] for r in sorted(rows, key=lambda r: r["rank"]) if r["source"] == "hybrid"]
+    assert got == [i for i, _, _ in expected[:20]]
+    # Name queries spell a definition: the definition channel lifts them.
+    plain = evaluate(queries, table, index, bm25, embedder, fusion_depth=50).metrics
+    assert plain["hybrid_channels"] == ["dense", "bm25"]
+    by_style = result.metrics["by_style"]
+    assert by_style["name"]["hybrid"]["mrr@10"] > plain["by_style"]["name"]["hybrid"]["mrr@10"]

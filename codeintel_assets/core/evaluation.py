@@ -33,7 +33,7 @@ from codeintel_assets.core import faiss_store
 from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
-from codeintel_assets.core.fusion import rrf
+from codeintel_assets.core.fusion import RRF_K, rrf
 from codeintel_assets.core.lexical import Bm25Index
 from codeintel_assets.core.queries import STYLES, SyntheticQuery
 from codeintel_assets.core.schemas import EVAL_POOL
@@ -97,6 +97,8 @@ def evaluate(
     metrics["truncated_queries"] = truncated
     metrics["k_factor"] = k_factor
     metrics["fusion_depth"] = fusion_depth
+    with_definitions = bm25.definitions is not None
+    metrics["hybrid_channels"] = ["dense", "bm25"] + (["definition"] if with_definitions else [])
     return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
 
 
@@ -276,6 +278,9 @@ def report_markdown(metrics: dict[str, Any]) -> str:
     )
     if metrics.get("truncated_queries"):
         lines.append(f"- queries truncated to the model's limit: {metrics['truncated_queries']}")
+    if metrics.get("hybrid_channels"):
+        channels = ", ".join(metrics["hybrid_channels"])
+        lines.append(f"- hybrid: reciprocal rank fusion (k = {RRF_K}) of {channels}")
     lines += ["", "## Overall", ""] + _table(metrics["overall"])
     lines += ["", "## By style", ""]
     for style, scores in metrics["by_style"].items():

@@ -61,8 +61,10 @@ def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
             {
                 "rows": len(queries),
                 "styles": styles,
-                "examples": [
-                    {"style": q.style, "text": q.text, "symbol": q.symbol} for q in queries[:6]
+                "examples": [  # the first two of each style
+                    {"style": q.style, "text": q.text, "symbol": q.symbol}
+                    for style in styles
+                    for q in [q for q in queries if q.style == style][:2]
                 ],
                 "path": str(layout.eval_queries),
             },
