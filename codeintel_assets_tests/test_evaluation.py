@@ -14,7 +14,12 @@ import pytest
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.definitions import build_definitions
-from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder, embedding_text
+from codeintel_assets.core.embedding import (
+    CachedEmbedder,
+    EmbeddingCache,
+    HashingEmbedder,
+    embedding_text,
+)
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.evaluation import (
     evaluate,
@@ -198,3 +203,28 @@ def test_hybrid_pool_fuses_the_definition_channel(built):
     assert plain["hybrid_channels"] == ["dense", "bm25"]
     by_style = result.metrics["by_style"]
     assert by_style["name"]["hybrid"]["mrr@10"] > plain["by_style"]["name"]["hybrid"]["mrr@10"]
+
+
+def test_cached_embedder_embeds_each_text_once(tmp_path):
+    class Counting(HashingEmbedder):
+        def __init__(self) -> None:
+            super().__init__(dim=DIM)
+            self.embedded: list[str] = []
+
+        def embed(self, texts):
+            self.embedded.extend(texts)
+            return super().embed(texts)
+
+    model = Counting()
+    cache = EmbeddingCache(tmp_path / "cache", model.model_id, DIM)
+    cached = CachedEmbedder(model, cache)
+    first = cached.embed(["parse the header", "open a socket"])
+    cache.save()
+    again = CachedEmbedder(model, EmbeddingCache(tmp_path / "cache", model.model_id, DIM))
+    second = again.embed(["open a socket", "parse the header", "close it"])
+    assert model.embedded == ["parse the header", "open a socket", "close it"]
+    np.testing.assert_array_equal(second[:2], first[::-1])
+    np.testing.assert_array_equal(
+        second, HashingEmbedder(dim=DIM).embed(["open a socket", "parse the header", "close it"])
+    )
+    assert (cached.dim, cached.max_tokens, cached.model_id) == (DIM, 256, model.model_id)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, lexical
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
-from codeintel_assets.core.embedding import load_embedder
+from codeintel_assets.core.embedding import CachedEmbedder, EmbeddingCache, load_embedder
 from codeintel_assets.core.evaluation import EvalResult, evaluate
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.queries import (
@@ -114,11 +114,23 @@ def evaluate_layout(ctx: BuildContext, layout: ArtifactLayout, k: int, k_factor:
     audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
     bm25 = lexical.load_bm25(layout.bm25_dir)
-    embedder = load_embedder(ctx.embedder)
-    module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
-    return evaluate(
-        queries, chunks, index, bm25, embedder, k=k, k_factor=k_factor, module_of=module_of
+    model = load_embedder(ctx.embedder)
+    cache = EmbeddingCache(
+        ctx.layout.embedding_cache_dir, model.model_id, model.dim, ctx.embedding_cache_entries
     )
+    module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
+    result = evaluate(
+        queries,
+        chunks,
+        index,
+        bm25,
+        CachedEmbedder(model, cache),
+        k=k,
+        k_factor=k_factor,
+        module_of=module_of,
+    )
+    cache.save()
+    return result
 
 
 def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
             index,
             ids,
             vectors,
-            load_embedder(ctx.embedder),
+            lambda: load_embedder(ctx.embedder),
             factory,
             layout,
             up["chunks"],
@@ -183,7 +184,7 @@ def tune_and_lock(
     index: faiss.Index,
     ids: np.ndarray,
     vectors: np.ndarray,
-    embedder: Embedder,
+    embedder: Callable[[], Embedder],
     factory: str,
     layout: ArtifactLayout,
     build_version: str,
@@ -194,11 +195,17 @@ def tune_and_lock(
     """Tune the index's knobs against exact search, write index and audit sidecar; return both.
 
     The cheapest operating point reaching ``target_recall`` is locked in the sidecar,
-    which searches and the recall check read.
+    which searches and the recall check read. ``embedder`` is called (the model loaded)
+    only when the index has knobs to tune with text queries.
     """
+    # An exact index has nothing to tune and recall 1.0 for any query: a sample of the
+    # corpus vectors measures its latency without making and embedding text queries.
+    exact = tuning.knob_candidates(index, k) == [""]
     point = tuning.tune_index(
         index,
-        tuning_queries(layout, vectors, embedder, queries),
+        tuning.sample_query_vectors(vectors, queries)
+        if exact
+        else tuning_queries(layout, vectors, embedder(), queries),
         k=k,
         target_recall=target_recall,
         oracle=tuning.ExactOracle(ids, vectors),
@@ -254,7 +261,7 @@ def retune(
         index,
         ids,
         vectors,
-        embedder,
+        lambda: embedder,
         old["factory"],
         layout,
         old["build_version"],
