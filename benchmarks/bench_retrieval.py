@@ -45,6 +45,7 @@ from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.lexical import Bm25Index, build_bm25
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import STYLES, remap_positives, synthetic_queries
+from codeintel_assets.core.syntax import cst_nodes_table
 from codeintel_assets.core.tuning import ExactOracle, tune_index
 
 PACKAGES = (
@@ -137,8 +138,8 @@ def measure_modes(
         t2 = time.perf_counter()
         lexical = bm25.channels(text, depth)  # bm25 and, when built, definition
         t3 = time.perf_counter()
-        rrf({"dense": [int(i) for i in dense.ids[0] if i != -1]}
-            | {name: [i for i, _ in ranked] for name, ranked in lexical.items()})  # fmt: skip
+        pairs = zip(dense.ids[0], dense.scores[0], strict=True)
+        rrf({"dense": [(int(i), float(s)) for i, s in pairs if i != -1]} | lexical)
         t4 = time.perf_counter()
         faiss_store.search(index, vector[None, :], k)  # dense mode fetches only k
         t5 = time.perf_counter()
@@ -184,20 +185,20 @@ def print_parts(queries: list, definition_lists: dict, plain: dict) -> dict:
     return out
 
 
-def repeated_definitions(table: pa.Table, ids: np.ndarray) -> DefinitionIndex:
-    """Return the definition index of ``table``'s chunks repeated under ``ids`` (copy n of a
-    file lives under ``n/``, so each copy's definitions are distinct)."""
+def repeated_definitions(
+    definitions: DefinitionIndex, table: pa.Table, ids: np.ndarray
+) -> DefinitionIndex:
+    """Return ``definitions`` (over ``table``'s chunks) repeated as the chunks are under ``ids``:
+    row r of copy c is id ``ids[c·n + r]``, its file lives under ``c/``."""
     n = table.num_rows
-    rows = np.arange(len(ids)) % n
-    uris = table["uri"].to_pylist()
-    copies = pa.table({
-        "id": ids,
-        "uri": [f"{i // n}/{uris[r]}" for i, r in enumerate(rows)],
-        "name": table["name"].take(rows),
-        "kind": table["kind"].take(rows),
-        "start_byte": table["start_byte"].take(rows),
-    })  # fmt: skip
-    return build_definitions(copies)
+    row_of = {chunk_id: r for r, chunk_id in enumerate(table["id"].to_pylist())}
+    base = definitions.table.to_pylist()
+    rows = [
+        {**d, "uri": f"{c}/{d['uri']}", "chunk_id": int(ids[c * n + row_of[d["chunk_id"]]])}
+        for c in range(len(ids) // n)
+        for d in base
+    ]
+    return DefinitionIndex(pa.Table.from_pylist(rows, schema=definitions.table.schema))
 
 
 def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -> np.ndarray:
@@ -227,6 +228,12 @@ def main() -> None:
         root.mkdir()
         lines = copy_corpus(root)
         manifest = build_manifest(root).files
+        # The syntax tree's definitions, for the definition channel of every chunking.
+        nodes, _ = cst_nodes_table(REPO, [
+            (uri, lang, (root / uri).read_bytes())
+            for uri, lang in zip(manifest["uri"].to_pylist(), manifest["lang"].to_pylist(),
+                                 strict=True)
+        ])  # fmt: skip
         print(f"corpus: {manifest.num_rows} files, {lines} lines ({', '.join(PACKAGES)})")
         t = time.perf_counter()
         embedder = SentenceTransformerEmbedder()
@@ -274,7 +281,7 @@ def main() -> None:
             vectors = vectors_of(table)
             index = faiss_store.build_index(ids, vectors)
             t = time.perf_counter()
-            definitions = build_definitions(table)
+            definitions = build_definitions(nodes, table)
             bm25 = build_bm25(ids, lexical_texts(table), definitions)
             print(f"{label}: bm25 and {len(definitions)} definitions built in "
                   f"{time.perf_counter() - t:.1f}s")  # fmt: skip
@@ -314,7 +321,9 @@ def main() -> None:
         base = lexical_texts(tables["ours"])
         t = time.perf_counter()
         texts_large = [base[i % len(base)] for i in range(LARGE)]
-        bm25_large = build_bm25(ids, texts_large, repeated_definitions(tables["ours"], ids))
+        ours_definitions = indexes["ours"][1].definitions
+        definitions_large = repeated_definitions(ours_definitions, tables["ours"], ids)
+        bm25_large = build_bm25(ids, texts_large, definitions_large)
         print(f"bm25 and {len(bm25_large.definitions)} definitions over {LARGE} chunks built in "
               f"{time.perf_counter() - t:.1f}s")  # fmt: skip
         # The real synthetic queries, embedded: the queries an index of this corpus would get.

@@ -32,6 +32,7 @@ from codeintel_assets.core.lexical import build_bm25
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import SyntheticQuery, synthetic_queries
 from codeintel_assets.core.schemas import EVAL_POOL
+from codeintel_assets.core.syntax import cst_nodes_table
 
 DIM = 32
 
@@ -180,7 +181,14 @@ def test_read_pool_tsv_bad_rows_name_the_line(tmp_path, row, message):
 
 def test_hybrid_pool_fuses_the_definition_channel(built):
     embedder, table, ids, vectors, bm25, queries = built
-    with_definitions = dataclasses.replace(bm25, definitions=build_definitions(table))
+    files: dict[str, list[tuple[int, str]]] = {}
+    for row in table.select(["uri", "start_byte", "content"]).to_pylist():
+        files.setdefault(row["uri"], []).append((row["start_byte"], row["content"]))
+    nodes, _ = cst_nodes_table(
+        "r",
+        [(uri, "python", "".join(c for _, c in sorted(p)).encode()) for uri, p in files.items()],
+    )
+    with_definitions = dataclasses.replace(bm25, definitions=build_definitions(nodes, table))
     index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
     result = evaluate(queries, table, index, with_definitions, embedder, fusion_depth=50)
     assert result.metrics["hybrid_channels"] == ["dense", "bm25", "definition"]
@@ -188,11 +196,12 @@ def test_hybrid_pool_fuses_the_definition_channel(built):
     # The pool's hybrid list is exactly the RRF of the three channels' lists.
     query = next(q for q in queries if q.style == "name")
     dense = faiss_store.search(index, embedder.embed([query.text]), 50)
+    pairs = zip(dense.ids[0], dense.scores[0], strict=True)
     expected = rrf(
         {
-            "dense": [int(i) for i in dense.ids[0] if i != -1],
-            "bm25": [i for i, _ in bm25.search(query.text, 50)],
-            "definition": [i for i, _ in with_definitions.definitions.search(query.text, 50)],
+            "dense": [(int(i), float(s)) for i, s in pairs if i != -1],
+            "bm25": bm25.search(query.text, 50),
+            "definition": with_definitions.definitions.search(query.text, 50),
         }
     )
     rows = [r for r in result.pool.to_pylist() if r["query_id"] == query.query_id]

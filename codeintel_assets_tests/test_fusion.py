@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeintel_assets.core.fusion import rrf
+from codeintel_assets.core.fusion import channel_ranks, rrf
 
 
 def test_rrf_scores_and_order_match_hand_computation():
@@ -33,3 +33,20 @@ def test_rrf_counts_a_repeated_id_once_per_channel_and_handles_empty_input():
     assert fused[1][2] == {"a": 3}
     assert rrf({}) == []
     assert rrf({"a": [], "b": []}) == []
+
+
+def test_scored_channels_give_tied_items_the_same_rank():
+    assert channel_ranks([(7, 3.0), (8, 2.0), (9, 2.0), (4, 1.0)]) == [
+        (7, 1),
+        (8, 2),
+        (9, 2),
+        (4, 4),
+    ]
+    assert channel_ranks([7, 8, 9]) == [(7, 1), (8, 2), (9, 3)]
+    fused = rrf({"definition": [(1, 2.0), (2, 2.0), (3, 2.0)], "bm25": [3]}, k=60)
+    scores = {i: s for i, s, _ in fused}
+    # Three definitions the query names equally: each gets 1/61, none is favoured.
+    assert scores[1] == scores[2] == pytest.approx(1 / 61)
+    assert scores[3] == pytest.approx(2 / 61)
+    assert [i for i, _, _ in fused] == [3, 1, 2]
+    assert dict((i, r) for i, _, r in fused)[2] == {"definition": 1}

@@ -19,7 +19,9 @@ from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.lexical import tokenize
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import (
+    Definition,
     ast_definitions,
+    call_query,
     doc_query,
     masked_query,
     name_query,
@@ -277,3 +279,42 @@ def test_ast_fallback_skips_files_that_do_not_parse():
     definitions = ast_definitions(chunks)
     assert [d.symbol for d in definitions] == ["ok.py::fine_name"]
     assert definitions[0].line == 1 and definitions[0].kind == "function"
+
+
+def _one_chunk_per_file(files: dict[str, str]) -> pa.Table:
+    rows = [
+        {"id": i, "uri": uri, "start_line": 1, "end_line": text.count("\n") + 1, "start_byte": 0}
+        | {"content": text, "lang": "python"}
+        for i, (uri, text) in enumerate(sorted(files.items()), start=1)
+    ]
+    return pa.Table.from_pylist(rows)
+
+
+def test_ast_call_sites_are_calls_of_that_definition_only():
+    chunks = _one_chunk_per_file(
+        {
+            "a.py": 'def open(path):\n    """Open a thing from the path."""\n    return path\n\n\n'
+            'def helper_tool(x):\n    """Compute the helper value."""\n    return x\n',
+            "b.py": "from a import helper_tool as tool\n"
+            'with open("p", encoding="utf-8") as fh:\n'
+            "    value = tool(fh.read())\n",
+            "c.py": "from a import (\n    helper_tool,\n)\nresult = helper_tool(1)\n",
+        }
+    )
+    sites = {d.name: d.call_sites for d in ast_definitions(chunks)}
+    # b.py calls the builtin open, not a.py's; helper_tool is called where it is imported.
+    assert sites["open"] == ()
+    assert sites["helper_tool"] == (("b.py", 3), ("c.py", 4))
+    queries = synthetic_queries(None, None, chunks, count=8)
+    calls = {q.symbol: q.text for q in queries if q.style == "call"}
+    assert calls["a.py::helper_tool"] in ("value = tool(fh.read())", "result = helper_tool(1)")
+    assert "a.py::open" not in calls
+
+
+def test_a_continued_list_of_names_is_not_call_context():
+    definition = Definition("s", "helper_tool", "function", "Doc.", "a.py", 1, (("c.py", 2),))
+    spans = {"c.py": [(1, 4, 1)]}  # one chunk (id 1) holds c.py; the target's chunk is 99
+    assert call_query(definition, spans, [99], lambda uri, line: "    helper_tool,") is None
+    assert call_query(definition, spans, [99], lambda uri, line: "x = helper_tool()") == (
+        "x = helper_tool()"
+    )

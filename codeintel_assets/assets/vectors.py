@@ -47,12 +47,13 @@ def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
     automation_condition=DOWNSTREAM,
     group_name="retrieval",
     code_version=CODE_VERSIONS["bm25_index"],
-    deps=["chunks"],
+    deps=["chunks", "cst_nodes"],
     kinds={"numpy"},
 )
 def bm25_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
     """`bm25/`: BM25 over identifier-aware tokens (snake_case and camelCase split, the
     identifier kept too) of each chunk's path, qualified name and code; beside it
-    `definitions.parquet`, each definition's name → its first chunk (the definition channel)."""
+    `definitions.parquet`: each definition the syntax tree names → the chunk holding its
+    start (the definition channel of hybrid search)."""
     ctx = codeintel.build_context(context.partition_key)
     return materialize_result(stage_bm25_index(ctx))

@@ -2,11 +2,12 @@
 
 A code search that is asked for ``parse header`` or shown ``self._fixupChildren(ph, rv)``
 should put the definition of ``parse_header`` or ``_fixupChildren`` first, not the
-hundred places that mention it. The chunker knows, from the syntax tree, which chunk
-starts each function, method and class (its ``name`` column, qualified); this module
-keeps a small index from a definition's *key* — its short name's identifier parts
-joined, lower-cased (``_fixupChildren`` → ``fixupchildren``, ``HTTPServer`` →
-``httpserver``) — to that chunk, and ranks definitions by how much of the query names them:
+hundred places that mention it. The syntax tree (``cst_nodes``: tree-sitter's function,
+method, class, interface... nodes with their ``name`` field, for every language we
+parse) says where each definition starts; this module keeps a small index from a
+definition's *key* — its name's identifier parts joined, lower-cased (``_fixupChildren``
+→ ``fixupchildren``, ``HTTPServer`` → ``httpserver``) — to the chunk holding that start,
+and ranks definitions by how much of the query names them:
 
 * every run of 2–5 consecutive words of the query (identifier parts count as words)
   whose key is a definition's key: ``parse header`` and ``parse_header(`` both match
@@ -17,13 +18,16 @@ joined, lower-cased (``_fixupChildren`` → ``fixupchildren``, ``HTTPServer`` �
 * a run that is a whole identifier of the query ranks above the same run made of
   prose words.
 
-Ties keep the index's order (path, then name). Hybrid search fuses this list with the
-dense and BM25 lists by reciprocal rank fusion; a query that names nothing yields an
-empty list and leaves the fusion to the other two.
+Definitions the query names equally well (``run`` defined in ten classes) tie: they
+share one score, and fusion gives tied items the same rank (``core.fusion``), so no
+file wins by its path. Hybrid search fuses this list with the dense and BM25 lists by
+reciprocal rank fusion; a query that names nothing yields an empty list and leaves the
+fusion to the other two.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +37,11 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.lexical import identifier_parts
+from codeintel_assets.core.schemas import DEFINITIONS
+from codeintel_assets.core.syntax import CST_DEFINITION_KINDS
 
 MAX_RUN_WORDS = 5
 WHOLE_IDENTIFIER_BONUS = 0.5
-DEFINITIONS = pa.schema(
-    [
-        pa.field("key", pa.string(), nullable=False),
-        pa.field("name", pa.string(), nullable=False),  # qualified, as the chunker names it
-        pa.field("kind", pa.string()),
-        pa.field("uri", pa.string(), nullable=False),
-        pa.field("chunk_id", pa.int64(), nullable=False),
-    ]
-)
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
@@ -53,26 +50,36 @@ def definition_key(name: str) -> str:
     return "".join(identifier_parts(name))
 
 
-def definition_table(chunks: pa.Table) -> pa.Table:
-    """Return one row per definition (``DEFINITIONS``): the first chunk of each named unit.
+def definition_table(nodes: pa.Table, chunks: pa.Table) -> pa.Table:
+    """Return one row per named definition (``DEFINITIONS``), with the chunk holding its start.
 
-    ``chunks`` needs ``id, uri, name, kind, start_byte``. A definition split over several
-    chunks keeps the one that starts first — the chunk holding its signature.
+    ``nodes`` are syntax rows (``uri, kind, start_byte, name``; ``cst_nodes``): those of a
+    definition kind with a name count. ``chunks`` needs ``id, uri, start_byte, end_byte``;
+    chunks cover every byte of a file once, so each start lies in exactly one chunk
+    (a definition in a file without chunks is left out). Rows are ordered by file and
+    position.
     """
-    first: dict[tuple[str, str], tuple[int, int, str | None]] = {}
-    columns = ["id", "uri", "name", "kind", "start_byte"]
-    for row in chunks.select(columns).to_pylist():
-        name = row["name"]
-        if not name:
-            continue
-        key = (row["uri"], name)
-        if key not in first or row["start_byte"] < first[key][0]:
-            first[key] = (row["start_byte"], row["id"], row["kind"])
+    spans: dict[str, tuple[list[int], list[int], list[int]]] = {}
+    columns = ["uri", "start_byte", "end_byte", "id"]
+    for uri, start, end, chunk_id in sorted(
+        zip(*chunks.select(columns).to_pydict().values(), strict=True)
+    ):
+        starts, ends, ids = spans.setdefault(uri, ([], [], []))
+        starts.append(start)
+        ends.append(end)
+        ids.append(chunk_id)
     rows = []
-    for (uri, name), (_, chunk_id, kind) in sorted(first.items()):
-        key = definition_key(name.rsplit(".", 1)[-1])
-        if key:
-            rows.append({"key": key, "name": name, "kind": kind, "uri": uri, "chunk_id": chunk_id})
+    for node in nodes.select(["uri", "kind", "start_byte", "name"]).to_pylist():
+        name = node["name"]
+        if node["kind"] not in CST_DEFINITION_KINDS or not name or node["uri"] not in spans:
+            continue
+        starts, ends, ids = spans[node["uri"]]
+        i = bisect.bisect_right(starts, node["start_byte"]) - 1
+        key = definition_key(name)
+        if i < 0 or node["start_byte"] >= ends[i] or not key:
+            continue
+        rows.append({**node, "key": key, "chunk_id": ids[i]})
+    rows.sort(key=lambda r: (r["uri"], r["start_byte"], r["name"]))
     return pa.Table.from_pylist(rows, schema=DEFINITIONS)
 
 
@@ -137,9 +144,9 @@ def query_words(query: str) -> tuple[list[str], set[str], set[str]]:
     return words, whole, code_like
 
 
-def build_definitions(chunks: pa.Table) -> DefinitionIndex:
-    """Return the definition index of a chunks table."""
-    return DefinitionIndex(definition_table(chunks))
+def build_definitions(nodes: pa.Table, chunks: pa.Table) -> DefinitionIndex:
+    """Return the definition index of syntax ``nodes`` over ``chunks`` (``definition_table``)."""
+    return DefinitionIndex(definition_table(nodes, chunks))
 
 
 def load_definitions(path: Path) -> DefinitionIndex:

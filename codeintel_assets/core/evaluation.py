@@ -9,7 +9,8 @@ lists as the pool (schema ``EVAL_POOL``):
 * ``hybrid``: reciprocal rank fusion of the dense and bm25 lists and, when the
   lexical index carries one, the definition list (``core.definitions``), each
   fetched ``fusion_depth`` deep (a generous pool, so fusion can lift what one
-  channel ranks low), top ``k·k_factor`` — exactly what ``indexctl search`` fuses.
+  channel ranks low), top ``k·k_factor``: the channels and fusion of ``indexctl
+  search``, whose pools are max(100, 4·k) deep (the same for k ≤ 25).
 
 Metrics come from the pool alone (``pool_metrics``), so a pool written from a TSV is
 scored the same way: recall@k of ANN against the oracle (ties count, see
@@ -154,10 +155,7 @@ def evaluation_pool(
         ]
         lexical_channels = bm25.channels(query.text, depth)
         lexical = lexical_channels["bm25"]
-        fused = rrf(
-            {"dense": [i for i, _ in dense_list]}
-            | {name: [i for i, _ in ranked] for name, ranked in lexical_channels.items()}
-        )
+        fused = rrf({"dense": dense_list} | lexical_channels)  # as CodeIndex.search fuses
         add(query.query_id, "faiss", dense_list[:keep])
         add(
             query.query_id,

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFINITIONS_FILE = "definitions.parquet"  # inside bm25/, beside the BM25 index
+
 DATA_ENV = "CODEINTEL_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_INDEX_NAME = "chunks"
@@ -110,6 +112,11 @@ class ArtifactLayout:
     @property
     def bm25_dir(self) -> Path:
         return self.root / "bm25"
+
+    @property
+    def bm25_definitions(self) -> Path:
+        """The definition channel's index, kept in the BM25 folder (``core.definitions``)."""
+        return self.bm25_dir / DEFINITIONS_FILE
 
     @property
     def bm25_ids(self) -> Path:

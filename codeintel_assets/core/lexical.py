@@ -28,6 +28,7 @@ from bm25s.stopwords import STOPWORDS_EN
 
 from codeintel_assets.core.checksums import make_readable
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.layout import DEFINITIONS_FILE
 
 if TYPE_CHECKING:
     from codeintel_assets.core.definitions import DefinitionIndex
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _IDS_FILE = "chunk_ids.npy"
-DEFINITIONS_FILE = "definitions.parquet"
 
 
 def identifier_parts(word: str) -> list[str]:

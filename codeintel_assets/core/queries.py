@@ -56,6 +56,8 @@ MIN_DOC_WORDS = 3
 MIN_MASKED_WORDS = 3
 MIN_CALL_CHARS = 12  # a call line shorter than this (``f(x)``) says nothing
 _IMPORT_LINE = re.compile(r"^(from\s+\S+\s+)?import\s")
+# A line of bare names and commas (a continued import or argument list) is no context.
+_BARE_NAMES = re.compile(r"^[\w\s,]*\)?$")
 MAX_QUERY_CHARS = 400
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
@@ -67,7 +69,7 @@ class SyntheticQuery:
 
     query_id: str  # stable: style and symbol
     text: str
-    style: str  # doc | name | masked
+    style: str  # doc | name | masked | call
     symbol: str
     positives: list[int]  # chunk ids containing the definition line
     uri: str
@@ -144,41 +146,67 @@ def scip_definitions(symbols: pa.Table, occurrences: pa.Table | None) -> list[De
 def ast_definitions(chunks: pa.Table) -> list[Definition]:
     """Return the documented definitions of the Python files rebuilt from ``chunks``.
 
-    Files that do not parse are skipped. The symbol is ``<uri>::<qualified name>``; call
-    sites are the calls of a name that exactly one definition of these files has.
+    Files that do not parse are skipped. The symbol is ``<uri>::<qualified name>``. Call
+    sites are found only for names that one definition of these files has: a method's
+    are ``self.name(...)`` / ``cls.name(...)`` in its own file; a function's or class's
+    are ``name(...)`` in its own file or in a file that imports it by ``from ... import
+    name`` — a call of a builtin or of anything else that only shares the name is not
+    one.
     """
     documented: list[Definition] = []
     defined: dict[str, int] = {}  # short name -> how many definitions have it
-    calls: dict[tuple[str, str | None], set[tuple[str, int]]] = {}
+    calls: dict[tuple[str, str], set[tuple[str, int]]] = {}  # (name, scope) -> sites
     for uri, text in sorted(_python_files(chunks).items()):
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError):
             continue
         documented.extend(_walk_definitions(tree, uri, ""))
+        local = set()
+        imported: dict[str, str] = {}  # bound name -> the imported name
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 defined[node.name] = defined.get(node.name, 0) + 1
-            elif isinstance(node, ast.Call):
-                key = _call_key(node.func, uri)
+                local.add(node.name)
+            elif isinstance(node, ast.ImportFrom):
+                imported.update({a.asname or a.name: a.name for a in node.names})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                key = _call_key(node.func, uri, local, imported)
                 if key:
                     calls.setdefault(key, set()).add((uri, node.lineno))
     out = []
     for d in documented:
-        # Methods are found through self.name(...) in their own file, the rest by name.
-        key = (d.name, d.uri if d.kind == "method" else None)
-        sites = tuple(sorted(calls.get(key, ()))) if defined.get(d.name) == 1 else ()
-        out.append(Definition(**{**asdict(d), "call_sites": sites}))
+        if defined.get(d.name) != 1:
+            sites: set[tuple[str, int]] = set()
+        elif d.kind == "method":
+            sites = calls.get((d.name, f"self:{d.uri}"), set())
+        else:
+            sites = calls.get((d.name, f"local:{d.uri}"), set()) | calls.get(
+                (d.name, "imported"), set()
+            )
+        out.append(Definition(**{**asdict(d), "call_sites": tuple(sorted(sites))}))
     return sorted(out, key=lambda d: d.symbol)
 
 
-def _call_key(func: ast.expr, uri: str) -> tuple[str, str | None] | None:
-    """Return (name, None) for ``name(...)``, (name, uri) for ``self.name(...)``, else None."""
+def _call_key(
+    func: ast.expr, uri: str, local: set[str], imported: dict[str, str]
+) -> tuple[str, str] | None:
+    """Return (name, scope) of a call the fallback can attribute, else None.
+
+    Scopes: ``self:<uri>`` for ``self.name(...)`` / ``cls.name(...)``, ``local:<uri>`` for
+    ``name(...)`` of a name defined in the file, ``imported`` for ``name(...)`` of a name
+    the file imports with ``from ... import`` (keyed by the imported name, not an alias).
+    """
     if isinstance(func, ast.Name):
-        return func.id, None
+        if func.id in local:
+            return func.id, f"local:{uri}"
+        if func.id in imported:
+            return imported[func.id], "imported"
+        return None
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
         if func.value.id in ("self", "cls"):
-            return func.attr, uri
+            return func.attr, f"self:{uri}"
     return None
 
 
@@ -270,9 +298,10 @@ def call_query(
 ) -> str | None:
     """Return the stripped source line of one use of ``definition`` outside its chunks.
 
-    Uses whose line is in a positive chunk, is an import, is shorter than
-    ``MIN_CALL_CHARS`` or does not contain the name are skipped; of the rest one is
-    picked by a hash of the symbol and ``seed``. None when no use qualifies.
+    Uses whose line is in a positive chunk, is an import or a continued list of bare
+    names, is shorter than ``MIN_CALL_CHARS`` or does not contain the name are skipped;
+    of the rest one is picked by a hash of the symbol and ``seed``. None when no use
+    qualifies.
     """
     candidates = []
     for uri, line in definition.call_sites:
@@ -281,6 +310,7 @@ def call_query(
             len(text) >= MIN_CALL_CHARS
             and definition.name in text
             and not _IMPORT_LINE.match(text)
+            and not _BARE_NAMES.match(text)
             and not set(positives_for(spans, uri, line)) & set(positives)
         ):
             candidates.append(text[:MAX_QUERY_CHARS])

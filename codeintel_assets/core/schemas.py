@@ -137,6 +137,19 @@ SYNTAX_NODES = pa.schema(
 AST_NODES = SYNTAX_NODES
 CST_NODES = SYNTAX_NODES
 
+# bm25/definitions.parquet: each definition the syntax tree names, and the chunk that
+# holds its start (core/definitions.py, the definition channel of hybrid search).
+DEFINITIONS = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),  # name's identifier parts, joined
+        pa.field("name", pa.string(), nullable=False),  # the defined (short) name
+        pa.field("kind", pa.string()),  # tree-sitter node type
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("start_byte", pa.int64(), nullable=False),
+        pa.field("chunk_id", pa.int64(), nullable=False),
+    ]
+)
+
 MODULES = pa.schema(
     [
         ("module_id", pa.string()),  # dotted name (python) or directory path

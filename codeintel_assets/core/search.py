@@ -23,7 +23,7 @@ from codeintel_assets.core import faiss_store, lexical, lifecycle
 from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
 from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
-from codeintel_assets.core.fusion import RRF_K, rrf
+from codeintel_assets.core.fusion import RRF_K, channel_ranks, rrf
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import get_repo
 
@@ -178,14 +178,17 @@ class CodeIndex:
     def _fuse(channels: dict[str, list[tuple[int, float]]], mode: str) -> list[tuple[int, float]]:
         if mode != "hybrid":
             return channels[mode]
-        fused = rrf({name: [i for i, _ in ranked] for name, ranked in channels.items()}, RRF_K)
+        fused = rrf(channels, RRF_K)  # scored lists: ties share a rank
         return [(chunk_id, score) for chunk_id, score, _ in fused]
 
     def _hydrate(
         self, ranked: list[tuple[int, float]], channels: dict[str, list[tuple[int, float]]]
     ) -> list[SearchResult]:
         positions = {
-            name: {chunk_id: (rank, score) for rank, (chunk_id, score) in enumerate(hits, 1)}
+            name: {
+                chunk_id: (rank, score)
+                for (chunk_id, rank), (_, score) in zip(channel_ranks(hits), hits, strict=True)
+            }
             for name, hits in channels.items()
         }
         scores = dict(ranked)

@@ -31,7 +31,7 @@ CODE_VERSIONS: dict[str, str] = {
     "chunks": "2",
     "faiss_index": "1",
     "faiss_idmap": "1",
-    "bm25_index": "2",
+    "bm25_index": "3",
     "duckdb_catalog": "1",
     "synthetic_queries": "2",
     "eval_pools": "2",

@@ -47,6 +47,7 @@ from codeintel_assets.core.grammars import SYNTAX_LANGUAGES, parser_for
 from codeintel_assets.core.schemas import AST_NODES, CST_NODES, NODE_TO_CHUNK
 
 __all__ = [
+    "CST_DEFINITION_KINDS",
     "Diagnostic",
     "SYNTAX_LANGUAGES",
     "ast_nodes_table",
@@ -60,7 +61,7 @@ _AST_NAMED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.alias)
 
 # Tree-sitter node types that define a name, across the Python, JavaScript and
 # TypeScript grammars; the name is their ``name`` field.
-_CST_DEFINITIONS = frozenset(
+CST_DEFINITION_KINDS = frozenset(
     {
         "function_definition",
         "class_definition",
@@ -341,7 +342,7 @@ def _cst_kind_and_name(node: Node, data: bytes) -> tuple[str, str | None]:
     if not node.is_named:
         return f'"{node.type}"', None
     kind = node.type
-    if kind in _CST_DEFINITIONS:
+    if kind in CST_DEFINITION_KINDS:
         name_node = node.child_by_field_name("name")
         if name_node is not None:
             return kind, data[name_node.start_byte : name_node.end_byte].decode("utf-8", "replace")

@@ -31,10 +31,8 @@ import pyarrow as pa
 
 from codeintel_assets.core import metrics, schemas
 from codeintel_assets.core.checksums import xxh64_file, xxh64_parts
-from codeintel_assets.core.definitions import DEFINITIONS
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.layout import ArtifactLayout
-from codeintel_assets.core.lexical import DEFINITIONS_FILE
 
 MANIFEST_TABLE = "catalog_manifest"
 SOURCES_TABLE = "catalog_sources"
@@ -74,8 +72,8 @@ SOURCE_SPECS: tuple[SourceSpec, ...] = (
     ),
     SourceSpec(
         "definitions",
-        lambda lay: str(lay.bm25_dir / DEFINITIONS_FILE),
-        DEFINITIONS,
+        lambda lay: str(lay.bm25_definitions),
+        schemas.DEFINITIONS,
         empty_when_missing=True,
     ),
 )

@@ -87,7 +87,9 @@ def stage_eval_pools(ctx: BuildContext) -> StageResult:
     outputs = [layout.eval_pool, layout.eval_report, layout.eval_plot]
 
     def build() -> StageOutput:
-        result = evaluate_layout(ctx, layout, k=ctx.recall_k, k_factor=ctx.eval_k_factor)
+        result = evaluate_layout(
+            ctx, layout, k=ctx.recall_k, k_factor=ctx.eval_k_factor, save_query_cache=True
+        )
         write_parquet(result.pool, layout.eval_pool, EVAL_POOL)
         write_text_atomic(layout.eval_report, result.report_markdown)
         result.write_plot(layout.eval_plot)
@@ -107,8 +109,19 @@ def stage_eval_pools(ctx: BuildContext) -> StageResult:
     )
 
 
-def evaluate_layout(ctx: BuildContext, layout: ArtifactLayout, k: int, k_factor: int) -> EvalResult:
-    """Evaluate the queries of ``layout`` against its FAISS and BM25 indexes."""
+def evaluate_layout(
+    ctx: BuildContext,
+    layout: ArtifactLayout,
+    k: int,
+    k_factor: int,
+    save_query_cache: bool = False,
+) -> EvalResult:
+    """Evaluate the queries of ``layout`` against its FAISS and BM25 indexes.
+
+    Query vectors come through a small cache of their own (``cache/embeddings/queries``),
+    so the same queries are not embedded build after build; only the build stage saves
+    it (``save_query_cache``), so ``indexctl eval recall`` writes nothing.
+    """
     queries = read_queries_jsonl(layout.eval_queries)
     chunks = pq.read_table(layout.chunks, columns=["id", "uri", "embedding"])
     audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
@@ -116,7 +129,7 @@ def evaluate_layout(ctx: BuildContext, layout: ArtifactLayout, k: int, k_factor:
     bm25 = lexical.load_bm25(layout.bm25_dir)
     model = load_embedder(ctx.embedder)
     cache = EmbeddingCache(
-        ctx.layout.embedding_cache_dir, model.model_id, model.dim, ctx.embedding_cache_entries
+        ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
     )
     module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
     result = evaluate(
@@ -129,7 +142,8 @@ def evaluate_layout(ctx: BuildContext, layout: ArtifactLayout, k: int, k_factor:
         k_factor=k_factor,
         module_of=module_of,
     )
-    cache.save()
+    if save_query_cache:
+        cache.save()
     return result
 
 

@@ -25,7 +25,7 @@ from codeintel_assets.core.embedding import (
 )
 from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout
 from codeintel_assets.core.queries import synthetic_queries
-from codeintel_assets.core.schemas import FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
+from codeintel_assets.core.schemas import CST_NODES, FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
     CODE_VERSIONS,
@@ -289,13 +289,14 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
 
 
 def stage_bm25_index(ctx: BuildContext) -> StageResult:
-    """BM25 over identifier-aware tokens of each chunk's path, name and code, and the
-    definition index (name → defining chunk) beside it (``bm25/``)."""
+    """BM25 over identifier-aware tokens of each chunk's path, name and code, and beside it
+    the definition index: each definition in ``cst_nodes`` → the chunk holding its start
+    (``bm25/``)."""
     layout = ctx.layout.build
-    up = {"chunks": upstream_version(ctx.layout, "chunks")}
+    up = {stage: upstream_version(ctx.layout, stage) for stage in ("chunks", "cst_nodes")}
 
     def build() -> StageOutput:
-        columns = ["id", "uri", "name", "kind", "start_byte", "content"]
+        columns = ["id", "uri", "name", "start_byte", "end_byte", "content"]
         table = pq.read_table(layout.chunks, columns=columns)
         texts = [
             embedding_text(uri, name, content)
@@ -306,7 +307,12 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
                 strict=True,
             )
         ]
-        definitions = build_definitions(table)
+        nodes = (
+            pq.read_table(layout.cst_nodes, columns=["uri", "kind", "start_byte", "name"])
+            if layout.cst_nodes.exists()
+            else CST_NODES.empty_table()
+        )
+        definitions = build_definitions(nodes, table)
         index = lexical.build_bm25(table.column("id").to_numpy(), texts, definitions)
         index.save(layout.bm25_dir)
         return StageOutput(
@@ -315,5 +321,9 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
         )
 
     return run_stage(
-        ctx.layout, "bm25_index", fingerprint("bm25_index", up, {}), [layout.bm25_ids], build
+        ctx.layout,
+        "bm25_index",
+        fingerprint("bm25_index", up, {}),
+        [layout.bm25_ids, layout.bm25_definitions],
+        build,
     )
