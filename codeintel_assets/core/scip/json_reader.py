@@ -16,6 +16,7 @@ writes the same format back, so a decoded ``index.scip`` can be exported and com
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -332,18 +333,7 @@ def _symbol_json(info: SymbolInformation) -> dict[str, Any]:
         {
             "symbol": info.symbol,
             "documentation": info.documentation,
-            "relationships": [
-                _compact(
-                    {
-                        "symbol": rel.symbol,
-                        "is_reference": rel.is_reference,
-                        "is_implementation": rel.is_implementation,
-                        "is_type_definition": rel.is_type_definition,
-                        "is_definition": rel.is_definition,
-                    }
-                )
-                for rel in info.relationships
-            ],
+            "relationships": [_compact(asdict(rel)) for rel in info.relationships],
             "kind": info.kind,
             "display_name": info.display_name,
             "signature_documentation": _compact(

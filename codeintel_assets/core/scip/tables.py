@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -189,16 +190,7 @@ def _symbol_row(info: SymbolInformation, uri: str | None) -> dict[str, object]:
         "documentation": documentation,
         "signature": signature,
         "enclosing_symbol": info.enclosing_symbol or parent_symbol(info.symbol),
-        "relationships": [
-            {
-                "symbol": rel.symbol,
-                "is_reference": rel.is_reference,
-                "is_implementation": rel.is_implementation,
-                "is_type_definition": rel.is_type_definition,
-                "is_definition": rel.is_definition,
-            }
-            for rel in info.relationships
-        ],
+        "relationships": [asdict(rel) for rel in info.relationships],
         "uri": uri,
     }
 
