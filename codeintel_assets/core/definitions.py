@@ -138,7 +138,9 @@ def query_words(query: str) -> tuple[list[str], set[str], set[str]]:
         whole.add(key)
         before = query[match.start() - 1] if match.start() else ""
         after = query[match.end() : match.end() + 1]
-        if after == "(" or before == ".":
+        # A query that is one identifier (``Flask``, ``render_template``) names it.
+        alone = match.start() == 0 and match.end() == len(query)
+        if after == "(" or before == "." or alone:
             code_like.add(key)
         words.extend(parts)
     return words, whole, code_like

@@ -150,6 +150,33 @@ DEFINITIONS = pa.schema(
     ]
 )
 
+# units/units.parquet: what search ranks and returns (core/units.py): every definition
+# of the syntax tree, with its decorators, and one module block per run of top-level code
+# outside definitions; files without a syntax tree have one unit per chunk.
+UNITS = pa.schema(
+    [
+        pa.field("unit_id", pa.int64(), nullable=False),  # signed xxh64 of (repo, uri, bytes, kind)
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("start_line", pa.int32(), nullable=False),  # 1-based inclusive
+        pa.field("end_line", pa.int32(), nullable=False),
+        pa.field("start_byte", pa.int64(), nullable=False),
+        pa.field("end_byte", pa.int64(), nullable=False),  # exclusive
+        pa.field("kind", pa.string(), nullable=False),  # function, method, class, module...
+        pa.field("name", pa.string()),  # the defined (short) name; the file name for a block
+        pa.field("qualified_name", pa.string()),  # enclosing definitions' names, dotted
+        pa.field("parent_unit_id", pa.int64()),  # the definition around it, null at top level
+        pa.field("lang", pa.string()),
+    ]
+)
+
+# units/chunk_units.parquet: each chunk's innermost unit (exactly one per chunk).
+CHUNK_UNITS = pa.schema(
+    [
+        pa.field("chunk_id", pa.int64(), nullable=False),
+        pa.field("unit_id", pa.int64(), nullable=False),
+    ]
+)
+
 MODULES = pa.schema(
     [
         ("module_id", pa.string()),  # dotted name (python) or directory path

@@ -187,6 +187,19 @@ def ast_nodes_table(
     return columns.table(AST_NODES), diagnostics
 
 
+def _parse_python(text: str, uri: str) -> ast.Module:
+    """Return ``ast.parse(text)``, parsed again once after CPython's spurious SystemError.
+
+    CPython before 3.11.8/3.12.1 can raise "AST constructor recursion depth mismatch"
+    for a valid file when its recursion counter was left off by an earlier parse in the
+    same process (gh-106905); the next call starts from a reset counter.
+    """
+    try:
+        return ast.parse(text, filename=uri)
+    except SystemError:
+        return ast.parse(text, filename=uri)
+
+
 def _add_ast_file(columns: _Columns, uri: str, data: bytes) -> Diagnostic | None:
     """Append the rows of one file, all or nothing; return a diagnostic when it fails."""
     # The BOM is not part of the text ast sees, so offsets on line 1 shift by it.
@@ -198,13 +211,15 @@ def _add_ast_file(columns: _Columns, uri: str, data: bytes) -> Diagnostic | None
     except UnicodeDecodeError as exc:
         return Diagnostic(uri, "not_utf8", f"byte {bom + exc.start}: {exc.reason}")
     try:
-        tree = ast.parse(text, filename=uri)
+        tree = _parse_python(text, uri)
     except SyntaxError as exc:
         return Diagnostic(uri, "syntax_error", f"line {exc.lineno}: {exc.msg}")
     except ValueError as exc:
         return Diagnostic(uri, "syntax_error", str(exc))
     except (RecursionError, MemoryError) as exc:
         return Diagnostic(uri, "too_complex", f"{type(exc).__name__}: {exc}")
+    except SystemError as exc:
+        return Diagnostic(uri, "parser_error", f"{type(exc).__name__}: {exc}")
 
     line_starts = _line_starts(data)
     view = memoryview(data)

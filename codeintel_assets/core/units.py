@@ -1,0 +1,263 @@
+"""Units: the definitions (and module-level blocks) that search ranks and returns.
+
+Chunks are sized for the embedding model; a user wants the function. A *unit* is
+every function, method, class, interface, enum, type alias... the syntax tree
+(``cst_nodes``) names, with its decorators or ``export`` keyword, plus one
+*module block* per run of top-level code outside any definition (imports, constants,
+``if __name__ == "__main__":``), so that the units of a file cover all its code. A
+file without a syntax tree (Markdown, text, an unknown language) has one unit per
+chunk.
+
+Every chunk belongs to exactly one innermost unit: the top-level unit it overlaps
+most, then, while one child unit holds more than half of the chunk's lines, that
+child. Nested units (a method in its class) keep their own unit; a unit's
+``parent_unit_id`` is the definition around it.
+
+Lines are 1-based inclusive, bytes 0-based end-exclusive, like chunks. Unit ids are
+the signed xxh64 of (repository, uri, start_byte, end_byte, kind): stable across
+rebuilds of unchanged files.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from codeintel_assets.core.checksums import signed_xxh64
+from codeintel_assets.core.schemas import CHUNK_UNITS, UNITS
+from codeintel_assets.core.syntax import CST_DEFINITION_KINDS
+
+# Tree-sitter definition node types → the kind a user reads.
+UNIT_KINDS = {
+    "function_definition": "function",
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "function_expression": "function",
+    "generator_function": "function",
+    "function_signature": "function",
+    "class_definition": "class",
+    "class_declaration": "class",
+    "class": "class",
+    "abstract_class_declaration": "class",
+    "method_definition": "method",
+    "method_signature": "method",
+    "abstract_method_signature": "method",
+    "interface_declaration": "interface",
+    "enum_declaration": "enum",
+    "type_alias_declaration": "type",
+    "internal_module": "namespace",
+}
+# Nodes that wrap a definition and belong to it (decorators, ``export``).
+_WRAPPERS = frozenset({"decorated_definition", "export_statement"})
+MODULE_KIND = "module"
+CONTAINER_KINDS = frozenset({"class", "interface", "namespace", "enum"})
+
+
+def unit_id(repo: str, uri: str, start_byte: int, end_byte: int, kind: str) -> int:
+    """Return the stable unit id: signed xxh64 of (repository, uri, bytes, kind)."""
+    return signed_xxh64("unit", repo, uri, start_byte, end_byte, kind)
+
+
+@dataclass
+class Unit:
+    """One unit of a file while the table is made."""
+
+    uri: str
+    lang: str
+    kind: str
+    name: str | None
+    qualified_name: str | None
+    start_line: int
+    end_line: int
+    start_byte: int = 0
+    end_byte: int = 0
+    parent: Unit | None = None
+    children: list[Unit] = field(default_factory=list)
+    id: int = 0
+
+    def overlap(self, first: int, last: int) -> int:
+        return max(0, min(self.end_line, last) - max(self.start_line, first) + 1)
+
+
+@dataclass(frozen=True)
+class _File:
+    """What the units of one file are made from: its lines and their byte offsets."""
+
+    uri: str
+    lang: str
+    lines: list[str]  # 1-based: lines[0] is line 1
+    offsets: list[int]  # byte offset of each line's start, plus the end
+
+    def byte_span(self, first: int, last: int) -> tuple[int, int]:
+        last = min(last, len(self.lines))
+        return self.offsets[first - 1], self.offsets[last]
+
+
+def build_units(repo: str, nodes: pa.Table, chunks: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Return (``UNITS`` table, ``CHUNK_UNITS`` table) of a repository.
+
+    ``nodes`` are ``cst_nodes`` rows; ``chunks`` need ``id, uri, lang, start_line,
+    end_line, start_byte, end_byte, content`` (they cover each file's lines in order).
+    Rows are ordered by file and position.
+    """
+    files = _files(chunks)
+    by_uri = _definition_nodes(nodes)
+    chunk_rows = defaultdict(list)
+    for row in chunks.select(["id", "uri", "start_line", "end_line", "kind", "name"]).to_pylist():
+        chunk_rows[row["uri"]].append(row)
+    unit_rows: list[dict] = []
+    mapping: list[dict] = []
+    for uri in sorted(files):
+        source = files[uri]
+        rows = sorted(chunk_rows[uri], key=lambda r: (r["start_line"], r["end_line"]))
+        if uri in by_uri:
+            roots = _definition_units(source, by_uri[uri])
+            roots = _with_module_blocks(source, roots)
+            assigned = [(row["id"], _innermost(roots, row)) for row in rows]
+        else:
+            roots = [
+                Unit(uri, source.lang, row["kind"] or "text", row["name"], row["name"],
+                     row["start_line"], row["end_line"])
+                for row in rows
+            ]  # fmt: skip
+            assigned = [(row["id"], unit) for row, unit in zip(rows, roots, strict=True)]
+        for unit in _walk(roots):
+            unit.start_byte, unit.end_byte = source.byte_span(unit.start_line, unit.end_line)
+            unit.id = unit_id(repo, uri, unit.start_byte, unit.end_byte, unit.kind)
+        for unit in sorted(_walk(roots), key=lambda u: (u.start_line, -u.end_line)):
+            unit_rows.append(_unit_row(unit))
+        mapping.extend({"chunk_id": cid, "unit_id": unit.id} for cid, unit in assigned)
+    return (
+        pa.Table.from_pylist(unit_rows, schema=UNITS),
+        pa.Table.from_pylist(mapping, schema=CHUNK_UNITS),
+    )
+
+
+def _unit_row(unit: Unit) -> dict:
+    return {
+        "unit_id": unit.id,
+        "uri": unit.uri,
+        "start_line": unit.start_line,
+        "end_line": unit.end_line,
+        "start_byte": unit.start_byte,
+        "end_byte": unit.end_byte,
+        "kind": unit.kind,
+        "name": unit.name,
+        "qualified_name": unit.qualified_name,
+        "parent_unit_id": unit.parent.id if unit.parent else None,
+        "lang": unit.lang,
+    }
+
+
+def _files(chunks: pa.Table) -> dict[str, _File]:
+    """Return each file's lines, put back together from its chunks."""
+    pieces: dict[str, dict[int, str]] = defaultdict(dict)
+    langs: dict[str, str] = {}
+    columns = ["uri", "lang", "start_line", "end_line", "content"]
+    for row in sorted(
+        chunks.select(columns).to_pylist(), key=lambda r: (r["uri"], r["start_line"])
+    ):
+        langs[row["uri"]] = row["lang"]
+        lines = row["content"].split("\n")
+        for offset in range(row["end_line"] - row["start_line"] + 1):
+            number = row["start_line"] + offset
+            text = lines[offset] if offset < len(lines) else ""
+            # A long line cut into character windows comes back in pieces.
+            pieces[row["uri"]][number] = pieces[row["uri"]].get(number, "") + text
+    files = {}
+    for uri, numbered in pieces.items():
+        count = max(numbered)
+        lines = [numbered.get(n, "") for n in range(1, count + 1)]
+        offsets = [0]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line.encode("utf-8")) + 1)
+        files[uri] = _File(uri, langs[uri], lines, offsets)
+    return files
+
+
+def _definition_nodes(nodes: pa.Table) -> dict[str, list[dict]]:
+    """Return, per uri, the definition nodes with the line their wrappers start on and
+    the node id of the nearest enclosing definition."""
+    columns = ["node_id", "uri", "kind", "start_line", "end_line", "parent_id", "name"]
+    rows = nodes.select(columns).to_pylist()
+    by_id = {row["node_id"]: row for row in rows}
+    found: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["kind"] not in CST_DEFINITION_KINDS or not row["name"]:
+            continue
+        start = row["start_line"]
+        parent = by_id.get(row["parent_id"])
+        while parent is not None and parent["kind"] in _WRAPPERS:
+            start = min(start, parent["start_line"])
+            parent = by_id.get(parent["parent_id"])
+        enclosing = parent
+        while enclosing is not None and not (
+            enclosing["kind"] in CST_DEFINITION_KINDS and enclosing["name"]
+        ):
+            enclosing = by_id.get(enclosing["parent_id"])
+        found[row["uri"]].append(
+            {
+                **row,
+                "start_line": start,
+                "enclosing": enclosing["node_id"] if enclosing is not None else None,
+            }
+        )
+    return found
+
+
+def _definition_units(source: _File, definitions: list[dict]) -> list[Unit]:
+    """Return the top-level definition units of a file, children nested."""
+    units: dict[int, Unit] = {}
+    roots: list[Unit] = []
+    for row in sorted(definitions, key=lambda r: (r["start_line"], -r["end_line"])):
+        parent = units.get(row["enclosing"]) if row["enclosing"] is not None else None
+        kind = UNIT_KINDS.get(row["kind"], "definition")
+        if kind == "function" and parent is not None and parent.kind == "class":
+            kind = "method"
+        qualified = f"{parent.qualified_name}.{row['name']}" if parent else row["name"]
+        unit = Unit(
+            source.uri, source.lang, kind, row["name"], qualified,
+            row["start_line"], min(row["end_line"], len(source.lines)), parent=parent,
+        )  # fmt: skip
+        units[row["node_id"]] = unit
+        (parent.children if parent else roots).append(unit)
+    return roots
+
+
+def _with_module_blocks(source: _File, roots: list[Unit]) -> list[Unit]:
+    """Return ``roots`` with a module block for each run of lines outside them."""
+    covered = sorted((u.start_line, u.end_line) for u in roots)
+    blocks = []
+    line = 1
+    for start, end in [*covered, (len(source.lines) + 1, len(source.lines) + 1)]:
+        first, last = line, start - 1
+        while first <= last and not source.lines[first - 1].strip():
+            first += 1
+        while last >= first and not source.lines[last - 1].strip():
+            last -= 1
+        if first <= last:
+            name = source.uri.rsplit("/", 1)[-1]
+            blocks.append(Unit(source.uri, source.lang, MODULE_KIND, name, None, first, last))
+        line = max(line, end + 1)
+    return sorted([*roots, *blocks], key=lambda u: (u.start_line, u.end_line))
+
+
+def _innermost(roots: list[Unit], chunk: dict) -> Unit:
+    """Return the innermost unit a chunk belongs to (see the module docstring)."""
+    first, last = chunk["start_line"], chunk["end_line"]
+    lines = last - first + 1
+    best = max(roots, key=lambda u: (u.overlap(first, last), -u.start_line))
+    while True:
+        child = max(best.children, key=lambda u: u.overlap(first, last), default=None)
+        if child is None or 2 * child.overlap(first, last) <= lines:
+            return best
+        best = child
+
+
+def _walk(units: Iterable[Unit]) -> Iterable[Unit]:
+    for unit in units:
+        yield unit
+        yield from _walk(unit.children)
