@@ -90,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show each channel's rank and score, symbols, module"
     )
     search.add_argument("--format", choices=["table", "json"], default="table")
+    search.add_argument(
+        "--kind",
+        choices=["code", "docs", "all"],
+        default="code",
+        help="what files results come from: code (default), documentation, or all",
+    )
+    search.add_argument(
+        "--max-tokens",
+        type=int,
+        default=4000,
+        help="bound on the excerpt text of all results together (default 4000)",
+    )
     search.set_defaults(handler=cmd_search)
 
     tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
@@ -272,32 +284,42 @@ def cmd_search(args: argparse.Namespace) -> int:
             include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
         )
     with CodeIndex.open(args.repo) as index:
-        results = index.search(args.query, k=args.k, filters=filters, mode=args.mode)
+        results = index.search(
+            args.query,
+            k=args.k,
+            filters=filters,
+            mode=args.mode,
+            kind=args.kind,
+            max_tokens=args.max_tokens,
+        )
         for note in index.notes:
             err.print(f"indexctl: note: {note}", markup=False)
     if args.format == "json":
         _print_json([r.to_dict() for r in results])
         return 0
-    table = Table("#", "score", "location", "preview")
-    table.columns[2].overflow = "fold"
-    if args.explain:
-        table.add_column("channels")
-        table.add_column("module / symbols", overflow="fold")
     for r in results:
-        preview = r.preview.strip().splitlines()[0][:80] if r.preview.strip() else ""
-        row = [str(r.rank), f"{r.score:.4f}", f"{r.uri}:{r.start_line}-{r.end_line}", preview]
+        name = f"{r.kind} {r.qualified_name}" if r.qualified_name else r.kind
+        out.print(
+            f"#{r.rank}  {r.score:.4f}  {r.uri}:{r.start_line}-{r.end_line}  {name}  "
+            f"(matched lines {r.match_start_line}-{r.match_end_line})",
+            markup=False,
+            highlight=False,
+        )
         if args.explain:
-            row.append(
-                "\n".join(
-                    f"{name} #{hit['rank']:.0f} ({hit['score']:.3f})"
-                    for name, hit in r.channels.items()
-                )
-                or "-"
+            channels = ", ".join(
+                f"{channel} #{hit['rank']:.0f} ({hit['score']:.3f})"
+                for channel, hit in r.channels.items()
             )
             names = [_short_symbol(s) for s in r.symbols if not s.endswith(")")][:4]
-            row.append(f"{r.module_id or '-'}\n" + ", ".join(names))
-        table.add_row(*row)
-    out.print(table)
+            out.print(
+                f"    channels: {channels or '-'}; module: {r.module_id or '-'}; "
+                f"symbols: {', '.join(names) or '-'}",
+                markup=False,
+                highlight=False,
+            )
+        for line in r.excerpt.splitlines():
+            out.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
+        out.print("", markup=False)
     return 0
 
 

@@ -17,6 +17,7 @@ CATALOG_INPUTS = [
     "modules",
     "symbol_edges",
     "chunks",
+    "units",
     "faiss_idmap",
     "bm25_index",
     "eval_pools",

@@ -8,6 +8,7 @@ from codeintel_assets.core.stages.retrieval import (
     stage_bm25_index,
     stage_faiss_idmap,
     stage_faiss_index,
+    stage_units,
 )
 from codeintel_assets.core.stamps import CODE_VERSIONS
 from codeintel_assets.partitions import REPOS
@@ -47,13 +48,27 @@ def faiss_idmap(context: dg.AssetExecutionContext, codeintel: CodeintelResource)
     automation_condition=DOWNSTREAM,
     group_name="retrieval",
     code_version=CODE_VERSIONS["bm25_index"],
-    deps=["chunks", "cst_nodes"],
+    deps=["chunks", "units"],
     kinds={"numpy"},
 )
 def bm25_index(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
     """`bm25/`: BM25 over identifier-aware tokens (snake_case and camelCase split, the
-    identifier kept too) of each chunk's path, qualified name and code; beside it
-    `definitions.parquet`: each definition the syntax tree names → the chunk holding its
-    start (the definition channel of hybrid search)."""
+    identifier kept too) of each unit's path, qualified name and whole text."""
     ctx = codeintel.build_context(context.partition_key)
     return materialize_result(stage_bm25_index(ctx))
+
+
+@dg.asset(
+    partitions_def=REPOS,
+    automation_condition=DOWNSTREAM,
+    group_name="retrieval",
+    code_version=CODE_VERSIONS["units"],
+    deps=["chunks", "cst_nodes"],
+    kinds={"parquet"},
+)
+def units(context: dg.AssetExecutionContext, codeintel: CodeintelResource):
+    """`units/units.parquet`: what search ranks and returns — every function, method,
+    class... of the syntax tree and the module blocks around them — and
+    `units/chunk_units.parquet`: each chunk's innermost unit."""
+    ctx = codeintel.build_context(context.partition_key)
+    return materialize_result(stage_units(ctx), ctx.layout.build.units)

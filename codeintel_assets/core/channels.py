@@ -1,57 +1,117 @@
-"""The lexical channels of hybrid search, composed: BM25 over chunk text and the
-definition index, kept together in one folder (``bm25/``).
+"""The channels search fuses, all scoring units (``core.units``), and how they are fused.
 
-``core.lexical`` and ``core.definitions`` know nothing of each other; this module owns
-what joins them — which channels hybrid search fuses beside dense, and how they are
-saved and loaded as one artifact.
+* ``dense``: FAISS returns chunks (the embedding unit); each unit scores by its best
+  chunk plus a tenth of the mean of its retrieved chunks, so a unit that several
+  chunks answer edges out one that a single chunk answers equally well (measured on
+  the external benchmark against the best chunk alone and the mean of the top two).
+* ``bm25``: BM25 over each unit's whole text (``core.lexical``).
+* ``definition``: the units that define what the query names (``core.definitions``).
+
+Hybrid is the reciprocal rank fusion of the three (``core.fusion``, ties share a rank).
+Search and the evaluation pools both call ``unit_channels`` and ``fuse``, so what is
+measured is what is served.
+
+The BM25 folder (``bm25/``) holds the BM25 index over unit texts; the definition index
+is made from the units table when an index is opened.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import numpy as np
 
 from codeintel_assets.core.checksums import atomic_folder
-from codeintel_assets.core.definitions import DefinitionIndex, load_definitions
-from codeintel_assets.core.layout import DEFINITIONS_FILE
-from codeintel_assets.core.lexical import Bm25Index, load_bm25
+from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
+from codeintel_assets.core.fusion import RRF_K, rrf
+from codeintel_assets.core.lexical import Bm25Index, build_bm25, load_bm25
+from codeintel_assets.core.units import UnitSet
+
+Ranked = list[tuple[int, float]]
+DENSE_MEAN_WEIGHT = 0.1
+
+
+def dense_units(chunk_hits: Iterable[tuple[int, float]], units: UnitSet) -> tuple[Ranked, dict]:
+    """Return (units ranked by their chunks' dense scores, best chunk of each unit).
+
+    A hit credits the chunk's innermost unit. A unit's score is its best chunk's score plus
+    ``DENSE_MEAN_WEIGHT`` times the mean score of its chunks among the hits; chunks
+    without a unit are skipped.
+    """
+    scores: dict[int, list[float]] = {}
+    best: dict[int, int] = {}
+    for chunk, score in chunk_hits:
+        unit = units.unit_of.get(chunk)
+        if unit is None:
+            continue
+        if unit not in scores:
+            scores[unit] = []
+            best[unit] = chunk  # hits arrive best first
+        scores[unit].append(score)
+    ranked = [
+        (unit, values[0] + DENSE_MEAN_WEIGHT * float(np.mean(values)))
+        for unit, values in scores.items()
+    ]
+    ranked.sort(key=lambda item: -item[1])
+    return ranked, best
 
 
 @dataclass
-class LexicalChannels:
-    """BM25 and, when built with one, the definition channel."""
+class UnitChannels:
+    """The lexical indexes over one version's units: BM25 and the definition index."""
 
+    units: UnitSet
     bm25: Bm25Index
-    definitions: DefinitionIndex | None = None
+    definitions: DefinitionIndex
 
-    def __len__(self) -> int:
-        return len(self.bm25)
-
-    def channels(self, query: str, k: int) -> dict[str, list[tuple[int, float]]]:
-        """Return the lexical channels hybrid search fuses, each top ``k`` (chunk id, score)
-        best first: ``bm25`` and, when present, ``definition`` (chunks defining what the
-        query names)."""
+    def lexical(self, query: str, k: int, mode: str = "hybrid") -> dict[str, Ranked]:
+        """Return the lexical channels of ``mode``, each its top ``k`` (unit id, score):
+        ``bm25`` and, for hybrid, ``definition``."""
         out = {"bm25": self.bm25.search(query, k)}
-        if self.definitions is not None:
+        if mode == "hybrid":
             out["definition"] = self.definitions.search(query, k)
         return out
 
     def save(self, folder: Path) -> None:
-        """Write both indexes to ``folder``, replacing it atomically."""
+        """Write the BM25 index to ``folder``, replacing it atomically."""
         with atomic_folder(Path(folder)) as tmp:
             self.bm25.save(tmp)
-            if self.definitions is not None:
-                pq.write_table(self.definitions.table, tmp / DEFINITIONS_FILE)
 
 
-def load_lexical_channels(folder: Path) -> LexicalChannels:
-    """Return the channels saved in ``folder`` (no definition channel when none was saved).
+def build_unit_channels(units: UnitSet, texts: list[str]) -> UnitChannels:
+    """Return the channels of ``units`` whose whole texts are ``texts`` (in table order)."""
+    bm25 = build_bm25(units.table["unit_id"].to_numpy(), texts)
+    return UnitChannels(units, bm25, build_definitions(units.table))
 
-    Raises ``CodeintelError`` when either index is missing, incomplete or unreadable.
+
+def load_unit_channels(folder: Path, units: UnitSet) -> UnitChannels:
+    """Return the channels of ``units`` with the BM25 index saved in ``folder``.
+
+    Raises ``CodeintelError`` when the index is missing, incomplete or unreadable.
     """
-    folder = Path(folder)
-    definitions_path = folder / DEFINITIONS_FILE
-    definitions = load_definitions(definitions_path) if definitions_path.exists() else None
-    return LexicalChannels(load_bm25(folder), definitions)
+    return UnitChannels(units, load_bm25(Path(folder)), build_definitions(units.table))
+
+
+def unit_channels(
+    channels: UnitChannels, query: str, mode: str, chunk_hits: Ranked | None, k: int
+) -> tuple[dict[str, Ranked], dict[int, int]]:
+    """Return (each channel of ``mode``: up to ``k`` (unit id, score) best first, the best
+    dense chunk of each unit the dense channel found). ``chunk_hits`` are FAISS's
+    (chunk id, score) pairs, needed for ``dense`` and ``hybrid``."""
+    out: dict[str, Ranked] = {}
+    best: dict[int, int] = {}
+    if mode in ("dense", "hybrid"):
+        dense, best = dense_units(chunk_hits or [], channels.units)
+        out["dense"] = dense[:k]
+    if mode in ("bm25", "hybrid"):
+        out.update(channels.lexical(query, k, mode))
+    return out, best
+
+
+def fuse(channels: dict[str, Ranked], mode: str) -> Ranked:
+    """Return the units of ``mode`` best first: hybrid's RRF (k=60), else the one channel."""
+    if mode != "hybrid":
+        return channels[mode]
+    return [(unit, score) for unit, score, _ in rrf(channels, RRF_K)]

@@ -3,24 +3,26 @@
 ``evaluate`` runs every synthetic query through each channel and keeps the ranked
 lists as the pool (schema ``EVAL_POOL``):
 
-* ``faiss``: the ANN index, top ``k·k_factor``;
-* ``oracle``: exact inner-product search over the same vectors, top ``k``;
-* ``bm25``: the lexical index, top ``k·k_factor``;
-* ``hybrid``: reciprocal rank fusion of the dense and bm25 lists and, when the
-  lexical index carries one, the definition list (``core.definitions``), each
-  fetched ``fusion_depth`` deep (a generous pool, so fusion can lift what one
-  channel ranks low), top ``k·k_factor``: the channels and fusion of ``indexctl
-  search``, whose pools are max(100, 4·k) deep (the same for k ≤ 25).
+* ``faiss``: the ANN index, top ``k·k_factor`` chunks;
+* ``oracle``: exact inner-product search over the same vectors, top ``k`` chunks;
+* ``bm25``: BM25 over unit texts, top ``k·k_factor`` units;
+* ``hybrid``: what ``indexctl search`` ranks — reciprocal rank fusion of the dense,
+  BM25 and definition channels over units (``core.channels``), each fetched
+  ``fusion_depth`` deep (search fetches max(100, 4·k), the same for k ≤ 25), top
+  ``k·k_factor`` units.
 
-Metrics come from the pool alone (``pool_metrics``), so a pool written from a TSV is
-scored the same way: recall@k of ANN against the oracle (ties count, see
-``tuning.recall_at_k``); recall@1/5/10 (share of a query's positives in the top n)
-and MRR@10 of each source against the positives, overall, per style and per module.
+Every row names its unit; faiss and oracle rows are chunks (the unit of the chunk
+beside it). Metrics come from the pool alone (``pool_metrics``): recall@k of ANN
+against the oracle at chunk level (ties count, see ``tuning.recall_at_k``), where it
+belongs; recall@1/5/10 and MRR@10 of each source at **unit level** — a query is
+answered when its positive's unit is returned, each unit counted once — overall, per
+style and per module. A pool read from a TSV has no unit ids and is scored by chunk.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,11 +33,11 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import LexicalChannels
+from codeintel_assets.core.channels import UnitChannels, fuse, unit_channels
 from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
-from codeintel_assets.core.fusion import RRF_K, rrf
+from codeintel_assets.core.fusion import RRF_K
 from codeintel_assets.core.queries import STYLES, SyntheticQuery
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
@@ -45,6 +47,7 @@ CHANNELS = ("faiss", "bm25", "hybrid", "oracle")
 RECALL_AT = (1, 5, 10)
 MRR_AT = 10
 FUSION_DEPTH = 100
+TSV_COLUMNS = ("query_id", "source", "rank", "chunk_id", "score")  # a pool written by hand
 MAX_REPORT_MODULES = 25
 
 ModuleOf = Callable[[int], str | None] | Mapping[int, str]
@@ -67,7 +70,7 @@ def evaluate(
     queries: list[SyntheticQuery],
     chunks: pa.Table,
     index: Any,
-    lexical: LexicalChannels,
+    channels: UnitChannels,
     embedder: Embedder,
     *,
     k: int = 10,
@@ -92,14 +95,13 @@ def evaluate(
     limit = embedder.max_tokens - 2  # [CLS] and [SEP]
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
-    pool = evaluation_pool(queries, vectors, index, oracle, lexical, k, k_factor, fusion_depth)
+    pool = evaluation_pool(queries, vectors, index, oracle, channels, k, k_factor, fusion_depth)
     module_of = module_of or default_module_of(chunks)
-    metrics = pool_metrics(pool, queries, k=k, module_of=module_of)
+    metrics = pool_metrics(pool, queries, k=k, module_of=module_of, unit_of=channels.units.unit_of)
     metrics["truncated_queries"] = truncated
     metrics["k_factor"] = k_factor
     metrics["fusion_depth"] = fusion_depth
-    with_definitions = lexical.definitions is not None
-    metrics["hybrid_channels"] = ["dense", "bm25"] + (["definition"] if with_definitions else [])
+    metrics["hybrid_channels"] = ["dense", "bm25", "definition"]
     return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
 
 
@@ -127,25 +129,34 @@ def evaluation_pool(
     vectors: np.ndarray,
     index: Any,
     oracle: ExactOracle,
-    lexical: LexicalChannels,
+    channels: UnitChannels,
     k: int,
     k_factor: int,
     fusion_depth: int = FUSION_DEPTH,
 ) -> pa.Table:
-    """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle, bm25, hybrid."""
+    """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle (chunks), bm25
+    and hybrid (units, as ``CodeIndex.search`` ranks them)."""
     keep = k * k_factor
     depth = max(keep, fusion_depth)
     dense = faiss_store.search(index, vectors, depth)
     exact = oracle.search(vectors, k)
     rows: dict[str, list] = {name: [] for name in EVAL_POOL.names}
+    units = channels.units
 
-    def add(query_id: str, source: str, ranked: list[tuple[int, float]]) -> None:
-        for rank, (chunk_id, score) in enumerate(ranked, start=1):
+    def add(query_id: str, source: str, ranked: list[tuple[int, float, int]]) -> None:
+        for rank, (chunk_id, score, unit_id) in enumerate(ranked, start=1):
             rows["query_id"].append(query_id)
             rows["source"].append(source)
             rows["rank"].append(rank)
             rows["chunk_id"].append(int(chunk_id))
             rows["score"].append(float(score))
+            rows["unit_id"].append(unit_id)
+
+    def of_chunks(ranked: list[tuple[int, float]]) -> list[tuple[int, float, int]]:
+        return [(c, s, units.unit_of.get(c)) for c, s in ranked]
+
+    def of_units(ranked: list[tuple[int, float]], best: dict[int, int]) -> list:
+        return [(best.get(u) or units.best_chunk(u), s, u) for u, s in ranked]
 
     for row, query in enumerate(queries):
         dense_list = [
@@ -153,20 +164,21 @@ def evaluation_pool(
             for i, s in zip(dense.ids[row], dense.scores[row], strict=True)
             if i != -1
         ]
-        lexical_channels = lexical.channels(query.text, depth)
-        fused = rrf({"dense": dense_list} | lexical_channels)  # as CodeIndex.search fuses
-        add(query.query_id, "faiss", dense_list[:keep])
+        ranked, best = unit_channels(channels, query.text, "hybrid", dense_list, depth)
+        add(query.query_id, "faiss", of_chunks(dense_list[:keep]))
         add(
             query.query_id,
             "oracle",
-            [
-                (int(i), float(s))
-                for i, s in zip(exact.ids[row], exact.scores[row], strict=True)
-                if i != -1
-            ],
+            of_chunks(
+                [
+                    (int(i), float(s))
+                    for i, s in zip(exact.ids[row], exact.scores[row], strict=True)
+                    if i != -1
+                ]
+            ),
         )
-        add(query.query_id, "bm25", lexical_channels["bm25"][:keep])
-        add(query.query_id, "hybrid", [(i, s) for i, s, _ in fused[:keep]])
+        add(query.query_id, "bm25", of_units(ranked["bm25"][:keep], best))
+        add(query.query_id, "hybrid", of_units(fuse(ranked, "hybrid")[:keep], best))
     return pa.table(rows, schema=EVAL_POOL)
 
 
@@ -176,29 +188,43 @@ def pool_metrics(
     *,
     k: int = 10,
     module_of: ModuleOf | None = None,
+    unit_of: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
     """Return the metrics of a pool: ANN recall against the oracle and per-source quality.
 
-    Shape: ``{"k", "queries", "ann_recall", "overall": {source: {metric: value}},
+    Shape: ``{"k", "queries", "level", "ann_recall", "overall": {source: {metric: value}},
     "by_style": {style: {source: ...}}, "by_module": {module: {source: ...}},
-    "counts": {"style": {...}, "module": {...}}}``. A query's module is the module of
-    its first positive. Sources absent from the pool are left out.
+    "counts": {"style": {...}, "module": {...}}}``. With ``unit_of`` (chunk id → unit id)
+    and unit ids in the pool, quality is scored by unit (positives mapped to their
+    units, each unit counted at its first rank); otherwise by chunk. A query's module is
+    the module of its first positive. Sources absent from the pool are left out.
     """
-    lists: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
+    chunk_lists: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
+    unit_lists: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
+    names = ("query_id", "source", "rank", "chunk_id", "score", "unit_id")
     columns = [
-        pool.column(n).to_pylist() for n in ("query_id", "source", "rank", "chunk_id", "score")
+        pool.column(n).to_pylist() if n in pool.column_names else [None] * pool.num_rows
+        for n in names
     ]
-    for query_id, source, _rank, chunk_id, score in sorted(
+    by_unit = unit_of is not None and any(u is not None for u in columns[-1])
+    for query_id, source, _rank, chunk_id, score, unit_id in sorted(
         zip(*columns, strict=True), key=lambda r: (r[0], r[1], r[2])
     ):
-        lists[source].setdefault(query_id, []).append((chunk_id, score))
+        chunk_lists[source].setdefault(query_id, []).append((chunk_id, score))
+        if by_unit:
+            listed = unit_lists[source].setdefault(query_id, [])
+            unit = unit_id if unit_id is not None else unit_of.get(chunk_id)
+            if all(u != unit for u, _ in listed):
+                listed.append((unit, score))
+    lists = unit_lists if by_unit else chunk_lists
+    scored = [_unit_query(q, unit_of) for q in queries] if by_unit else queries
     sources = [s for s in CHANNELS if s in lists] + sorted(set(lists) - set(CHANNELS))
     lookup = _module_lookup(module_of)
     groups: dict[str, dict[str, list[SyntheticQuery]]] = {"style": {}, "module": {}}
-    for q in queries:
-        groups["style"].setdefault(q.style, []).append(q)
+    for q, as_scored in zip(queries, scored, strict=True):
+        groups["style"].setdefault(q.style, []).append(as_scored)
         module = q.module or (lookup(q.positives[0]) if lookup and q.positives else None)
-        groups["module"].setdefault(module or "(unknown)", []).append(q)
+        groups["module"].setdefault(module or "(unknown)", []).append(as_scored)
 
     def scores_for(subset: list[SyntheticQuery]) -> dict[str, dict[str, float]]:
         return {source: ranking_quality(subset, lists[source]) for source in sources}
@@ -206,8 +232,9 @@ def pool_metrics(
     metrics: dict[str, Any] = {
         "k": k,
         "queries": len(queries),
-        "ann_recall": _ann_recall(lists.get("faiss", {}), lists.get("oracle", {}), k),
-        "overall": scores_for(queries),
+        "level": "unit" if by_unit else "chunk",
+        "ann_recall": _ann_recall(chunk_lists.get("faiss", {}), chunk_lists.get("oracle", {}), k),
+        "overall": scores_for(scored),
         "by_style": {s: scores_for(groups["style"][s]) for s in STYLES if s in groups["style"]},
         "by_module": {m: scores_for(qs) for m, qs in sorted(groups["module"].items())},
         "counts": {
@@ -216,6 +243,12 @@ def pool_metrics(
         },
     }
     return metrics
+
+
+def _unit_query(query: SyntheticQuery, unit_of: Mapping[int, int]) -> SyntheticQuery:
+    """Return ``query`` with its positives mapped to their units (each once)."""
+    units = list(dict.fromkeys(unit_of[c] for c in query.positives if c in unit_of))
+    return dataclasses.replace(query, positives=units)
 
 
 def _module_lookup(module_of: ModuleOf | None) -> Callable[[int], str | None] | None:
@@ -356,7 +389,7 @@ def read_pool_tsv(path: Path) -> pa.Table:
     for number, fields in enumerate(reader, start=1):
         if not fields or all(not f.strip() for f in fields):
             continue
-        if number == 1 and [f.strip() for f in fields] == EVAL_POOL.names:
+        if number == 1 and [f.strip() for f in fields] == list(TSV_COLUMNS):
             continue
         record = _pool_row(path, number, fields)
         key = (record[0], record[1], record[2])
@@ -366,17 +399,18 @@ def read_pool_tsv(path: Path) -> pa.Table:
                 f"source {record[1]!r}"
             )
         seen.add(key)
-        for name, value in zip(EVAL_POOL.names, record, strict=True):
+        for name, value in zip(TSV_COLUMNS, record, strict=True):
             rows[name].append(value)
+        rows["unit_id"].append(None)
     return pa.table(rows, schema=EVAL_POOL)
 
 
 def _pool_row(path: Path, number: int, fields: list[str]) -> tuple[str, str, int, int, float]:
     where = f"{path}:{number}"
-    if len(fields) != len(EVAL_POOL.names):
+    if len(fields) != len(TSV_COLUMNS):
         raise BadInputError(
-            f"{where}: expected {len(EVAL_POOL.names)} tab-separated fields "
-            f"({', '.join(EVAL_POOL.names)}), got {len(fields)}"
+            f"{where}: expected {len(TSV_COLUMNS)} tab-separated fields "
+            f"({', '.join(TSV_COLUMNS)}), got {len(fields)}"
         )
     query_id, source, rank, chunk_id, score = (f.strip() for f in fields)
     if not query_id:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFINITIONS_FILE = "definitions.parquet"  # inside bm25/, beside the BM25 index
+BM25_IDS_FILE = "unit_ids.npy"  # inside bm25/: row → unit id, the folder's completeness marker
 
 DATA_ENV = "CODEINTEL_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -114,14 +114,23 @@ class ArtifactLayout:
         return self.root / "bm25"
 
     @property
-    def bm25_definitions(self) -> Path:
-        """The definition channel's index, kept in the BM25 folder (``core.definitions``)."""
-        return self.bm25_dir / DEFINITIONS_FILE
+    def bm25_ids(self) -> Path:
+        """The unit-id file the BM25 folder always holds (its completeness marker)."""
+        return self.bm25_dir / BM25_IDS_FILE
 
     @property
-    def bm25_ids(self) -> Path:
-        """The chunk-id file the BM25 folder always holds (its completeness marker)."""
-        return self.bm25_dir / "chunk_ids.npy"
+    def units_dir(self) -> Path:
+        return self.root / "units"
+
+    @property
+    def units(self) -> Path:
+        """Every unit search ranks (``core.units``)."""
+        return self.units_dir / "units.parquet"
+
+    @property
+    def chunk_units(self) -> Path:
+        """Each chunk's innermost unit."""
+        return self.units_dir / "chunk_units.parquet"
 
     # -- catalog and evaluation ---------------------------------------------------
     @property

@@ -1,9 +1,9 @@
-"""The BM25 channel: a ``bm25s`` index over chunk texts, keyed by chunk id.
+"""The BM25 channel: a ``bm25s`` index over texts keyed by id (in the product: the whole
+text of every unit, keyed by unit id; see ``core.units``).
 
 Texts are read with ``core.tokens.tokenize`` (an identifier yields itself and its parts,
 English stopwords dropped). The index is persisted as ``bm25s``'s own files plus
-``chunk_ids.npy`` (row → chunk id); ``core.channels`` saves it, beside the definition
-index, into one folder replaced atomically.
+``unit_ids.npy`` (row → id), written into one folder replaced atomically.
 """
 
 from __future__ import annotations
@@ -15,26 +15,25 @@ import bm25s
 import numpy as np
 
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.layout import BM25_IDS_FILE as _IDS_FILE
 from codeintel_assets.core.tokens import tokenize
-
-_IDS_FILE = "chunk_ids.npy"
 
 
 @dataclass
 class Bm25Index:
-    """A BM25 index over chunks: ``bm25s`` scores and the chunk id of every row."""
+    """A BM25 index: ``bm25s`` scores and the id (a unit id) of every row."""
 
-    ids: np.ndarray  # int64, row → chunk id
+    ids: np.ndarray  # int64, row → id
     model: bm25s.BM25 | None  # None for an empty corpus
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Return up to ``k`` (chunk id, score) pairs, best first; only chunks sharing a token.
+        """Return up to ``k`` (id, score) pairs, best first; only texts sharing a token.
 
         An empty or punctuation-only query, or one with no known token, gives ``[]``;
-        ``k`` larger than the corpus returns every matching chunk.
+        ``k`` larger than the corpus returns every matching text.
         """
         if self.model is None or k < 1:
             return []
@@ -51,15 +50,14 @@ class Bm25Index:
         return [(int(self.ids[r]), float(scores[r])) for r in rows]
 
     def save(self, folder: Path) -> None:
-        """Write the index's files into the existing ``folder`` (made atomic by the caller,
-        ``core.channels``)."""
+        """Write the index's files into the existing ``folder`` (made atomic by the caller)."""
         np.save(folder / _IDS_FILE, np.asarray(self.ids, dtype=np.int64))
         if self.model is not None:
             self.model.save(str(folder), show_progress=False)
 
 
 def build_bm25(ids: np.ndarray, texts: list[str]) -> Bm25Index:
-    """Return a BM25 index of ``texts`` (one per chunk) keyed by chunk ``ids``.
+    """Return a BM25 index of ``texts`` keyed by ``ids`` (one id per text).
 
     Raises ``CodeintelError`` when ids and texts differ in length.
     """

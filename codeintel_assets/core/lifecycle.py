@@ -54,6 +54,8 @@ def artifact_files(layout: ArtifactLayout) -> list[Path]:
         layout.symbol_edges,
         layout.symbol_graph_json,
         layout.node_to_chunk,
+        layout.units,
+        layout.chunk_units,
         layout.faiss_idmap,
         layout.eval_queries,
         layout.eval_pool,

@@ -137,16 +137,16 @@ SYNTAX_NODES = pa.schema(
 AST_NODES = SYNTAX_NODES
 CST_NODES = SYNTAX_NODES
 
-# bm25/definitions.parquet: each definition the syntax tree names, and the chunk that
-# holds its start (core/definitions.py, the definition channel of hybrid search).
+# The definition channel's rows (core/definitions.py), made from the units table when
+# an index is opened: each named definition unit and its key.
 DEFINITIONS = pa.schema(
     [
         pa.field("key", pa.string(), nullable=False),  # name's identifier parts, joined
         pa.field("name", pa.string(), nullable=False),  # the defined (short) name
-        pa.field("kind", pa.string()),  # tree-sitter node type
+        pa.field("kind", pa.string()),  # unit kind: function, method, class...
         pa.field("uri", pa.string(), nullable=False),
-        pa.field("start_byte", pa.int64(), nullable=False),
-        pa.field("chunk_id", pa.int64(), nullable=False),
+        pa.field("start_line", pa.int32(), nullable=False),
+        pa.field("unit_id", pa.int64(), nullable=False),
     ]
 )
 
@@ -166,6 +166,7 @@ UNITS = pa.schema(
         pa.field("qualified_name", pa.string()),  # enclosing definitions' names, dotted
         pa.field("parent_unit_id", pa.int64()),  # the definition around it, null at top level
         pa.field("lang", pa.string()),
+        pa.field("first_chunk_id", pa.int64(), nullable=False),  # the chunk holding start_line
     ]
 )
 
@@ -210,8 +211,9 @@ EVAL_POOL = pa.schema(
         ("query_id", pa.string()),
         ("source", pa.string()),  # faiss | oracle | bm25 | hybrid | splade
         ("rank", pa.int32()),  # 1-based
-        ("chunk_id", pa.int64()),
+        ("chunk_id", pa.int64()),  # bm25/hybrid: the unit's best chunk
         ("score", pa.float64()),
+        ("unit_id", pa.int64()),  # the unit ranked (null in a pool read from a TSV)
     ]
 )
 

@@ -1,15 +1,19 @@
-"""Searching a published index: dense (FAISS), lexical (BM25) or hybrid.
+"""Searching a published index: whole definitions (units), ranked dense, lexical or hybrid.
 
-Hybrid fuses, by reciprocal rank fusion, the dense list, the BM25 list and the
-definition list (the chunks that define what the query names, ``core.definitions``):
-dense and lexical with structure-aware ranking.
+Search ranks *units* (``core.units``: functions, methods, classes... and module blocks),
+not the chunks they are embedded in: every channel scores units (``core.channels``:
+dense from the unit's chunk vectors, BM25 over the unit's whole text, the definition
+names), hybrid fuses them by reciprocal rank fusion, and a unit appears once. A nested
+unit keeps its own rank: a method hit returns the method, not its whole class.
 
 ``CodeIndex.open(repo)`` reads the version ``current`` points at — FAISS index, BM25
-index, catalog and the embedding model recorded in its manifest — so a search never
-sees a half-published build. Filters apply to every channel's candidates before the
-final cut (over-fetch, filter, widen if needed); results are hydrated from DuckDB in
-rank order with their symbols, module and, for ``explain``, each channel's rank and
-score.
+index, units, catalog and the embedding model recorded in its manifest — so a search
+never sees a half-published build. Filters (globs, languages, the kind of file) apply
+to every channel's candidates before the final cut (over-fetch, filter, widen if
+needed). Each result carries the unit's span, kind and name, the lines that matched
+(its best chunk), an excerpt bounded by the response's ``max_tokens``
+(``core.excerpts``), the best chunk's symbols and module and, for ``explain``, each
+channel's rank and score.
 """
 
 from __future__ import annotations
@@ -19,23 +23,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from codeintel_assets.core import faiss_store, lifecycle
 from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
-from codeintel_assets.core.channels import load_lexical_channels
+from codeintel_assets.core.channels import (
+    Ranked,
+    UnitChannels,
+    fuse,
+    load_unit_channels,
+    unit_channels,
+)
 from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
-from codeintel_assets.core.fusion import RRF_K, channel_ranks, rrf
+from codeintel_assets.core.excerpts import excerpt, share_budget
+from codeintel_assets.core.fusion import channel_ranks
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import get_repo
+from codeintel_assets.core.units import UnitSet
 
 MODES = ("hybrid", "dense", "bm25")
+# What kind of file a result may come from; documentation and data files are left out
+# of the default (they crowd code out of code questions: measured on the external
+# benchmark, README "What is searched").
+KINDS = ("code", "docs", "all")
+DOC_LANGS = frozenset({"markdown", "rst", "text"})
+DATA_LANGS = frozenset({"json", "yaml", "toml", "ini"})
+DEFAULT_MAX_TOKENS = 4000
 # Candidates fetched per channel: at least this many, or k times OVERFETCH.
 MIN_CANDIDATES = 100
 OVERFETCH = 4
+UNBOUNDED = 1 << 62  # the excerpt budget when max_tokens is None
 
 
 @dataclass(frozen=True)
 class SearchResult:
+    """One ranked unit. ``start_line``/``end_line`` are the unit's lines; the match is
+    ``match_start_line``/``match_end_line`` (its best chunk, ``chunk_id``)."""
+
     chunk_id: int
     uri: str
     start_line: int
@@ -43,6 +68,14 @@ class SearchResult:
     lang: str
     score: float
     rank: int
+    unit_id: int
+    kind: str
+    name: str | None
+    qualified_name: str | None
+    match_start_line: int
+    match_end_line: int
+    excerpt: str
+    truncated: bool  # the excerpt leaves lines of the unit out
     preview: str
     symbols: list[str] = field(default_factory=list)
     module_id: str | None = None
@@ -57,6 +90,14 @@ class SearchResult:
             "lang": self.lang,
             "score": self.score,
             "rank": self.rank,
+            "unit_id": self.unit_id,
+            "kind": self.kind,
+            "name": self.name,
+            "qualified_name": self.qualified_name,
+            "match_start_line": self.match_start_line,
+            "match_end_line": self.match_end_line,
+            "excerpt": self.excerpt,
+            "truncated": self.truncated,
             "module_id": self.module_id,
             "preview": self.preview,
             "symbols": self.symbols,
@@ -74,6 +115,24 @@ def recorded_embedder(manifest: dict[str, Any]) -> EmbedderSpec:
     )
 
 
+def kind_of_lang(lang: str | None) -> str:
+    """Return ``docs`` for documentation, ``data`` for data files, else ``code``."""
+    if lang in DOC_LANGS:
+        return "docs"
+    return "data" if lang in DATA_LANGS else "code"
+
+
+def load_units(layout: ArtifactLayout) -> UnitSet:
+    """Return the units of a built or published layout.
+
+    Raises ``CodeintelError`` when they are missing or unreadable.
+    """
+    try:
+        return UnitSet(pq.read_table(layout.units), pq.read_table(layout.chunk_units))
+    except (OSError, ValueError) as exc:
+        raise CodeintelError(f"units of {layout.root} cannot be read: {exc}") from exc
+
+
 class CodeIndex:
     """A published version of one repository, ready to search."""
 
@@ -88,7 +147,10 @@ class CodeIndex:
                 f"index {layout.faiss_index()} has dimension {self.index.d} but the embedding "
                 f"model has {embedder.dim}; rebuild the index with this model"
             )
-        self.lexical = load_lexical_channels(layout.bm25_dir) if layout.bm25_ids.exists() else None
+        self.units = load_units(layout)
+        self.channels: UnitChannels | None = (
+            load_unit_channels(layout.bm25_dir, self.units) if layout.bm25_ids.exists() else None
+        )
         self.catalog = CatalogReader(layout.catalog)
         self.notes: list[str] = []  # what the last search had to adjust (e.g. truncation)
 
@@ -115,11 +177,14 @@ class CodeIndex:
         k: int = 10,
         filters: ChunkFilter | None = None,
         mode: str = "hybrid",
+        kind: str = "code",
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> list[SearchResult]:
-        """Return the ``k`` best chunks for ``query``, best first.
+        """Return the ``k`` best units for ``query``, best first, their excerpts together
+        within ``max_tokens`` (None: whole units).
 
         Raises ``EmptyQueryError`` for an empty query and ``CodeintelError`` for a bad
-        ``k`` or ``mode``.
+        ``k``, ``mode``, ``kind`` or ``max_tokens``.
         """
         query = query.strip() if query else ""
         if not query:
@@ -128,20 +193,24 @@ class CodeIndex:
             raise CodeintelError(f"k must be at least 1 (got {k})")
         if mode not in MODES:
             raise CodeintelError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if kind not in KINDS:
+            raise CodeintelError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        if max_tokens is not None and max_tokens < 1:
+            raise CodeintelError(f"max_tokens must be at least 1 (got {max_tokens})")
         self.notes = []
-        if mode != "dense" and self.lexical is None:
+        if mode != "dense" and self.channels is None:
             self.notes.append("this version has no BM25 index: searching dense only")
             mode = "dense"
         total = self.index.ntotal
         fetch = max(MIN_CANDIDATES, k * OVERFETCH)
         vector = self._embed(query) if mode != "bm25" else None
         while True:
-            channels = self._candidates(query, vector, mode, fetch, filters)
-            fused = self._fuse(channels, mode)
-            if len(fused) >= k or fetch >= total:
+            channels, best = self._candidates(query, vector, mode, fetch, filters, kind)
+            fused = fuse(channels, mode)
+            if len(fused) >= k or fetch >= max(total, len(self.units)):
                 break
-            fetch = min(total, fetch * 4)
-        return self._hydrate(fused[:k], channels)
+            fetch = min(max(total, len(self.units)), fetch * 4)
+        return self._results(fused[:k], channels, best, max_tokens)
 
     def _embed(self, query: str):
         limit = self.embedder.max_tokens - 2
@@ -154,67 +223,106 @@ class CodeIndex:
         return self.embedder.embed([query])
 
     def _candidates(
-        self, query: str, vector, mode: str, fetch: int, filters: ChunkFilter | None
-    ) -> dict[str, list[tuple[int, float]]]:
-        """Return each channel's (chunk id, score) candidates, filtered, best first."""
-        channels: dict[str, list[tuple[int, float]]] = {}
+        self,
+        query: str,
+        vector,
+        mode: str,
+        fetch: int,
+        filters: ChunkFilter | None,
+        kind: str,
+    ) -> tuple[dict[str, Ranked], dict[int, int]]:
+        """Return each channel's (unit id, score) candidates, filtered, best first, and
+        the best dense chunk of each unit."""
+        hits = None
         if mode in ("dense", "hybrid"):
-            hits = faiss_store.search(self.index, vector, fetch)
-            channels["dense"] = [
+            found = faiss_store.search(self.index, vector, fetch)
+            hits = [
                 (int(i), float(s))
-                for i, s in zip(hits.ids[0], hits.scores[0], strict=True)
+                for i, s in zip(found.ids[0], found.scores[0], strict=True)
                 if i != -1
             ]
-        if mode == "bm25":
-            channels["bm25"] = self.lexical.bm25.search(query, fetch)
-        elif mode == "hybrid":
-            channels.update(self.lexical.channels(query, fetch))
-        if filters is not None:
-            for name, ranked in channels.items():
-                kept = set(self.catalog.filter_ids([i for i, _ in ranked], filters))
-                channels[name] = [(i, s) for i, s in ranked if i in kept]
-        return channels
+        channels = self.channels or UnitChannels(self.units, None, None)  # dense only
+        ranked, best = unit_channels(channels, query, mode, hits, fetch)
+        allowed = self._allowed({u for found in ranked.values() for u, _ in found}, filters, kind)
+        return {
+            name: [(u, s) for u, s in hits if u in allowed] for name, hits in ranked.items()
+        }, best
 
-    @staticmethod
-    def _fuse(channels: dict[str, list[tuple[int, float]]], mode: str) -> list[tuple[int, float]]:
-        if mode != "hybrid":
-            return channels[mode]
-        fused = rrf(channels, RRF_K)  # scored lists: ties share a rank
-        return [(chunk_id, score) for chunk_id, score, _ in fused]
+    def _allowed(self, units: set[int], filters: ChunkFilter | None, kind: str) -> set[int]:
+        """Return the ``units`` that pass ``filters`` and ``kind`` (both decided per file)."""
+        if kind != "all":
+            units = {u for u in units if kind_of_lang(self.units.lang(u)) == kind}
+        if filters is None or not units:
+            return units
+        by_chunk = {self.units.file_chunk[self.units.uri(u)]: self.units.uri(u) for u in units}
+        kept_uris = {by_chunk[c] for c in self.catalog.filter_ids(list(by_chunk), filters)}
+        return {u for u in units if self.units.uri(u) in kept_uris}
 
-    def _hydrate(
-        self, ranked: list[tuple[int, float]], channels: dict[str, list[tuple[int, float]]]
+    def _results(
+        self,
+        ranked: Ranked,
+        channels: dict[str, Ranked],
+        best: dict[int, int],
+        max_tokens: int | None,
     ) -> list[SearchResult]:
         positions = {
             name: {
-                chunk_id: (rank, score)
-                for (chunk_id, rank), (_, score) in zip(channel_ranks(hits), hits, strict=True)
+                unit: (rank, score)
+                for (unit, rank), (_, score) in zip(channel_ranks(hits), hits, strict=True)
             }
             for name, hits in channels.items()
         }
-        scores = dict(ranked)
-        rows = self.catalog.hydrate([i for i, _ in ranked], join_modules=True)
+        units = [self.units.row(u) for u, _ in ranked]
+        chunk_ids = [best.get(u) or self.units.best_chunk(u) for u, _ in ranked]
+        chunks = {int(c["id"]): c for c in self.catalog.hydrate(chunk_ids, join_modules=True)}
+        remaining = max_tokens
+        cut = 0
         results = []
-        for rank, row in enumerate(rows, start=1):
-            chunk_id = int(row["id"])
+        for index, ((unit_id, score), row, chunk_id) in enumerate(
+            zip(ranked, units, chunk_ids, strict=True)
+        ):
+            chunk = chunks[chunk_id]
+            lines = self.catalog.file_lines(row["uri"], row["start_line"], row["end_line"])
+            match = (int(chunk["start_line"]), int(chunk["end_line"]))
+            if remaining is None:
+                text = excerpt(lines, row["start_line"], match, UNBOUNDED)
+            else:
+                text = excerpt(
+                    lines, row["start_line"], match, share_budget(len(ranked), remaining, index)
+                )
+                remaining -= text.tokens
+            cut += text.truncated
             results.append(
                 SearchResult(
                     chunk_id=chunk_id,
                     uri=row["uri"],
-                    start_line=int(row["start_line"]),
-                    end_line=int(row["end_line"]),
+                    start_line=row["start_line"],
+                    end_line=row["end_line"],
                     lang=row["lang"],
-                    score=scores[chunk_id],
-                    rank=rank,
-                    preview=row["preview"],
-                    symbols=list(row.get("symbols") or []),
-                    module_id=row.get("module_id"),
+                    score=score,
+                    rank=index + 1,
+                    unit_id=unit_id,
+                    kind=row["kind"],
+                    name=row["name"],
+                    qualified_name=row["qualified_name"],
+                    match_start_line=match[0],
+                    match_end_line=match[1],
+                    excerpt=text.text,
+                    truncated=text.truncated,
+                    preview=chunk["preview"],
+                    symbols=list(chunk.get("symbols") or []),
+                    module_id=chunk.get("module_id"),
                     channels={
                         name: {"rank": hit[0], "score": hit[1]}
                         for name, found in positions.items()
-                        if (hit := found.get(chunk_id)) is not None
+                        if (hit := found.get(unit_id)) is not None
                     },
                 )
+            )
+        if cut:
+            self.notes.append(
+                f"{cut} of {len(results)} excerpts were cut to fit max_tokens={max_tokens} "
+                "(signature and matched lines kept); read a result's uri and lines for the rest"
             )
         return results
 

@@ -31,10 +31,11 @@ CODE_VERSIONS: dict[str, str] = {
     "chunks": "2",
     "faiss_index": "1",
     "faiss_idmap": "1",
-    "bm25_index": "3",
+    "units": "1",
+    "bm25_index": "4",
     "duckdb_catalog": "1",
-    "synthetic_queries": "2",
-    "eval_pools": "2",
+    "synthetic_queries": "3",
+    "eval_pools": "3",
     "published_index": "1",
 }
 

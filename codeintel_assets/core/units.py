@@ -11,7 +11,10 @@ chunk.
 Every chunk belongs to exactly one innermost unit: the top-level unit it overlaps
 most, then, while one child unit holds more than half of the chunk's lines, that
 child. Nested units (a method in its class) keep their own unit; a unit's
-``parent_unit_id`` is the definition around it.
+``parent_unit_id`` is the definition around it. A chunk that holds several small
+units (the chunker merges small siblings) belongs to the one it overlaps most; crediting
+it to the others too was measured worse on the external benchmark (hybrid NDCG@10
+0.820 against 0.841 over five repositories).
 
 Lines are 1-based inclusive, bytes 0-based end-exclusive, like chunks. Unit ids are
 the signed xxh64 of (repository, uri, start_byte, end_byte, kind): stable across
@@ -20,6 +23,7 @@ rebuilds of unchanged files.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -77,6 +81,7 @@ class Unit:
     parent: Unit | None = None
     children: list[Unit] = field(default_factory=list)
     id: int = 0
+    first_chunk: int = 0  # the chunk holding start_line
 
     def overlap(self, first: int, last: int) -> int:
         return max(0, min(self.end_line, last) - max(self.start_line, first) + 1)
@@ -124,9 +129,11 @@ def build_units(repo: str, nodes: pa.Table, chunks: pa.Table) -> tuple[pa.Table,
                 for row in rows
             ]  # fmt: skip
             assigned = [(row["id"], unit) for row, unit in zip(rows, roots, strict=True)]
+        starts = [row["start_line"] for row in rows]
         for unit in _walk(roots):
             unit.start_byte, unit.end_byte = source.byte_span(unit.start_line, unit.end_line)
             unit.id = unit_id(repo, uri, unit.start_byte, unit.end_byte, unit.kind)
+            unit.first_chunk = rows[max(0, bisect.bisect_right(starts, unit.start_line) - 1)]["id"]
         for unit in sorted(_walk(roots), key=lambda u: (u.start_line, -u.end_line)):
             unit_rows.append(_unit_row(unit))
         mapping.extend({"chunk_id": cid, "unit_id": unit.id} for cid, unit in assigned)
@@ -149,6 +156,7 @@ def _unit_row(unit: Unit) -> dict:
         "qualified_name": unit.qualified_name,
         "parent_unit_id": unit.parent.id if unit.parent else None,
         "lang": unit.lang,
+        "first_chunk_id": unit.first_chunk,
     }
 
 
@@ -214,7 +222,7 @@ def _definition_units(source: _File, definitions: list[dict]) -> list[Unit]:
     roots: list[Unit] = []
     for row in sorted(definitions, key=lambda r: (r["start_line"], -r["end_line"])):
         parent = units.get(row["enclosing"]) if row["enclosing"] is not None else None
-        kind = UNIT_KINDS.get(row["kind"], "definition")
+        kind = UNIT_KINDS[row["kind"]]
         if kind == "function" and parent is not None and parent.kind == "class":
             kind = "method"
         qualified = f"{parent.qualified_name}.{row['name']}" if parent else row["name"]
@@ -261,3 +269,70 @@ def _walk(units: Iterable[Unit]) -> Iterable[Unit]:
     for unit in units:
         yield unit
         yield from _walk(unit.children)
+
+
+def unit_texts(units: pa.Table, chunks: pa.Table) -> list[str]:
+    """Return the source text of every unit (its whole lines), in the units' row order.
+
+    The text is put back together from the chunks (``uri, lang, start_line, end_line,
+    content``), which cover each file's lines.
+    """
+    files = _files(chunks)
+    texts = []
+    for uri, first, last in zip(
+        units["uri"].to_pylist(),
+        units["start_line"].to_pylist(),
+        units["end_line"].to_pylist(),
+        strict=True,
+    ):
+        source = files.get(uri)
+        texts.append("\n".join(source.lines[first - 1 : last]) if source else "")
+    return texts
+
+
+@dataclass
+class UnitSet:
+    """The units of one index version and each chunk's unit, ready for lookups."""
+
+    table: pa.Table  # UNITS
+    chunk_units: pa.Table  # CHUNK_UNITS
+
+    def __post_init__(self) -> None:
+        self.unit_of: dict[int, int] = dict(
+            zip(
+                self.chunk_units["chunk_id"].to_pylist(),
+                self.chunk_units["unit_id"].to_pylist(),
+                strict=True,
+            )
+        )
+        self._row = {u: i for i, u in enumerate(self.table["unit_id"].to_pylist())}
+        self.uris: list[str] = self.table["uri"].to_pylist()
+        self.first_chunk: list[int] = self.table["first_chunk_id"].to_pylist()
+        self.chunks_of: dict[int, list[int]] = defaultdict(list)  # in chunk-table order
+        self.file_chunk: dict[str, int] = {}  # one chunk of each file (filters are per file)
+        for chunk, unit in self.unit_of.items():
+            self.chunks_of[unit].append(chunk)
+            self.file_chunk.setdefault(self.uris[self._row[unit]], chunk)
+        self.langs: list[str | None] = self.table["lang"].to_pylist()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __contains__(self, unit: int) -> bool:
+        return unit in self._row
+
+    def row(self, unit: int) -> dict:
+        """Return the ``UNITS`` row of ``unit`` as a dict. Raises ``KeyError`` when unknown."""
+        return self.table.slice(self._row[unit], 1).to_pylist()[0]
+
+    def best_chunk(self, unit: int) -> int:
+        """Return the unit's first own chunk, or the chunk holding its first line when it
+        has none of its own (a small definition merged into its neighbour's chunk)."""
+        own = self.chunks_of.get(unit)
+        return own[0] if own else self.first_chunk[self._row[unit]]
+
+    def uri(self, unit: int) -> str:
+        return self.uris[self._row[unit]]
+
+    def lang(self, unit: int) -> str | None:
+        return self.langs[self._row[unit]]

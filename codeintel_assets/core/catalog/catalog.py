@@ -70,12 +70,8 @@ SOURCE_SPECS: tuple[SourceSpec, ...] = (
     SourceSpec(
         "last_eval_pool", lambda lay: str(lay.eval_pool), schemas.EVAL_POOL, empty_when_missing=True
     ),
-    SourceSpec(
-        "definitions",
-        lambda lay: str(lay.bm25_definitions),
-        schemas.DEFINITIONS,
-        empty_when_missing=True,
-    ),
+    SourceSpec("units", lambda lay: str(lay.units), schemas.UNITS),
+    SourceSpec("chunk_units", lambda lay: str(lay.chunk_units), schemas.CHUNK_UNITS),
 )
 SOURCE_NAMES = frozenset(spec.name for spec in SOURCE_SPECS)
 _SPECS_BY_NAME = {spec.name: spec for spec in SOURCE_SPECS}

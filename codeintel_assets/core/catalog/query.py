@@ -257,6 +257,22 @@ class CatalogReader:
         ).fetchone()
         return list(row[0]) if row and row[0] is not None else []
 
+    def file_lines(self, uri: str, first: int, last: int) -> list[str]:
+        """Return lines ``first``..``last`` (1-based inclusive) of ``uri`` as indexed, put
+        back together from its chunks; [] when no chunk of ``uri`` holds them."""
+        rows = self._con.execute(
+            f"SELECT start_line, end_line, content FROM {self._chunk_relation} "
+            "WHERE uri = ? AND start_line <= ? AND end_line >= ? ORDER BY start_line, start_byte",
+            [str(uri), int(last), int(first)],
+        ).fetchall()
+        lines: dict[int, str] = {}
+        for start, _end, content in rows:
+            for offset, text in enumerate(content.split("\n")):
+                number = start + offset
+                # A long line cut into character windows comes back in pieces.
+                lines[number] = lines.get(number, "") + text
+        return [lines[n] for n in range(first, last + 1) if n in lines]
+
     def query_by_symbols(
         self, symbols: Sequence[str], topk_per_symbol: int = 10
     ) -> list[dict[str, Any]]:

@@ -167,3 +167,48 @@ SELECT
     sum(1.0 / (60 + rank)) AS rrf_contrib
 FROM last_eval_pool
 GROUP BY query_id, source;
+
+-- view: v_units
+-- sources: units
+-- Every unit search ranks (a definition, or a module block of top-level code); lines 1-based inclusive.
+CREATE OR REPLACE VIEW v_units AS
+SELECT
+    u.unit_id,
+    u.uri,
+    u.start_line,
+    u.end_line,
+    u.start_byte,
+    u.end_byte,
+    u.kind,
+    u.name,
+    u.qualified_name,
+    u.parent_unit_id,
+    u.lang
+FROM units AS u;
+
+-- view: v_chunk_units
+-- sources: chunk_units, chunks, units
+-- Each chunk's innermost unit (exactly one per chunk), with both spans.
+CREATE OR REPLACE VIEW v_chunk_units AS
+SELECT
+    cu.chunk_id,
+    cu.unit_id,
+    c.uri,
+    c.start_line AS chunk_start_line,
+    c.end_line AS chunk_end_line,
+    u.start_line AS unit_start_line,
+    u.end_line AS unit_end_line,
+    u.kind,
+    u.qualified_name
+FROM chunk_units AS cu
+JOIN chunks AS c ON c.id = cu.chunk_id
+JOIN units AS u ON u.unit_id = cu.unit_id;
+
+-- view: definitions
+-- sources: units
+-- The named definitions among the units (what the definition channel of search matches).
+CREATE OR REPLACE VIEW definitions AS
+SELECT unit_id, uri, start_line, end_line, kind, name, qualified_name, lang
+FROM units
+WHERE name IS NOT NULL
+  AND kind IN ('function', 'method', 'class', 'interface', 'enum', 'type', 'namespace');

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import load_lexical_channels
+from codeintel_assets.core.channels import load_unit_channels
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
 from codeintel_assets.core.embedding import CachedEmbedder, EmbeddingCache, load_embedder
 from codeintel_assets.core.evaluation import EvalResult, evaluate
@@ -24,6 +24,7 @@ from codeintel_assets.core.queries import (
     write_queries_jsonl,
 )
 from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
+from codeintel_assets.core.search import load_units
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
     StageOutput,
@@ -34,7 +35,14 @@ from codeintel_assets.core.stamps import (
 )
 
 QUERY_INPUTS = ("scip_occurrences", "chunks")
-POOL_INPUTS = ("synthetic_queries", "faiss_index", "bm25_index", "chunks", "modules")
+POOL_INPUTS = (
+    "synthetic_queries",
+    "faiss_index",
+    "bm25_index",
+    "units",
+    "chunks",
+    "modules",
+)
 
 
 def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
@@ -127,7 +135,7 @@ def evaluate_layout(
     chunks = pq.read_table(layout.chunks, columns=["id", "uri", "embedding"])
     audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
-    lexical = load_lexical_channels(layout.bm25_dir)
+    channels = load_unit_channels(layout.bm25_dir, load_units(layout))
     model = load_embedder(ctx.embedder)
     cache = EmbeddingCache(
         ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
@@ -137,7 +145,7 @@ def evaluate_layout(
         queries,
         chunks,
         index,
-        lexical,
+        channels,
         CachedEmbedder(model, cache),
         k=k,
         k_factor=k_factor,

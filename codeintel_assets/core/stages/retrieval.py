@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store, lexical, tuning
-from codeintel_assets.core.channels import LexicalChannels
+from codeintel_assets.core import faiss_store, tuning
+from codeintel_assets.core.channels import build_unit_channels
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
-from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
     Embedder,
     EmbeddingCache,
@@ -26,7 +26,15 @@ from codeintel_assets.core.embedding import (
 )
 from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout
 from codeintel_assets.core.queries import synthetic_queries
-from codeintel_assets.core.schemas import CST_NODES, FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
+from codeintel_assets.core.schemas import (
+    CHUNK_UNITS,
+    CST_NODES,
+    FAISS_IDMAP,
+    NODE_TO_CHUNK,
+    UNITS,
+    write_parquet,
+)
+from codeintel_assets.core.search import load_units
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
     CODE_VERSIONS,
@@ -37,6 +45,7 @@ from codeintel_assets.core.stamps import (
     upstream_version,
 )
 from codeintel_assets.core.syntax import node_to_chunk_table
+from codeintel_assets.core.units import build_units, unit_texts
 
 CHUNK_INPUTS = ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes")
 
@@ -289,43 +298,62 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
     return run_stage(ctx.layout, "faiss_idmap", fingerprint("faiss_idmap", up, {}), [target], build)
 
 
-def stage_bm25_index(ctx: BuildContext) -> StageResult:
-    """BM25 over identifier-aware tokens of each chunk's path, name and code, and beside it
-    the definition index: each definition in ``cst_nodes`` → the chunk holding its start
-    (``bm25/``)."""
+def stage_units(ctx: BuildContext) -> StageResult:
+    """The units search ranks — every definition of ``cst_nodes`` and the module blocks
+    around them — and each chunk's innermost unit (``units/``)."""
     layout = ctx.layout.build
     up = {stage: upstream_version(ctx.layout, stage) for stage in ("chunks", "cst_nodes")}
+    outputs = [layout.units, layout.chunk_units]
 
     def build() -> StageOutput:
-        columns = ["id", "uri", "name", "start_byte", "end_byte", "content"]
-        table = pq.read_table(layout.chunks, columns=columns)
-        texts = [
-            embedding_text(uri, name, content)
-            for uri, name, content in zip(
-                table.column("uri").to_pylist(),
-                table.column("name").to_pylist(),
-                table.column("content").to_pylist(),
-                strict=True,
-            )
-        ]
+        columns = ["id", "uri", "lang", "start_line", "end_line", "kind", "name", "content"]
+        chunks = pq.read_table(layout.chunks, columns=columns)
         nodes = (
-            pq.read_table(layout.cst_nodes, columns=["uri", "kind", "start_byte", "name"])
+            pq.read_table(layout.cst_nodes)
             if layout.cst_nodes.exists()
             else CST_NODES.empty_table()
         )
-        definitions = build_definitions(nodes, table)
-        bm25 = lexical.build_bm25(table.column("id").to_numpy(), texts)
-        index = LexicalChannels(bm25, definitions)
+        units, chunk_units = build_units(ctx.repo.name, nodes, chunks)
+        write_parquet(units, layout.units, UNITS)
+        write_parquet(chunk_units, layout.chunk_units, CHUNK_UNITS)
+        kinds = Counter(units.column("kind").to_pylist())
+        return StageOutput(
+            xxh64_json(["units", xxh64_file(layout.units), xxh64_file(layout.chunk_units)]),
+            {"units": units.num_rows, "chunks": chunk_units.num_rows, "kinds": dict(kinds)},
+        )
+
+    return run_stage(ctx.layout, "units", fingerprint("units", up, {}), outputs, build)
+
+
+def stage_bm25_index(ctx: BuildContext) -> StageResult:
+    """BM25 over identifier-aware tokens of each unit's path, qualified name and whole text
+    (``bm25/``); the definition channel is made from the units when an index is opened."""
+    layout = ctx.layout.build
+    up = {stage: upstream_version(ctx.layout, stage) for stage in ("chunks", "units")}
+
+    def build() -> StageOutput:
+        columns = ["uri", "lang", "start_line", "end_line", "content"]
+        units = load_units(layout)
+        texts = [
+            embedding_text(uri, name, text)
+            for uri, name, text in zip(
+                units.table.column("uri").to_pylist(),
+                units.table.column("qualified_name").to_pylist(),
+                unit_texts(units.table, pq.read_table(layout.chunks, columns=columns)),
+                strict=True,
+            )
+        ]
+        index = build_unit_channels(units, texts)
         index.save(layout.bm25_dir)
         return StageOutput(
             xxh64_json(["bm25", up, CODE_VERSIONS["bm25_index"]]),
-            {"rows": len(index), "definitions": len(definitions), "path": str(layout.bm25_dir)},
+            {
+                "rows": len(index.bm25),
+                "definitions": len(index.definitions),
+                "path": str(layout.bm25_dir),
+            },
         )
 
     return run_stage(
-        ctx.layout,
-        "bm25_index",
-        fingerprint("bm25_index", up, {}),
-        [layout.bm25_ids, layout.bm25_definitions],
-        build,
+        ctx.layout, "bm25_index", fingerprint("bm25_index", up, {}), [layout.bm25_ids], build
     )
