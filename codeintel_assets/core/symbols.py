@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from codeintel_assets.core import schemas
 from codeintel_assets.core.errors import BadInputError
-from codeintel_assets.core.scip.model import ROLE_IMPORT
+from codeintel_assets.core.scip.proto.scip_pb2 import SymbolRole
 from codeintel_assets.core.scip.symbol_names import infer_kind, is_local_symbol
 from codeintel_assets.core.scip.tables import LINE_BREAK, TextReader
 
@@ -215,7 +215,7 @@ def _reference_edges(
             src = next((d[2] for d in reversed(stack) if d[3] <= line), module)
             if src is None:
                 continue
-            if roles & ROLE_IMPORT or (uri, line) in import_lines:
+            if roles & SymbolRole.Import or (uri, line) in import_lines:
                 edge = "import"
             elif (uri, line, char) in call_sites:
                 edge = "call"

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
 from codeintel_assets.core import schemas
-from codeintel_assets.core.scip.model import (
-    POSITION_UTF8,
-    POSITION_UTF32,
-    ROLE_DEFINITION,
+from codeintel_assets.core.scip.proto.scip_pb2 import (
     Document,
-    ScipIndex,
+    Index,
+    PositionEncoding,
+    Relationship,
     SymbolInformation,
+    SymbolRole,
 )
 from codeintel_assets.core.scip.symbol_names import (
     display_name,
@@ -44,6 +43,8 @@ from codeintel_assets.core.scip.symbol_names import (
 )
 
 TextReader = Callable[[str], str | None]
+# A SCIP range as (start_line, start_char, end_line, end_char): 0-based, end exclusive.
+Range = tuple[int, int, int, int]
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FENCED = re.compile(r"\A```[^\n]*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
@@ -77,7 +78,7 @@ class _LineColumns:
         self.lines = LINE_BREAK.split(text)
         self.unit_lengths: Callable[[str], int] = (
             (lambda c: len(c.encode("utf-8")))
-            if encoding == POSITION_UTF8
+            if encoding == PositionEncoding.UTF8CodeUnitOffsetFromLineStart
             else (lambda c: 2 if ord(c) > 0xFFFF else 1)
         )
         self.cache: dict[int, list[int] | None] = {}
@@ -107,7 +108,7 @@ class _LineColumns:
 
 
 def _columns_for(doc: Document, read_text: TextReader | None) -> _LineColumns | None:
-    if doc.position_encoding == POSITION_UTF32:
+    if doc.position_encoding == PositionEncoding.UTF32CodeUnitOffsetFromLineStart:
         return None
     text = doc.text or (read_text(doc.relative_path) if read_text is not None else None)
     if text is None or text.isascii():
@@ -115,10 +116,22 @@ def _columns_for(doc: Document, read_text: TextReader | None) -> _LineColumns | 
     return _LineColumns(text, doc.position_encoding)
 
 
-def occurrences_table(index: ScipIndex, read_text: TextReader | None = None) -> pa.Table:
+def full_range(values: Sequence[int]) -> Range:
+    """Return a SCIP range of 4 values, or of 3 (``[line, start, end]``), as a 4-tuple.
+
+    Raises ``ValueError`` for another number of values (both readers reject those).
+    """
+    if len(values) == 3:
+        return (values[0], values[1], values[0], values[2])
+    start_line, start_char, end_line, end_char = values
+    return (start_line, start_char, end_line, end_char)
+
+
+def occurrences_table(index: Index, read_text: TextReader | None = None) -> pa.Table:
     """Return one row per occurrence, schema ``schemas.SCIP_OCCURRENCES``.
 
-    ``role`` is ``'def'`` when the Definition bit (1) of ``roles`` is set, else ``'ref'``.
+    ``role`` is ``'def'`` when the ``SymbolRole.Definition`` bit of ``roles`` is set, else
+    ``'ref'``.
     Characters are code points of the line (see module doc); ``read_text`` supplies file
     text for documents that do not carry it.
     """
@@ -129,19 +142,19 @@ def occurrences_table(index: ScipIndex, read_text: TextReader | None = None) -> 
         columns = _columns_for(doc, read_text)
         path = doc.relative_path
         for occ in doc.occurrences:
-            line0, char0, line1, char1 = occ.range
+            line0, char0, line1, char1 = full_range(occ.range)
             if columns is not None:
                 char0 = columns.column(line0, char0)
                 char1 = columns.column(line1, char1)
             symbol.append(occ.symbol)
             uri.append(path)
-            role.append("def" if occ.symbol_roles & ROLE_DEFINITION else "ref")
+            role.append("def" if occ.symbol_roles & SymbolRole.Definition else "ref")
             roles.append(occ.symbol_roles)
             start_line.append(line0)
             start_char.append(char0)
             end_line.append(line1)
             end_char.append(char1)
-            enclosing = occ.enclosing_range
+            enclosing = full_range(occ.enclosing_range) if occ.enclosing_range else None
             enclosing_start.append(enclosing[0] if enclosing else None)
             enclosing_end.append(enclosing[2] if enclosing else None)
     return pa.table(
@@ -169,7 +182,7 @@ def split_documentation(info: SymbolInformation) -> tuple[str | None, str | None
     for modules), which is taken out. The remaining entries (the docstring) are joined by
     blank lines. Either part is ``None`` when empty.
     """
-    signature = info.signature_documentation.text if info.signature_documentation else ""
+    signature = info.signature_documentation.text
     rest = []
     for entry in info.documentation:
         fenced = _FENCED.match(entry)
@@ -190,12 +203,17 @@ def _symbol_row(info: SymbolInformation, uri: str | None) -> dict[str, object]:
         "documentation": documentation,
         "signature": signature,
         "enclosing_symbol": info.enclosing_symbol or parent_symbol(info.symbol),
-        "relationships": [asdict(rel) for rel in info.relationships],
+        "relationships": [relationship_record(rel) for rel in info.relationships],
         "uri": uri,
     }
 
 
-def _symbol_sources(index: ScipIndex) -> Iterable[tuple[SymbolInformation, str | None]]:
+def relationship_record(rel: Relationship) -> dict[str, object]:
+    """Return every field of ``rel`` by its proto name (a row of ``relationships``)."""
+    return {field.name: getattr(rel, field.name) for field in rel.DESCRIPTOR.fields}
+
+
+def _symbol_sources(index: Index) -> Iterable[tuple[SymbolInformation, str | None]]:
     for doc in index.documents:
         for info in doc.symbols:
             yield info, doc.relative_path
@@ -204,11 +222,11 @@ def _symbol_sources(index: ScipIndex) -> Iterable[tuple[SymbolInformation, str |
     # Definitions an indexer left without SymbolInformation still name a symbol.
     for doc in index.documents:
         for occ in doc.occurrences:
-            if occ.symbol_roles & ROLE_DEFINITION:
+            if occ.symbol_roles & SymbolRole.Definition:
                 yield SymbolInformation(symbol=occ.symbol), doc.relative_path
 
 
-def symbols_table(index: ScipIndex) -> pa.Table:
+def symbols_table(index: Index) -> pa.Table:
     """Return one row per global symbol, schema ``schemas.SCIP_SYMBOLS``.
 
     Rows come from each document's symbols (``uri`` = that document), then the external
