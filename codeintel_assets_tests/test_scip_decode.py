@@ -509,6 +509,21 @@ def test_json_reads_omitted_zero_values(tmp_path: Path) -> None:
         (
             {
                 "relative_path": "m.py",
+                "occurrences": [{"range": [0, 0, 1], "symbol": "s", "symbol_roles": 2**40}],
+            },
+            r"documents\[0\]\.occurrences\[0\]\.symbol_roles: 1099511627776 does not fit an int32",
+        ),
+        (
+            {"relative_path": "m.py", "occurrences": [{"range": [0, 0, 2**31], "symbol": "s"}]},
+            r"documents\[0\]\.occurrences\[0\]\.range: expected non-negative int32",
+        ),
+        (
+            {"relative_path": "m.py", "occurrences": [{"range": [0, 0, 1], "symbol": "\ud800"}]},
+            r"documents\[0\]\.occurrences\[0\]\.symbol: string holds a lone surrogate",
+        ),
+        (
+            {
+                "relative_path": "m.py",
                 "symbols": [
                     {"symbol": "s", "relationships": [{"symbol": "t", "is_implementation": "yes"}]}
                 ],

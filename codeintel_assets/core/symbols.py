@@ -43,6 +43,8 @@ from codeintel_assets.core.scip.tables import LINE_BREAK, TextReader
 EDGE_KINDS = ("call", "reference", "import", "inherits", "implements", "type_def")
 SYMBOL_GRAPH_FORMAT = "codeintel.symbol_graph"
 SYMBOL_GRAPH_VERSION = 1
+# Looked up once: attribute access on a generated enum goes through a Python __getattr__.
+_IMPORT = SymbolRole.Import
 
 # A call site or reference position: (uri, 0-based line, code-point column of the line).
 Site = tuple[str, int, int]
@@ -215,7 +217,7 @@ def _reference_edges(
             src = next((d[2] for d in reversed(stack) if d[3] <= line), module)
             if src is None:
                 continue
-            if roles & SymbolRole.Import or (uri, line) in import_lines:
+            if roles & _IMPORT or (uri, line) in import_lines:
                 edge = "import"
             elif (uri, line, char) in call_sites:
                 edge = "call"

@@ -35,6 +35,9 @@ from codeintel_assets.core.scip.proto.scip_pb2 import (
     ToolInfo,
 )
 
+# Every SCIP integer (int32, enums) must fit the generated classes' int32 fields.
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
 
 class _Fields:
     """Typed access to one JSON object; every error names the file and record path."""
@@ -64,7 +67,16 @@ class _Fields:
             raise self.error(key, f"expected a string, got {_type_name(value)}")
         if required and not value:
             raise self.error(key, "must not be empty")
+        self._check_unicode(key, value)
         return value
+
+    def _check_unicode(self, key: str, value: str) -> None:
+        # JSON can escape a lone surrogate (\ud800), which no UTF-8 string field can hold.
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise self.error(key, "string holds a lone surrogate, not valid Unicode") from None
 
     def integer(self, key: str) -> int:
         value = self.obj.get(key)
@@ -72,6 +84,8 @@ class _Fields:
             return 0
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"expected an integer, got {_type_name(value)}")
+        if not _INT32_MIN <= value <= _INT32_MAX:
+            raise self.error(key, f"{value} does not fit an int32")
         return value
 
     def boolean(self, key: str) -> bool:
@@ -95,6 +109,7 @@ class _Fields:
         for i, value in enumerate(values):
             if not isinstance(value, str):
                 raise self.error(f"{key}[{i}]", f"expected a string, got {_type_name(value)}")
+            self._check_unicode(f"{key}[{i}]", value)
         return values
 
     def child(self, key: str) -> _Fields | None:
@@ -112,11 +127,15 @@ class _Fields:
         if not values:
             return []
         for value in values:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise self.error(key, f"expected non-negative integers, got {values!r}")
+            if not _is_int(value) or not 0 <= value <= _INT32_MAX:
+                raise self.error(key, f"expected non-negative int32 values, got {values!r}")
         if len(values) not in (3, 4):
             raise self.error(key, f"has {len(values)} values, expected 3 or 4")
         return values
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _type_name(value: Any) -> str:
@@ -221,8 +240,8 @@ def _typed_range(occ: _Fields, key: str) -> list[int]:
 def _diagnostic(diag: _Fields) -> Diagnostic:
     tags = diag.array("tags")
     for i, tag in enumerate(tags):
-        if isinstance(tag, bool) or not isinstance(tag, int):
-            raise diag.error(f"tags[{i}]", f"expected an integer, got {_type_name(tag)}")
+        if not _is_int(tag) or not 0 <= tag <= _INT32_MAX:
+            raise diag.error(f"tags[{i}]", f"expected a DiagnosticTag, got {tag!r}")
     return Diagnostic(
         severity=diag.integer("severity"),
         code=diag.string("code"),

@@ -131,9 +131,8 @@ def _records(
                 f"string that is not UTF-8): {err}"
             ) from None
         except _Invalid as err:
-            inner = f"{where}.{err.where}" if err.where else where
             raise BadInputError(
-                f"{source}: byte {payload_offset} in {inner}: {err.reason}"
+                f"{source}: byte {payload_offset} in {_join(where, err.where)}: {err.reason}"
             ) from None
         counts[number] += 1
         offset = payload_offset + length

@@ -43,6 +43,12 @@ from codeintel_assets.core.scip.symbol_names import (
 )
 
 TextReader = Callable[[str], str | None]
+# Generated enum values, looked up once: each ``SymbolRole.Definition`` goes through a
+# Python-level ``__getattr__`` of protobuf's enum wrapper.
+_DEFINITION = SymbolRole.Definition
+_UTF8 = PositionEncoding.UTF8CodeUnitOffsetFromLineStart
+_UTF32 = PositionEncoding.UTF32CodeUnitOffsetFromLineStart
+_NO_INFORMATION = SymbolInformation()
 # A SCIP range as (start_line, start_char, end_line, end_char): 0-based, end exclusive.
 Range = tuple[int, int, int, int]
 
@@ -78,7 +84,7 @@ class _LineColumns:
         self.lines = LINE_BREAK.split(text)
         self.unit_lengths: Callable[[str], int] = (
             (lambda c: len(c.encode("utf-8")))
-            if encoding == PositionEncoding.UTF8CodeUnitOffsetFromLineStart
+            if encoding == _UTF8
             else (lambda c: 2 if ord(c) > 0xFFFF else 1)
         )
         self.cache: dict[int, list[int] | None] = {}
@@ -108,7 +114,7 @@ class _LineColumns:
 
 
 def _columns_for(doc: Document, read_text: TextReader | None) -> _LineColumns | None:
-    if doc.position_encoding == PositionEncoding.UTF32CodeUnitOffsetFromLineStart:
+    if doc.position_encoding == _UTF32:
         return None
     text = doc.text or (read_text(doc.relative_path) if read_text is not None else None)
     if text is None or text.isascii():
@@ -146,17 +152,23 @@ def occurrences_table(index: Index, read_text: TextReader | None = None) -> pa.T
             if columns is not None:
                 char0 = columns.column(line0, char0)
                 char1 = columns.column(line1, char1)
+            # Each field is read once: every read of a message field builds a Python value.
+            flags = occ.symbol_roles
             symbol.append(occ.symbol)
             uri.append(path)
-            role.append("def" if occ.symbol_roles & SymbolRole.Definition else "ref")
-            roles.append(occ.symbol_roles)
+            role.append("def" if flags & _DEFINITION else "ref")
+            roles.append(flags)
             start_line.append(line0)
             start_char.append(char0)
             end_line.append(line1)
             end_char.append(char1)
-            enclosing = full_range(occ.enclosing_range) if occ.enclosing_range else None
-            enclosing_start.append(enclosing[0] if enclosing else None)
-            enclosing_end.append(enclosing[2] if enclosing else None)
+            enclosing = occ.enclosing_range
+            if enclosing:
+                enclosing_start.append(enclosing[0])
+                enclosing_end.append(full_range(enclosing)[2])
+            else:
+                enclosing_start.append(None)
+                enclosing_end.append(None)
     return pa.table(
         [
             symbol,
@@ -194,15 +206,15 @@ def split_documentation(info: SymbolInformation) -> tuple[str | None, str | None
     return signature or None, documentation or None
 
 
-def _symbol_row(info: SymbolInformation, uri: str | None) -> dict[str, object]:
+def _symbol_row(symbol: str, info: SymbolInformation, uri: str | None) -> dict[str, object]:
     signature, documentation = split_documentation(info)
     return {
-        "symbol": info.symbol,
-        "kind": infer_kind(info.symbol, info.kind),
-        "display_name": info.display_name or display_name(info.symbol),
+        "symbol": symbol,
+        "kind": infer_kind(symbol, info.kind),
+        "display_name": info.display_name or display_name(symbol),
         "documentation": documentation,
         "signature": signature,
-        "enclosing_symbol": info.enclosing_symbol or parent_symbol(info.symbol),
+        "enclosing_symbol": info.enclosing_symbol or parent_symbol(symbol),
         "relationships": [relationship_record(rel) for rel in info.relationships],
         "uri": uri,
     }
@@ -213,17 +225,20 @@ def relationship_record(rel: Relationship) -> dict[str, object]:
     return {field.name: getattr(rel, field.name) for field in rel.DESCRIPTOR.fields}
 
 
-def _symbol_sources(index: Index) -> Iterable[tuple[SymbolInformation, str | None]]:
+def _symbol_sources(
+    index: Index,
+) -> Iterable[tuple[str, SymbolInformation | None, str | None]]:
+    """Yield (symbol, its information or None, uri) in the order rows are taken."""
     for doc in index.documents:
         for info in doc.symbols:
-            yield info, doc.relative_path
+            yield info.symbol, info, doc.relative_path
     for info in index.external_symbols:
-        yield info, None
+        yield info.symbol, info, None
     # Definitions an indexer left without SymbolInformation still name a symbol.
     for doc in index.documents:
         for occ in doc.occurrences:
-            if occ.symbol_roles & SymbolRole.Definition:
-                yield SymbolInformation(symbol=occ.symbol), doc.relative_path
+            if occ.symbol_roles & _DEFINITION:
+                yield occ.symbol, None, doc.relative_path
 
 
 def symbols_table(index: Index) -> pa.Table:
@@ -236,7 +251,7 @@ def symbols_table(index: Index) -> pa.Table:
     parsed from the symbol string. Local symbols are left out.
     """
     rows: dict[str, dict[str, object]] = {}
-    for info, uri in _symbol_sources(index):
-        if info.symbol not in rows and not is_local_symbol(info.symbol):
-            rows[info.symbol] = _symbol_row(info, uri)
+    for symbol, info, uri in _symbol_sources(index):
+        if symbol not in rows and not is_local_symbol(symbol):
+            rows[symbol] = _symbol_row(symbol, info or _NO_INFORMATION, uri)
     return pa.Table.from_pylist(list(rows.values()), schema=schemas.SCIP_SYMBOLS)
