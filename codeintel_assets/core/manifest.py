@@ -2,7 +2,8 @@
 
 Files come from git (tracked plus untracked-but-not-ignored) when the folder is a
 git work tree, otherwise from a walk that honours ``.gitignore`` files. Include /
-exclude globs use gitignore semantics (``pathspec``). Binary, non-UTF-8, empty,
+exclude globs are the one path filter of ``core/pathfilter.py`` (gitignore rules and
+braces, the same as search filters). Binary, non-UTF-8, empty,
 oversized, vendored files and symlinks are skipped and each skip is counted.
 """
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
 from codeintel_assets.core.errors import RepositoryPathError
+from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.schemas import MANIFEST_SKIPS, REPO_MANIFEST
 
 # Folders never indexed: tool state, virtualenvs and vendored dependencies.
@@ -113,22 +115,20 @@ def build_manifest(
     """Select the indexable files of the repository at ``root``.
 
     Returns the manifest (schema ``REPO_MANIFEST``, sorted by uri) and the skips
-    (``MANIFEST_SKIPS``). Raises ``RepositoryPathError`` when ``root`` is not a directory.
+    (``MANIFEST_SKIPS``). Raises ``RepositoryPathError`` when ``root`` is not a directory
+    and ``BadInputError`` on a bad glob.
     """
     if not root.is_dir():
         raise RepositoryPathError(f"repository path {root} does not exist or is not a directory")
     root = root.resolve()
-    include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
-    exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude or [])
+    path_filter = PathFilter.from_globs(include or [], exclude or [])
     blobs = _git_blobs(root)
     candidates = sorted(blobs) if blobs is not None else sorted(_walk(root))
 
     rows: list[dict] = []
     skips: list[dict] = []
     for uri in candidates:
-        if include_spec is not None and not include_spec.match_file(uri):
-            continue
-        if exclude_spec.match_file(uri):
+        if not path_filter.matches(uri):
             continue
         reason, detail, data = _inspect(root, uri, max_file_bytes)
         if reason is not None:
