@@ -8,6 +8,7 @@ the SCIP tables are empty, so everything downstream still materializes.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,7 @@ from codeintel_assets.core.checksums import (
 )
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
+from codeintel_assets.core.manifest import language_of
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
@@ -35,7 +37,7 @@ from codeintel_assets.core.schemas import (
     SYMBOL_EDGES,
     write_parquet,
 )
-from codeintel_assets.core.scip import decode_scip_file
+from codeintel_assets.core.scip import ScipIndex, decode_scip_file
 from codeintel_assets.core.scip.indexer import run_scip_python
 from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
 from codeintel_assets.core.stages.context import BuildContext
@@ -85,6 +87,7 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
             layout.scip_index,
             project_name=ctx.repo.name,
             project_version=ctx.project_version(),
+            uris=_scip_uris(ctx, "python"),
             timeout_s=ctx.scip_timeout_s,
         )
         facts = {
@@ -108,6 +111,33 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
     return run_stage(
         ctx.layout, "scip_index", fingerprint("scip_index", up, config), outputs, build
     )
+
+
+def _scip_uris(ctx: BuildContext, lang: str | None = None) -> list[str]:
+    """Return the files SCIP may describe: the manifest's (of one language when ``lang``
+    is given) and the empty files it skipped.
+
+    An empty ``__init__.py`` has nothing to chunk, yet it makes its folder a package
+    that imports resolve to; it is inside the repository and holds no text to leak.
+    """
+    build = ctx.layout.build
+    manifest = pq.read_table(build.repo_manifest, columns=["uri", "lang"]).to_pylist()
+    skips = pq.read_table(build.manifest_skips, columns=["uri", "reason"]).to_pylist()
+    empty = [
+        {"uri": s["uri"], "lang": language_of(s["uri"])} for s in skips if s["reason"] == "empty"
+    ]
+    return [row["uri"] for row in manifest + empty if lang is None or row["lang"] == lang]
+
+
+def _within_manifest(index: ScipIndex, uris: set[str]) -> tuple[ScipIndex, list[str]]:
+    """Return the index without documents outside ``uris``, and those documents' paths.
+
+    Every table must describe only the manifest's files: an ingested index may name
+    excluded files, files of another tree or paths like ``../../etc/passwd``.
+    """
+    kept = [doc for doc in index.documents if doc.relative_path in uris]
+    dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
+    return dataclasses.replace(index, documents=kept), dropped
 
 
 def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOutput:
@@ -135,7 +165,7 @@ def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOut
 def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
     """Decode the SCIP index into ``scip_occurrences`` and ``scip_symbols`` tables."""
     layout = ctx.layout.build
-    up = {"scip_index": upstream_version(ctx.layout, "scip_index")}
+    up = {stage: upstream_version(ctx.layout, stage) for stage in ("scip_index", "repo_manifest")}
     outputs = [layout.scip_occurrences, layout.scip_symbols]
 
     def build() -> StageOutput:
@@ -153,6 +183,9 @@ def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
             if index is None:
                 occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
             else:
+                index, outside = _within_manifest(index, set(_scip_uris(ctx)))
+                facts["documents_outside_manifest"] = len(outside)
+                facts["documents_outside_manifest_examples"] = outside[:_EXAMPLES]
                 occurrences = occurrences_table(index, repo_text_reader(ctx.repo.root))
                 symbols = symbols_table(index)
                 facts["documents"] = len(index.documents)
