@@ -15,7 +15,7 @@ import re
 import stat
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -23,7 +23,7 @@ import pathspec
 import pyarrow as pa
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
-from codeintel_assets.core.errors import RepositoryPathError
+from codeintel_assets.core.errors import BadInputError, RepositoryPathError
 from codeintel_assets.core.schemas import MANIFEST_SKIPS, REPO_MANIFEST
 
 # Folders never indexed: tool state, virtualenvs and vendored dependencies.
@@ -108,6 +108,26 @@ def language_of(uri: str) -> str:
     """Return the language name for a repository-relative path (``text`` when unknown)."""
     path = PurePosixPath(uri)
     return NAMED_FILES.get(path.name) or LANGUAGES.get(path.suffix.lower(), "text")
+
+
+def known_languages() -> list[str]:
+    """Return every language name the manifest can give a file, sorted."""
+    return sorted({*LANGUAGES.values(), *NAMED_FILES.values(), "text"})
+
+
+def check_languages(names: Iterable[str]) -> None:
+    """Raise ``BadInputError`` for a language name no file can have (case-insensitive).
+
+    The message suggests the language of a file extension given instead (``py``) and
+    lists the known names, so a typo never silently filters everything out.
+    """
+    known = known_languages()
+    for name in names:
+        if name.lower() in known:
+            continue
+        meant = LANGUAGES.get("." + name.lower().lstrip("."))
+        hint = f" (did you mean {meant!r}?)" if meant else ""
+        raise BadInputError(f"unknown language {name!r}{hint}; known languages: {', '.join(known)}")
 
 
 def build_manifest(

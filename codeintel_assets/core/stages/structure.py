@@ -27,6 +27,7 @@ from codeintel_assets.core.checksums import (
 )
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
+from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.manifest import language_of
 from codeintel_assets.core.schemas import (
     AST_NODES,
@@ -80,7 +81,7 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
 
     def build() -> StageOutput:
         if given is not None:
-            return _ingest_scip(given, layout.scip_index, layout.scip_index_json)
+            return _ingest_scip(given, set(_scip_uris(ctx)), layout)
         layout.scip_index_json.unlink(missing_ok=True)
         run = run_scip_python(
             ctx.repo.root,
@@ -140,14 +141,27 @@ def _within_manifest(index: ScipIndex, uris: set[str]) -> tuple[ScipIndex, list[
     return dataclasses.replace(index, documents=kept), dropped
 
 
-def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOutput:
-    """Validate a user's SCIP file by decoding it, then copy it into the build."""
+def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOutput:
+    """Validate a user's SCIP file by decoding it, then copy it into the build.
+
+    Raises ``BadInputError`` naming the file when it is missing, does not decode, has no
+    documents (another JSON file, such as a symbol graph, given as ``--scip``) or none
+    of its documents is a file of the manifest (an index of another tree).
+    """
     if not given.is_file():
         raise BadInputError(f"{given}: SCIP index given in the registry does not exist")
     index = decode_scip_file(given)
+    if not index.documents:
+        raise BadInputError(f"{given}: not a SCIP index: it has no documents")
+    _, outside = _within_manifest(index, uris)
+    if len(outside) == len(index.documents):
+        raise BadInputError(
+            f"{given}: none of its {len(outside)} documents is a file of the repository's "
+            f"manifest (first: {outside[0]!r}); is it an index of another tree?"
+        )
     is_json = given.suffix == ".json"
-    target = json_target if is_json else proto_target
-    (proto_target if is_json else json_target).unlink(missing_ok=True)
+    target = layout.scip_index_json if is_json else layout.scip_index
+    (layout.scip_index if is_json else layout.scip_index_json).unlink(missing_ok=True)
     with atomic_path(target) as tmp:
         shutil.copyfile(given, tmp)
     return StageOutput(
@@ -156,6 +170,7 @@ def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOut
             "ok": True,
             "source": f"ingested {given}",
             "documents": len(index.documents),
+            "documents_outside_manifest": len(outside),
             "bytes": target.stat().st_size,
             "path": str(target),
         },
