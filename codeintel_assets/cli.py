@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.embedding import EmbedderSpec
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"indexctl: error: {exc}", markup=False)
         return 1
     except KeyboardInterrupt:
-        err.print("indexctl: interrupted")
+        err.print("indexctl: interrupted", markup=False)
         return 130
 
 
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--scip", help="an existing index.scip or index.scip.json to ingest")
     add.add_argument("--modules-jsonl", help="an existing modules.jsonl to ingest")
     add.add_argument("--symbol-graph", help="an existing symbol_graph.json to ingest")
+    add.add_argument(
+        "--replace", action="store_true", help="change the settings of a registered name"
+    )
     add.set_defaults(handler=cmd_repo_add)
     lst = repo.add_parser("list", help="list repositories")
     lst.add_argument("--format", choices=["table", "json"], default="table")
@@ -75,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["sentence-transformers", "hashing"],
         default="sentence-transformers",
         help="'hashing' is a fast stand-in for tests, not for real search",
+    )
+    build.add_argument(
+        "-v", "--verbose", action="store_true", help="show the Dagster log of the run"
     )
     build.set_defaults(handler=cmd_build)
 
@@ -162,6 +169,27 @@ def _layout(name: str | None) -> RepoLayout:
     return RepoLayout(data_root(), registry.get_repo(name).name)
 
 
+def _at_least_one(**options: int) -> None:
+    """Raise ``CodeintelError`` for a count option below 1 (``--k 0`` means nothing)."""
+    for name, value in options.items():
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise CodeintelError(f"{flag} must be at least 1 (got {value})")
+
+
+def _output_file(given: str) -> Path:
+    """Return an ``--out`` path whose folder exists; raise ``CodeintelError`` otherwise.
+
+    A typo in the folder should not silently create a new tree of folders.
+    """
+    path = Path(given).expanduser()
+    if not path.parent.is_dir():
+        raise CodeintelError(f"--out {given}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise CodeintelError(f"--out {given}: is a folder, give a file name")
+    return path
+
+
 def _print_json(value: Any) -> None:
     out.print(json.dumps(value, indent=2, default=str), markup=False)
 
@@ -177,7 +205,8 @@ def cmd_repo_add(args: argparse.Namespace) -> int:
             scip_index=args.scip,
             modules_jsonl=args.modules_jsonl,
             symbol_graph_json=args.symbol_graph,
-        )
+        ),
+        replace=args.replace,
     )
     from codeintel_assets.runner import dagster_instance, ensure_partitions
 
@@ -193,7 +222,9 @@ def cmd_repo_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "path", "include", "exclude")
     for repo in repos:
-        table.add_row(repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude))
+        table.add_row(
+            *_plain([repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude)])
+        )
     out.print(table)
     return 0
 
@@ -235,15 +266,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         def on_step(step: str, finished: int, total: int) -> None:
             progress.update(task, description=f"building {repo.name}: {step} ({finished}/{total})")
 
-        report = build_repository(repo.name, resource, on_step=on_step)
-    for summary in report.assets:
-        out.print(_summary_line(summary), markup=False)
+        report = build_repository(
+            repo.name,
+            resource,
+            on_step=on_step,
+            log_level="DEBUG" if args.verbose else "CRITICAL",
+        )
+    if report.success or args.verbose:
+        for summary in report.assets:
+            out.print(_summary_line(summary), markup=False)
     for warning in report.warnings:
         err.print(f"indexctl: warning: {warning}", markup=False)
     if not report.success:
-        for failure in report.failures:
-            err.print(f"indexctl: failed: {failure}", markup=False)
-        raise CodeintelError(f"build of {repo.name!r} failed (run {report.run_id})")
+        # One line: the first failure is the cause; later steps only stopped because of it.
+        first = report.failures[0] if report.failures else "no step failed, see the run log"
+        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        hint = "" if args.verbose else "; -v shows the Dagster log"
+        raise CodeintelError(f"build of {repo.name!r} failed at {first}{more}{hint}")
     version = lifecycle.current_version_or_none(_layout(repo.name))
     out.print(f"published {repo.name} version {version}", markup=False)
     return 0
@@ -296,9 +335,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
             names = [_short_symbol(s) for s in r.symbols if not s.endswith(")")][:4]
             row.append(f"{r.module_id or '-'}\n" + ", ".join(names))
-        table.add_row(*row)
+        table.add_row(*_plain(row))
     out.print(table)
     return 0
+
+
+def _plain(cells: list[str]) -> list[Text]:
+    """Return table cells as plain text: code and paths may hold ``[...]`` that rich would
+    read as markup (and crash on, or silently drop)."""
+    return [Text(cell) for cell in cells]
 
 
 def _short_symbol(symbol: str) -> str:
@@ -311,6 +356,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from codeintel_assets.core.stages.retrieval import retune
     from codeintel_assets.core.stamps import read_stamp
 
+    _at_least_one(k=args.k, queries=args.queries)
+    if not 0 < args.target_recall <= 1:
+        raise CodeintelError(
+            f"--target-recall is a recall, between 0 (excluded) and 1 (got {args.target_recall})"
+        )
     layout = _layout(args.repo)
     chunk_stamp = read_stamp(layout, "chunks")
     if chunk_stamp is None:
@@ -338,12 +388,14 @@ def cmd_eval_recall(args: argparse.Namespace) -> int:
     from codeintel_assets.core.stages import BuildContext
     from codeintel_assets.core.stages.evaluation import evaluate_layout
 
+    _at_least_one(k=args.k, k_factor=args.k_factor)
+    target = _output_file(args.out) if args.out else None
     layout = lifecycle.current_layout(_layout(args.repo))
-    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    manifest = lifecycle.read_version_manifest(layout)
     ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
     result = evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
-    if args.out:
-        write_parquet(result.pool, Path(args.out), EVAL_POOL)
+    if target is not None:
+        write_parquet(result.pool, target, EVAL_POOL)
     if args.format == "json":
         _print_json(result.metrics)
     else:
@@ -355,8 +407,9 @@ def cmd_eval_write_pool(args: argparse.Namespace) -> int:
     from codeintel_assets.core.evaluation import read_pool_tsv
     from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
 
+    target = _output_file(args.out)
     pool = read_pool_tsv(Path(args.tsv))
-    write_parquet(pool, Path(args.out), EVAL_POOL)
+    write_parquet(pool, target, EVAL_POOL)
     out.print(f"wrote {pool.num_rows} pool rows to {args.out}", markup=False)
     return 0
 
@@ -369,10 +422,14 @@ def cmd_versions(args: argparse.Namespace) -> int:
     table = Table("build_version", "published_at", "current", "chunks")
     for row in rows:
         table.add_row(
-            row["build_version"],
-            str(row["published_at"]),
-            "*" if row["current"] else "",
-            str(row["chunks"]),
+            *_plain(
+                [
+                    row["build_version"],
+                    str(row["published_at"]),
+                    "*" if row["current"] else "",
+                    str(row["chunks"]),
+                ]
+            )
         )
     out.print(table)
     return 0
@@ -414,7 +471,7 @@ def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
     from codeintel_assets.core.stages.retrieval import export_idmap
 
     build = _layout(args.repo).build
-    target = Path(args.out) if args.out else build.faiss_idmap
+    target = _output_file(args.out) if args.out else build.faiss_idmap
     table = export_idmap(build, target)
     out.print(f"wrote {table.num_rows} rows to {target}", markup=False)
     return 0

@@ -505,14 +505,28 @@ def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
     return refreshed
 
 
+def connect_read_only(catalog_path: Path) -> duckdb.DuckDBPyConnection:
+    """Return a read-only connection to a catalog file.
+
+    Raises ``BadInputError`` naming the file when it is missing, truncated or not DuckDB.
+    """
+    if not catalog_path.exists():
+        raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
+    try:
+        return duckdb.connect(str(catalog_path), read_only=True)
+    except duckdb.Error as exc:
+        raise BadInputError(
+            f"catalog {catalog_path}: not a readable DuckDB catalog ({exc}); "
+            "roll back or publish again"
+        ) from exc
+
+
 def catalog_status(catalog_path: Path) -> CatalogStatus:
     """Return the status recorded in a catalog's manifest, checked against its views.
 
     Raises ``BadInputError`` when the file does not exist or has no manifest.
     """
-    if not catalog_path.exists():
-        raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
-    with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
+    with contextlib.closing(connect_read_only(catalog_path)) as con:
         tables = _table_names(con)
         if MANIFEST_TABLE not in tables or SOURCES_TABLE not in tables:
             raise BadInputError(

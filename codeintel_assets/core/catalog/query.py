@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from codeintel_assets.core import metrics
-from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT
+from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT, connect_read_only
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.pathfilter import PathFilter
 
@@ -221,7 +221,8 @@ class ChunkFilter:
     """Include/exclude globs over the chunk uri and a language set.
 
     Globs mean what they mean everywhere (``core/pathfilter.py``: gitignore rules and
-    braces); languages compare case-insensitively with the chunk's ``lang``.
+    braces); languages compare case-insensitively with the chunk's ``lang``, and an
+    unknown language raises ``BadInputError`` naming the known ones.
     """
 
     include_globs: tuple[str, ...] = ()
@@ -233,6 +234,10 @@ class ChunkFilter:
         object.__setattr__(self, "include_globs", tuple(self.include_globs))
         object.__setattr__(self, "exclude_globs", tuple(self.exclude_globs))
         object.__setattr__(self, "languages", tuple(self.languages))
+        # Imported here: the manifest module will use this package's path filter.
+        from codeintel_assets.core.manifest import check_languages
+
+        check_languages(self.languages)
 
     @property
     def filter_type(self) -> str:
@@ -272,7 +277,7 @@ NO_FILTER = ChunkFilter()
 class CatalogReader:
     """A read-only connection to one catalog file; use as a context manager.
 
-    Raises ``BadInputError`` when the catalog does not exist.
+    Raises ``BadInputError`` when the catalog does not exist or is not a readable DuckDB file.
     """
 
     catalog_path: Path
@@ -283,9 +288,7 @@ class CatalogReader:
 
     def __post_init__(self) -> None:
         self.catalog_path = Path(self.catalog_path)
-        if not self.catalog_path.exists():
-            raise BadInputError(f"catalog {self.catalog_path}: not found (build the catalog first)")
-        self._con = duckdb.connect(str(self.catalog_path), read_only=True)
+        self._con = connect_read_only(self.catalog_path)
         tables = {
             row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
