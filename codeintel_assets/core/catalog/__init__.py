@@ -4,6 +4,7 @@ from codeintel_assets.core.catalog.catalog import (
     MATERIALIZED_TABLES,
     SOURCE_NAMES,
     CatalogStatus,
+    IdmapRefresh,
     MaterializedStatus,
     SourceStatus,
     ViewStatus,
@@ -12,6 +13,7 @@ from codeintel_assets.core.catalog.catalog import (
     ensure_views,
     load_view_definitions,
     materialize_if_changed,
+    refresh_idmap_file,
     refresh_idmap_join,
     register_parquet,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "CatalogReader",
     "CatalogStatus",
     "ChunkFilter",
+    "IdmapRefresh",
     "MaterializedStatus",
     "PathFilter",
     "SourceStatus",
@@ -34,6 +37,7 @@ __all__ = [
     "ensure_views",
     "load_view_definitions",
     "materialize_if_changed",
+    "refresh_idmap_file",
     "refresh_idmap_join",
     "register_parquet",
 ]
