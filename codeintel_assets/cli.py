@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -387,9 +388,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         )
     else:
         audit = _retune_build(args)
+    depth = "" if audit["k_factor"] == 1 else f" in ANN top {math.ceil(args.k * audit['k_factor'])}"
     for point in audit["sweep"]:
         out.print(
-            f"{point['knobs'] or '(exact)':<16} recall@{args.k} {point['recall']:.4f}  "
+            f"{point['knobs'] or '(exact)':<16} recall@{args.k}{depth} {point['recall']:.4f}  "
             f"{point['latency_ms']:.3f} ms/query",
             markup=False,
         )
@@ -544,7 +546,7 @@ def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
     target = _output_file(args.out, "--out") if args.out else _layout(args.repo).build.faiss_idmap
     if args.duckdb:
         # Checked before anything is written: an id map of another index would not join.
-        ids = faiss_store.index_ids(faiss_store.read_index(index_path))
+        _, ids = faiss_store.read_keyed_index(index_path)
         with CatalogReader(Path(args.duckdb)) as reader:
             chunk_ids, _ = reader.chunk_vectors()
         faiss_store.check_ids_match(ids, chunk_ids, index_path, Path(args.duckdb))

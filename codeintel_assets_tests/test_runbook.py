@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import faiss
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -53,8 +54,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 @pytest.fixture
 def ops(built: Built, tmp_path: Path) -> Path:
     """An operator's folder: copies of the published index (with its sidecar) and of the
-    build's catalog (no materialized id map yet), plus an IVF and an HNSW index over the
-    same chunk vectors."""
+    build's catalog (no materialized id map yet), plus an IVF index (HNSW quantizer) and an
+    HNSW index over the same chunk vectors."""
     folder = tmp_path / "ops"
     folder.mkdir()
     version = built.published
@@ -63,7 +64,7 @@ def ops(built: Built, tmp_path: Path) -> Path:
     for name in ("code.duckdb", "code2.duckdb"):
         shutil.copy(built.repo.build.catalog, folder / name)
     ids, vectors = read_chunk_vectors(version.chunks)
-    for name, factory in (("ivf", "IVF4,Flat"), ("hnsw", "IDMap2,HNSW8")):
+    for name, factory in (("ivf", "IVF4_HNSW8,Flat"), ("hnsw", "IDMap2,HNSW8")):
         faiss_store.write_index(
             faiss_store.build_index(ids, vectors, factory), folder / f"{name}.faiss"
         )
@@ -156,15 +157,17 @@ def test_every_runbook_command_on_files(built: Built, ops: Path) -> None:
     assert xxh64_file(ops / "code2.duckdb") == before  # nothing written
 
     # tune --index F with explicit knobs: an operator's lock in the sidecar beside the index
-    ok(indexctl(built, "tune", "--index", ops / "ivf.faiss", "--nprobe", 2, "--k-factor", 2.0))
+    lock = ("--nprobe", 2, "--ef-search", 128, "--k-factor", 2.0)  # the runbook's knobs
+    ok(indexctl(built, "tune", "--index", ops / "ivf.faiss", *lock))
     ivf = json.loads((ops / "ivf.audit.json").read_text())
-    assert ivf["knobs"] == "nprobe=2" and ivf["k_factor"] == 2.0 and ivf["locked_by"] == "operator"
-    assert ivf["metric"] == "inner_product" and ivf["ntotal"] == n
+    assert ivf["knobs"] == "nprobe=2,quantizer_efSearch=128" and ivf["k_factor"] == 2.0
+    assert ivf["locked_by"] == "operator" and ivf["metric"] == "inner_product"
+    assert ivf["ntotal"] == n
     assert ivf["dim"] == pq.read_schema(built.published.chunks).field("embedding").type.list_size
     assert ivf["index_xxh64"] == xxh64_file(ops / "ivf.faiss")
     assert ivf["factory"] == ivf["index_type"] == "IndexIVFFlat"
     assert 0.0 <= ivf["measured_recall"] <= 1.0 and ivf["latency_ms"] > 0
-    assert [p["knobs"] for p in ivf["sweep"]] == ["nprobe=2"]
+    assert [p["knobs"] for p in ivf["sweep"]] == [ivf["knobs"]]
     ok(indexctl(built, "tune", "--index", ops / "hnsw.faiss", "--ef-search", 128))
     hnsw = json.loads((ops / "hnsw.audit.json").read_text())
     assert hnsw["knobs"] == "efSearch=128" and hnsw["index_type"] == "IndexIDMap2/IndexHNSWFlat"
@@ -287,6 +290,9 @@ def test_bad_input_is_one_line_and_writes_nothing(built: Built, ops: Path) -> No
     assert "not a FAISS index" in one_line_error(done) and "notes.faiss" in done.stderr
     done = indexctl(built, "tune", "--index", ops / "notes.faiss", "--nprobe", 4)
     assert "not a FAISS index" in one_line_error(done)
+    faiss.write_index(faiss.IndexFlatIP(4), str(ops / "plain.faiss"))
+    done = indexctl(built, "export-idmap", "--index", ops / "plain.faiss", "--out", ops / "x.pq")
+    assert "plain.faiss: index keeps no ids" in one_line_error(done)
     assert not (ops / "x.pq").exists() and not (ops / "notes.audit.json").exists()
 
     # An index whose ids do not match the catalog.
@@ -313,9 +319,11 @@ def test_bad_input_is_one_line_and_writes_nothing(built: Built, ops: Path) -> No
     (ops / "chunks.audit.json").unlink()
     done = indexctl(built, "tune", "--index", ops / "chunks.faiss", "--nprobe", 8)
     assert "has no nprobe" in one_line_error(done)
-    done = indexctl(built, "tune", "--index", ops / "ivf.faiss", "--ef-search", 64)
+    done = indexctl(built, "tune", "--index", ops / "chunks.faiss", "--ef-search", 64)
     assert "has no efSearch" in one_line_error(done)
-    assert not (ops / "chunks.audit.json").exists() and not (ops / "ivf.audit.json").exists()
+    done = indexctl(built, "tune", "--index", ops / "hnsw.faiss", "--nprobe", 2)
+    assert "has no nprobe" in one_line_error(done)
+    assert not (ops / "chunks.audit.json").exists() and not (ops / "hnsw.audit.json").exists()
 
     # Both --repo and --index; half of a file form.
     done = indexctl(built, "tune", "--repo", "fx", "--index", ops / "ivf.faiss", "--nprobe", 2)

@@ -51,17 +51,16 @@ def evaluate_index_file(
     the catalog's chunk ids, or the query vectors are unreadable or of another dimension.
     """
     audit = faiss_store.read_audit(index_path) or {}
-    index = faiss_store.read_index(index_path, audit.get("knobs", ""))
+    index, held = faiss_store.read_keyed_index(index_path, audit.get("knobs", ""))
     with CatalogReader(catalog_path) as reader:
         chunk_ids, vectors = reader.chunk_vectors()
-    faiss_store.check_ids_match(faiss_store.index_ids(index), chunk_ids, index_path, catalog_path)
+    faiss_store.check_ids_match(held, chunk_ids, index_path, catalog_path)
     if vectors.shape[1] != index.d:
         raise BadInputError(
             f"catalog {catalog_path} has {vectors.shape[1]}-dimensional embeddings but "
             f"index {index_path} has dimension {index.d}"
         )
     if queries_path is None:
-        held = faiss_store.index_ids(index)
         queries = sample_query_vectors(index.reconstruct_batch(held), sample)
         query_ids = [f"sample-{row}" for row in range(len(queries))]
         source = f"{len(queries)} vectors sampled from the index"

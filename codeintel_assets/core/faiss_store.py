@@ -145,9 +145,9 @@ def index_identity(index_path: Path, audit: dict[str, Any] | None) -> tuple[str,
 def export_idmap(index_path: Path, target: Path) -> pa.Table:
     """Write the row -> chunk id map of the index at ``index_path`` to ``target``; return it.
 
-    Raises ``CodeintelError`` when the file is not a FAISS index or keeps no ids.
+    Raises ``BadInputError`` when the file is not a FAISS index or keeps no ids.
     """
-    index = read_index(index_path)
+    index, _ = read_keyed_index(index_path)
     table = idmap_table(index, *index_identity(index_path, read_audit(index_path)))
     write_parquet(table, target, FAISS_IDMAP)
     return table
@@ -227,3 +227,16 @@ def read_index(path: Path, knobs: str = "") -> faiss.Index:
         ) from exc
     set_search_parameters(index, knobs)
     return index
+
+
+def read_keyed_index(path: Path, knobs: str = "") -> tuple[faiss.Index, np.ndarray]:
+    """Return an index file read with ``knobs`` and its ids in row order.
+
+    Raises ``BadInputError`` naming the file when it is not a FAISS index or keeps no ids
+    (neither ``IDMap2`` nor IVF).
+    """
+    index = read_index(path, knobs)
+    try:
+        return index, index_ids(index)
+    except CodeintelError as exc:
+        raise BadInputError(f"FAISS index {path}: {exc}") from exc

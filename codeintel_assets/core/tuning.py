@@ -381,9 +381,8 @@ def lock_index_file(
     checksum) are kept. Raises ``BadInputError`` when the file is not a FAISS index or a
     knob does not fit its family; nothing is written then.
     """
-    index = faiss_store.read_index(index_path)
+    index, ids = faiss_store.read_keyed_index(index_path)
     knobs = operator_knobs(index, index_path, nprobe, ef_search)
-    ids = faiss_store.index_ids(index)
     if len(ids) == 0:
         raise BadInputError(f"index {index_path} is empty: nothing to measure")
     vectors = index.reconstruct_batch(ids)
