@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,9 +102,15 @@ def _parser() -> argparse.ArgumentParser:
 
     tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
     _repo_option(tune)
+    tune.add_argument("--index", help="a FAISS index file (instead of --repo)")
     tune.add_argument("--target-recall", type=float, default=0.95)
     tune.add_argument("--k", type=int, default=10)
     tune.add_argument("--queries", type=int, default=200, help="sampled query vectors")
+    tune.add_argument("--nprobe", type=int, help="lock this nprobe (IVF indexes)")
+    tune.add_argument("--ef-search", type=int, help="lock this efSearch (HNSW indexes)")
+    tune.add_argument(
+        "--k-factor", type=float, help="read the ANN list k·k_factor deep when measuring recall"
+    )
     tune.set_defaults(handler=cmd_tune)
 
     evaluation = verbs.add_parser("eval", help="retrieval evaluation").add_subparsers(
@@ -113,8 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         "recall", help="evaluate the published version: ANN vs exact, channels vs positives"
     )
     _repo_option(recall)
+    recall.add_argument("--duckdb", help="a catalog file (with --index, instead of --repo)")
+    recall.add_argument("--index", help="a FAISS index file (with --duckdb, instead of --repo)")
+    recall.add_argument("--queries", help="query vectors (.npy or Parquet); default: sampled")
     recall.add_argument("--k", type=int, default=10)
-    recall.add_argument("--k-factor", type=int, default=2)
+    recall.add_argument("--k-factor", type=float, default=2.0)
     recall.add_argument("--out", help="write the pool Parquet here")
     recall.add_argument("--format", choices=["markdown", "json"], default="markdown")
     recall.set_defaults(handler=cmd_eval_recall)
@@ -134,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
 
     stage = verbs.add_parser("stage", help="link the build into versions/<build_version>/")
     _repo_option(stage)
+    stage.add_argument("--modules", help="a modules.jsonl to stage instead of the built one")
+    stage.add_argument("--symbol-graph", help="a symbol_graph.json to stage instead")
+    stage.add_argument("--scip", help="an index.scip or index.scip.json to stage instead")
+    stage.add_argument("--ast", help="an ast_nodes.parquet to stage instead")
+    stage.add_argument("--cst", help="a cst_nodes.parquet to stage instead")
     stage.set_defaults(handler=cmd_stage)
     publish = verbs.add_parser("publish", help="validate the build and flip `current` to it")
     _repo_option(publish)
@@ -145,10 +160,15 @@ def _parser() -> argparse.ArgumentParser:
     faiss_cmd = verbs.add_parser("faiss", help="FAISS index tools").add_subparsers(
         title="faiss commands", metavar="VERB"
     )
-    export = faiss_cmd.add_parser("export-idmap", help="write the index's row -> chunk id map")
-    _repo_option(export)
-    export.add_argument("--out", help="Parquet file (default: the build's faiss_idmap.parquet)")
-    export.set_defaults(handler=cmd_faiss_export_idmap)
+    for export in (
+        faiss_cmd.add_parser("export-idmap", help="write the index's row -> chunk id map"),
+        verbs.add_parser("export-idmap", help="= faiss export-idmap"),
+    ):
+        _repo_option(export)
+        export.add_argument("--index", help="a FAISS index file (instead of --repo)")
+        export.add_argument("--out", help="Parquet file (default: the build's faiss_idmap.parquet)")
+        export.add_argument("--duckdb", help="also load it into this catalog (faiss_idmap_mat)")
+        export.set_defaults(handler=cmd_faiss_export_idmap)
 
     duck = verbs.add_parser("duckdb", help="DuckDB catalog tools").add_subparsers(
         title="duckdb commands", metavar="VERB"
@@ -157,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
         "refresh-idmap-join", help="re-materialize faiss_idmap_mat if the idmap checksum changed"
     )
     _repo_option(refresh)
+    refresh.add_argument("--db", help="a catalog file (with --idmap, instead of --repo)")
+    refresh.add_argument("--idmap", help="a faiss_idmap.parquet (with --db)")
+    refresh.add_argument("--format", choices=["text", "json"], default="text")
     refresh.set_defaults(handler=cmd_refresh_idmap_join)
     return parser
 
@@ -177,21 +200,50 @@ def _at_least_one(**options: int) -> None:
             raise CodeintelError(f"{flag} must be at least 1 (got {value})")
 
 
-def _output_file(given: str) -> Path:
-    """Return an ``--out`` path whose folder exists; raise ``CodeintelError`` otherwise.
+def _print_json(value: Any) -> None:
+    out.print(json.dumps(value, indent=2, default=str), markup=False)
 
-    A typo in the folder should not silently create a new tree of folders.
+
+def _file_form(args: argparse.Namespace, *files: str) -> bool:
+    """Return True for the file-based form (any of ``files`` given), False for ``--repo``.
+
+    Raises ``CodeintelError`` when both forms are given, or only some of ``files``.
     """
-    path = Path(given).expanduser()
+    given = [name for name in files if getattr(args, name) is not None]
+    flags = " ".join(f"--{name.replace('_', '-')} F" for name in files)
+    if given and args.repo is not None:
+        raise CodeintelError(f"give either --repo or {flags}, not both")
+    if given and len(given) != len(files):
+        raise CodeintelError(f"the file form needs {flags} together")
+    return bool(given)
+
+
+def _output_file(value: str, flag: str = "--out") -> Path:
+    """Return the path of an output file; its folder must exist (none is created: a typo
+    in the folder should not silently create a new tree of folders)."""
+    path = Path(value).expanduser()
     if not path.parent.is_dir():
-        raise CodeintelError(f"--out {given}: folder {path.parent} does not exist")
+        raise CodeintelError(f"{flag} {value}: folder {path.parent} does not exist")
     if path.is_dir():
-        raise CodeintelError(f"--out {given}: is a folder, give a file name")
+        raise CodeintelError(f"{flag} {value}: is a folder, not a file")
     return path
 
 
-def _print_json(value: Any) -> None:
-    out.print(json.dumps(value, indent=2, default=str), markup=False)
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Raise ``CodeintelError`` for an option outside its range (checked before any work)."""
+    rules = (
+        ("k", lambda v: v >= 1, "≥ 1"),
+        ("k_factor", lambda v: v >= 1, "≥ 1"),
+        ("target_recall", lambda v: 0 < v <= 1, "in (0, 1]"),
+        ("nprobe", lambda v: v > 0, "> 0"),
+        ("ef_search", lambda v: v > 0, "> 0"),
+    )
+    for name, valid, expected in rules:
+        value = getattr(args, name, None)
+        if value is not None and not valid(value):
+            raise CodeintelError(f"--{name.replace('_', '-')} must be {expected}, got {value}")
+    if isinstance(getattr(args, "queries", None), int) and args.queries < 1:
+        raise CodeintelError(f"--queries must be ≥ 1, got {args.queries}")
 
 
 def cmd_repo_add(args: argparse.Namespace) -> int:
@@ -352,24 +404,27 @@ def _short_symbol(symbol: str) -> str:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.embedding import load_embedder
-    from codeintel_assets.core.stages.retrieval import retune
-    from codeintel_assets.core.stamps import read_stamp
+    from codeintel_assets.core import tuning
 
-    _at_least_one(k=args.k, queries=args.queries)
-    if not 0 < args.target_recall <= 1:
-        raise CodeintelError(
-            f"--target-recall is a recall, between 0 (excluded) and 1 (got {args.target_recall})"
+    _check_ranges(args)
+    explicit = any(v is not None for v in (args.nprobe, args.ef_search, args.k_factor))
+    if _file_form(args, "index") or explicit:
+        index_path = Path(args.index) if args.index else _layout(args.repo).build.faiss_index()
+        audit = tuning.lock_index_file(
+            index_path,
+            nprobe=args.nprobe,
+            ef_search=args.ef_search,
+            k_factor=args.k_factor,
+            k=args.k,
+            queries=args.queries,
+            target_recall=args.target_recall,
         )
-    layout = _layout(args.repo)
-    chunk_stamp = read_stamp(layout, "chunks")
-    if chunk_stamp is None:
-        raise CodeintelError(f"repository {layout.name!r} has no chunks yet; build it first")
-    spec = EmbedderSpec(**chunk_stamp["metadata"]["embedder"])
-    audit = retune(layout.build, load_embedder(spec), args.target_recall, args.k, args.queries)
+    else:
+        audit = _retune_build(args)
+    depth = "" if audit["k_factor"] == 1 else f" in ANN top {math.ceil(args.k * audit['k_factor'])}"
     for point in audit["sweep"]:
         out.print(
-            f"{point['knobs'] or '(exact)':<16} recall@{args.k} {point['recall']:.4f}  "
+            f"{point['knobs'] or '(exact)':<16} recall@{args.k}{depth} {point['recall']:.4f}  "
             f"{point['latency_ms']:.3f} ms/query",
             markup=False,
         )
@@ -379,21 +434,45 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{audit['measured_recall']:.4f} {state} target {args.target_recall}",
         markup=False,
     )
+    if explicit:
+        # An operator's lock is kept as given; the blocking recall check judges it at publish.
+        return 0
     return 0 if audit["target_met"] else 1
+
+
+def _retune_build(args: argparse.Namespace) -> dict[str, Any]:
+    """Re-run the build's sweep with real text queries (``tune --repo`` without knobs)."""
+    from codeintel_assets.core.embedding import load_embedder
+    from codeintel_assets.core.stamps import read_stamp
+    from codeintel_assets.core.tuning import retune
+
+    layout = _layout(args.repo)
+    chunk_stamp = read_stamp(layout, "chunks")
+    if chunk_stamp is None:
+        raise CodeintelError(f"repository {layout.name!r} has no chunks yet; build it first")
+    spec = EmbedderSpec(**chunk_stamp["metadata"]["embedder"])
+    return retune(layout.build, load_embedder(spec), args.target_recall, args.k, args.queries)
 
 
 def cmd_eval_recall(args: argparse.Namespace) -> int:
     from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
-    from codeintel_assets.core.search import recorded_embedder
-    from codeintel_assets.core.stages import BuildContext
-    from codeintel_assets.core.stages.evaluation import evaluate_layout
 
-    _at_least_one(k=args.k, k_factor=args.k_factor)
-    target = _output_file(args.out) if args.out else None
-    layout = lifecycle.current_layout(_layout(args.repo))
-    manifest = lifecycle.read_version_manifest(layout)
-    ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
-    result = evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
+    _check_ranges(args)
+    target = _output_file(args.out, "--out") if args.out else None
+    if _file_form(args, "duckdb", "index"):
+        from codeintel_assets.core.ann_recall import evaluate_index_file
+
+        result = evaluate_index_file(
+            Path(args.index),
+            Path(args.duckdb),
+            Path(args.queries) if args.queries else None,
+            k=args.k,
+            k_factor=args.k_factor,
+        )
+    elif args.queries is not None:
+        raise CodeintelError("--queries needs the file form (--duckdb F --index F)")
+    else:
+        result = _evaluate_published(args)
     if target is not None:
         write_parquet(result.pool, target, EVAL_POOL)
     if args.format == "json":
@@ -401,6 +480,18 @@ def cmd_eval_recall(args: argparse.Namespace) -> int:
     else:
         out.print(result.report_markdown, markup=False)
     return 0
+
+
+def _evaluate_published(args: argparse.Namespace) -> Any:
+    """Evaluate the published version of ``--repo`` (every channel against the positives)."""
+    from codeintel_assets.core.search import recorded_embedder
+    from codeintel_assets.core.stages import BuildContext
+    from codeintel_assets.core.stages.evaluation import evaluate_layout
+
+    layout = lifecycle.current_layout(_layout(args.repo))
+    manifest = lifecycle.read_version_manifest(layout)
+    ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
+    return evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
 
 
 def cmd_eval_write_pool(args: argparse.Namespace) -> int:
@@ -449,12 +540,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    layout = _layout(args.repo)
-    with lifecycle.publish_lock(layout):
-        version, staged, reused = lifecycle.stage_version(layout)
-    out.print(
-        f"staged {version} at {staged.root}{' (already complete)' if reused else ''}", markup=False
+    from codeintel_assets.core.staged_artifacts import GivenArtifacts, stage_given
+
+    given = GivenArtifacts(
+        **{
+            name: Path(value) if value else None
+            for name in ("modules", "symbol_graph", "scip", "ast", "cst")
+            for value in [getattr(args, name)]
+        }
     )
+    repo = registry.get_repo(args.repo)
+    staged = stage_given(_layout(repo.name), repo.root, given)
+    out.print(
+        f"staged {staged.build_version} at {staged.layout.root}"
+        f"{' (already complete)' if staged.reused else ''}",
+        markup=False,
+    )
+    for table, rows in staged.rows.items():
+        out.print(f"  {table}: {rows} rows from the given file", markup=False)
     return 0
 
 
@@ -462,29 +565,56 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from codeintel_assets.core.stages import BuildContext
     from codeintel_assets.core.stages.publish import publish
 
-    outcome = publish(BuildContext.for_repo(args.repo))
+    staged = lifecycle.staged_version_or_none(_layout(args.repo))
+    outcome = publish(BuildContext.for_repo(args.repo), staged=staged)
     out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
     return 0
 
 
 def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.stages.retrieval import export_idmap
+    from codeintel_assets.core import faiss_store
+    from codeintel_assets.core.catalog import CatalogReader, refresh_idmap_file
 
-    build = _layout(args.repo).build
-    target = _output_file(args.out) if args.out else build.faiss_idmap
-    table = export_idmap(build, target)
+    if _file_form(args, "index"):
+        if args.out is None:
+            raise CodeintelError("--index needs --out F (where to write the id map)")
+        index_path = Path(args.index)
+    else:
+        index_path = _layout(args.repo).build.faiss_index()
+    target = _output_file(args.out, "--out") if args.out else _layout(args.repo).build.faiss_idmap
+    if args.duckdb:
+        # Checked before anything is written: an id map of another index would not join.
+        _, ids = faiss_store.read_keyed_index(index_path)
+        with CatalogReader(Path(args.duckdb)) as reader:
+            chunk_ids, _ = reader.chunk_vectors()
+        faiss_store.check_ids_match(ids, chunk_ids, index_path, Path(args.duckdb))
+    table = faiss_store.export_idmap(index_path, target)
     out.print(f"wrote {table.num_rows} rows to {target}", markup=False)
+    if args.duckdb:
+        _print_refresh(refresh_idmap_file(Path(args.duckdb), target), "text")
     return 0
 
 
 def cmd_refresh_idmap_join(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.catalog import refresh_idmap_join
+    from codeintel_assets.core.catalog import refresh_idmap_file
 
-    build = _layout(args.repo).build
-    refreshed = refresh_idmap_join(build.catalog, build)
-    state = "refreshed" if refreshed else "not refreshed (idmap checksum unchanged)"
-    out.print(f"faiss_idmap_mat {state}", markup=False)
+    if _file_form(args, "db", "idmap"):
+        catalog, idmap = Path(args.db), Path(args.idmap)
+    else:
+        build = _layout(args.repo).build
+        catalog, idmap = build.catalog, build.faiss_idmap
+    _print_refresh(refresh_idmap_file(catalog, idmap), args.format)
     return 0
+
+
+def _print_refresh(refresh: Any, fmt: str) -> None:
+    if fmt == "json":
+        _print_json(vars(refresh) | {"state": "refreshed" if refresh.refreshed else "unchanged"})
+        return
+    state = "refreshed" if refresh.refreshed else "unchanged (idmap checksum unchanged)"
+    out.print(
+        f"faiss_idmap_mat {state}: {refresh.rows} rows, checksum {refresh.checksum}", markup=False
+    )
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ and MRR@10 of each source against the positives, overall, per style and per modu
 from __future__ import annotations
 
 import csv
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ def evaluate(
     embedder: Embedder,
     *,
     k: int = 10,
-    k_factor: int = 2,
+    k_factor: float = 2,
     module_of: ModuleOf | None = None,
     fusion_depth: int = FUSION_DEPTH,
     oracle: ExactOracle | None = None,
@@ -129,11 +130,11 @@ def evaluation_pool(
     oracle: ExactOracle,
     lexical: LexicalChannels,
     k: int,
-    k_factor: int,
+    k_factor: float,
     fusion_depth: int = FUSION_DEPTH,
 ) -> pa.Table:
     """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle, bm25, hybrid."""
-    keep = k * k_factor
+    keep = math.ceil(k * k_factor)
     depth = max(keep, fusion_depth)
     dense = faiss_store.search(index, vectors, depth)
     exact = oracle.search(vectors, k)

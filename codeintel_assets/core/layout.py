@@ -33,6 +33,11 @@ def data_root() -> Path:
     return root
 
 
+def audit_beside(index_path: Path) -> Path:
+    """Return the audit sidecar of a FAISS index file: ``<name>.audit.json`` beside it."""
+    return index_path.with_name(f"{index_path.stem}.audit.json")
+
+
 @dataclass(frozen=True)
 class ArtifactLayout:
     """The artifact files under one root (a build area or a published version)."""
@@ -111,7 +116,7 @@ class ArtifactLayout:
         return self.root / "faiss" / f"{index_name}.faiss"
 
     def faiss_audit(self, index_name: str = DEFAULT_INDEX_NAME) -> Path:
-        return self.root / "faiss" / f"{index_name}.audit.json"
+        return audit_beside(self.faiss_index(index_name))
 
     @property
     def faiss_idmap(self) -> Path:
@@ -195,6 +200,11 @@ class RepoLayout:
     def current_pointer(self) -> Path:
         """Symlink ``current`` -> ``versions/<build_version>``, flipped atomically."""
         return self.repo_dir / "current"
+
+    @property
+    def staged_pointer(self) -> Path:
+        """``staged.json``: the version ``indexctl stage`` left for ``indexctl publish``."""
+        return self.repo_dir / "staged.json"
 
     @property
     def publish_history(self) -> Path:

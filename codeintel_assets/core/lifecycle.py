@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,12 +80,10 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def build_version_of(layout: ArtifactLayout) -> str:
-    """Return the build version: a checksum of every artifact's path and content."""
-    parts = [
-        f"{p.relative_to(layout.root).as_posix()}={xxh64_file(p)}" for p in artifact_files(layout)
-    ]
-    return xxh64_parts(parts)
+def build_version_of(files: Mapping[str, Path]) -> str:
+    """Return the build version of artifact files keyed by layout-relative path (in
+    ``artifact_files`` order): a checksum of every path and content."""
+    return xxh64_parts(f"{rel}={xxh64_file(path)}" for rel, path in files.items())
 
 
 @contextlib.contextmanager
@@ -116,32 +114,71 @@ def build_lock(repo: RepoLayout) -> contextlib.AbstractContextManager[None]:
     return _repo_lock(repo, "build", CodeintelError)
 
 
-def stage_version(repo: RepoLayout) -> tuple[str, ArtifactLayout, bool]:
+def stage_version(
+    repo: RepoLayout, replace: Mapping[str, Path | None] | None = None
+) -> tuple[str, ArtifactLayout, bool]:
     """Link the build artifacts into ``versions/<build_version>/``.
 
+    ``replace`` maps layout-relative paths to files that take the built file's place
+    (None: leave the built file out); the build version covers what is staged.
     Returns (build version, its layout, whether a complete, intact copy already existed).
     An incomplete copy (no manifest) left by a crash, or a copy whose files no longer
     match its manifest, is removed and redone.
     """
     build = repo.build
-    files = artifact_files(build)
-    if not any(p.parent == build.chunks_dir for p in files):
+    files = {p.relative_to(build.root).as_posix(): p for p in artifact_files(build)}
+    for relative, source in (replace or {}).items():
+        if source is None:
+            files.pop(relative, None)
+        else:
+            files[relative] = source
+    if not any(p.parent == build.chunks_dir for p in files.values()):
         raise PublishError(f"repository {repo.name!r} has no chunks to publish; build it first")
-    version = build_version_of(build)
+    version = build_version_of(files)
     target = repo.version(version)
     if target.version_manifest.exists() and not verify_version(target):
         return version, target, True
     if target.root.exists():
         # Incomplete (a crash) or damaged since (its files were changed in place): redo it.
         shutil.rmtree(target.root)
-    for source in files:
-        dest = target.root / source.relative_to(build.root)
+    for relative, source in files.items():
+        dest = target.root / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(source, dest)
         except OSError:
             shutil.copy2(source, dest)
     return version, target, False
+
+
+def stage_for_publish(
+    repo: RepoLayout, replace: Mapping[str, Path | None] | None = None
+) -> tuple[str, ArtifactLayout, bool]:
+    """Stage the build (see ``stage_version``) as the version ``indexctl publish`` publishes next.
+
+    Records the version in ``staged.json`` once every file is in place, so publishing
+    and crash clean-up keep it. Call it holding the publish lock.
+    """
+    version, layout, reused = stage_version(repo, replace)
+    write_json_atomic(
+        repo.staged_pointer,
+        {"build_version": version, "replaced": sorted(replace or {}), "at": _now()},
+    )
+    return version, layout, reused
+
+
+def staged_version_or_none(repo: RepoLayout) -> str | None:
+    """Return the version ``stage_for_publish`` left for publishing, or None.
+
+    None too when that version is published already or its folder is gone.
+    """
+    if not repo.staged_pointer.exists():
+        return None
+    version = json.loads(repo.staged_pointer.read_text(encoding="utf-8"))["build_version"]
+    layout = repo.version(version)
+    if not layout.root.is_dir() or layout.version_manifest.exists():
+        return None
+    return version
 
 
 def publish_version(
@@ -151,18 +188,27 @@ def publish_version(
     extra_manifest: dict[str, Any] | None = None,
     retention: int = DEFAULT_RETENTION,
     fail_after: str | None = None,
+    staged: str | None = None,
 ) -> PublishOutcome:
     """Stage, catalog, validate and publish the build; flip ``current`` atomically.
 
     ``build_catalog`` returns catalog facts for the manifest (views, DDL, row counts);
-    ``validate`` returns failure messages (empty when valid). ``fail_after`` names a step
-    after which to raise, for crash tests. Raises ``PublishError`` when validation fails
-    or another publish holds the lock; ``current`` is then unchanged.
+    ``validate`` returns failure messages (empty when valid). ``staged`` publishes that
+    version left by ``stage_for_publish`` instead of staging the build. ``fail_after``
+    names a step after which to raise, for crash tests. Raises ``PublishError`` when
+    validation fails, the staged version is gone, or another publish holds the lock;
+    ``current`` is then unchanged.
     """
     with publish_lock(repo):
         remove_crash_leftovers(repo)
         previous = current_version_or_none(repo)
-        version, layout, reused = stage_version(repo)
+        if staged is None:
+            version, layout, reused = stage_version(repo)
+        elif repo.version(staged).root.is_dir():
+            version, layout = staged, repo.version(staged)
+            reused = layout.version_manifest.exists()
+        else:
+            raise PublishError(f"staged version {staged} of {repo.name!r} no longer exists")
         _crash_point(fail_after, "stage")
         if not reused:
             catalog = build_catalog(layout)
@@ -179,6 +225,8 @@ def publish_version(
         manifest = read_version_manifest(layout)
         flip_current(repo, version)
         _crash_point(fail_after, "flip")
+        if staged is not None:
+            repo.staged_pointer.unlink(missing_ok=True)
         prune_versions(repo, retention)
         return PublishOutcome(version, reused, previous, manifest)
 
@@ -187,17 +235,19 @@ def remove_crash_leftovers(repo: RepoLayout) -> list[Path]:
     """Delete what a killed publish left behind; return the deleted paths.
 
     That is version folders without a manifest (staging never finished) other than the
-    one ``current`` points at, and temporary ``.current.*`` links of an unfinished flip.
-    Call it holding the publish lock: a running publish's staging area looks the same.
+    one ``current`` points at and the one staged for publishing (``stage_for_publish``),
+    and temporary ``.current.*`` links of an unfinished flip. Call it holding the publish
+    lock: a running publish's staging area looks the same.
     """
     current = current_version_or_none(repo)
+    staged = staged_version_or_none(repo)
     leftovers = []
     if repo.versions_dir.is_dir():
         leftovers += [
             folder
             for folder in repo.versions_dir.iterdir()
             if folder.is_dir()
-            and folder.name != current
+            and folder.name not in (current, staged)
             and not (folder / "manifest.json").exists()
         ]
     if repo.repo_dir.is_dir():
@@ -232,6 +282,10 @@ def verify_version(layout: ArtifactLayout) -> list[str]:
     if not layout.catalog.is_file():
         problems.append(f"{layout.catalog.relative_to(layout.root)}: missing")
     return problems
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _crash_point(fail_after: str | None, step: str) -> None:

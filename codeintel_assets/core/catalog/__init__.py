@@ -4,6 +4,7 @@ from codeintel_assets.core.catalog.catalog import (
     MATERIALIZED_TABLES,
     SOURCE_NAMES,
     CatalogStatus,
+    IdmapRefresh,
     MaterializedStatus,
     SourceStatus,
     ViewStatus,
@@ -12,6 +13,7 @@ from codeintel_assets.core.catalog.catalog import (
     ensure_views,
     load_view_definitions,
     materialize_if_changed,
+    refresh_idmap_file,
     refresh_idmap_join,
     register_parquet,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "ChunkFilter",
     "Hydration",
     "HydrationSource",
+    "IdmapRefresh",
     "MaterializedStatus",
     "SourceStatus",
     "ViewStatus",
@@ -44,6 +47,7 @@ __all__ = [
     "hydrate_rows",
     "load_view_definitions",
     "materialize_if_changed",
+    "refresh_idmap_file",
     "refresh_idmap_join",
     "register_parquet",
 ]

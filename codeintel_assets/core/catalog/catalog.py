@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from codeintel_assets.core import metrics, schemas
 from codeintel_assets.core.checksums import xxh64_file, xxh64_parts
@@ -477,32 +478,62 @@ def build_catalog(layout: ArtifactLayout, *, materialize: bool = False) -> Catal
     return catalog_status(target)
 
 
-def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
-    """Refresh ``faiss_idmap_mat`` when the id map file's xxh64 changed.
+@dataclass(frozen=True)
+class IdmapRefresh:
+    """What a refresh of ``faiss_idmap_mat`` did: refreshed or unchanged, rows, the guard."""
 
-    Returns False (nothing written) when ``faiss_idmap_mat_meta`` already holds the
-    checksum, True after an atomic rebuild (copy, refresh, rename) of the catalog.
-    Raises ``BadInputError`` when the catalog or the id map file is missing.
+    refreshed: bool
+    rows: int
+    checksum: str  # xxh64 of the id map file, recorded in faiss_idmap_mat_meta
+
+
+def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
+    """Refresh ``faiss_idmap_mat`` from the layout's id map when its xxh64 changed.
+
+    Returns whether it was refreshed (see ``refresh_idmap_file``).
+    """
+    return refresh_idmap_file(catalog_path, layout.faiss_idmap).refreshed
+
+
+def refresh_idmap_file(catalog_path: Path, idmap: Path) -> IdmapRefresh:
+    """Point the catalog's ``faiss_idmap`` view at ``idmap`` and refresh ``faiss_idmap_mat``
+    when the file's xxh64 differs from the one its meta table records.
+
+    Unchanged: nothing is written. Changed: an atomic rebuild (copy, refresh, rename) of
+    the catalog. Raises ``BadInputError`` when the catalog or the id map file is missing,
+    or the file is not an id map (``faiss_row, faiss_id, index_name, build_version, ts``).
     """
     if not catalog_path.exists():
         raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
-    idmap = layout.faiss_idmap
     if not idmap.exists():
         raise BadInputError(f"faiss id map {idmap}: not found (export the id map first)")
+    _check_idmap_file(idmap)
     checksum = xxh64_file(idmap)
     with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
         if _materialized_checksum(con, FAISS_IDMAP_MAT) == checksum:
-            return False
+            rows = con.execute(_MATERIALIZED_SQL[FAISS_IDMAP_MAT].count).fetchone()[0]
+            return IdmapRefresh(False, int(rows), checksum)
     with _staged_catalog(catalog_path) as tmp:
         con = duckdb.connect(str(tmp))
         try:
             register_parquet(con, "faiss_idmap", str(idmap.resolve()))
             select_sql = _MATERIALIZED[FAISS_IDMAP_MAT].select_sql
             refreshed = materialize_if_changed(con, FAISS_IDMAP_MAT, select_sql, checksum)
+            rows = con.execute(_MATERIALIZED_SQL[FAISS_IDMAP_MAT].count).fetchone()[0]
             con.execute("CHECKPOINT")
         finally:
             con.close()
-    return refreshed
+    return IdmapRefresh(refreshed, int(rows), checksum)
+
+
+def _check_idmap_file(idmap: Path) -> None:
+    try:
+        names = set(pq.read_schema(idmap).names)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise BadInputError(f"faiss id map {idmap}: not a Parquet file ({exc})") from exc
+    missing = [name for name in schemas.FAISS_IDMAP.names if name not in names]
+    if missing:
+        raise BadInputError(f"faiss id map {idmap}: missing column(s) {', '.join(missing)}")
 
 
 def connect_read_only(catalog_path: Path) -> duckdb.DuckDBPyConnection:

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from codeintel_assets.core import metrics
 from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT, connect_read_only
@@ -406,6 +407,21 @@ class CatalogReader:
         """Return one chunk with every column (``CHUNK_COLUMNS``); None when it does not exist."""
         rows = self.hydrate([chunk_id], columns=CHUNK_COLUMNS)
         return rows[0] if rows else None
+
+    def chunk_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (chunk ids, embedding matrix) of every chunk in ``v_chunks``, by id.
+
+        Raises ``BadInputError`` when the catalog's chunks cannot be read.
+        """
+        try:
+            sql = "SELECT id, embedding FROM v_chunks ORDER BY id"
+            table = self._con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise BadInputError(f"catalog {self.catalog_path}: chunks unreadable: {exc}") from exc
+        ids = table.column("id").to_numpy()
+        vectors = table.column("embedding").combine_chunks().flatten().to_numpy()
+        dim = len(vectors) // len(ids) if len(ids) else 0
+        return ids, np.ascontiguousarray(vectors.reshape(len(ids), dim), dtype=np.float32)
 
     def get_symbols_for_chunk(self, chunk_id: int) -> list[str]:
         """Return the SCIP symbols of a chunk ([] when the chunk does not exist)."""

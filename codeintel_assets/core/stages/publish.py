@@ -47,8 +47,9 @@ def stage_published_index(ctx: BuildContext, upstream_stages: list[str]) -> Stag
     return run_stage(layout, "published_index", fp, [], build, force=force)
 
 
-def publish(ctx: BuildContext) -> lifecycle.PublishOutcome:
-    """Stage, catalog, validate and publish the working build (also used by the CLI)."""
+def publish(ctx: BuildContext, staged: str | None = None) -> lifecycle.PublishOutcome:
+    """Stage, catalog, validate and publish the working build, or the ``staged`` version
+    (also used by the CLI)."""
     return lifecycle.publish_version(
         ctx.layout,
         # Published catalogs are read by many searches: materialize the hot tables once.
@@ -56,6 +57,7 @@ def publish(ctx: BuildContext) -> lifecycle.PublishOutcome:
         validate=validation.validate_version,
         extra_manifest=tool_versions(ctx),
         retention=ctx.retention,
+        staged=staged,
     )
 
 
