@@ -51,6 +51,7 @@ NAV_FILES = {
         "    def run(self, x):\n"
         "        return x\n"
     ),
+    "pkg/table.py": "".join(f"LIMIT_{n} = {n * 1000}  # the limit number {n}\n" for n in range(60)),
 }
 G_LINE = 4  # `def g():` in pkg/b.py, 1-based
 INDEXCTL = str(Path(sys.executable).with_name("indexctl"))

@@ -103,7 +103,7 @@ def test_every_tool_over_stdio(data: Path) -> None:
     assert {m["module_id"] for m in module["importers"]} == {"pkg.a"}
     assert module["top_definitions"][0]["qualified_name"] in {"pkg.b.g", "pkg.b.Base"}
 
-    assert status["counts"]["files"] == 3 and status["counts"]["edges"] > 0
+    assert status["counts"]["files"] == 4 and status["counts"]["edges"] > 0
     assert status["freshness"]["stale_files"] == 0
 
     ambiguous = answers[9]

@@ -397,18 +397,17 @@ def file_lines(cursor: duckdb.DuckDBPyConnection, uri: str) -> list[str] | None:
     None when the version has no chunks for ``uri``. A line no chunk covers is ''.
     """
     rows = cursor.execute(
-        "SELECT start_line, content FROM v_chunks WHERE uri = ? ORDER BY start_byte", [uri]
+        "SELECT start_line, end_line, content FROM v_chunks WHERE uri = ? ORDER BY start_byte",
+        [uri],
     ).fetchall()
     if not rows:
         return None
     lines: dict[int, str] = {}
-    for start, content in rows:
-        for offset, text in enumerate(content.split("\n")):
+    for start, end, content in rows:
+        # A chunk ending in a newline splits into one more (empty) piece than it has lines.
+        for offset, text in enumerate(content.split("\n")[: end - start + 1]):
             lines.setdefault(start + offset, text)
     last = max(lines)
-    # The split of a chunk ending in a newline yields a last empty piece: no line of its own.
-    while last > 1 and lines[last] == "" and last - 1 in lines:
-        last -= 1
     return [lines.get(n, "") for n in range(1, last + 1)]
 
 
