@@ -10,7 +10,7 @@ SCIP := $(SCIP_DIR)/node_modules/.bin/scip-python
 
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup run test lint ui bench clean
+.PHONY: setup run test lint ui bench serve screenshot clean
 
 setup: $(VENV)/.installed $(SCIP)
 
@@ -42,6 +42,21 @@ ui: setup
 
 bench: setup
 	$(PY) benchmarks/bench_build.py
+
+serve: setup
+	$(VENV)/bin/indexctl serve
+
+# The search page's screenshot in docs/: headless Debian chromium (installed with apt-get
+# when missing) against a server of this checkout's published index on a free port.
+SCREENSHOT_PORT ?= 8799
+screenshot: setup
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(VENV)/bin/indexctl serve --port $(SCREENSHOT_PORT) & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	for i in $$(seq 60); do curl -sf localhost:$(SCREENSHOT_PORT)/healthz >/dev/null && break; sleep 1; done; \
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,900 \
+	  --virtual-time-budget=15000 --screenshot=docs/search_page.png \
+	  "http://127.0.0.1:$(SCREENSHOT_PORT)/?q=$${QUERY:-build the faiss index}"
 
 clean:
 	rm -rf $(VENV) $(SCIP_DIR)/node_modules

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from codeintel_assets.core import lifecycle, registry
-from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import RepoLayout, data_root
 
@@ -398,7 +397,7 @@ def _short_symbol(symbol: str) -> str:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.embedding import load_embedder
+    from codeintel_assets.core.embedding import EmbedderSpec, load_embedder
     from codeintel_assets.core.stages.retrieval import retune
     from codeintel_assets.core.stamps import read_stamp
 

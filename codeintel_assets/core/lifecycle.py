@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
 from codeintel_assets.core.errors import CodeintelError, NothingPublishedError, PublishError
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
@@ -242,6 +240,9 @@ def _version_manifest(
             "xxh64": xxh64_file(path),
         }
         if path.suffix == ".parquet":
+            # Imported here: readers of `current` (the CLI, `search --server`) never need it.
+            import pyarrow.parquet as pq
+
             entry["rows"] = pq.ParquetFile(path).metadata.num_rows
         artifacts.append(entry)
     return {
