@@ -49,6 +49,8 @@ serve: setup
 # The search page's screenshot in docs/: headless Debian chromium (installed with apt-get
 # when missing) against a server of this checkout's published index on a free port.
 SCREENSHOT_PORT ?= 8799
+QUERY ?= build the faiss index
+NAV ?= callers:build_index
 screenshot: setup
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(VENV)/bin/indexctl serve --port $(SCREENSHOT_PORT) & pid=$$!; \
@@ -56,7 +58,7 @@ screenshot: setup
 	for i in $$(seq 60); do curl -sf localhost:$(SCREENSHOT_PORT)/healthz >/dev/null && break; sleep 1; done; \
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,900 \
 	  --virtual-time-budget=15000 --screenshot=docs/search_page.png \
-	  "http://127.0.0.1:$(SCREENSHOT_PORT)/?q=$${QUERY:-build the faiss index}"
+	  "http://127.0.0.1:$(SCREENSHOT_PORT)/?q=$(QUERY)&nav=$(NAV)"
 
 clean:
 	rm -rf $(VENV) $(SCIP_DIR)/node_modules
