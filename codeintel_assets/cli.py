@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from codeintel_assets.core import lifecycle, registry
-from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import RepoLayout, data_root
+
+SERVER_ENV = "CODEINTEL_SERVER"
+TOKEN_ENV = "CODEINTEL_TOKEN"
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -98,7 +101,27 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show each channel's rank and score, symbols, module"
     )
     search.add_argument("--format", choices=["table", "json"], default="table")
+    search.add_argument(
+        "--server",
+        default=os.environ.get(SERVER_ENV),
+        metavar="URL",
+        help=f"ask a running `indexctl serve` (default: ${SERVER_ENV}), not the index files",
+    )
     search.set_defaults(handler=cmd_search)
+
+    serve = verbs.add_parser("serve", help="serve the tools over HTTP (JSON API, MCP, search page)")
+    _served_repos_option(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token clients must send (default: ${TOKEN_ENV}); required off loopback",
+    )
+    serve.set_defaults(handler=cmd_serve)
+    mcp_cmd = verbs.add_parser("mcp", help="serve the tools over MCP on stdin/stdout")
+    _served_repos_option(mcp_cmd)
+    mcp_cmd.set_defaults(handler=cmd_mcp)
 
     tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
     _repo_option(tune)
@@ -182,6 +205,16 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument("--format", choices=["text", "json"], default="text")
     refresh.set_defaults(handler=cmd_refresh_idmap_join)
     return parser
+
+
+def _served_repos_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="repository to serve (repeatable; default: every registered one)",
+    )
 
 
 def _repo_option(cmd: argparse.ArgumentParser) -> None:
@@ -354,18 +387,10 @@ def _summary_line(summary: Any) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.catalog import ChunkFilter
-    from codeintel_assets.core.search import CodeIndex
-
-    filters = None
-    if args.lang or args.include or args.exclude:
-        filters = ChunkFilter(
-            include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
-        )
-    with CodeIndex.open(args.repo) as index:
-        results = index.search(args.query, k=args.k, filters=filters, mode=args.mode)
-        for note in index.notes:
-            err.print(f"indexctl: note: {note}", markup=False)
+    if args.server:
+        results = _search_server(args)
+    else:
+        results = _search_in_process(args)
     if args.format == "json":
         _print_json([r.to_dict() for r in results])
         return 0
@@ -396,6 +421,71 @@ def _plain(cells: list[str]) -> list[Text]:
     """Return table cells as plain text: code and paths may hold ``[...]`` that rich would
     read as markup (and crash on, or silently drop)."""
     return [Text(cell) for cell in cells]
+
+
+def _search_in_process(args: argparse.Namespace) -> list[Any]:
+    from codeintel_assets.core.catalog import ChunkFilter
+    from codeintel_assets.core.search import CodeIndex, recorded_embedder
+    from codeintel_assets.core.service.handles import LazyEmbedder, index_dimension
+
+    filters = None
+    if args.lang or args.include or args.exclude:
+        filters = ChunkFilter(
+            include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
+        )
+    layout = lifecycle.current_layout(_layout(args.repo))
+    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    # The model loads only if the search needs a query vector (not for --mode bm25).
+    embedder = LazyEmbedder(recorded_embedder(manifest), index_dimension(layout))
+    with CodeIndex(layout, manifest, embedder) as index:
+        results = index.search(args.query, k=args.k, filters=filters, mode=args.mode)
+        for note in index.notes:
+            err.print(f"indexctl: note: {note}", markup=False)
+    return results
+
+
+def _search_server(args: argparse.Namespace) -> list[Any]:
+    from codeintel_assets.server.client import search_remote
+
+    answer = search_remote(
+        args.server,
+        {
+            "query": args.query,
+            "repo": args.repo,
+            "k": args.k,
+            "mode": args.mode,
+            "lang": args.lang,
+            "include": args.include,
+            "exclude": args.exclude,
+        },
+        token=os.environ.get(TOKEN_ENV),
+    )
+    for note in answer["notes"]:
+        err.print(f"indexctl: note: {note}", markup=False)
+    return answer["hits"]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.service.handles import HandleCache
+    from codeintel_assets.server.http_api import require_token_for, serve
+
+    require_token_for(args.host, args.token)
+    cache = HandleCache(args.repo or None)
+    err.print(
+        f"indexctl: serving {', '.join(cache.repos)} on http://{args.host}:{args.port} "
+        "(/, /api, /mcp, /metrics, /healthz)",
+        markup=False,
+    )
+    serve(cache, args.host, args.port, args.token)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.service.handles import HandleCache
+    from codeintel_assets.server.mcp_server import run_stdio
+
+    run_stdio(HandleCache(args.repo or None))
+    return 0
 
 
 def _short_symbol(symbol: str) -> str:
@@ -442,7 +532,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _retune_build(args: argparse.Namespace) -> dict[str, Any]:
     """Re-run the build's sweep with real text queries (``tune --repo`` without knobs)."""
-    from codeintel_assets.core.embedding import load_embedder
+    from codeintel_assets.core.embedding import EmbedderSpec, load_embedder
     from codeintel_assets.core.stamps import read_stamp
     from codeintel_assets.core.tuning import retune
 

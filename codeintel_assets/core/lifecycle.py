@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
 from codeintel_assets.core.errors import (
     BadInputError,
@@ -308,6 +306,9 @@ def _version_manifest(
             "xxh64": xxh64_file(path),
         }
         if path.suffix == ".parquet":
+            # Imported here: readers of `current` (the CLI, `search --server`) never need it.
+            import pyarrow.parquet as pq
+
             entry["rows"] = pq.ParquetFile(path).metadata.num_rows
         artifacts.append(entry)
     return {
