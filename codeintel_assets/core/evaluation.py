@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def evaluate(
     embedder: Embedder,
     *,
     k: int = 10,
-    k_factor: int = 2,
+    k_factor: float = 2,
     module_of: ModuleOf | None = None,
     fusion_depth: int = FUSION_DEPTH,
     oracle: ExactOracle | None = None,
@@ -131,12 +132,12 @@ def evaluation_pool(
     oracle: ExactOracle,
     channels: UnitChannels,
     k: int,
-    k_factor: int,
+    k_factor: float,
     fusion_depth: int = FUSION_DEPTH,
 ) -> pa.Table:
     """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle (chunks), bm25
     and hybrid (units, as ``CodeIndex.search`` ranks them)."""
-    keep = k * k_factor
+    keep = math.ceil(k * k_factor)
     depth = max(keep, fusion_depth)
     dense = faiss_store.search(index, vectors, depth)
     exact = oracle.search(vectors, k)

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, lifecycle
-from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
+from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, ChunkFilter
 from codeintel_assets.core.channels import (
     Ranked,
     UnitChannels,
@@ -274,7 +274,12 @@ class CodeIndex:
         }
         units = [self.units.row(u) for u, _ in ranked]
         chunk_ids = [best.get(u) or self.units.best_chunk(u) for u, _ in ranked]
-        chunks = {int(c["id"]): c for c in self.catalog.hydrate(chunk_ids, join_modules=True)}
+        chunks = {
+            int(c["id"]): c
+            for c in self.catalog.hydrate(
+                chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols"), join_modules=True
+            )
+        }
         remaining = max_tokens
         cut = 0
         results = []
