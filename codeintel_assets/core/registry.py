@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from codeintel_assets.core.catalog.globs import PathFilter
+from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.checksums import write_json_atomic
 from codeintel_assets.core.errors import (
     BadInputError,
