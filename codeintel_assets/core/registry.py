@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.checksums import write_json_atomic
 from codeintel_assets.core.errors import (
     BadInputError,
@@ -25,6 +24,7 @@ from codeintel_assets.core.errors import (
     UnknownRepositoryError,
 )
 from codeintel_assets.core.layout import PROJECT_ROOT, data_root, registry_lock_path, registry_path
+from codeintel_assets.core.pathfilter import PathFilter
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # The JSON type each registry field must have (None allowed where the default is None).
