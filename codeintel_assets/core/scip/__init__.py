@@ -32,4 +32,4 @@ def decode_scip_file(path: Path) -> Index:
     return read_scip_protobuf(path)
 
 
-__all__ = ["decode_scip_file"]
+__all__ = ["Index", "decode_scip_file"]

@@ -8,7 +8,6 @@ the SCIP tables are empty, so everything downstream still materializes.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -38,7 +37,7 @@ from codeintel_assets.core.schemas import (
     SYMBOL_EDGES,
     write_parquet,
 )
-from codeintel_assets.core.scip import ScipIndex, decode_scip_file
+from codeintel_assets.core.scip import Index, decode_scip_file
 from codeintel_assets.core.scip.indexer import run_scip_python
 from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
 from codeintel_assets.core.stages.context import BuildContext
@@ -130,15 +129,18 @@ def _scip_uris(ctx: BuildContext, lang: str | None = None) -> list[str]:
     return [row["uri"] for row in manifest + empty if lang is None or row["lang"] == lang]
 
 
-def _within_manifest(index: ScipIndex, uris: set[str]) -> tuple[ScipIndex, list[str]]:
+def _within_manifest(index: Index, uris: set[str]) -> tuple[Index, list[str]]:
     """Return the index without documents outside ``uris``, and those documents' paths.
 
     Every table must describe only the manifest's files: an ingested index may name
     excluded files, files of another tree or paths like ``../../etc/passwd``.
     """
-    kept = [doc for doc in index.documents if doc.relative_path in uris]
+    kept = Index()
+    kept.metadata.CopyFrom(index.metadata)
+    kept.external_symbols.extend(index.external_symbols)
+    kept.documents.extend(doc for doc in index.documents if doc.relative_path in uris)
     dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
-    return dataclasses.replace(index, documents=kept), dropped
+    return kept, dropped
 
 
 def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOutput:
