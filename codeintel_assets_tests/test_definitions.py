@@ -1,60 +1,51 @@
-"""The definition channel: which chunk defines what a query names."""
+"""The definition channel: which unit defines what a query names."""
 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
 
-from codeintel_assets.core.channels import LexicalChannels, load_lexical_channels
 from codeintel_assets.core.definitions import (
     build_definitions,
     definition_key,
     definition_table,
-    load_definitions,
     query_words,
 )
-from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.lexical import build_bm25
+from codeintel_assets.core.schemas import UNITS
 
-# Syntax rows (cst_nodes columns): definitions where tree-sitter puts them.
-NODES = [
-    # uri, kind, start_byte, name
-    ("mail/header.py", "function_definition", 10, "parse_header"),
-    ("mail/header.py", "class_definition", 900, "HeaderLine"),
-    ("mail/header.py", "function_definition", 930, "small_a"),  # merged with small_b
-    ("mail/header.py", "function_definition", 960, "small_b"),
-    ("mail/header.py", "function_definition", 1010, "parse"),
-    ("mail/header.py", "identifier", 14, "parse_header"),  # not a definition kind
-    ("mail/message.py", "class_definition", 0, "Message"),
-    ("log/manager.py", "function_definition", 40, "_fixupChildren"),
-    ("log/other.py", "function_definition", 0, "parse_header"),
-    ("gone.py", "function_definition", 0, "orphan"),  # no chunk covers it
-]
-# Chunks: id, uri, start_byte, end_byte (they cover each file's bytes once).
-CHUNKS = [
-    (1, "mail/header.py", 0, 400),
-    (2, "mail/header.py", 400, 900),  # the rest of parse_header
-    (3, "mail/header.py", 900, 1000),  # class header and two small methods, merged
-    (4, "mail/header.py", 1000, 1200),
-    (5, "mail/message.py", 0, 800),
-    (7, "log/manager.py", 0, 300),
-    (8, "log/other.py", 0, 100),
+# Units (the UNITS columns that matter here), in file order.
+UNITS_ROWS = [
+    # unit_id, uri, start_line, kind, name
+    (1, "log/manager.py", 3, "method", "_fixupChildren"),
+    (2, "log/other.py", 1, "function", "parse_header"),
+    (3, "mail/header.py", 1, "module", "header.py"),  # a module block names nothing
+    (4, "mail/header.py", 5, "function", "parse_header"),
+    (5, "mail/header.py", 40, "class", "HeaderLine"),
+    (6, "mail/header.py", 42, "method", "small_a"),
+    (7, "mail/header.py", 44, "method", "parse"),
+    (8, "mail/message.py", 1, "class", "Message"),
+    (9, "README.md", 1, "section", "Usage"),  # the chunk-units of unparsed files name nothing
 ]
 
 
-def _table(rows, names) -> pa.Table:
-    return pa.table(dict(zip(names, list(zip(*rows, strict=True)), strict=True)))
-
-
-@pytest.fixture
-def nodes() -> pa.Table:
-    return _table(NODES, ["uri", "kind", "start_byte", "name"])
-
-
-@pytest.fixture
-def chunks() -> pa.Table:
-    return _table(CHUNKS, ["id", "uri", "start_byte", "end_byte"])
+def _units() -> pa.Table:
+    rows = [
+        {
+            "unit_id": i,
+            "uri": uri,
+            "start_line": line,
+            "end_line": line + 1,
+            "start_byte": 0,
+            "end_byte": 1,
+            "kind": kind,
+            "name": name,
+            "qualified_name": name,
+            "parent_unit_id": None,
+            "lang": "python",
+            "first_chunk_id": i,
+        }
+        for i, uri, line, kind, name in UNITS_ROWS
+    ]
+    return pa.Table.from_pylist(rows, schema=UNITS)
 
 
 def test_keys_join_identifier_parts():
@@ -63,17 +54,10 @@ def test_keys_join_identifier_parts():
     assert definition_key("parse_URL2json") == "parseurl2json"
 
 
-def test_each_definition_maps_to_the_chunk_holding_its_start(nodes, chunks):
-    table = definition_table(nodes, chunks)
-    rows = {(r["uri"], r["name"]): r["chunk_id"] for r in table.to_pylist()}
-    assert rows[("mail/header.py", "parse_header")] == 1
-    # Merged small definitions each keep an entry, in the chunk they share.
-    assert rows[("mail/header.py", "HeaderLine")] == 3
-    assert rows[("mail/header.py", "small_a")] == rows[("mail/header.py", "small_b")] == 3
-    assert rows[("mail/header.py", "parse")] == 4
-    assert ("gone.py", "orphan") not in rows
-    assert table.num_rows == 8
-    assert table["key"].to_pylist()[:2] == ["fixupchildren", "parseheader"]  # file order
+def test_table_keeps_named_definition_units_only():
+    table = definition_table(_units())
+    assert table["unit_id"].to_pylist() == [1, 2, 4, 5, 6, 7, 8]
+    assert table["key"].to_pylist()[:2] == ["fixupchildren", "parseheader"]
 
 
 def test_query_words_mark_whole_identifiers_and_code_use():
@@ -81,50 +65,29 @@ def test_query_words_mark_whole_identifiers_and_code_use():
     assert words == ["self", "fixup", "children", "ph", "rv", "message"]
     assert "fixupchildren" in whole and "fixupchildren" in code_like
     assert "message" in whole and "message" not in code_like
+    # A query that is one identifier names it, even without code punctuation.
+    assert query_words("Blueprint")[2] == {"blueprint"}
+    assert query_words("a Blueprint")[2] == set()
 
 
-def test_search_ranks_definitions_by_what_the_query_names(nodes, chunks):
-    index = build_definitions(nodes, chunks)
+def test_search_ranks_definitions_by_what_the_query_names():
+    index = build_definitions(_units())
     # Prose words naming a multi-word definition: both files' parse_header, in table order.
-    assert [i for i, _ in index.search("parse header of a mail", 10)] == [8, 1]
+    assert [i for i, _ in index.search("parse header of a mail", 10)] == [2, 4]
     # Code at the cursor: the called method's definition.
-    assert index.search("self._fixupChildren(ph, rv)", 10) == [(7, 2.5)]
-    # A single prose word names nothing; the same word called as code does.
+    assert index.search("self._fixupChildren(ph, rv)", 10) == [(1, 2.5)]
+    # A single prose word names nothing; the same word called as code, or alone, does.
     assert index.search("the message was lost", 10) == []
-    assert index.search("msg = Message()", 10) == [(5, 1.5)]
-    assert [i for i, _ in index.search("x.parse()", 10)] == [4]
+    assert index.search("msg = Message()", 10) == [(8, 1.5)]
+    assert index.search("Message", 10) == [(8, 1.5)]
+    assert [i for i, _ in index.search("x.parse()", 10)] == [7]
     # A whole identifier outranks the same words as prose; longer runs outrank shorter.
     ranked = index.search("HeaderLine then parse header", 10)
-    assert ranked[0] == (3, 2.5) and {i for i, s in ranked[1:]} == {1, 8}
+    assert ranked[0] == (5, 2.5) and {i for i, s in ranked[1:]} == {2, 4}
     # Two definitions the query names equally tie on score (fusion ranks them alike).
     assert {s for _, s in index.search("parse header", 10)} == {2.0}
-    assert index.search("small_a(x)", 10) == [(3, 2.5)]
-    assert index.search("parse header", 1) == [(8, 2.0)]
+    assert index.search("parse header", 1) == [(2, 2.0)]
     assert index.search("", 10) == [] and index.search("?!", 10) == []
     assert index.search("parse header", 0) == []
-
-
-def test_definitions_travel_with_the_bm25_index(tmp_path, nodes, chunks):
-    definitions = build_definitions(nodes, chunks)
-    ids = chunks.column("id").to_numpy()
-    names = {2: "parse_header body", 3: "HeaderLine", 7: "Manager._fixupChildren"}
-    texts = [f"{uri} {names.get(i, '')}" for i, uri, _, _ in CHUNKS]
-    LexicalChannels(build_bm25(ids, texts), definitions).save(tmp_path / "bm25")
-    loaded = load_lexical_channels(tmp_path / "bm25")
-    assert loaded.definitions is not None and len(loaded.definitions) == len(definitions)
-    channels = loaded.channels("self._fixupChildren(ph, rv)", 5)
-    assert set(channels) == {"bm25", "definition"}
-    assert channels["definition"] == [(7, 2.5)] and channels["bm25"][0][0] == 7
-    # An index built without definitions offers BM25 alone.
-    LexicalChannels(build_bm25(ids, texts)).save(tmp_path / "plain")
-    assert set(load_lexical_channels(tmp_path / "plain").channels("parse", 5)) == {"bm25"}
-
-
-def test_unreadable_definition_file_is_a_clear_error(tmp_path):
-    bad = tmp_path / "definitions.parquet"
-    bad.write_bytes(b"not parquet")
-    with pytest.raises(CodeintelError, match="definitions.parquet cannot be read"):
-        load_definitions(bad)
-    pq.write_table(pa.table({"key": ["a"]}), bad)
-    with pytest.raises(CodeintelError, match="lacks columns"):
-        load_definitions(bad)
+    # Module blocks and unparsed sections are never definitions.
+    assert index.search("Usage", 10) == [] and index.search("header.py", 10) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import sysconfig
 from pathlib import Path
@@ -12,9 +11,8 @@ import pyarrow as pa
 import pytest
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import LexicalChannels
+from codeintel_assets.core.channels import build_unit_channels, fuse, unit_channels
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
-from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
     EmbeddingCache,
@@ -28,12 +26,11 @@ from codeintel_assets.core.evaluation import (
     pool_metrics,
     read_pool_tsv,
 )
-from codeintel_assets.core.fusion import rrf
-from codeintel_assets.core.lexical import build_bm25
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import SyntheticQuery, synthetic_queries
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.syntax import cst_nodes_table
+from codeintel_assets.core.units import UnitSet, build_units, unit_texts
 
 DIM = 32
 
@@ -52,9 +49,25 @@ def built(tmp_path_factory):
     table, _ = build_chunk_table(chunks, embedder, cache, stats)
     ids = table["id"].to_numpy()
     vectors = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, DIM)
-    texts = [embedding_text(c.uri, c.name, c.content) for c in chunks]
+    files: dict[str, list[tuple[int, str]]] = {}
+    for row in table.select(["uri", "start_byte", "content"]).to_pylist():
+        files.setdefault(row["uri"], []).append((row["start_byte"], row["content"]))
+    nodes, _ = cst_nodes_table(
+        "r",
+        [(uri, "python", "".join(c for _, c in sorted(p)).encode()) for uri, p in files.items()],
+    )
+    units = UnitSet(*build_units("r", nodes, table))
+    texts = [
+        embedding_text(uri, name, text)
+        for uri, name, text in zip(
+            units.table["uri"].to_pylist(),
+            units.table["qualified_name"].to_pylist(),
+            unit_texts(units.table, table),
+            strict=True,
+        )
+    ]
     queries = synthetic_queries(None, None, table, count=45, seed=0)
-    return embedder, table, ids, vectors, LexicalChannels(build_bm25(ids, texts)), queries
+    return embedder, table, ids, vectors, build_unit_channels(units, texts), queries
 
 
 def test_pool_has_every_source_at_the_right_depth(built):
@@ -104,6 +117,7 @@ def test_metrics_arithmetic_on_a_hand_made_pool():
         ("q2", "bm25", 3, 7, 1.0),
         ("q1", "faiss", 1, 9, 0.9),
     ]
+    rows = [(*row, None) for row in rows]  # no unit ids: scored by chunk, as a TSV pool
     pool = pa.table(
         dict(zip(EVAL_POOL.names, zip(*rows, strict=True), strict=True)), schema=EVAL_POOL
     )
@@ -117,6 +131,17 @@ def test_metrics_arithmetic_on_a_hand_made_pool():
     assert metrics["by_module"]["n"]["bm25"]["recall@1"] == pytest.approx(0.5)
     assert metrics["counts"]["module"] == {"m": 1, "n": 1}
     assert metrics["ann_recall"] is None  # no oracle in this pool
+    assert metrics["level"] == "chunk"
+    # With unit ids, a query is answered when its positive's unit is returned, once.
+    unit_of = {4: 40, 5: 40, 8: 80, 7: 80, 1: 10, 9: 90}
+    by_unit = pool.set_column(
+        5, "unit_id", pa.array([unit_of[c] for c in pool["chunk_id"].to_pylist()], pa.int64())
+    )
+    unit_metrics = pool_metrics(by_unit, queries, k=10, unit_of=unit_of)
+    assert unit_metrics["level"] == "unit"
+    # q1: chunk 4 shares chunk 5's unit, so rank 1; q2: both positives are unit 80, rank 1.
+    assert unit_metrics["overall"]["bm25"]["mrr@10"] == pytest.approx(1.0)
+    assert unit_metrics["overall"]["bm25"]["recall@1"] == pytest.approx(1.0)
 
 
 def test_report_and_plot(built, tmp_path):
@@ -155,6 +180,7 @@ def test_read_pool_tsv(tmp_path):
         "rank": 1,
         "chunk_id": -(2**63),
         "score": 0.5,
+        "unit_id": None,
     }
     assert table.num_rows == 2
 
@@ -180,39 +206,31 @@ def test_read_pool_tsv_bad_rows_name_the_line(tmp_path, row, message):
         read_pool_tsv(path)
 
 
-def test_hybrid_pool_fuses_the_definition_channel(built):
-    embedder, table, ids, vectors, bm25, queries = built
-    files: dict[str, list[tuple[int, str]]] = {}
-    for row in table.select(["uri", "start_byte", "content"]).to_pylist():
-        files.setdefault(row["uri"], []).append((row["start_byte"], row["content"]))
-    nodes, _ = cst_nodes_table(
-        "r",
-        [(uri, "python", "".join(c for _, c in sorted(p)).encode()) for uri, p in files.items()],
-    )
-    with_definitions = dataclasses.replace(bm25, definitions=build_definitions(nodes, table))
+def test_hybrid_pool_is_what_search_ranks_at_unit_level(built):
+    embedder, table, ids, vectors, channels, queries = built
     index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
-    result = evaluate(queries, table, index, with_definitions, embedder, fusion_depth=50)
+    result = evaluate(queries, table, index, channels, embedder, fusion_depth=50)
     assert result.metrics["hybrid_channels"] == ["dense", "bm25", "definition"]
+    assert result.metrics["level"] == "unit"
     assert "of dense, bm25, definition" in result.report_markdown
-    # The pool's hybrid list is exactly the RRF of the three channels' lists.
+    # The pool's hybrid list is exactly the RRF of the three unit channels' lists.
     query = next(q for q in queries if q.style == "name")
     dense = faiss_store.search(index, embedder.embed([query.text]), 50)
-    pairs = zip(dense.ids[0], dense.scores[0], strict=True)
-    expected = rrf(
-        {
-            "dense": [(int(i), float(s)) for i, s in pairs if i != -1],
-            "bm25": bm25.bm25.search(query.text, 50),
-            "definition": with_definitions.definitions.search(query.text, 50),
-        }
-    )
+    pairs = [(int(i), float(s)) for i, s in zip(dense.ids[0], dense.scores[0], strict=True)]
+    ranked, _ = unit_channels(channels, query.text, "hybrid", pairs, 50)
+    expected = [u for u, _ in fuse(ranked, "hybrid")[:20]]
     rows = [r for r in result.pool.to_pylist() if r["query_id"] == query.query_id]
-    got = [r["chunk_id"] for r in sorted(rows, key=lambda r: r["rank"]) if r["source"] == "hybrid"]
-    assert got == [i for i, _, _ in expected[:20]]
-    # Name queries spell a definition: the definition channel lifts them.
-    plain = evaluate(queries, table, index, bm25, embedder, fusion_depth=50).metrics
-    assert plain["hybrid_channels"] == ["dense", "bm25"]
+    got = [r["unit_id"] for r in sorted(rows, key=lambda r: r["rank"]) if r["source"] == "hybrid"]
+    assert got == expected and len(set(got)) == len(got)
+    # Every hybrid row's chunk belongs to its unit, or is the chunk holding its first line.
+    for row in rows:
+        if row["source"] == "hybrid":
+            unit = row["unit_id"]
+            own = channels.units.chunks_of.get(unit, [])
+            assert row["chunk_id"] in own or row["chunk_id"] == channels.units.best_chunk(unit)
+    # Name queries spell a definition: hybrid (with the definition channel) beats BM25.
     by_style = result.metrics["by_style"]
-    assert by_style["name"]["hybrid"]["mrr@10"] > plain["by_style"]["name"]["hybrid"]["mrr@10"]
+    assert by_style["name"]["hybrid"]["mrr@10"] > by_style["name"]["bm25"]["mrr@10"]
 
 
 def test_cached_embedder_embeds_each_text_once(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codeintel_assets.core.channels import LexicalChannels, load_lexical_channels
+from codeintel_assets.core.checksums import atomic_folder
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.lexical import build_bm25, load_bm25
 
@@ -47,12 +47,13 @@ def test_bm25_k_larger_than_corpus_returns_every_match(corpus):
 
 def test_bm25_save_load_roundtrip_and_overwrite(tmp_path, corpus):
     folder = tmp_path / "bm25"
-    LexicalChannels(corpus).save(folder)
-    loaded = load_lexical_channels(folder)
-    assert loaded.bm25.search("http server", 3) == corpus.search("http server", 3)
-    assert loaded.definitions is None
+    with atomic_folder(folder) as tmp:
+        corpus.save(tmp)
+    loaded = load_bm25(folder)
+    assert loaded.search("http server", 3) == corpus.search("http server", 3)
     other = build_bm25(np.array([7]), ["totally different words"])
-    LexicalChannels(other).save(folder)
+    with atomic_folder(folder) as tmp:
+        other.save(tmp)
     assert load_bm25(folder).search("different", 3)[0][0] == 7
     # Nothing is left beside the folder: temp and old copies are cleaned up.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25"]

@@ -111,27 +111,30 @@ def build_units(repo: str, nodes: pa.Table, chunks: pa.Table) -> tuple[pa.Table,
     files = _files(chunks)
     by_uri = _definition_nodes(nodes)
     chunk_rows = defaultdict(list)
-    for row in chunks.select(["id", "uri", "start_line", "end_line", "kind", "name"]).to_pylist():
+    columns = ["id", "uri", "start_line", "end_line", "start_byte", "end_byte", "kind", "name"]
+    for row in chunks.select(columns).to_pylist():
         chunk_rows[row["uri"]].append(row)
     unit_rows: list[dict] = []
     mapping: list[dict] = []
     for uri in sorted(files):
         source = files[uri]
-        rows = sorted(chunk_rows[uri], key=lambda r: (r["start_line"], r["end_line"]))
+        rows = sorted(chunk_rows[uri], key=lambda r: (r["start_line"], r["start_byte"]))
         if uri in by_uri:
             roots = _definition_units(source, by_uri[uri])
             roots = _with_module_blocks(source, roots)
             assigned = [(row["id"], _innermost(roots, row)) for row in rows]
         else:
+            # The chunk's own bytes: a long line cut in several chunks makes several units.
             roots = [
                 Unit(uri, source.lang, row["kind"] or "text", row["name"], row["name"],
-                     row["start_line"], row["end_line"])
+                     row["start_line"], row["end_line"], row["start_byte"], row["end_byte"])
                 for row in rows
             ]  # fmt: skip
             assigned = [(row["id"], unit) for row, unit in zip(rows, roots, strict=True)]
         starts = [row["start_line"] for row in rows]
         for unit in _walk(roots):
-            unit.start_byte, unit.end_byte = source.byte_span(unit.start_line, unit.end_line)
+            if uri in by_uri:
+                unit.start_byte, unit.end_byte = source.byte_span(unit.start_line, unit.end_line)
             unit.id = unit_id(repo, uri, unit.start_byte, unit.end_byte, unit.kind)
             unit.first_chunk = rows[max(0, bisect.bisect_right(starts, unit.start_line) - 1)]["id"]
         for unit in sorted(_walk(roots), key=lambda u: (u.start_line, -u.end_line)):

@@ -195,7 +195,8 @@ def stage_units(ctx: BuildContext) -> StageResult:
     outputs = [layout.units, layout.chunk_units]
 
     def build() -> StageOutput:
-        columns = ["id", "uri", "lang", "start_line", "end_line", "kind", "name", "content"]
+        columns = ["id", "uri", "lang", "start_line", "end_line", "start_byte", "end_byte"]
+        columns += ["kind", "name", "content"]
         chunks = pq.read_table(layout.chunks, columns=columns)
         nodes = (
             pq.read_table(layout.cst_nodes)
