@@ -3,7 +3,10 @@
 Every repository of the benchmark is registered and built through the normal pipeline
 (the Dagster graph of ``indexctl build``, the real default model, scip-python...), with
 the benchmark root as its include glob so that result uris are the annotations' paths.
-Then every question is searched in every mode and scored with NDCG@10 exactly as the
+Then every question is searched in every mode — hybrid, dense and bm25 as ``indexctl
+search`` ranks them (whole units; a result's lines are its unit's), and ``baseline``:
+the ranking before units (RRF of FAISS chunks and BM25 over chunks) over the same
+published artifacts, in the same run — and scored with NDCG@10 exactly as the
 benchmark's README says:
 
 * chunk protocol (what a user sees): the top 10 results as returned; a result matches
@@ -34,9 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 
-from codeintel_assets.core import registry
+from codeintel_assets.core import faiss_store, registry
+from codeintel_assets.core.embedding import embedding_text
+from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.layout import PROJECT_ROOT
+from codeintel_assets.core.lexical import build_bm25
 from codeintel_assets.core.search import MODES, CodeIndex
 from codeintel_assets.resources import CodeintelResource
 from codeintel_assets.runner import build_repository
@@ -127,15 +134,44 @@ def build(spec: dict, semble: Path, data: Path, resource: CodeintelResource) -> 
     return time.perf_counter() - started
 
 
+def chunk_baseline(index: CodeIndex):
+    """Return a search function of the ranking before units, over the same published
+    artifacts: reciprocal rank fusion of FAISS's chunks and BM25 over chunk texts (path,
+    name and code), each 100 deep; the result is a chunk."""
+    table = pq.read_table(index.layout.chunks, columns=["id", "uri", "start_line", "end_line",
+                                                       "name", "content"])  # fmt: skip
+    rows = {r["id"]: r for r in table.select(["id", "uri", "start_line", "end_line"]).to_pylist()}
+    texts = [
+        embedding_text(u, n, c)
+        for u, n, c in zip(*(table[c].to_pylist() for c in ("uri", "name", "content")), strict=True)
+    ]
+    bm25 = build_bm25(table["id"].to_numpy(), texts)
+
+    def search(query: str) -> list[Hit]:
+        found = faiss_store.search(index.index, index.embedder.embed([query]), 100)
+        dense = [(int(i), float(s)) for i, s in zip(found.ids[0], found.scores[0], strict=True)]
+        fused = rrf({"dense": [d for d in dense if d[0] != -1], "bm25": bm25.search(query, 100)})
+        return [
+            Hit(rows[i]["uri"], rows[i]["start_line"], rows[i]["end_line"]) for i, _, _ in fused[:K]
+        ]
+
+    return search
+
+
 def run_queries(name: str, data: Path, queries: list[dict], modes: list[str]) -> dict:
-    """Return {mode: [{query, category, chunk, file, hits}]} for one built repository."""
+    """Return {mode: [{query, category, chunk, file, hits}]} for one built repository
+    (``baseline``: the chunk ranking of ``chunk_baseline``)."""
     results: dict[str, list[dict]] = {mode: [] for mode in modes}
     with CodeIndex.open(name, data) as index:
+        baseline = chunk_baseline(index) if "baseline" in modes else None
         for entry in queries:
             targets = load_targets(entry)
             for mode in modes:
-                found = index.search(entry["query"], k=K, mode=mode)
-                hits = [Hit(r.uri, r.start_line, r.end_line) for r in found]
+                if mode == "baseline":
+                    hits = baseline(entry["query"])
+                else:
+                    found = index.search(entry["query"], k=K, mode=mode)
+                    hits = [Hit(r.uri, r.start_line, r.end_line) for r in found]
                 results[mode].append(
                     {
                         "query": entry["query"],
@@ -154,9 +190,7 @@ def mean(values: list[float]) -> float:
 
 def print_tables(scores: dict, published: dict, by_category: dict, modes: list[str]) -> None:
     peers = [p for p in PEERS if any(p in published.get(r, {}) for r in scores)]
-    header = " | ".join(
-        [f"{m} chunk / file" for m in modes] + [f"{p}" for p in peers]
-    )
+    header = " | ".join([f"{m} chunk / file" for m in modes] + [f"{p}" for p in peers])
     print(f"\nNDCG@10 | repo | {header}")
     overall: dict[str, list[float]] = defaultdict(list)
     for repo, per_mode in scores.items():
@@ -177,8 +211,11 @@ def print_tables(scores: dict, published: dict, by_category: dict, modes: list[s
     ] + [f"{mean(overall[p]):.3f}" for p in peers]
     print("| **mean** | " + " | ".join(cells) + " |")
 
-    print("\nNDCG@10 by category (chunk protocol) | repo | category | "
-          + " | ".join(modes) + " | semble | coderankembed-hybrid |")
+    print(
+        "\nNDCG@10 by category (chunk protocol) | repo | category | "
+        + " | ".join(modes)
+        + " | semble | coderankembed-hybrid |"
+    )
     for repo, per_mode in scores.items():
         for category in CATEGORIES:
             cells = []
@@ -196,7 +233,7 @@ def main() -> None:
     parser.add_argument("--semble", type=Path, default=SEMBLE)
     parser.add_argument("--data", type=Path, default=None, help="kept between runs")
     parser.add_argument("--repos", default=None, help="comma-separated subset")
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--modes", default=",".join((*MODES, "baseline")))
     parser.add_argument("--embedder", default="sentence-transformers")
     args = parser.parse_args()
     data = (args.data or Path(tempfile.mkdtemp(prefix="codeintel-external-"))).resolve()
@@ -221,8 +258,10 @@ def main() -> None:
         started = time.perf_counter()
         scores[spec["name"]] = run_queries(f"ext-{spec['name']}", data, queries, modes)
         searched = time.perf_counter() - started
-        print(f"{spec['name']}: built in {seconds:.1f} s, {len(queries)} queries × "
-              f"{len(modes)} modes searched in {searched:.1f} s")
+        print(
+            f"{spec['name']}: built in {seconds:.1f} s, {len(queries)} queries × "
+            f"{len(modes)} modes searched in {searched:.1f} s"
+        )
     print_tables(scores, published, by_category, modes)
     OUT.mkdir(exist_ok=True)
     (OUT / "external.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
