@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import build_unit_channels, fuse, unit_channels
+from codeintel_assets.core.channels import build_unit_channels, fuse, unit_channels, unit_documents
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
@@ -26,10 +26,12 @@ from codeintel_assets.core.evaluation import (
     pool_metrics,
     read_pool_tsv,
 )
+from codeintel_assets.core.heldout import held_out_corpus, strip_python_docs
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import SyntheticQuery, synthetic_queries
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.syntax import cst_nodes_table
+from codeintel_assets.core.tokens import tokenize
 from codeintel_assets.core.units import UnitSet, build_units, unit_texts
 
 DIM = 32
@@ -256,3 +258,59 @@ def test_cached_embedder_embeds_each_text_once(tmp_path):
         second, HashingEmbedder(dim=DIM).embed(["open a socket", "parse the header", "close it"])
     )
     assert (cached.dim, cached.max_tokens, cached.model_id) == (DIM, 256, model.model_id)
+
+
+def test_strip_python_docs_blanks_docstrings_and_comments_keeping_lines():
+    text = (
+        '"""Module doc."""\n'
+        "import os  # why\n"
+        "def f(x):\n"
+        '    """Return x.\n'
+        '\n    More."""\n'
+        "    # a comment\n"
+        "    return x  # trailing\n"
+        'def g(): "same line"\n'
+    )
+    stripped = strip_python_docs(text)
+    assert stripped.count("\n") == text.count("\n")
+    assert "doc" not in stripped.lower().replace("def g", "") and "More" not in stripped
+    assert "comment" not in stripped and "trailing" not in stripped and "why" not in stripped
+    assert "    return x" in stripped and 'def g(): "same line"' in stripped
+    assert strip_python_docs("def (:") == "def (:"  # does not parse: unchanged
+
+
+def test_held_out_targets_are_searched_without_their_docstrings(built):
+    embedder, table, ids, vectors, channels, queries = built
+    held = [q for q in queries if q.style == "heldout"]
+    assert held and all(
+        q.text == next(d.text for d in queries if d.style == "doc" and d.symbol == q.symbol)
+        for q in held
+        if any(d.style == "doc" and d.symbol == q.symbol for d in queries)
+    )
+    corpus = held_out_corpus(queries, table, channels, embedder)
+    assert corpus is not None and len(corpus.chunk_ids) > 0
+    original = dict(
+        zip(
+            channels.units.table["unit_id"].to_pylist(),
+            unit_documents(channels.units.table, table),
+            strict=True,
+        )
+    )
+    for query in held:
+        for unit in {channels.units.unit_of[p] for p in query.positives}:
+            # The query is the docstring's sentence: indexed as built, gone when held out.
+            words = set(tokenize(query.text))
+            assert words & set(tokenize(original[unit]))
+            assert query.text not in corpus.documents[unit]
+            assert not words & set(tokenize(corpus.documents[unit])) - set(
+                tokenize(strip_python_docs(original[unit]))
+            )
+    index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
+    result = evaluate(queries, table, index, channels, embedder, fusion_depth=50)
+    assert result.metrics["held_out_chunks"] == len(corpus.chunk_ids)
+    doc, held_out = result.metrics["by_style"]["doc"], result.metrics["by_style"]["heldout"]
+    # Without its own answer in the index, BM25 loses what it had on the doc style.
+    assert held_out["bm25"]["mrr@10"] < doc["bm25"]["mrr@10"]
+    md = result.report_markdown
+    assert md.index("## Held out") < md.index("## By style (MRR@10)") < md.index("## Overall")
+    assert "| heldout | " in md and "| shares text with target |" in md

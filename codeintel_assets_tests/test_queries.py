@@ -63,8 +63,8 @@ def code_identifier_tokens(code: str) -> set[str]:
 def test_ast_fallback_makes_all_styles_with_positives_on_the_definition_line(stdlib_chunks):
     queries = synthetic_queries(None, None, stdlib_chunks, count=60, seed=0)
     assert len(queries) == 60
-    assert {q.style for q in queries} == {"doc", "name", "masked", "call"}
-    assert sum(q.style == "masked" for q in queries) == 15
+    assert {q.style for q in queries} == {"heldout", "doc", "name", "masked", "call"}
+    assert sum(q.style == "masked" for q in queries) == 12
     rows = {
         r["id"]: r
         for r in stdlib_chunks.select(
@@ -85,7 +85,7 @@ def test_ast_fallback_makes_all_styles_with_positives_on_the_definition_line(std
 
 
 def test_call_queries_are_a_use_of_the_target_outside_its_chunks(stdlib_chunks):
-    queries = synthetic_queries(None, None, stdlib_chunks, count=120, seed=0)
+    queries = synthetic_queries(None, None, stdlib_chunks, count=150, seed=0)
     rows = stdlib_chunks.select(["id", "uri", "start_line", "end_line", "content"]).to_pylist()
     calls = [q for q in queries if q.style == "call"]
     assert len(calls) == 30
@@ -192,8 +192,9 @@ def test_scip_definitions_convert_zero_based_lines():
         ],
         schema=SCIP_OCCURRENCES,
     )
-    queries = synthetic_queries(symbols, occurrences, chunks, count=4)
+    queries = synthetic_queries(symbols, occurrences, chunks, count=5)
     by_style = {q.style: q for q in queries}
+    assert by_style["heldout"].text == by_style["doc"].text
     assert by_style["doc"].text == "Read settings from disk."
     assert by_style["name"].text == "parse config file"
     assert by_style["doc"].line == 4 and by_style["doc"].positives == [2]

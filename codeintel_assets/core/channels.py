@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from codeintel_assets.core.checksums import atomic_folder
 from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
+from codeintel_assets.core.embedding import embedding_text
 from codeintel_assets.core.fusion import RRF_K, rrf
 from codeintel_assets.core.lexical import Bm25Index, build_bm25, load_bm25
-from codeintel_assets.core.units import UnitSet
+from codeintel_assets.core.units import UnitSet, unit_texts
 
 Ranked = list[tuple[int, float]]
 DENSE_MEAN_WEIGHT = 0.1
@@ -78,6 +80,23 @@ class UnitChannels:
         """Write the BM25 index to ``folder``, replacing it atomically."""
         with atomic_folder(Path(folder)) as tmp:
             self.bm25.save(tmp)
+
+
+def unit_documents(
+    units: pa.Table, chunks: pa.Table, replaced: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Return what BM25 reads of every unit, in the units' order: its path, qualified
+    name and whole text (``core.units.unit_texts``; ``replaced``: other lines for some
+    files)."""
+    return [
+        embedding_text(uri, name, text)
+        for uri, name, text in zip(
+            units["uri"].to_pylist(),
+            units["qualified_name"].to_pylist(),
+            unit_texts(units, chunks, replaced),
+            strict=True,
+        )
+    ]
 
 
 def build_unit_channels(units: UnitSet, texts: list[str]) -> UnitChannels:

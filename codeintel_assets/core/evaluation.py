@@ -39,7 +39,8 @@ from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K
-from codeintel_assets.core.queries import STYLES, SyntheticQuery
+from codeintel_assets.core.heldout import HELD_OUT, HeldOutCorpus, held_out_corpus
+from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
 
@@ -83,8 +84,9 @@ def evaluate(
     """Return the evaluation of ``queries`` against one built index (FAISS + BM25).
 
     ``chunks`` needs ``id`` and ``embedding`` (for the exact oracle, unless ``oracle`` is
-    given) and ``uri`` (for the default module: the chunk's directory). Raises
-    ``CodeintelError`` when the index dimension differs from the model's.
+    given), ``uri`` (for the default module: the chunk's directory) and ``lang,
+    start_line, end_line, name, content`` (the held-out corpus, ``core.heldout``).
+    Raises ``CodeintelError`` when the index dimension differs from the model's.
     """
     if index.d != embedder.dim:
         raise CodeintelError(
@@ -96,13 +98,17 @@ def evaluate(
     limit = embedder.max_tokens - 2  # [CLS] and [SEP]
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
-    pool = evaluation_pool(queries, vectors, index, oracle, channels, k, k_factor, fusion_depth)
+    held_out = held_out_corpus(queries, chunks, channels, embedder)
+    pool = evaluation_pool(
+        queries, vectors, index, oracle, channels, k, k_factor, fusion_depth, held_out
+    )
     module_of = module_of or default_module_of(chunks)
     metrics = pool_metrics(pool, queries, k=k, module_of=module_of, unit_of=channels.units.unit_of)
     metrics["truncated_queries"] = truncated
     metrics["k_factor"] = k_factor
     metrics["fusion_depth"] = fusion_depth
     metrics["hybrid_channels"] = ["dense", "bm25", "definition"]
+    metrics["held_out_chunks"] = len(held_out.chunk_ids) if held_out else 0
     return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
 
 
@@ -134,9 +140,11 @@ def evaluation_pool(
     k: int,
     k_factor: float,
     fusion_depth: int = FUSION_DEPTH,
+    held_out: HeldOutCorpus | None = None,
 ) -> pa.Table:
     """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle (chunks), bm25
-    and hybrid (units, as ``CodeIndex.search`` ranks them)."""
+    and hybrid (units, as ``CodeIndex.search`` ranks them); ``heldout`` queries search
+    ``held_out``'s corpus."""
     keep = math.ceil(k * k_factor)
     depth = max(keep, fusion_depth)
     dense = faiss_store.search(index, vectors, depth)
@@ -165,19 +173,19 @@ def evaluation_pool(
             for i, s in zip(dense.ids[row], dense.scores[row], strict=True)
             if i != -1
         ]
-        ranked, best = unit_channels(channels, query.text, "hybrid", dense_list, depth)
+        exact_list = [
+            (int(i), float(s))
+            for i, s in zip(exact.ids[row], exact.scores[row], strict=True)
+            if i != -1
+        ]
+        searched = channels
+        if query.style == HELD_OUT and held_out is not None:
+            dense_list = held_out.replace(dense_list, vectors[row], depth)
+            exact_list = held_out.replace(exact_list, vectors[row], k)
+            searched = held_out.channels
+        ranked, best = unit_channels(searched, query.text, "hybrid", dense_list, depth)
         add(query.query_id, "faiss", of_chunks(dense_list[:keep]))
-        add(
-            query.query_id,
-            "oracle",
-            of_chunks(
-                [
-                    (int(i), float(s))
-                    for i, s in zip(exact.ids[row], exact.scores[row], strict=True)
-                    if i != -1
-                ]
-            ),
-        )
+        add(query.query_id, "oracle", of_chunks(exact_list))
         add(query.query_id, "bm25", of_units(ranked["bm25"][:keep], best))
         add(query.query_id, "hybrid", of_units(fuse(ranked, "hybrid")[:keep], best))
     return pa.table(rows, schema=EVAL_POOL)
@@ -218,6 +226,9 @@ def pool_metrics(
             if all(u != unit for u, _ in listed):
                 listed.append((unit, score))
     lists = unit_lists if by_unit else chunk_lists
+    # Held-out queries search a corpus with their targets changed: ANN recall is the
+    # index's, measured on the other queries.
+    held_out_ids = {q.query_id for q in queries if q.style == HELD_OUT}
     scored = [_unit_query(q, unit_of) for q in queries] if by_unit else queries
     sources = [s for s in CHANNELS if s in lists] + sorted(set(lists) - set(CHANNELS))
     lookup = _module_lookup(module_of)
@@ -234,7 +245,11 @@ def pool_metrics(
         "k": k,
         "queries": len(queries),
         "level": "unit" if by_unit else "chunk",
-        "ann_recall": _ann_recall(chunk_lists.get("faiss", {}), chunk_lists.get("oracle", {}), k),
+        "ann_recall": _ann_recall(
+            _without(chunk_lists.get("faiss", {}), held_out_ids),
+            _without(chunk_lists.get("oracle", {}), held_out_ids),
+            k,
+        ),
         "overall": scores_for(scored),
         "by_style": {s: scores_for(groups["style"][s]) for s in STYLES if s in groups["style"]},
         "by_module": {m: scores_for(qs) for m, qs in sorted(groups["module"].items())},
@@ -244,6 +259,10 @@ def pool_metrics(
         },
     }
     return metrics
+
+
+def _without(lists: dict[str, list], query_ids: set[str]) -> dict[str, list]:
+    return {q: ranked for q, ranked in lists.items() if q not in query_ids}
 
 
 def _unit_query(query: SyntheticQuery, unit_of: Mapping[int, int]) -> SyntheticQuery:
@@ -312,7 +331,23 @@ def report_markdown(metrics: dict[str, Any]) -> str:
     if metrics.get("hybrid_channels"):
         channels = ", ".join(metrics["hybrid_channels"])
         lines.append(f"- hybrid: reciprocal rank fusion (k = {RRF_K}) of {channels}")
-    lines += ["", "## Overall", ""] + _table(metrics["overall"])
+    lines.append(f"- scored by {metrics.get('level', 'chunk')}")
+    held_out = metrics["by_style"].get(HELD_OUT)
+    if held_out:
+        lines += ["", f"## Held out ({metrics['counts']['style'][HELD_OUT]} queries: the "
+                  "docstring's first sentence, the targets searched without docstrings and "
+                  "comments) — the headline", ""] + _table(held_out)  # fmt: skip
+    lines += ["", "## By style (MRR@10)", ""]
+    sources = list(metrics["overall"])
+    lines.append("| style | queries | shares text with target | " + " | ".join(sources) + " |")
+    lines.append("|---|---:|---|" + "---:|" * len(sources))
+    for style, scores in metrics["by_style"].items():
+        count = metrics["counts"]["style"].get(style, 0)
+        shares = "yes" if SHARES_TEXT.get(style, True) else "no"
+        cells = [f"{scores.get(s, {}).get(f'mrr@{MRR_AT}', 0.0):.3f}" for s in sources]
+        lines.append(f"| {style} | {count} | {shares} | " + " | ".join(cells) + " |")
+    lines += ["", "## Overall (every style, including those that share text)", ""]
+    lines += _table(metrics["overall"])
     lines += ["", "## By style", ""]
     for style, scores in metrics["by_style"].items():
         count = metrics["counts"]["style"].get(style, 0)

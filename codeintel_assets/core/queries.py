@@ -1,9 +1,12 @@
 """Synthetic evaluation queries: documented definitions turned into searches with known answers.
 
 Each query targets one definition (function, method or class) and its positives are
-the chunk ids whose line range contains the definition's line. Four styles:
+the chunk ids whose line range contains the definition's line. Five styles:
 
-* ``doc``: the first sentence of the docstring;
+* ``heldout``: the first sentence of the docstring, searched over a corpus where the
+  targets have no docstrings and no comments (``core.heldout``): the one style whose
+  text the target's searched text does not hold, so it is the headline;
+* ``doc``: the first sentence of the docstring (which the target's chunk holds);
 * ``name``: the identifier split into words (``parse_url`` → ``parse url``);
 * ``masked``: the docstring with every word removed that shares a lexical token
   with an identifier of the target chunk, so the query names nothing in the code
@@ -47,7 +50,10 @@ from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.jsonl import jsonl_records
 from codeintel_assets.core.tokens import identifier_parts, identifier_tokens, tokenize
 
-STYLES = ("doc", "name", "masked", "call")
+STYLES = ("heldout", "doc", "name", "masked", "call")
+# Whether a style's query text appears in its target's indexed text (a report column):
+# a style that shares text flatters lexical search and is never the headline.
+SHARES_TEXT = {"heldout": False, "doc": True, "name": True, "masked": True, "call": True}
 DEFINITION_KINDS = {"function", "method", "class"}
 MIN_DOC_WORDS = 3
 MIN_MASKED_WORDS = 3
@@ -259,6 +265,7 @@ def queries_for_definitions(
             continue
         target_text = "".join(contents[p] for p in positives)
         texts = {
+            "heldout": doc_query(definition.documentation),
             "doc": doc_query(definition.documentation),
             "name": name_query(definition.name),
             "masked": masked_query(definition.documentation, target_text),

@@ -274,13 +274,22 @@ def _walk(units: Iterable[Unit]) -> Iterable[Unit]:
         yield from _walk(unit.children)
 
 
-def unit_texts(units: pa.Table, chunks: pa.Table) -> list[str]:
+def file_lines(chunks: pa.Table) -> dict[str, list[str]]:
+    """Return each file's lines (line 1 first), put back together from its chunks
+    (``uri, lang, start_line, end_line, content``)."""
+    return {uri: source.lines for uri, source in _files(chunks).items()}
+
+
+def unit_texts(
+    units: pa.Table, chunks: pa.Table, replaced: dict[str, list[str]] | None = None
+) -> list[str]:
     """Return the source text of every unit (its whole lines), in the units' row order.
 
     The text is put back together from the chunks (``uri, lang, start_line, end_line,
-    content``), which cover each file's lines.
+    content``), which cover each file's lines; ``replaced`` gives other lines for some
+    files (the same line numbers).
     """
-    files = _files(chunks)
+    lines = {**file_lines(chunks), **(replaced or {})}
     texts = []
     for uri, first, last in zip(
         units["uri"].to_pylist(),
@@ -288,8 +297,7 @@ def unit_texts(units: pa.Table, chunks: pa.Table) -> list[str]:
         units["end_line"].to_pylist(),
         strict=True,
     ):
-        source = files.get(uri)
-        texts.append("\n".join(source.lines[first - 1 : last]) if source else "")
+        texts.append("\n".join(lines[uri][first - 1 : last]) if uri in lines else "")
     return texts
 
 

@@ -132,7 +132,8 @@ def evaluate_layout(
     it (``save_query_cache``), so ``indexctl eval recall`` writes nothing.
     """
     queries = read_queries_jsonl(layout.eval_queries)
-    chunks = pq.read_table(layout.chunks, columns=["id", "uri", "embedding"])
+    columns = ["id", "uri", "lang", "start_line", "end_line", "name", "content", "embedding"]
+    chunks = pq.read_table(layout.chunks, columns=columns)
     audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
     channels = load_unit_channels(layout.bm25_dir, load_units(layout))

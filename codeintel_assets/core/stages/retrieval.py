@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, tuning
-from codeintel_assets.core.channels import build_unit_channels
+from codeintel_assets.core.channels import build_unit_channels, unit_documents
 from codeintel_assets.core.checksums import xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import (
     build_chunk_table,
@@ -18,7 +18,6 @@ from codeintel_assets.core.chunk_table import (
 )
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
-    embedding_text,
     load_embedder,
 )
 from codeintel_assets.core.layout import ArtifactLayout
@@ -40,7 +39,7 @@ from codeintel_assets.core.stamps import (
     upstream_version,
 )
 from codeintel_assets.core.syntax import node_to_chunk_table
-from codeintel_assets.core.units import build_units, unit_texts
+from codeintel_assets.core.units import build_units
 
 CHUNK_INPUTS = ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes")
 
@@ -224,15 +223,7 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
     def build() -> StageOutput:
         columns = ["uri", "lang", "start_line", "end_line", "content"]
         units = load_units(layout)
-        texts = [
-            embedding_text(uri, name, text)
-            for uri, name, text in zip(
-                units.table.column("uri").to_pylist(),
-                units.table.column("qualified_name").to_pylist(),
-                unit_texts(units.table, pq.read_table(layout.chunks, columns=columns)),
-                strict=True,
-            )
-        ]
+        texts = unit_documents(units.table, pq.read_table(layout.chunks, columns=columns))
         index = build_unit_channels(units, texts)
         index.save(layout.bm25_dir)
         return StageOutput(

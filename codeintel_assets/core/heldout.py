@@ -1,0 +1,138 @@
+"""The held-out evaluation style: a docstring's sentence, searched without that docstring.
+
+A ``doc`` query is the first sentence of the target's docstring, and that docstring is
+part of what is indexed: BM25 reads its own answer. For the ``heldout`` style the query
+is the same sentence, but the targets are searched as if they had no docstrings and no
+comments: their chunks are embedded again and their units' BM25 documents tokenized
+again from the stripped text (a few hundred chunks an evaluation), and each channel's
+list is made over that corpus:
+
+* dense: the FAISS hits of the stripped chunks are dropped and the chunks come back
+  with their stripped vectors' scores (exact inner products), in score order; the
+  oracle list the same way;
+* bm25: a BM25 index over every unit's document, the targets' stripped;
+* definition: names only, unchanged.
+
+Only Python is stripped (``ast`` finds docstrings, ``tokenize`` comments); the lines
+keep their numbers, so chunk and unit spans still apply.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from codeintel_assets.core.channels import (
+    Ranked,
+    UnitChannels,
+    build_unit_channels,
+    unit_documents,
+)
+from codeintel_assets.core.embedding import Embedder, embedding_text
+from codeintel_assets.core.queries import SyntheticQuery
+from codeintel_assets.core.units import file_lines
+
+HELD_OUT = "heldout"
+_DOCUMENTED = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def strip_python_docs(text: str) -> str:
+    """Return ``text`` with its docstrings blanked and comments removed, lines kept.
+
+    A file that does not parse comes back unchanged.
+    """
+    try:
+        tree = ast.parse(text)
+        comments = [
+            token.start
+            for token in tokenize.generate_tokens(io.StringIO(text).readline)
+            if token.type == tokenize.COMMENT
+        ]
+    except (SyntaxError, ValueError, tokenize.TokenError):
+        return text
+    lines = text.split("\n")
+    for row, column in comments:
+        lines[row - 1] = lines[row - 1][:column].rstrip()
+    for node in ast.walk(tree):
+        if not isinstance(node, _DOCUMENTED) or not node.body:
+            continue
+        first = node.body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+            continue
+        if not isinstance(first.value.value, str):
+            continue
+        # A docstring on its definition's own line (``def f(): "doc"``) stays: blanking
+        # the line would take the code with it.
+        if not isinstance(node, ast.Module) and first.lineno == node.lineno:
+            continue
+        for number in range(first.lineno, first.end_lineno + 1):
+            lines[number - 1] = ""
+    return "\n".join(lines)
+
+
+@dataclass
+class HeldOutCorpus:
+    """What the held-out queries search: the stripped targets' vectors and BM25."""
+
+    chunk_ids: np.ndarray  # the stripped chunks
+    vectors: np.ndarray  # their vectors, embedded from the stripped text
+    channels: UnitChannels  # BM25 over every unit, the targets' documents stripped
+    documents: dict[int, str]  # the stripped targets' BM25 documents, by unit id
+
+    def replace(self, hits: Ranked, vector: np.ndarray, depth: int) -> Ranked:
+        """Return ``hits`` with the stripped chunks scored by their stripped vectors."""
+        stripped = set(self.chunk_ids.tolist())
+        kept = [(c, s) for c, s in hits if c not in stripped]
+        scores = self.vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        merged = kept + [(int(c), float(s)) for c, s in zip(self.chunk_ids, scores, strict=True)]
+        merged.sort(key=lambda item: -item[1])
+        return merged[:depth]
+
+
+def held_out_corpus(
+    queries: Sequence[SyntheticQuery],
+    chunks: pa.Table,
+    channels: UnitChannels,
+    embedder: Embedder,
+) -> HeldOutCorpus | None:
+    """Return the corpus the ``heldout`` queries search, or None when there are none.
+
+    ``chunks`` needs ``id, uri, lang, start_line, end_line, name, content``.
+    """
+    units = channels.units
+    targets = {units.unit_of[p] for q in queries if q.style == HELD_OUT for p in q.positives} & set(
+        units.unit_of.values()
+    )
+    if not targets:
+        return None
+    files = file_lines(chunks)
+    stripped_files = {
+        uri: strip_python_docs("\n".join(lines)).split("\n")
+        for uri, lines in files.items()
+        if uri in {units.uri(u) for u in targets}
+    }
+    rows = {
+        r["id"]: r
+        for r in chunks.select(["id", "uri", "start_line", "end_line", "name"]).to_pylist()
+    }
+    chunk_ids = sorted({c for u in targets for c in units.chunks_of.get(u, [])})
+    texts = []
+    for chunk in chunk_ids:
+        row = rows[chunk]
+        lines = stripped_files[row["uri"]][row["start_line"] - 1 : row["end_line"]]
+        texts.append(embedding_text(row["uri"], row["name"], "\n".join(lines)))
+    vectors = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+    documents = unit_documents(units.table, chunks, replaced=stripped_files)
+    by_unit = dict(zip(units.table["unit_id"].to_pylist(), documents, strict=True))
+    return HeldOutCorpus(
+        chunk_ids=np.asarray(chunk_ids, dtype=np.int64),
+        vectors=np.asarray(vectors, dtype=np.float32),
+        channels=build_unit_channels(units, documents),
+        documents={u: by_unit[u] for u in targets},
+    )
