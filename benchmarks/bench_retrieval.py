@@ -6,12 +6,10 @@ budget (the 128 tokens the model was trained on), with our chunker at the model'
 256-token limit, and with fixed 40-line windows — embeds each with the real default
 model (all-MiniLM-L6-v2; vectors cached under ``benchmarks/out/`` between runs),
 generates synthetic queries (the ``ast`` fallback of ``core.queries``: documented
-definitions, four styles) and prints MRR@10 and recall@10 per channel (dense, bm25,
-hybrid) and per style for every chunking.
-Then search latency p50/p95 per mode at that size, and at 100k chunks with
-generated vectors (jittered copies of the real chunk vectors, searched with the real
-query vectors; Flat, and IVF tuned to recall@10 ≥ 0.95 on those queries) and a BM25
-index over 100k chunk texts (the real chunks repeated).
+definitions, five styles, ``heldout`` first) and prints MRR@10 and recall@10 per
+channel (dense, bm25, hybrid, all scoring units as search does) and per style for
+every chunking. Synthetic queries come from the corpus's own docstrings: judge ranking
+on ``bench_external.py`` first. Latency: ``bench_search_latency.py``.
 
 Run: ``python benchmarks/bench_retrieval.py [--queries 400]``.
 """
@@ -19,7 +17,6 @@ Run: ``python benchmarks/bench_retrieval.py [--queries 400]``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sysconfig
@@ -32,22 +29,20 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import LexicalChannels
+from codeintel_assets.core.channels import build_unit_channels, unit_documents
 from codeintel_assets.core.chunk_table import ChunkBuildStats, build_chunk_table, chunk_repository
 from codeintel_assets.core.chunking import Chunk, chunk_id
-from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEmbedder,
     embedding_text,
 )
-from codeintel_assets.core.evaluation import evaluate, ranking_quality
-from codeintel_assets.core.fusion import rrf
-from codeintel_assets.core.lexical import build_bm25
+from codeintel_assets.core.evaluation import evaluate
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import STYLES, remap_positives, synthetic_queries
 from codeintel_assets.core.syntax import cst_nodes_table
-from codeintel_assets.core.tuning import ExactOracle, tune_index
+from codeintel_assets.core.tuning import ExactOracle
+from codeintel_assets.core.units import UnitSet, build_units
 
 PACKAGES = (
     "email", "json", "http", "logging", "asyncio", "concurrent", "importlib", "urllib",
@@ -114,47 +109,6 @@ def vectors_of(table: pa.Table) -> np.ndarray:
     return table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
 
 
-def percentiles(samples: list[float]) -> str:
-    p50, p95 = np.percentile(np.array(samples) * 1000, [50, 95])
-    return f"p50 {p50:7.2f} ms  p95 {p95:7.2f} ms"
-
-
-def measure_modes(
-    index: faiss.Index,
-    lexical_index: LexicalChannels,
-    query_texts: list[str],
-    query_vectors: np.ndarray,
-    embedder: SentenceTransformerEmbedder | None,
-    k: int = 10,
-    depth: int = 100,
-) -> dict[str, list[float]]:
-    """Return per-query seconds of each mode; the embedding step only when ``embedder`` is set."""
-    times: dict[str, list[float]] = {m: [] for m in ("embed", "faiss", "bm25", "dense", "hybrid")}
-    for text, vector in zip(query_texts, query_vectors, strict=True):
-        t0 = time.perf_counter()
-        if embedder is not None:
-            vector = embedder.embed([text])[0]
-        t1 = time.perf_counter()
-        dense = faiss_store.search(index, vector[None, :], depth)
-        t2 = time.perf_counter()
-        lexical = lexical_index.channels(text, depth)  # bm25 and, when built, definition
-        t3 = time.perf_counter()
-        pairs = zip(dense.ids[0], dense.scores[0], strict=True)
-        rrf({"dense": [(int(i), float(s)) for i, s in pairs if i != -1]} | lexical)
-        t4 = time.perf_counter()
-        faiss_store.search(index, vector[None, :], k)  # dense mode fetches only k
-        t5 = time.perf_counter()
-        lexical_k_start = time.perf_counter()
-        lexical_index.bm25.search(text, k)
-        t6 = time.perf_counter()
-        times["embed"].append(t1 - t0)
-        times["faiss"].append(t5 - t4)
-        times["bm25"].append(t6 - lexical_k_start)
-        times["dense"].append((t1 - t0) + (t5 - t4))
-        times["hybrid"].append((t1 - t0) + (t2 - t1) + (t3 - t2) + (t4 - t3))
-    return times
-
-
 def print_quality(label: str, metrics: dict) -> None:
     print(f"\n== {label}: {metrics['queries']} queries, ANN recall@10 vs exact "
           f"{metrics['ann_recall']:.4f}")  # fmt: skip
@@ -168,52 +122,6 @@ def print_quality(label: str, metrics: dict) -> None:
             for s in ("faiss", "bm25", "hybrid")
         ]
         print(f"{name:10} {n:>4} | " + " | ".join(cells))
-
-
-def print_parts(queries: list, definition_lists: dict, plain: dict) -> dict:
-    """Print MRR@10 / R@10 of the definition channel alone and of dense+BM25 fusion."""
-    groups = {"overall": queries} | {
-        style: [q for q in queries if q.style == style] for style in STYLES
-    }
-    out = {}
-    print(f"{'':15} | {'definition':^17} | {'dense+bm25 RRF':^17}")
-    for name, subset in groups.items():
-        alone = ranking_quality(subset, definition_lists)
-        fused = (plain["overall"] if name == "overall" else plain["by_style"][name])["hybrid"]
-        out[name] = {"definition": alone, "dense+bm25": fused}
-        cells = [f"{m['mrr@10']:.3f}  {m['recall@10']:.3f}".center(17) for m in (alone, fused)]
-        print(f"{name:10} {len(subset):>4} | " + " | ".join(cells))
-    return out
-
-
-def repeated_definitions(
-    definitions: DefinitionIndex, table: pa.Table, ids: np.ndarray
-) -> DefinitionIndex:
-    """Return ``definitions`` (over ``table``'s chunks) repeated as the chunks are under ``ids``:
-    row r of copy c is id ``ids[c·n + r]``, its file lives under ``c/``."""
-    n = table.num_rows
-    row_of = {chunk_id: r for r, chunk_id in enumerate(table["id"].to_pylist())}
-    base = definitions.table.to_pylist()
-    rows = [
-        {**d, "uri": f"{c}/{d['uri']}", "chunk_id": int(ids[c * n + row_of[d["chunk_id"]]])}
-        for c in range(len(ids) // n)
-        for d in base
-    ]
-    return DefinitionIndex(pa.Table.from_pylist(rows, schema=definitions.table.schema))
-
-
-def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -> np.ndarray:
-    """Return ``count`` unit vectors: the real chunk vectors repeated, each copy jittered.
-
-    Copies of real embeddings keep the model's uneven, clumpy distribution, which is
-    what makes IVF lose recall; Gaussian noise of ``sigma`` per dimension makes every
-    copy distinct (cosine to its source ≈ 1 / sqrt(1 + sigma² · dim)).
-    """
-    rng = np.random.default_rng(seed)
-    x = real[np.arange(count) % len(real)] + rng.normal(scale=sigma, size=(count, real.shape[1]))
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    faiss.normalize_L2(x)
-    return x
 
 
 def main() -> None:
@@ -276,78 +184,22 @@ def main() -> None:
             for label, table in tables.items()
         }
 
-        indexes = {}
         for label, table in tables.items():
             ids = table["id"].to_numpy()
             vectors = vectors_of(table)
             index = faiss_store.build_index(ids, vectors)
             t = time.perf_counter()
-            definitions = build_definitions(nodes, table)
-            bm25 = LexicalChannels(build_bm25(ids, lexical_texts(table)), definitions)
-            print(f"{label}: bm25 and {len(definitions)} definitions built in "
-                  f"{time.perf_counter() - t:.1f}s")  # fmt: skip
-            indexes[label] = (index, bm25)
+            units = UnitSet(*build_units(REPO, nodes, table))
+            channels = build_unit_channels(units, unit_documents(units.table, table))
+            print(f"{label}: {len(units)} units, bm25 and {len(channels.definitions)} "
+                  f"definitions built in {time.perf_counter() - t:.1f}s")  # fmt: skip
             oracle = ExactOracle(ids, vectors)
-            result = evaluate(query_sets[label], table, index, bm25, embedder, k=10, k_factor=2,
-                              oracle=oracle)  # fmt: skip
+            result = evaluate(query_sets[label], table, index, channels, embedder, k=10,
+                              k_factor=2, oracle=oracle)  # fmt: skip
             results[f"{label}_metrics"] = result.metrics
             (OUT / f"report_{label}.md").write_text(result.report_markdown, encoding="utf-8")
             result.write_plot(OUT / f"report_{label}.png")
             print_quality(f"{label} ({table.num_rows} chunks)", result.metrics)
-            # What hybrid fuses, shown apart: the definition channel alone, and the
-            # fusion of dense and BM25 without it.
-            plain = evaluate(query_sets[label], table, index,
-                             dataclasses.replace(bm25, definitions=None), embedder, k=10,
-                             k_factor=2, oracle=oracle).metrics  # fmt: skip
-            alone = {q.query_id: definitions.search(q.text, 20) for q in query_sets[label]}
-            extra = print_parts(query_sets[label], alone, plain)
-            results[f"{label}_parts"] = extra
-
-        print("\n== latency at corpus size (one thread, one query at a time)")
-        stride = max(1, len(queries) // LATENCY_QUERIES)  # every style, not only the first
-        texts = [q.text for q in queries[::stride]]
-        for label, (index, bm25) in indexes.items():
-            times = measure_modes(index, bm25, texts, np.zeros((len(texts), index.d)), embedder)
-            results[f"{label}_latency"] = {m: list(np.percentile(v, [50, 95]) * 1000)
-                                           for m, v in times.items()}  # fmt: skip
-            for mode, samples in times.items():
-                print(f"{label:8} {index.ntotal:6} chunks  {mode:7} {percentiles(samples)}")
-
-        print(
-            f"\n== latency at {LARGE} chunks (jittered copies of the real vectors, "
-            "BM25 and definitions over the real chunks repeated)"
-        )
-        vectors = jittered_copies(vectors_of(tables["ours"]), LARGE, sigma=0.03)
-        ids = np.arange(1, LARGE + 1, dtype=np.int64)
-        base = lexical_texts(tables["ours"])
-        t = time.perf_counter()
-        texts_large = [base[i % len(base)] for i in range(LARGE)]
-        ours_definitions = indexes["ours"][1].definitions
-        definitions_large = repeated_definitions(ours_definitions, tables["ours"], ids)
-        bm25_large = LexicalChannels(build_bm25(ids, texts_large), definitions_large)
-        print(f"bm25 and {len(bm25_large.definitions)} definitions over {LARGE} chunks built in "
-              f"{time.perf_counter() - t:.1f}s")  # fmt: skip
-        # The real synthetic queries, embedded: the queries an index of this corpus would get.
-        query_vectors = embedder.embed([q.text for q in queries])
-        oracle = ExactOracle(ids, vectors)
-        for factory in ("IDMap2,Flat", faiss_store.choose_factory(LARGE)):
-            t = time.perf_counter()
-            index = faiss_store.build_index(ids, vectors, factory)
-            built = time.perf_counter() - t
-            point = tune_index(index, query_vectors, k=10, target_recall=0.95, oracle=oracle)
-            print(f"{factory}: built {built:.1f}s; tuned {point.knobs or '(exact)'} "
-                  f"recall@10 {point.recall:.4f} met={point.met}")  # fmt: skip
-            print("  sweep: " + ", ".join(f"{p['knobs'] or 'exact'}→{p['recall']:.3f}"
-                                          for p in point.sweep))  # fmt: skip
-            times = measure_modes(index, bm25_large, texts, query_vectors[::stride], None)
-            results[f"large_{factory}"] = {
-                "knobs": point.knobs, "recall": point.recall, "sweep": point.sweep,
-                "latency": {m: list(np.percentile(v, [50, 95]) * 1000)
-                            for m, v in times.items() if m != "embed"},
-            }  # fmt: skip
-            for mode in ("faiss", "bm25", "hybrid"):
-                print(f"{factory:12} {LARGE} chunks  {mode:7} {percentiles(times[mode])}"
-                      + ("  (+ query embedding)" if mode == "hybrid" else ""))  # fmt: skip
     results["seconds"] = time.perf_counter() - started
     (OUT / "bench_retrieval.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\ntotal {results['seconds']:.0f}s; figures in {OUT / 'bench_retrieval.json'}")
