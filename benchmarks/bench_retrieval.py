@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow as pa
 
@@ -35,7 +34,6 @@ from codeintel_assets.core.chunking import Chunk, chunk_id
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEmbedder,
-    embedding_text,
 )
 from codeintel_assets.core.evaluation import evaluate
 from codeintel_assets.core.manifest import build_manifest
@@ -51,8 +49,6 @@ PACKAGES = (
 WINDOW_LINES = 40
 OUT = Path(__file__).resolve().parent / "out"
 REPO = "bench"
-LARGE = 100_000
-LATENCY_QUERIES = 200
 
 
 def copy_corpus(target: Path) -> int:
@@ -91,19 +87,6 @@ def window_chunks(root: Path, manifest: pa.Table) -> list[Chunk]:
     return chunks
 
 
-def lexical_texts(table: pa.Table) -> list[str]:
-    """Return what BM25 indexes per chunk: the embedded text (path, name, code)."""
-    return [
-        embedding_text(u, n, c)
-        for u, n, c in zip(
-            table["uri"].to_pylist(),
-            table["name"].to_pylist(),
-            table["content"].to_pylist(),
-            strict=True,
-        )
-    ]
-
-
 def vectors_of(table: pa.Table) -> np.ndarray:
     dim = table.schema.field("embedding").type.list_size
     return table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
@@ -128,7 +111,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=400)
     args = parser.parse_args()
-    faiss.omp_set_num_threads(1)  # latency of one query on one core; the machine is shared
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     started = time.perf_counter()
