@@ -41,7 +41,7 @@ PUBLISH_SCRIPT = textwrap.dedent(
     from codeintel_assets.core import lifecycle
     from codeintel_assets.core.catalog import build_catalog
     from codeintel_assets.core.embedding import EmbedderSpec
-    from codeintel_assets.core.stages import BuildContext
+    from codeintel_assets.core.context import BuildContext
     from codeintel_assets.core.stages.publish import tool_versions
     from codeintel_assets.core.validation import validate_version
 

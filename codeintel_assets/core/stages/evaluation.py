@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.channels import load_lexical_channels
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import CachedEmbedder, EmbeddingCache, load_embedder
 from codeintel_assets.core.evaluation import EvalResult, evaluate
 from codeintel_assets.core.layout import ArtifactLayout
@@ -24,23 +25,14 @@ from codeintel_assets.core.queries import (
     write_queries_jsonl,
 )
 from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
-from codeintel_assets.core.stages.context import BuildContext
-from codeintel_assets.core.stamps import (
-    StageOutput,
-    StageResult,
-    fingerprint,
-    run_stage,
-    upstream_version,
-)
-
-QUERY_INPUTS = ("scip_occurrences", "chunks")
-POOL_INPUTS = ("synthetic_queries", "faiss_index", "bm25_index", "chunks", "modules")
+from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, run_stage
 
 
-def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
-    """``eval/queries.jsonl``: doc, name, masked and call queries from SCIP (or AST) definitions."""
+def stage_synthetic_queries(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`eval/queries.jsonl`: `doc`, `name`, `masked` (shares no identifier with its target) and
+    `call` (a use of the definition) queries from documented SCIP definitions, each with its
+    positive chunk ids."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in QUERY_INPUTS}
     config = {"count": ctx.eval_queries, "seed": 0}
 
     def build() -> StageOutput:
@@ -71,21 +63,15 @@ def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
             },
         )
 
-    return run_stage(
-        ctx.layout,
-        "synthetic_queries",
-        fingerprint("synthetic_queries", up, config),
-        [layout.eval_queries],
-        build,
-    )
+    return run_stage(ctx, stage, config, build)
 
 
-def stage_eval_pools(ctx: BuildContext) -> StageResult:
-    """``eval/last_eval_pool.parquet`` + ``eval/report.md`` + ``eval/report.png``."""
+def stage_eval_pools(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`eval/last_eval_pool.parquet` (faiss, oracle, bm25, hybrid rankings per query) and the
+    report: ANN recall@k against exact search, recall@1/5/10 and MRR@10 per channel, style and
+    module, with a plot."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in POOL_INPUTS}
     config = {"k": ctx.recall_k, "k_factor": ctx.eval_k_factor}
-    outputs = [layout.eval_pool, layout.eval_report, layout.eval_plot]
 
     def build() -> StageOutput:
         result = evaluate_layout(
@@ -105,9 +91,7 @@ def stage_eval_pools(ctx: BuildContext) -> StageResult:
             },
         )
 
-    return run_stage(
-        ctx.layout, "eval_pools", fingerprint("eval_pools", up, config), outputs, build
-    )
+    return run_stage(ctx, stage, config, build)
 
 
 def evaluate_layout(

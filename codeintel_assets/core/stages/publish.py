@@ -11,21 +11,16 @@ import numpy as np
 
 from codeintel_assets.core import lifecycle, validation
 from codeintel_assets.core.catalog import build_catalog
-from codeintel_assets.core.stages.context import BuildContext
-from codeintel_assets.core.stamps import (
-    StageOutput,
-    StageResult,
-    fingerprint,
-    read_stamp,
-    run_stage,
-    upstream_version,
-)
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 
 
-def stage_published_index(ctx: BuildContext, upstream_stages: list[str]) -> StageResult:
-    """Publish the build as a validated version and flip ``current`` to it."""
+def stage_published_index(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`versions/<build_version>/` with its manifest and catalog; `current` flipped atomically.
+
+    Runs only after the blocking checks on the catalog passed.
+    """
     layout = ctx.layout
-    up = {stage: upstream_version(layout, stage) for stage in upstream_stages}
 
     def build() -> StageOutput:
         outcome = publish(ctx)
@@ -40,9 +35,8 @@ def stage_published_index(ctx: BuildContext, upstream_stages: list[str]) -> Stag
             },
         )
 
-    fp = fingerprint("published_index", up, {"retention": ctx.retention})
     never_published = lifecycle.current_version_or_none(layout) is None
-    return run_stage(layout, "published_index", fp, [], build, force=never_published)
+    return run_stage(ctx, stage, {"retention": ctx.retention}, build, force=never_published)
 
 
 def publish(ctx: BuildContext) -> lifecycle.PublishOutcome:

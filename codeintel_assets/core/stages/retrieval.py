@@ -17,6 +17,7 @@ from codeintel_assets.core import faiss_store, lexical, tuning
 from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
     Embedder,
@@ -27,26 +28,21 @@ from codeintel_assets.core.embedding import (
 from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout
 from codeintel_assets.core.queries import synthetic_queries
 from codeintel_assets.core.schemas import CST_NODES, FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
-from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
-    CODE_VERSIONS,
+    Stage,
     StageOutput,
     StageResult,
-    fingerprint,
     run_stage,
     upstream_version,
 )
 from codeintel_assets.core.syntax import node_to_chunk_table
 
-CHUNK_INPUTS = ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes")
 
-
-def stage_chunks(ctx: BuildContext) -> StageResult:
-    """Chunk every manifest file, tag chunks with SCIP symbols, embed them (through the cache),
-    and map AST/CST nodes to chunks."""
+def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`vectors/chunks/chunks.parquet`: functions, methods and classes under the model's
+    token budget, with their SCIP symbols and L2-normalized embeddings (unchanged texts come
+    from the embedding cache); also `vectors/node_to_chunk.parquet`."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in CHUNK_INPUTS}
-    outputs = [layout.chunks, layout.node_to_chunk]
 
     def build() -> StageOutput:
         embedder = load_embedder(ctx.embedder)
@@ -97,7 +93,7 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
         "repo": ctx.repo.name,
         "chunk_tokens": ctx.chunk_tokens,
     }
-    return run_stage(ctx.layout, "chunks", fingerprint("chunks", up, config), outputs, build)
+    return run_stage(ctx, stage, config, build)
 
 
 def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
@@ -117,12 +113,11 @@ def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
     return mapping.num_rows
 
 
-def stage_faiss_index(ctx: BuildContext) -> StageResult:
-    """Build the FAISS index over the chunk embeddings, keyed by chunk id; write the audit."""
+def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`faiss/chunks.faiss` (inner product, ids = chunk ids) and its audit sidecar, with the
+    knobs tuned to reach the target recall against exact search."""
     layout = ctx.layout.build
     index_path = layout.faiss_index()
-    audit_path = layout.faiss_audit()
-    up = {"chunks": upstream_version(ctx.layout, "chunks")}
 
     def build() -> StageOutput:
         ids, vectors = read_chunk_vectors(layout)
@@ -135,7 +130,7 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
             lambda: load_embedder(ctx.embedder),
             factory,
             layout,
-            up["chunks"],
+            upstream_version(ctx.layout, "chunks"),
             ctx.target_recall,
             ctx.recall_k,
             ctx.tune_queries,
@@ -158,13 +153,7 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
         "k": ctx.recall_k,
         "tune_queries": ctx.tune_queries,
     }
-    return run_stage(
-        ctx.layout,
-        "faiss_index",
-        fingerprint("faiss_index", up, config),
-        [index_path, audit_path],
-        build,
-    )
+    return run_stage(ctx, stage, config, build)
 
 
 def export_idmap(layout: ArtifactLayout, target: Path) -> pa.Table:
@@ -273,11 +262,10 @@ def retune(
     return audit
 
 
-def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
-    """Export the index's row → chunk id map to ``faiss/faiss_idmap.parquet``."""
+def stage_faiss_idmap(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`faiss/faiss_idmap.parquet`: FAISS row → chunk id, with index name and build version."""
     layout = ctx.layout.build
     target = layout.faiss_idmap
-    up = {"faiss_index": upstream_version(ctx.layout, "faiss_index")}
 
     def build() -> StageOutput:
         table = export_idmap(layout, target)
@@ -286,15 +274,15 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
         version = xxh64_json([first, ids.tobytes().hex()])
         return StageOutput(version, {"rows": table.num_rows, "path": str(target)})
 
-    return run_stage(ctx.layout, "faiss_idmap", fingerprint("faiss_idmap", up, {}), [target], build)
+    return run_stage(ctx, stage, {}, build)
 
 
-def stage_bm25_index(ctx: BuildContext) -> StageResult:
-    """BM25 over identifier-aware tokens of each chunk's path, name and code, and beside it
-    the definition index: each definition in ``cst_nodes`` → the chunk holding its start
-    (``bm25/``)."""
+def stage_bm25_index(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`bm25/`: BM25 over identifier-aware tokens (snake_case and camelCase split, the
+    identifier kept too) of each chunk's path, qualified name and code; beside it
+    `definitions.parquet`: each definition the syntax tree names → the chunk holding its
+    start (the definition channel of hybrid search)."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in ("chunks", "cst_nodes")}
 
     def build() -> StageOutput:
         columns = ["id", "uri", "name", "start_byte", "end_byte", "content"]
@@ -318,14 +306,8 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
         index = LexicalChannels(bm25, definitions)
         index.save(layout.bm25_dir)
         return StageOutput(
-            xxh64_json(["bm25", up, CODE_VERSIONS["bm25_index"]]),
+            xxh64_json(["bm25", stage.upstream(ctx.layout), stage.code_version]),
             {"rows": len(index), "definitions": len(definitions), "path": str(layout.bm25_dir)},
         )
 
-    return run_stage(
-        ctx.layout,
-        "bm25_index",
-        fingerprint("bm25_index", up, {}),
-        [layout.bm25_ids, layout.bm25_definitions],
-        build,
-    )
+    return run_stage(ctx, stage, {}, build)

@@ -1,4 +1,7 @@
-"""What every stage needs: the repository, where its data lives, the embedder."""
+"""The settings of a build: the repository, where its data lives, the embedder and the knobs.
+
+Every stage, check and CLI command that builds or evaluates takes one ``BuildContext``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from codeintel_assets.core import faiss_store, lifecycle
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout, data_root
 from codeintel_assets.core.registry import RepoConfig, get_repo
-from codeintel_assets.core.stamps import read_stamp
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,3 @@ class BuildContext:
         ):
             if languages is None or lang in languages:
                 yield uri, lang, (self.repo.root / uri).read_bytes()
-
-    def project_version(self) -> str:
-        """Return the git commit of the tree, or its manifest checksum outside git."""
-        stamp = read_stamp(self.layout, "repo_manifest") or {}
-        commit = stamp.get("metadata", {}).get("git_commit")
-        return commit or (stamp.get("data_version") or "unversioned")[:16]
