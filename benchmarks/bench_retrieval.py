@@ -39,6 +39,7 @@ from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEmbedder,
+    embedding_matrix,
     embedding_text,
 )
 from codeintel_assets.core.evaluation import evaluate, ranking_quality
@@ -110,8 +111,7 @@ def lexical_texts(table: pa.Table) -> list[str]:
 
 
 def vectors_of(table: pa.Table) -> np.ndarray:
-    dim = table.schema.field("embedding").type.list_size
-    return table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    return embedding_matrix(table)
 
 
 def percentiles(samples: list[float]) -> str:

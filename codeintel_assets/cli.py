@@ -334,9 +334,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_eval_recall(args: argparse.Namespace) -> int:
     from codeintel_assets.core.context import BuildContext
+    from codeintel_assets.core.evaluation import evaluate_layout
     from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
     from codeintel_assets.core.search import recorded_embedder
-    from codeintel_assets.core.stages.evaluation import evaluate_layout
 
     layout = lifecycle.current_layout(_layout(args.repo))
     manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
@@ -403,9 +403,8 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from codeintel_assets.core.context import BuildContext
-    from codeintel_assets.core.stages.publish import publish
 
-    outcome = publish(BuildContext.for_repo(args.repo))
+    outcome = lifecycle.publish_build(BuildContext.for_repo(args.repo))
     out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
     return 0
 

@@ -15,10 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
 from codeintel_assets.core.chunking import Chunk, chunk_file
-from codeintel_assets.core.embedding import Embedder, EmbeddingCache, embedding_text, text_key
+from codeintel_assets.core.embedding import (
+    Embedder,
+    EmbeddingCache,
+    embedding_matrix,
+    embedding_text,
+    text_key,
+)
 from codeintel_assets.core.schemas import chunk_schema
 
 # Tokens kept free in the budget for the header (path and qualified name) of each chunk.
@@ -158,3 +165,9 @@ def build_chunk_table(
         + [str(s) for s in table.column("symbols").to_pylist()]
     )
     return table, version
+
+
+def read_chunk_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return (chunk ids, embedding matrix) of the chunks table at ``path``, row for row."""
+    table = pq.read_table(path, columns=["id", "embedding"])
+    return table.column("id").to_numpy(), embedding_matrix(table)

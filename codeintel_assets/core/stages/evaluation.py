@@ -6,21 +6,12 @@ and recall / MRR of every channel (dense, BM25, hybrid) against the positives.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import load_lexical_channels
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
 from codeintel_assets.core.context import BuildContext
-from codeintel_assets.core.embedding import CachedEmbedder, EmbeddingCache, load_embedder
-from codeintel_assets.core.evaluation import EvalResult, evaluate
-from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.evaluation import evaluate_layout
 from codeintel_assets.core.queries import (
-    read_queries_jsonl,
     synthetic_queries,
     write_queries_jsonl,
 )
@@ -92,62 +83,3 @@ def stage_eval_pools(ctx: BuildContext, stage: Stage) -> StageResult:
         )
 
     return run_stage(ctx, stage, config, build)
-
-
-def evaluate_layout(
-    ctx: BuildContext,
-    layout: ArtifactLayout,
-    k: int,
-    k_factor: int,
-    save_query_cache: bool = False,
-) -> EvalResult:
-    """Evaluate the queries of ``layout`` against its FAISS and BM25 indexes.
-
-    Query vectors come through a small cache of their own (``cache/embeddings/queries``),
-    so the same queries are not embedded build after build; only the build stage saves
-    it (``save_query_cache``), so ``indexctl eval recall`` writes nothing.
-    """
-    queries = read_queries_jsonl(layout.eval_queries)
-    chunks = pq.read_table(layout.chunks, columns=["id", "uri", "embedding"])
-    audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
-    index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
-    lexical = load_lexical_channels(layout.bm25_dir)
-    model = load_embedder(ctx.embedder)
-    cache = EmbeddingCache(
-        ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
-    )
-    module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
-    result = evaluate(
-        queries,
-        chunks,
-        index,
-        lexical,
-        CachedEmbedder(model, cache),
-        k=k,
-        k_factor=k_factor,
-        module_of=module_of,
-    )
-    if save_query_cache:
-        cache.save()
-    return result
-
-
-def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str | None]:
-    """Return chunk id → module id, by the longest ``uri_prefix`` (as ``v_chunk_modules``)."""
-    modules = pq.read_table(layout.modules_parquet, columns=["module_id", "uri_prefix"])
-    by_prefix = dict(
-        zip(
-            modules.column("uri_prefix").to_pylist(),
-            modules.column("module_id").to_pylist(),
-            strict=True,
-        )
-    )
-    owner: dict[int, str | None] = {}
-    for chunk_id, uri in zip(
-        chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
-    ):
-        # Every string prefix of the uri, longest first: the same rule as the catalog view.
-        owner[chunk_id] = next(
-            (by_prefix[uri[:n]] for n in range(len(uri), -1, -1) if uri[:n] in by_prefix), None
-        )
-    return owner.get

@@ -16,7 +16,12 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import faiss_store, lexical, tuning
 from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
-from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
+from codeintel_assets.core.chunk_table import (
+    build_chunk_table,
+    chunk_repository,
+    read_chunk_vectors,
+    symbol_lookup,
+)
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
@@ -120,7 +125,7 @@ def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
     index_path = layout.faiss_index()
 
     def build() -> StageOutput:
-        ids, vectors = read_chunk_vectors(layout)
+        ids, vectors = read_chunk_vectors(layout.chunks)
         factory = faiss_store.choose_factory(len(ids), ctx.faiss_flat_max)
         index = faiss_store.build_index(ids, vectors, factory)
         audit, point = tune_and_lock(
@@ -231,20 +236,11 @@ def tuning_queries(
     return embedder.embed(texts)
 
 
-def read_chunk_vectors(layout: ArtifactLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Return (chunk ids, embedding matrix) of a layout's chunks."""
-    table = pq.read_table(layout.chunks, columns=["id", "embedding"])
-    ids = table.column("id").to_numpy()
-    dim = table.schema.field("embedding").type.list_size
-    flat = table.column("embedding").combine_chunks().flatten().to_numpy()
-    return ids, flat.reshape(len(ids), dim)
-
-
 def retune(
     layout: ArtifactLayout, embedder: Embedder, target_recall: float, k: int, queries: int
 ) -> dict[str, Any]:
     """Re-tune a built index in place (``indexctl tune``); return the new audit."""
-    ids, vectors = read_chunk_vectors(layout)
+    ids, vectors = read_chunk_vectors(layout.chunks)
     index = faiss_store.read_index(layout.faiss_index())
     old = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     audit, _ = tune_and_lock(
