@@ -18,25 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import stdlib_corpus  # noqa: E402
 
+from codeintel_assets.core.context import BuildContext  # noqa: E402
 from codeintel_assets.core.embedding import EmbedderSpec, load_embedder  # noqa: E402
 from codeintel_assets.core.registry import RepoConfig  # noqa: E402
-from codeintel_assets.core.stages import BuildContext  # noqa: E402
-from codeintel_assets.core.stages.catalog import stage_duckdb_catalog  # noqa: E402
-from codeintel_assets.core.stages.publish import stage_published_index  # noqa: E402
-from codeintel_assets.core.stages.retrieval import (  # noqa: E402
-    stage_chunks,
-    stage_faiss_idmap,
-    stage_faiss_index,
-)
-from codeintel_assets.core.stages.source import stage_repo_manifest  # noqa: E402
-from codeintel_assets.core.stages.structure import (  # noqa: E402
-    stage_ast_nodes,
-    stage_cst_nodes,
-    stage_modules,
-    stage_scip_index,
-    stage_scip_occurrences,
-    stage_symbol_edges,
-)
+from codeintel_assets.core.stages import STAGES  # noqa: E402
 
 
 def main() -> None:
@@ -57,33 +42,20 @@ def main() -> None:
             embedder=spec,
             root=root / "data",
         )
-        catalog_inputs = ["repo_manifest", "chunks", "faiss_idmap", "modules", "symbol_edges"]
-        stages = [
-            ("repo_manifest", lambda: stage_repo_manifest(ctx)),
-            ("scip_index", lambda: stage_scip_index(ctx)),
-            ("scip_occurrences", lambda: stage_scip_occurrences(ctx)),
-            ("ast_nodes", lambda: stage_ast_nodes(ctx)),
-            ("cst_nodes", lambda: stage_cst_nodes(ctx)),
-            ("chunks", lambda: stage_chunks(ctx)),
-            ("modules", lambda: stage_modules(ctx)),
-            ("symbol_edges", lambda: stage_symbol_edges(ctx)),
-            ("faiss_index", lambda: stage_faiss_index(ctx)),
-            ("faiss_idmap", lambda: stage_faiss_idmap(ctx)),
-            ("duckdb_catalog", lambda: stage_duckdb_catalog(ctx, catalog_inputs)),
-            ("published_index", lambda: stage_published_index(ctx, ["duckdb_catalog"])),
-        ]
+        # The build without the evaluation layer (the index a search needs), in table order.
+        stages = [stage for stage in STAGES if stage.group != "evaluation"]
         print(f"corpus: {', '.join(args.packages)} — {lines} lines of Python")
         print(f"embedder: {args.embedder} (model load {load_seconds:.1f}s, not counted)")
         print(f"{'stage':<18}{'seconds':>9}  rows")
         total = 0.0
         embed_seconds = 0.0
         embedded = 0
-        for name, run in stages:
-            result = run()
+        for stage in stages:
+            result = stage.run(ctx, stage)
             total += result.seconds
             rows = result.metadata.get("rows", result.metadata.get("chunks", "-"))
-            print(f"{name:<18}{result.seconds:>9.2f}  {rows}")
-            if name == "chunks":
+            print(f"{stage.name:<18}{result.seconds:>9.2f}  {rows}")
+            if stage.name == "chunks":
                 embed_seconds = result.metadata["embed_seconds"]
                 embedded = result.metadata["embedded"]
         print(f"{'total':<18}{total:>9.2f}")

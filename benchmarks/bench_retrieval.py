@@ -34,6 +34,7 @@ from codeintel_assets.core.chunking import Chunk, chunk_id
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEmbedder,
+    embedding_matrix,
 )
 from codeintel_assets.core.evaluation import evaluate
 from codeintel_assets.core.manifest import build_manifest
@@ -88,8 +89,7 @@ def window_chunks(root: Path, manifest: pa.Table) -> list[Chunk]:
 
 
 def vectors_of(table: pa.Table) -> np.ndarray:
-    dim = table.schema.field("embedding").type.list_size
-    return table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    return embedding_matrix(table)
 
 
 def print_quality(label: str, metrics: dict) -> None:

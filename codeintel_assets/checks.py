@@ -10,8 +10,8 @@ from collections.abc import Callable
 import dagster as dg
 
 from codeintel_assets.core import validation as v
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.layout import ArtifactLayout
-from codeintel_assets.core.stages import BuildContext
 from codeintel_assets.core.validation import CheckOutcome
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource

@@ -598,9 +598,9 @@ def cmd_eval_recall(args: argparse.Namespace) -> int:
 
 def _evaluate_published(args: argparse.Namespace) -> Any:
     """Evaluate the published version of ``--repo`` (every channel against the positives)."""
+    from codeintel_assets.core.context import BuildContext
+    from codeintel_assets.core.evaluation import evaluate_layout
     from codeintel_assets.core.search import recorded_embedder
-    from codeintel_assets.core.stages import BuildContext
-    from codeintel_assets.core.stages.evaluation import evaluate_layout
 
     layout = lifecycle.current_layout(_layout(args.repo))
     manifest = lifecycle.read_version_manifest(layout)
@@ -676,11 +676,10 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.stages import BuildContext
-    from codeintel_assets.core.stages.publish import publish
+    from codeintel_assets.core.context import BuildContext
 
     staged = lifecycle.staged_version_or_none(_layout(args.repo))
-    outcome = publish(BuildContext.for_repo(args.repo), staged=staged)
+    outcome = lifecycle.publish_build(BuildContext.for_repo(args.repo), staged=staged)
     out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
     return 0
 

@@ -2,23 +2,11 @@
 
 import dagster as dg
 
-from codeintel_assets.assets import (
-    catalog,
-    chunks,
-    evaluation,
-    publish,
-    source,
-    structure,
-    vectors,
-)
+from codeintel_assets.assets import ALL_ASSETS
 from codeintel_assets.checks import ALL_CHECKS
 from codeintel_assets.resources import CodeintelResource
 from codeintel_assets.schedules import ALL_SCHEDULES
 from codeintel_assets.sensors import ALL_SENSORS
-
-ALL_ASSETS = dg.load_assets_from_modules(
-    [source, structure, chunks, vectors, evaluation, catalog, publish]
-)
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

@@ -136,6 +136,7 @@ def _progress(instance: dg.DagsterInstance, started: float) -> tuple[str, int]:
 
 
 def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
+    # ALL_ASSETS follows the stage table, which is in build order.
     summaries = []
     for assets_def in ALL_ASSETS:
         for key in assets_def.keys:
@@ -156,13 +157,6 @@ def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
                     metadata,
                 )
             )
-    # Materialization order is a topological order of the graph: list assets that way.
-    order = [
-        event.asset_key.to_user_string()
-        for event in result.get_asset_materialization_events()
-        if event.asset_key is not None
-    ]
-    summaries.sort(key=lambda s: order.index(s.asset) if s.asset in order else len(order))
     failures = [
         f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
         for event in result.all_events

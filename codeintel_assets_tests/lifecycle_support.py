@@ -10,10 +10,10 @@ import pytest
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.checksums import write_text_atomic
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.search import CodeIndex
-from codeintel_assets.core.stages import BuildContext
 from codeintel_assets_tests.conftest import materialize_partition, write_fixture_repo
 
 NAME = "life"

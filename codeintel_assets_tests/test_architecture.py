@@ -56,3 +56,50 @@ def test_the_graph_is_read_from_the_source():
 def test_no_import_cycle():
     cycles = list(nx.simple_cycles(import_graph()))
     assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_no_core_module_imports_the_build_layer():
+    graph = import_graph()
+    offenders = [
+        (module, target)
+        for module, target in graph.edges
+        if module.startswith("codeintel_assets.core.")
+        and not module.startswith("codeintel_assets.core.stages")
+        and target.startswith("codeintel_assets.core.stages")
+    ]
+    assert offenders == []
+
+
+def test_core_knows_nothing_of_dagster():
+    offenders = []
+    for path in (PACKAGE / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [(module_name(path), n) for n in names if n.split(".")[0] == "dagster"]
+    assert offenders == []
+
+
+def test_every_asset_has_its_stage_row_inputs_as_upstream():
+    from codeintel_assets.assets import ALL_ASSETS
+    from codeintel_assets.core.stages import STAGES
+
+    assert [a.key.to_user_string() for a in ALL_ASSETS] == [s.name for s in STAGES]
+    for assets_def, stage in zip(ALL_ASSETS, STAGES, strict=True):
+        upstream = {key.to_user_string() for key in assets_def.asset_deps[assets_def.key]}
+        assert upstream == set(stage.inputs), stage.name
+        assert assets_def.code_versions_by_key[assets_def.key] == stage.code_version
+
+
+def test_the_stage_table_is_in_build_order():
+    from codeintel_assets.core.stages import STAGES
+
+    seen: set[str] = set()
+    for stage in STAGES:
+        assert set(stage.inputs) <= seen, f"{stage.name} comes before one of {stage.inputs}"
+        seen.add(stage.name)

@@ -18,7 +18,7 @@ import pytest
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.catalog import build_catalog
 from codeintel_assets.core.layout import PROJECT_ROOT, RepoLayout
-from codeintel_assets.core.stages.publish import publish, tool_versions
+from codeintel_assets.core.lifecycle import publish_build, tool_versions
 from codeintel_assets.core.stamps import read_stamp, remove_stale_temp_files
 from codeintel_assets.core.validation import validate_version
 from codeintel_assets_tests.conftest import materialize_partition
@@ -41,8 +41,8 @@ PUBLISH_SCRIPT = textwrap.dedent(
     from codeintel_assets.core import lifecycle
     from codeintel_assets.core.catalog import build_catalog
     from codeintel_assets.core.embedding import EmbedderSpec
-    from codeintel_assets.core.stages import BuildContext
-    from codeintel_assets.core.stages.publish import tool_versions
+    from codeintel_assets.core.context import BuildContext
+    from codeintel_assets.core.lifecycle import tool_versions
     from codeintel_assets.core.validation import validate_version
 
     root, marker, where = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -144,7 +144,7 @@ def test_injected_failure_after_each_publish_step(root: Path, step: str):
     now = assert_current_is_complete(root)
     assert (now != before) == (step == "flip")
 
-    outcome = publish(ctx)
+    outcome = publish_build(ctx)
     assert outcome.reused == (step in {"manifest", "flip"})
     assert assert_current_is_complete(root) == outcome.build_version != before
     assert leftovers(root) == []
@@ -164,7 +164,7 @@ def test_sigkill_in_the_middle_of_a_publish(root: Path, tmp_path: Path, where: s
     assert any(name.startswith("incomplete") for name in leftovers(root))
     assert (layout.locks_dir / "publish.lock").exists()
 
-    outcome = publish(context(root))  # the kernel released the lock with the process
+    outcome = publish_build(context(root))  # the kernel released the lock with the process
     assert not outcome.reused
     assert assert_current_is_complete(root) == outcome.build_version != before
     assert leftovers(root) == []

@@ -8,20 +8,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.registry import RepoConfig
 from codeintel_assets.core.scip import decode_scip_file
 from codeintel_assets.core.scip.indexer import run_scip_python
 from codeintel_assets.core.scip.json_reader import scip_json_from_index
-from codeintel_assets.core.stages import BuildContext
-from codeintel_assets.core.stages.source import stage_repo_manifest
-from codeintel_assets.core.stages.structure import (
-    stage_modules,
-    stage_scip_index,
-    stage_scip_occurrences,
-    stage_symbol_edges,
-)
+from codeintel_assets.core.stages import run_named
 
 HASHING = EmbedderSpec(kind="hashing")
 
@@ -43,10 +37,10 @@ def own_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def occurrences_from(ctx: BuildContext) -> list[dict]:
-    stage_repo_manifest(ctx)
-    result = stage_scip_index(ctx)
+    run_named(ctx, "repo_manifest")
+    result = run_named(ctx, "scip_index")
     assert result.metadata["source"].startswith("ingested")
-    stage_scip_occurrences(ctx)
+    run_named(ctx, "scip_occurrences")
     return pq.read_table(ctx.layout.build.scip_occurrences).to_pylist()
 
 
@@ -67,9 +61,9 @@ def test_a_truncated_index_is_a_clear_error(own_index, tmp_path: Path):
     broken = tmp_path / "broken.scip"
     broken.write_bytes(index_path.read_bytes()[:-7])
     ctx = context(repo, tmp_path / "data", scip_index=str(broken))
-    stage_repo_manifest(ctx)
+    run_named(ctx, "repo_manifest")
     with pytest.raises(BadInputError, match="broken.scip"):
-        stage_scip_index(ctx)
+        run_named(ctx, "scip_index")
 
 
 def test_given_modules_and_symbol_graph_are_used(own_index, tmp_path: Path):
@@ -107,11 +101,11 @@ def test_given_modules_and_symbol_graph_are_used(own_index, tmp_path: Path):
         )
     )
     ctx = context(repo, tmp_path / "data", modules_jsonl=str(modules), symbol_graph_json=str(graph))
-    stage_repo_manifest(ctx)
-    assert stage_modules(ctx).metadata["source"].startswith("ingested")
+    run_named(ctx, "repo_manifest")
+    assert run_named(ctx, "modules").metadata["source"].startswith("ingested")
     table = pq.read_table(ctx.layout.build.modules_parquet).to_pylist()
     assert [(r["module_id"], r["size_loc"]) for r in table] == [("pkg", 40), (".", None)]
-    assert stage_symbol_edges(ctx).metadata["source"].startswith("ingested")
+    assert run_named(ctx, "symbol_edges").metadata["source"].startswith("ingested")
     edges = pq.read_table(ctx.layout.build.symbol_edges).to_pylist()
     assert edges == [
         {
@@ -137,8 +131,8 @@ def test_wrongly_typed_modules_jsonl_names_file_line_and_field(own_index, tmp_pa
         + "\n"
     )
     ctx = context(repo, tmp_path / "data", modules_jsonl=str(modules))
-    stage_repo_manifest(ctx)
+    run_named(ctx, "repo_manifest")
     with pytest.raises(BadInputError) as caught:
-        stage_modules(ctx)
+        run_named(ctx, "modules")
     message = str(caught.value)
     assert "modules.jsonl" in message and "2" in message and "size_loc" in message

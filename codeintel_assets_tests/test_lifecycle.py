@@ -13,7 +13,7 @@ from codeintel_assets.core import lifecycle
 from codeintel_assets.core.catalog import build_catalog
 from codeintel_assets.core.errors import PublishError
 from codeintel_assets.core.layout import RepoLayout
-from codeintel_assets.core.stages.publish import publish, tool_versions
+from codeintel_assets.core.lifecycle import publish_build, tool_versions
 from codeintel_assets.core.validation import validate_version
 from codeintel_assets_tests.lifecycle_support import (
     NAME,
@@ -37,7 +37,7 @@ def test_publish_versions_and_rollback(root: Path):
     assert versions(root) == [first]
 
     new_build(root, "second")
-    outcome = publish(context(root))
+    outcome = publish_build(context(root))
     second = outcome.build_version
     assert outcome.previous == first and not outcome.reused
     assert assert_current_is_complete(root) == second
@@ -46,7 +46,7 @@ def test_publish_versions_and_rollback(root: Path):
     assert listed[0]["chunks"] > 5
 
     # Publishing the same build again moves nothing and rebuilds nothing.
-    again = publish(context(root))
+    again = publish_build(context(root))
     assert again.reused and again.build_version == second
 
     assert lifecycle.rollback(layout) == (second, first)
@@ -69,7 +69,7 @@ def test_retention_keeps_last_n_and_never_current_or_the_one_before(root: Path):
     published = [lifecycle.current_version_or_none(layout)]
     for i in range(5):
         new_build(root, f"v{i}")
-        published.append(publish(context(root, retention=3)).build_version)
+        published.append(publish_build(context(root, retention=3)).build_version)
     assert len(set(published)) == 6
     assert set(versions(root)) == set(published[-3:])
     assert not any((layout.versions_dir / v).exists() for v in published[:3])
@@ -78,7 +78,7 @@ def test_retention_keeps_last_n_and_never_current_or_the_one_before(root: Path):
     # the version current was before it both survive; everything else goes.
     lifecycle.rollback(layout, to=published[-3])
     new_build(root, "last")
-    latest = publish(context(root, retention=1)).build_version
+    latest = publish_build(context(root, retention=1)).build_version
     assert set(versions(root)) == {latest, published[-3]}
     assert lifecycle.prune_versions(layout, retention=0) == []
     assert assert_current_is_complete(root) == latest
@@ -124,7 +124,7 @@ def test_two_publishes_at_once_one_wins_the_other_fails_clearly(root: Path):
     try:
         assert inside.wait(30)
         with pytest.raises(PublishError, match="another publish of repository 'life' is running"):
-            publish(context(root))
+            publish_build(context(root))
         with pytest.raises(PublishError, match="another publish"):
             lifecycle.rollback(layout)
         # Mid-publish, readers still see the previous complete version.
@@ -136,7 +136,7 @@ def test_two_publishes_at_once_one_wins_the_other_fails_clearly(root: Path):
     won = outcome["won"]
     assert assert_current_is_complete(root) == won.build_version != before
     # The lock is free again.
-    assert publish(context(root)).reused
+    assert publish_build(context(root)).reused
 
 
 def test_cli_stage_publish_versions_rollback(

@@ -121,9 +121,9 @@ def test_clean_build_check_catches_a_stale_vector_and_a_wrong_chunk(
     import numpy as np
     import pyarrow as pa
 
+    from codeintel_assets.core.context import BuildContext
     from codeintel_assets.core.embedding import EmbedderSpec
     from codeintel_assets.core.schemas import write_parquet
-    from codeintel_assets.core.stages import BuildContext
     from codeintel_assets.core.validation import check_chunks_match_clean_build
 
     assert materialize_repo(registered).success

@@ -19,7 +19,13 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
 from codeintel_assets.core.chunking import Chunk, chunk_file
-from codeintel_assets.core.embedding import Embedder, EmbeddingCache, embedding_text, text_key
+from codeintel_assets.core.embedding import (
+    Embedder,
+    EmbeddingCache,
+    embedding_matrix,
+    embedding_text,
+    text_key,
+)
 from codeintel_assets.core.schemas import chunk_schema
 
 # Tokens kept free in the budget for the header (path and qualified name) of each chunk.
@@ -161,10 +167,7 @@ def build_chunk_table(
     return table, version
 
 
-def read_chunk_vectors(chunks_file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Return (chunk ids, embedding matrix) of a chunks Parquet file."""
-    table = pq.read_table(chunks_file, columns=["id", "embedding"])
-    ids = table.column("id").to_numpy()
-    dim = table.schema.field("embedding").type.list_size
-    flat = table.column("embedding").combine_chunks().flatten().to_numpy()
-    return ids, flat.reshape(len(ids), dim)
+def read_chunk_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return (chunk ids, embedding matrix) of the chunks table at ``path``, row for row."""
+    table = pq.read_table(path, columns=["id", "embedding"])
+    return table.column("id").to_numpy(), embedding_matrix(table)

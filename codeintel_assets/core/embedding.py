@@ -190,6 +190,13 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / np.where(norms == 0, 1.0, norms), dtype=np.float32)
 
 
+def embedding_matrix(table: pa.Table) -> np.ndarray:
+    """Return the ``embedding`` column (fixed-size lists) as a row-per-row (n, dim) matrix."""
+    dim = table.schema.field("embedding").type.list_size
+    flat = table.column("embedding").combine_chunks().flatten().to_numpy()
+    return flat.reshape(table.num_rows, dim)
+
+
 def embedding_text(uri: str, name: str | None, content: str) -> str:
     """Return the text that is embedded for a chunk: file path and qualified name, then code."""
     header = f"{uri} {name}" if name else uri
@@ -232,8 +239,7 @@ class EmbeddingCache:
             return
         keys = table.column("key").to_pylist()
         gens = table.column("generation").to_pylist()
-        flat = table.column("embedding").combine_chunks().flatten().to_numpy()
-        matrix = flat.reshape(len(keys), self.dim)
+        matrix = embedding_matrix(table)
         self._vectors = {k: matrix[i] for i, k in enumerate(keys)}
         self._generation = dict(zip(keys, gens, strict=True))
         self._current = max(gens, default=0) + 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -32,17 +33,27 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import UnitChannels, fuse, unit_channels
+from codeintel_assets.core.channels import UnitChannels, fuse, load_unit_channels, unit_channels
 from codeintel_assets.core.checksums import atomic_path
-from codeintel_assets.core.embedding import Embedder
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.embedding import (
+    CachedEmbedder,
+    Embedder,
+    EmbeddingCache,
+    embedding_matrix,
+    load_embedder,
+)
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K
 from codeintel_assets.core.heldout import HELD_OUT, HeldOutCorpus, held_out_corpus
-from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery
+from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery, read_queries_jsonl
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
+from codeintel_assets.core.units import load_units
 
 SOURCES = ("faiss", "oracle", "bm25", "hybrid", "splade")
 CHANNELS = ("faiss", "bm25", "hybrid", "oracle")
@@ -114,10 +125,7 @@ def evaluate(
 
 def oracle_from_chunks(chunks: pa.Table) -> ExactOracle:
     """Return exact search over the ``embedding`` column of ``chunks``, keyed by ``id``."""
-    ids = chunks.column("id").to_numpy()
-    dim = chunks.schema.field("embedding").type.list_size
-    flat = chunks.column("embedding").combine_chunks().flatten().to_numpy()
-    return ExactOracle(ids, flat.reshape(len(ids), dim))
+    return ExactOracle(chunks.column("id").to_numpy(), embedding_matrix(chunks))
 
 
 def default_module_of(chunks: pa.Table) -> Callable[[int], str | None]:
@@ -472,3 +480,63 @@ def _pool_row(path: Path, number: int, fields: list[str]) -> tuple[str, str, int
     if not np.isfinite(score_value):
         raise BadInputError(f"{where}: field 'score' is {score!r}, not a finite number")
     return query_id, source, rank_value, chunk_value, score_value
+
+
+def evaluate_layout(
+    ctx: BuildContext,
+    layout: ArtifactLayout,
+    k: int,
+    k_factor: int,
+    save_query_cache: bool = False,
+) -> EvalResult:
+    """Evaluate the queries of ``layout`` against its FAISS and BM25 indexes.
+
+    Query vectors come through a small cache of their own (``cache/embeddings/queries``),
+    so the same queries are not embedded build after build; only the build stage saves
+    it (``save_query_cache``), so ``indexctl eval recall`` writes nothing.
+    """
+    queries = read_queries_jsonl(layout.eval_queries)
+    columns = ["id", "uri", "lang", "start_line", "end_line", "name", "content", "embedding"]
+    chunks = pq.read_table(layout.chunks, columns=columns)
+    audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
+    index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
+    channels = load_unit_channels(layout.bm25_dir, load_units(layout))
+    model = load_embedder(ctx.embedder)
+    cache = EmbeddingCache(
+        ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
+    )
+    module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
+    result = evaluate(
+        queries,
+        chunks,
+        index,
+        channels,
+        CachedEmbedder(model, cache),
+        k=k,
+        k_factor=k_factor,
+        module_of=module_of,
+    )
+    if save_query_cache:
+        cache.save()
+    return result
+
+
+def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str | None]:
+    """Return chunk id → module id, by the longest ``uri_prefix`` (as ``v_chunk_modules``)."""
+    modules = pq.read_table(layout.modules_parquet, columns=["module_id", "uri_prefix"])
+    by_prefix = dict(
+        zip(
+            modules.column("uri_prefix").to_pylist(),
+            modules.column("module_id").to_pylist(),
+            strict=True,
+        )
+    )
+    owner: dict[int, str | None] = {}
+    for chunk_id, uri in zip(
+        chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
+    ):
+        # Every string prefix of the uri, longest first: the same rule as the catalog view.
+        owner[chunk_id] = next(
+            (by_prefix[uri[:n]] for n in range(len(uri), -1, -1) if uri[:n] in by_prefix), None
+        )
+    return owner.get

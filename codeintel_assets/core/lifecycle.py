@@ -1,10 +1,12 @@
 """Publishing: versioned copies of the artifacts, an atomic ``current`` pointer, rollback.
 
-``publish_version`` hard-links (or copies) the build artifacts into
-``versions/<build_version>/``, builds that version's own catalog, validates it,
-writes ``manifest.json`` last (a version without it is incomplete and is redone),
-and flips the ``current`` symlink with one ``rename``. A crash at any point leaves
-the previous ``current`` intact. One publisher per repository at a time (a lock).
+``publish_build`` publishes a repository's working build with its catalog, validations
+and tool versions; ``publish_version`` is the mechanism underneath: it hard-links (or
+copies) the build artifacts into ``versions/<build_version>/``, builds that version's
+own catalog, validates it, writes ``manifest.json`` last (a version without it is
+incomplete and is redone), and flips the ``current`` symlink with one ``rename``. A
+crash at any point leaves the previous ``current`` intact. One publisher per repository
+at a time (a lock).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import platform
 import re
 import shutil
 import time
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
+from codeintel_assets.core.context import DEFAULT_RETENTION, BuildContext
 from codeintel_assets.core.errors import (
     BadInputError,
     CodeintelError,
@@ -30,8 +34,8 @@ from codeintel_assets.core.errors import (
     PublishError,
 )
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
+from codeintel_assets.core.stamps import read_stamp
 
-DEFAULT_RETENTION = 5
 _BUILD_VERSION = re.compile(r"[0-9a-f]{16}")
 
 
@@ -229,6 +233,57 @@ def publish_version(
             repo.staged_pointer.unlink(missing_ok=True)
         prune_versions(repo, retention)
         return PublishOutcome(version, reused, previous, manifest)
+
+
+def publish_build(ctx: BuildContext, staged: str | None = None) -> PublishOutcome:
+    """Stage, catalog, validate and publish the working build of ``ctx``'s repository, or
+    the ``staged`` version (the ``published_index`` asset and ``indexctl publish``); return
+    the outcome.
+
+    Raises ``PublishError`` as ``publish_version`` does.
+    """
+    # Imported here: readers of ``current`` (search, the CLI) need none of the builders.
+    from codeintel_assets.core.catalog import build_catalog
+    from codeintel_assets.core.validation import validate_version
+
+    return publish_version(
+        ctx.layout,
+        # Published catalogs are read by many searches: materialize the hot tables once.
+        build_catalog=lambda version: build_catalog(version, materialize=True).to_dict(),
+        validate=validate_version,
+        extra_manifest=tool_versions(ctx),
+        retention=ctx.retention,
+        staged=staged,
+    )
+
+
+def tool_versions(ctx: BuildContext) -> dict[str, Any]:
+    """Return the versions of the tools and model that made the build (for the manifest)."""
+    import duckdb
+    import faiss
+    import numpy as np
+    import pyarrow
+    chunk_stamp = read_stamp(ctx.layout, "chunks") or {}
+    scip_stamp = read_stamp(ctx.layout, "scip_index") or {}
+    audit_path = ctx.layout.build.faiss_audit()
+    audit = json.loads(audit_path.read_text(encoding="utf-8")) if audit_path.exists() else {}
+    return {
+        # What the chunks were really embedded with: search must embed queries the same way.
+        "embedder": {
+            **chunk_stamp.get("metadata", {}).get("embedder", ctx.embedder.describe()),
+            "model_id": chunk_stamp.get("metadata", {}).get("model_id"),
+        },
+        "faiss": {k: audit.get(k) for k in ("factory", "knobs", "metric", "dim", "ntotal")},
+        "scip": {k: scip_stamp.get("metadata", {}).get(k) for k in ("ok", "source", "reason")},
+        "tools": {
+            "python": platform.python_version(),
+            "faiss": faiss.__version__,
+            "duckdb": duckdb.__version__,
+            "pyarrow": pyarrow.__version__,
+            "numpy": np.__version__,
+            "scip-python": "0.6.6",
+        },
+    }
 
 
 def remove_crash_leftovers(repo: RepoLayout) -> list[Path]:

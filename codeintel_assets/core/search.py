@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from codeintel_assets.core import faiss_store, lifecycle
 from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, ChunkFilter
 from codeintel_assets.core.channels import (
@@ -40,7 +38,7 @@ from codeintel_assets.core.excerpts import excerpt, share_budget
 from codeintel_assets.core.fusion import channel_ranks
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import get_repo
-from codeintel_assets.core.units import UnitSet
+from codeintel_assets.core.units import load_units
 
 MODES = ("hybrid", "dense", "bm25")
 # What kind of file a result may come from; documentation and data files are left out
@@ -120,17 +118,6 @@ def kind_of_lang(lang: str | None) -> str:
     if lang in DOC_LANGS:
         return "docs"
     return "data" if lang in DATA_LANGS else "code"
-
-
-def load_units(layout: ArtifactLayout) -> UnitSet:
-    """Return the units of a built or published layout.
-
-    Raises ``CodeintelError`` when they are missing or unreadable.
-    """
-    try:
-        return UnitSet(pq.read_table(layout.units), pq.read_table(layout.chunk_units))
-    except (OSError, ValueError) as exc:
-        raise CodeintelError(f"units of {layout.root} cannot be read: {exc}") from exc
 
 
 class CodeIndex:

@@ -17,27 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
-from codeintel_assets.core.layout import RepoLayout
-
-# Bump a stage's code version when its logic changes what it writes.
-CODE_VERSIONS: dict[str, str] = {
-    "repo_manifest": "1",
-    "scip_index": "1",
-    "scip_occurrences": "1",
-    "ast_nodes": "1",
-    "cst_nodes": "1",
-    "modules": "1",
-    "symbol_edges": "2",
-    "chunks": "2",
-    "faiss_index": "1",
-    "faiss_idmap": "1",
-    "units": "1",
-    "bm25_index": "4",
-    "duckdb_catalog": "1",
-    "synthetic_queries": "3",
-    "eval_pools": "3",
-    "published_index": "1",
-}
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 
 
 @dataclass(frozen=True)
@@ -59,6 +40,26 @@ class StageResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table (``core.stages.STAGES``): everything known of a stage.
+
+    The Dagster assets, the fingerprints and the build order are all made from these rows.
+    """
+
+    name: str  # the asset key and the stamp's name
+    inputs: tuple[str, ...]  # upstream stages: asset deps and fingerprint inputs
+    code_version: str  # bump when the stage's logic changes what it writes
+    run: Callable[[BuildContext, Stage], StageResult]  # gates and calls the domain code
+    outputs: Callable[[ArtifactLayout], list[Path]]  # the files it writes (checksummed)
+    group: str  # the layer: source, structure, retrieval, evaluation, catalog, publish
+    kinds: frozenset[str] = frozenset()  # what the artifact is stored as (shown in the UI)
+
+    def upstream(self, repo: RepoLayout) -> dict[str, str]:
+        """Return the data version of each input stage ('' for one that never ran)."""
+        return {name: upstream_version(repo, name) for name in self.inputs}
+
+
 def read_stamp(repo: RepoLayout, stage: str) -> dict[str, Any] | None:
     """Return the stage's last stamp, or None when it never completed."""
     path = repo.stamp(stage)
@@ -76,27 +77,32 @@ def upstream_version(repo: RepoLayout, stage: str) -> str:
     return stamp["data_version"] if stamp else ""
 
 
-def fingerprint(stage: str, upstream: dict[str, str], config: dict[str, Any]) -> str:
+def fingerprint(stage: Stage, upstream: dict[str, str], config: dict[str, Any]) -> str:
     """Return the input fingerprint of a stage: code version, upstream versions, config."""
-    return xxh64_json({"stage": stage, "code": CODE_VERSIONS[stage], "up": upstream, "cfg": config})
+    return xxh64_json(
+        {"stage": stage.name, "code": stage.code_version, "up": upstream, "cfg": config}
+    )
 
 
 def run_stage(
-    repo: RepoLayout,
-    stage: str,
-    input_fingerprint: str,
-    outputs: list[Path],
+    ctx: BuildContext,
+    stage: Stage,
+    config: dict[str, Any],
     build: Callable[[], StageOutput],
     force: bool = False,
 ) -> StageResult:
-    """Run ``build`` unless the stamp shows the same inputs and intact outputs.
+    """Run ``build`` unless the stamp shows the same inputs (``stage.inputs``' data versions,
+    ``config``, the code version) and intact outputs.
 
     The stamp is written only after ``build`` returned, so a crash leaves the old
     stamp (or none) and the next run redoes the work; temporary files a killed writer
     left beside the outputs are removed first.
     """
     started = time.perf_counter()
-    stamp = read_stamp(repo, stage)
+    repo = ctx.layout
+    input_fingerprint = fingerprint(stage, stage.upstream(repo), config)
+    outputs = stage.outputs(repo.build)
+    stamp = read_stamp(repo, stage.name)
     if (
         not force
         and stamp
@@ -104,7 +110,7 @@ def run_stage(
         and _intact(repo, stamp)
     ):
         return StageResult(
-            stage,
+            stage.name,
             False,
             stamp["data_version"],
             stamp.get("metadata", {}),
@@ -115,7 +121,7 @@ def run_stage(
     # Relative to the repository folder, so a data root can be moved or copied whole.
     checksums = {_stamp_key(repo, p): xxh64_file(p) for p in outputs if p.exists()}
     write_json_atomic(
-        repo.stamp(stage),
+        repo.stamp(stage.name),
         {
             "fingerprint": input_fingerprint,
             "data_version": output.data_version,
@@ -124,7 +130,7 @@ def run_stage(
         },
     )
     return StageResult(
-        stage, True, output.data_version, output.metadata, time.perf_counter() - started
+        stage.name, True, output.data_version, output.metadata, time.perf_counter() - started
     )
 
 

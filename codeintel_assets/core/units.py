@@ -29,8 +29,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import signed_xxh64
+from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.schemas import CHUNK_UNITS, UNITS
 from codeintel_assets.core.syntax import CST_DEFINITION_KINDS
 
@@ -347,3 +350,14 @@ class UnitSet:
 
     def lang(self, unit: int) -> str | None:
         return self.langs[self._row[unit]]
+
+
+def load_units(layout: ArtifactLayout) -> UnitSet:
+    """Return the units of a built or published layout.
+
+    Raises ``CodeintelError`` when they are missing or unreadable.
+    """
+    try:
+        return UnitSet(pq.read_table(layout.units), pq.read_table(layout.chunk_units))
+    except (OSError, ValueError) as exc:
+        raise CodeintelError(f"units of {layout.root} cannot be read: {exc}") from exc

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.chunk_table import chunk_repository, embedding_texts
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import load_embedder
 from codeintel_assets.core.layout import ArtifactLayout
-from codeintel_assets.core.stages.context import BuildContext
 
 ROUND_TRIP_SAMPLE = 64
 

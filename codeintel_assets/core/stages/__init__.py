@@ -1,11 +1,198 @@
-"""The build stages of one repository, one module per layer, each behind its checksum gate.
+"""The build stages of one repository: the stage table, and one module per layer.
 
-One function per asset: it fingerprints its inputs, runs the domain code when
-something changed, writes its artifacts atomically and returns a ``StageResult``
-(ran or skipped, data version, metadata). The Dagster assets call these; nothing
-here knows Dagster.
+``STAGES`` is the table of contents of the build, in build order (every stage after its
+inputs): the Dagster assets are generated from it (``assets/factory.py``), the gates
+fingerprint each stage's ``inputs`` and ``code_version`` (``core.stamps``), and
+``indexctl build`` reports in its order. Adding a stage is one row here plus its
+function, which takes ``(ctx, stage)``, gates on its row (``run_stage``) and calls the
+domain code. Nothing here knows Dagster.
 """
 
-from codeintel_assets.core.stages.context import BuildContext
+from __future__ import annotations
 
-__all__ = ["BuildContext"]
+from collections.abc import Callable
+from pathlib import Path
+
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.stages import catalog, evaluation, publish, retrieval, source, structure
+from codeintel_assets.core.stamps import Stage, StageResult
+
+
+def files(*names: str) -> Callable[[ArtifactLayout], list[Path]]:
+    """Return the function giving a build area's paths of these ``ArtifactLayout`` names."""
+
+    def paths(layout: ArtifactLayout) -> list[Path]:
+        found = [getattr(layout, name) for name in names]
+        return [path() if callable(path) else path for path in found]
+
+    return paths
+
+
+# Stage(name, inputs, code version, the function that runs it, its outputs, group, kinds)
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "repo_manifest",
+        (),
+        "1",
+        source.stage_repo_manifest,
+        files("repo_manifest", "manifest_skips"),
+        "source",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "scip_index",
+        ("repo_manifest",),
+        "1",
+        structure.stage_scip_index,
+        files("scip_index", "scip_index_json"),
+        "structure",
+        frozenset({"scip"}),
+    ),
+    Stage(
+        "scip_occurrences",
+        ("scip_index", "repo_manifest"),
+        "1",
+        structure.stage_scip_occurrences,
+        files("scip_occurrences", "scip_symbols"),
+        "structure",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "ast_nodes",
+        ("repo_manifest",),
+        "1",
+        structure.stage_ast_nodes,
+        files("ast_nodes"),
+        "structure",
+        frozenset({"parquet", "python"}),
+    ),
+    Stage(
+        "cst_nodes",
+        ("repo_manifest",),
+        "1",
+        structure.stage_cst_nodes,
+        files("cst_nodes"),
+        "structure",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "chunks",
+        ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes"),
+        "2",
+        retrieval.stage_chunks,
+        files("chunks", "node_to_chunk"),
+        "retrieval",
+        frozenset({"parquet", "pytorch"}),
+    ),
+    Stage(
+        "modules",
+        ("repo_manifest", "chunks"),
+        "1",
+        structure.stage_modules,
+        files("modules_parquet", "modules_jsonl"),
+        "structure",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "symbol_edges",
+        ("scip_occurrences",),
+        "2",
+        structure.stage_symbol_edges,
+        files("symbol_edges", "symbol_graph_json"),
+        "structure",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "faiss_index",
+        ("chunks",),
+        "1",
+        retrieval.stage_faiss_index,
+        files("faiss_index", "faiss_audit"),
+        "retrieval",
+        frozenset({"faiss"}),
+    ),
+    Stage(
+        "faiss_idmap",
+        ("faiss_index",),
+        "1",
+        retrieval.stage_faiss_idmap,
+        files("faiss_idmap"),
+        "retrieval",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "units",
+        ("chunks", "cst_nodes"),
+        "1",
+        retrieval.stage_units,
+        files("units", "chunk_units"),
+        "retrieval",
+        frozenset({"parquet"}),
+    ),
+    Stage(
+        "bm25_index",
+        ("chunks", "units"),
+        "4",
+        retrieval.stage_bm25_index,
+        files("bm25_ids"),
+        "retrieval",
+        frozenset({"numpy"}),
+    ),
+    Stage(
+        "synthetic_queries",
+        ("scip_occurrences", "chunks"),
+        "3",
+        evaluation.stage_synthetic_queries,
+        files("eval_queries"),
+        "evaluation",
+    ),
+    Stage(
+        "eval_pools",
+        ("synthetic_queries", "faiss_index", "bm25_index", "units", "chunks", "modules"),
+        "3",
+        evaluation.stage_eval_pools,
+        files("eval_pool", "eval_report", "eval_plot"),
+        "evaluation",
+    ),
+    Stage(
+        "duckdb_catalog",
+        (
+            "repo_manifest",
+            "scip_occurrences",
+            "ast_nodes",
+            "cst_nodes",
+            "modules",
+            "symbol_edges",
+            "chunks",
+            "units",
+            "faiss_idmap",
+            "bm25_index",
+            "eval_pools",
+        ),
+        "1",
+        catalog.stage_duckdb_catalog,
+        files("catalog"),
+        "catalog",
+        frozenset({"duckdb"}),
+    ),
+    Stage(
+        "published_index",
+        ("duckdb_catalog", "faiss_index"),
+        "1",
+        publish.stage_published_index,
+        files(),
+        "publish",
+    ),
+)
+
+STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+def run_named(ctx: BuildContext, name: str) -> StageResult:
+    """Run the stage called ``name`` behind its gate; return its result.
+
+    Raises ``KeyError`` for a name that is not in the table.
+    """
+    stage = STAGE_BY_NAME[name]
+    return stage.run(ctx, stage)

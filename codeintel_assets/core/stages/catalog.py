@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from codeintel_assets.core.catalog import build_catalog
 from codeintel_assets.core.checksums import xxh64_json
-from codeintel_assets.core.stages.context import BuildContext
-from codeintel_assets.core.stamps import (
-    StageOutput,
-    StageResult,
-    fingerprint,
-    run_stage,
-    upstream_version,
-)
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, run_stage
 
 
-def stage_duckdb_catalog(ctx: BuildContext, upstream_stages: list[str]) -> StageResult:
-    """Build ``db/codeintel.duckdb``: views over the build's Parquet and their manifest."""
+def stage_duckdb_catalog(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`db/codeintel.duckdb`: views over the Parquet artifacts and a manifest of their DDL."""
     layout = ctx.layout
-    up = {stage: upstream_version(layout, stage) for stage in upstream_stages}
 
     def build() -> StageOutput:
         status = build_catalog(layout.build)
         facts = status.to_dict()
         return StageOutput(
-            xxh64_json(up),
+            xxh64_json(stage.upstream(layout)),
             {
                 "views": len(facts.get("views", [])),
                 "missing_sources": status.missing_sources,
@@ -32,10 +25,4 @@ def stage_duckdb_catalog(ctx: BuildContext, upstream_stages: list[str]) -> Stage
             },
         )
 
-    return run_stage(
-        layout,
-        "duckdb_catalog",
-        fingerprint("duckdb_catalog", up, {}),
-        [layout.build.catalog],
-        build,
-    )
+    return run_stage(ctx, stage, {}, build)

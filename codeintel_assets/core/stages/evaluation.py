@@ -6,49 +6,24 @@ and recall / MRR of every channel (dense, BM25, hybrid) against the positives.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import load_unit_channels
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
-from codeintel_assets.core.embedding import CachedEmbedder, EmbeddingCache, load_embedder
-from codeintel_assets.core.evaluation import EvalResult, evaluate
-from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.evaluation import evaluate_layout
 from codeintel_assets.core.queries import (
-    read_queries_jsonl,
     synthetic_queries,
     write_queries_jsonl,
 )
 from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
-from codeintel_assets.core.search import load_units
-from codeintel_assets.core.stages.context import BuildContext
-from codeintel_assets.core.stamps import (
-    StageOutput,
-    StageResult,
-    fingerprint,
-    run_stage,
-    upstream_version,
-)
-
-QUERY_INPUTS = ("scip_occurrences", "chunks")
-POOL_INPUTS = (
-    "synthetic_queries",
-    "faiss_index",
-    "bm25_index",
-    "units",
-    "chunks",
-    "modules",
-)
+from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, run_stage
 
 
-def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
-    """``eval/queries.jsonl``: doc, name, masked and call queries from SCIP (or AST) definitions."""
+def stage_synthetic_queries(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`eval/queries.jsonl`: `doc`, `name`, `masked` (shares no identifier with its target) and
+    `call` (a use of the definition) queries from documented SCIP definitions, each with its
+    positive chunk ids."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in QUERY_INPUTS}
     config = {"count": ctx.eval_queries, "seed": 0}
 
     def build() -> StageOutput:
@@ -79,21 +54,15 @@ def stage_synthetic_queries(ctx: BuildContext) -> StageResult:
             },
         )
 
-    return run_stage(
-        ctx.layout,
-        "synthetic_queries",
-        fingerprint("synthetic_queries", up, config),
-        [layout.eval_queries],
-        build,
-    )
+    return run_stage(ctx, stage, config, build)
 
 
-def stage_eval_pools(ctx: BuildContext) -> StageResult:
-    """``eval/last_eval_pool.parquet`` + ``eval/report.md`` + ``eval/report.png``."""
+def stage_eval_pools(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`eval/last_eval_pool.parquet` (faiss, oracle, bm25, hybrid rankings per query) and the
+    report: ANN recall@k against exact search, recall@1/5/10 and MRR@10 per channel, style and
+    module, with a plot."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in POOL_INPUTS}
     config = {"k": ctx.recall_k, "k_factor": ctx.eval_k_factor}
-    outputs = [layout.eval_pool, layout.eval_report, layout.eval_plot]
 
     def build() -> StageOutput:
         result = evaluate_layout(
@@ -113,66 +82,4 @@ def stage_eval_pools(ctx: BuildContext) -> StageResult:
             },
         )
 
-    return run_stage(
-        ctx.layout, "eval_pools", fingerprint("eval_pools", up, config), outputs, build
-    )
-
-
-def evaluate_layout(
-    ctx: BuildContext,
-    layout: ArtifactLayout,
-    k: int,
-    k_factor: int,
-    save_query_cache: bool = False,
-) -> EvalResult:
-    """Evaluate the queries of ``layout`` against its FAISS and BM25 indexes.
-
-    Query vectors come through a small cache of their own (``cache/embeddings/queries``),
-    so the same queries are not embedded build after build; only the build stage saves
-    it (``save_query_cache``), so ``indexctl eval recall`` writes nothing.
-    """
-    queries = read_queries_jsonl(layout.eval_queries)
-    columns = ["id", "uri", "lang", "start_line", "end_line", "name", "content", "embedding"]
-    chunks = pq.read_table(layout.chunks, columns=columns)
-    audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
-    index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
-    channels = load_unit_channels(layout.bm25_dir, load_units(layout))
-    model = load_embedder(ctx.embedder)
-    cache = EmbeddingCache(
-        ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
-    )
-    module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
-    result = evaluate(
-        queries,
-        chunks,
-        index,
-        channels,
-        CachedEmbedder(model, cache),
-        k=k,
-        k_factor=k_factor,
-        module_of=module_of,
-    )
-    if save_query_cache:
-        cache.save()
-    return result
-
-
-def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str | None]:
-    """Return chunk id → module id, by the longest ``uri_prefix`` (as ``v_chunk_modules``)."""
-    modules = pq.read_table(layout.modules_parquet, columns=["module_id", "uri_prefix"])
-    by_prefix = dict(
-        zip(
-            modules.column("uri_prefix").to_pylist(),
-            modules.column("module_id").to_pylist(),
-            strict=True,
-        )
-    )
-    owner: dict[int, str | None] = {}
-    for chunk_id, uri in zip(
-        chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
-    ):
-        # Every string prefix of the uri, longest first: the same rule as the catalog view.
-        owner[chunk_id] = next(
-            (by_prefix[uri[:n]] for n in range(len(uri), -1, -1) if uri[:n] in by_prefix), None
-        )
-    return owner.get
+    return run_stage(ctx, stage, config, build)

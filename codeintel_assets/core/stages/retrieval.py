@@ -1,4 +1,4 @@
-"""Retrieval stages: chunks with embeddings, the FAISS index and its id map."""
+"""Retrieval stages: chunks with embeddings, the FAISS index and its id map, units, BM25."""
 
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from codeintel_assets.core.chunk_table import (
     read_chunk_vectors,
     symbol_lookup,
 )
-from codeintel_assets.core.embedding import (
-    EmbeddingCache,
-    load_embedder,
-)
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.embedding import EmbeddingCache, load_embedder
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.schemas import (
     CHUNK_UNITS,
@@ -28,28 +26,22 @@ from codeintel_assets.core.schemas import (
     UNITS,
     write_parquet,
 )
-from codeintel_assets.core.search import load_units
-from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
-    CODE_VERSIONS,
+    Stage,
     StageOutput,
     StageResult,
-    fingerprint,
     run_stage,
     upstream_version,
 )
 from codeintel_assets.core.syntax import node_to_chunk_table
-from codeintel_assets.core.units import build_units
-
-CHUNK_INPUTS = ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes")
+from codeintel_assets.core.units import build_units, load_units
 
 
-def stage_chunks(ctx: BuildContext) -> StageResult:
-    """Chunk every manifest file, tag chunks with SCIP symbols, embed them (through the cache),
-    and map AST/CST nodes to chunks."""
+def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`vectors/chunks/chunks.parquet`: functions, methods and classes under the model's
+    token budget, with their SCIP symbols and L2-normalized embeddings (unchanged texts come
+    from the embedding cache); also `vectors/node_to_chunk.parquet`."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in CHUNK_INPUTS}
-    outputs = [layout.chunks, layout.node_to_chunk]
 
     def build() -> StageOutput:
         embedder = load_embedder(ctx.embedder)
@@ -100,7 +92,7 @@ def stage_chunks(ctx: BuildContext) -> StageResult:
         "repo": ctx.repo.name,
         "chunk_tokens": ctx.chunk_tokens,
     }
-    return run_stage(ctx.layout, "chunks", fingerprint("chunks", up, config), outputs, build)
+    return run_stage(ctx, stage, config, build)
 
 
 def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
@@ -120,12 +112,11 @@ def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
     return mapping.num_rows
 
 
-def stage_faiss_index(ctx: BuildContext) -> StageResult:
-    """Build the FAISS index over the chunk embeddings, keyed by chunk id; write the audit."""
+def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`faiss/chunks.faiss` (inner product, ids = chunk ids) and its audit sidecar, with the
+    knobs tuned to reach the target recall against exact search."""
     layout = ctx.layout.build
     index_path = layout.faiss_index()
-    audit_path = layout.faiss_audit()
-    up = {"chunks": upstream_version(ctx.layout, "chunks")}
 
     def build() -> StageOutput:
         ids, vectors = read_chunk_vectors(layout.chunks)
@@ -138,7 +129,7 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
             lambda: load_embedder(ctx.embedder),
             factory,
             layout,
-            up["chunks"],
+            upstream_version(ctx.layout, "chunks"),
             ctx.target_recall,
             ctx.recall_k,
             ctx.tune_queries,
@@ -161,20 +152,13 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
         "k": ctx.recall_k,
         "tune_queries": ctx.tune_queries,
     }
-    return run_stage(
-        ctx.layout,
-        "faiss_index",
-        fingerprint("faiss_index", up, config),
-        [index_path, audit_path],
-        build,
-    )
+    return run_stage(ctx, stage, config, build)
 
 
-def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
-    """Export the index's row → chunk id map to ``faiss/faiss_idmap.parquet``."""
+def stage_faiss_idmap(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`faiss/faiss_idmap.parquet`: FAISS row → chunk id, with index name and build version."""
     layout = ctx.layout.build
     target = layout.faiss_idmap
-    up = {"faiss_index": upstream_version(ctx.layout, "faiss_index")}
 
     def build() -> StageOutput:
         table = faiss_store.export_idmap(layout.faiss_index(), target)
@@ -183,15 +167,14 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
         version = xxh64_json([first, ids.tobytes().hex()])
         return StageOutput(version, {"rows": table.num_rows, "path": str(target)})
 
-    return run_stage(ctx.layout, "faiss_idmap", fingerprint("faiss_idmap", up, {}), [target], build)
+    return run_stage(ctx, stage, {}, build)
 
 
-def stage_units(ctx: BuildContext) -> StageResult:
-    """The units search ranks — every definition of ``cst_nodes`` and the module blocks
-    around them — and each chunk's innermost unit (``units/``)."""
+def stage_units(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`units/units.parquet`: what search ranks and returns — every function, method,
+    class... of `cst_nodes` and the module blocks around them — and
+    `units/chunk_units.parquet`: each chunk's innermost unit."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in ("chunks", "cst_nodes")}
-    outputs = [layout.units, layout.chunk_units]
 
     def build() -> StageOutput:
         columns = ["id", "uri", "lang", "start_line", "end_line", "start_byte", "end_byte"]
@@ -211,14 +194,14 @@ def stage_units(ctx: BuildContext) -> StageResult:
             {"units": units.num_rows, "chunks": chunk_units.num_rows, "kinds": dict(kinds)},
         )
 
-    return run_stage(ctx.layout, "units", fingerprint("units", up, {}), outputs, build)
+    return run_stage(ctx, stage, {}, build)
 
 
-def stage_bm25_index(ctx: BuildContext) -> StageResult:
-    """BM25 over identifier-aware tokens of each unit's path, qualified name and whole text
-    (``bm25/``); the definition channel is made from the units when an index is opened."""
+def stage_bm25_index(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`bm25/`: BM25 over identifier-aware tokens (snake_case and camelCase split, the
+    identifier kept too) of each unit's path, qualified name and whole text; the
+    definition channel is made from the units when an index is opened."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in ("chunks", "units")}
 
     def build() -> StageOutput:
         columns = ["uri", "lang", "start_line", "end_line", "content"]
@@ -227,7 +210,7 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
         index = build_unit_channels(units, texts)
         index.save(layout.bm25_dir)
         return StageOutput(
-            xxh64_json(["bm25", up, CODE_VERSIONS["bm25_index"]]),
+            xxh64_json(["bm25", stage.upstream(ctx.layout), stage.code_version]),
             {
                 "rows": len(index.bm25),
                 "definitions": len(index.definitions),
@@ -235,6 +218,4 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
             },
         )
 
-    return run_stage(
-        ctx.layout, "bm25_index", fingerprint("bm25_index", up, {}), [layout.bm25_ids], build
-    )
+    return run_stage(ctx, stage, {}, build)

@@ -6,21 +6,21 @@ import time
 from collections import Counter
 from dataclasses import replace
 
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.errors import NothingIndexableError
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.registry import RepoConfig
 from codeintel_assets.core.schemas import MANIFEST_SKIPS, REPO_MANIFEST, write_parquet
-from codeintel_assets.core.stages.context import BuildContext
-from codeintel_assets.core.stamps import StageOutput, StageResult, fingerprint, run_stage
+from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, run_stage
 
 
-def stage_repo_manifest(ctx: BuildContext) -> StageResult:
-    """Select the repository's files; the data version is the manifest checksum.
+def stage_repo_manifest(ctx: BuildContext, stage: Stage) -> StageResult:
+    """The indexed files (path, language, size, xxh64, git blob) and the counted skips.
 
+    Its data version is the checksum of the manifest, so an unchanged tree changes nothing.
     Raises ``NothingIndexableError`` when no file is left to index (the build stops
     here, with that reason, instead of failing later on empty tables).
     """
-    layout = ctx.layout
     repo = ctx.repo
     started = time.perf_counter()
     result = build_manifest(repo.root, repo.include, repo.exclude, repo.max_file_bytes)
@@ -36,11 +36,11 @@ def stage_repo_manifest(ctx: BuildContext) -> StageResult:
         "skips": result.skips.to_pylist(),
         "commit": result.git_commit,
     }
-    outputs = [layout.build.repo_manifest, layout.build.manifest_skips]
+    build_area = ctx.layout.build
 
     def build() -> StageOutput:
-        write_parquet(result.files, outputs[0], REPO_MANIFEST)
-        write_parquet(result.skips, outputs[1], MANIFEST_SKIPS)
+        write_parquet(result.files, build_area.repo_manifest, REPO_MANIFEST)
+        write_parquet(result.skips, build_area.manifest_skips, MANIFEST_SKIPS)
         return StageOutput(
             result.checksum,
             {
@@ -51,15 +51,13 @@ def stage_repo_manifest(ctx: BuildContext) -> StageResult:
                 "skipped_examples": result.skips.slice(0, 20).to_pylist(),
                 "languages": dict(Counter(result.files.column("lang").to_pylist())),
                 "git_commit": result.git_commit,
-                "path": str(outputs[0]),
+                "path": str(build_area.repo_manifest),
             },
         )
 
-    stage = run_stage(
-        layout, "repo_manifest", fingerprint("repo_manifest", {}, config), outputs, build
-    )
+    result = run_stage(ctx, stage, config, build)
     # Scanning the tree is this stage's real work, done before the gate can decide.
-    return replace(stage, seconds=stage.seconds + scan_seconds)
+    return replace(result, seconds=result.seconds + scan_seconds)
 
 
 def _nothing_indexable(repo: RepoConfig, skip_counts: dict[str, int]) -> str:

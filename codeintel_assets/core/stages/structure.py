@@ -24,6 +24,7 @@ from codeintel_assets.core.checksums import (
     xxh64_file,
     xxh64_json,
 )
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout
@@ -40,14 +41,7 @@ from codeintel_assets.core.schemas import (
 from codeintel_assets.core.scip import Index, decode_scip_file
 from codeintel_assets.core.scip.indexer import run_scip_python
 from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
-from codeintel_assets.core.stages.context import BuildContext
-from codeintel_assets.core.stamps import (
-    StageOutput,
-    StageResult,
-    fingerprint,
-    run_stage,
-    upstream_version,
-)
+from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
     python_syntax_sites,
     read_symbol_graph_json,
@@ -69,11 +63,11 @@ def _diagnostics(diags: list[Diagnostic]) -> dict[str, Any]:
     }
 
 
-def stage_scip_index(ctx: BuildContext) -> StageResult:
-    """Run scip-python on the repository (or take the user's index) into ``scip/``."""
+def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`scip/index.scip` from scip-python (or the user's index). A failed run is recorded in
+    metadata with its stderr tail and downstream assets get empty SCIP tables."""
     layout = ctx.layout.build
     given = Path(ctx.repo.scip_index) if ctx.repo.scip_index else None
-    up = {"repo_manifest": upstream_version(ctx.layout, "repo_manifest")}
     config: dict[str, Any] = {"given": str(given) if given else None}
     if given is not None:
         config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
@@ -86,7 +80,7 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
             ctx.repo.root,
             layout.scip_index,
             project_name=ctx.repo.name,
-            project_version=ctx.project_version(),
+            project_version=_project_version(ctx),
             uris=_scip_uris(ctx, "python"),
             timeout_s=ctx.scip_timeout_s,
         )
@@ -101,16 +95,21 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
         if not run.ok:
             # A stale index would describe another tree: downstream gets empty tables.
             layout.scip_index.unlink(missing_ok=True)
-            return StageOutput(xxh64_json(["failed", up, run.reason]), facts)
+            failed = ["failed", stage.upstream(ctx.layout), run.reason]
+            return StageOutput(xxh64_json(failed), facts)
         return StageOutput(
             xxh64_file(layout.scip_index),
             {**facts, "bytes": layout.scip_index.stat().st_size, "path": str(layout.scip_index)},
         )
 
-    outputs = [layout.scip_index, layout.scip_index_json]
-    return run_stage(
-        ctx.layout, "scip_index", fingerprint("scip_index", up, config), outputs, build
-    )
+    return run_stage(ctx, stage, config, build)
+
+
+def _project_version(ctx: BuildContext) -> str:
+    """Return the git commit of the tree, or its manifest checksum outside git."""
+    stamp = read_stamp(ctx.layout, "repo_manifest") or {}
+    commit = stamp.get("metadata", {}).get("git_commit")
+    return commit or (stamp.get("data_version") or "unversioned")[:16]
 
 
 def _scip_uris(ctx: BuildContext, lang: str | None = None) -> list[str]:
@@ -179,11 +178,9 @@ def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOu
     )
 
 
-def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
-    """Decode the SCIP index into ``scip_occurrences`` and ``scip_symbols`` tables."""
+def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`scip/scip_occurrences.parquet` (0-based SCIP ranges) and `scip/scip_symbols.parquet`."""
     layout = ctx.layout.build
-    up = {stage: upstream_version(ctx.layout, stage) for stage in ("scip_index", "repo_manifest")}
-    outputs = [layout.scip_occurrences, layout.scip_symbols]
 
     def build() -> StageOutput:
         source = next((p for p in (layout.scip_index, layout.scip_index_json) if p.exists()), None)
@@ -206,8 +203,8 @@ def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
                 occurrences = occurrences_table(index, repo_text_reader(ctx.repo.root))
                 symbols = symbols_table(index)
                 facts["documents"] = len(index.documents)
-        write_parquet(occurrences, outputs[0], SCIP_OCCURRENCES)
-        write_parquet(symbols, outputs[1], SCIP_SYMBOLS)
+        write_parquet(occurrences, layout.scip_occurrences, SCIP_OCCURRENCES)
+        write_parquet(symbols, layout.scip_symbols, SCIP_SYMBOLS)
         roles = Counter(occurrences.column("role").to_pylist())
         return StageOutput(
             table_checksum(occurrences, symbols),
@@ -217,19 +214,16 @@ def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
                 "symbols": symbols.num_rows,
                 "definitions": roles.get("def", 0),
                 "references": roles.get("ref", 0),
-                "path": str(outputs[0]),
+                "path": str(layout.scip_occurrences),
             },
         )
 
-    return run_stage(
-        ctx.layout, "scip_occurrences", fingerprint("scip_occurrences", up, {}), outputs, build
-    )
+    return run_stage(ctx, stage, {}, build)
 
 
-def stage_ast_nodes(ctx: BuildContext) -> StageResult:
-    """Python ``ast`` nodes of every Python file (files that do not parse are counted)."""
+def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`ast/ast_nodes.parquet`: Python `ast` nodes; files that do not parse are counted."""
     layout = ctx.layout.build
-    up = {"repo_manifest": upstream_version(ctx.layout, "repo_manifest")}
 
     def build() -> StageOutput:
         files = ((uri, data) for uri, _, data in ctx.manifest_files(frozenset({"python"})))
@@ -240,15 +234,13 @@ def stage_ast_nodes(ctx: BuildContext) -> StageResult:
             {"rows": table.num_rows, **_diagnostics(diags), "path": str(layout.ast_nodes)},
         )
 
-    return run_stage(
-        ctx.layout, "ast_nodes", fingerprint("ast_nodes", up, {}), [layout.ast_nodes], build
-    )
+    return run_stage(ctx, stage, {}, build)
 
 
-def stage_cst_nodes(ctx: BuildContext) -> StageResult:
-    """Tree-sitter nodes (comments and tokens kept) of Python, JavaScript and TypeScript files."""
+def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`cst/cst_nodes.parquet`: tree-sitter nodes of Python, JavaScript and TypeScript files,
+    with comments, tokens and ERROR nodes."""
     layout = ctx.layout.build
-    up = {"repo_manifest": upstream_version(ctx.layout, "repo_manifest")}
 
     def build() -> StageOutput:
         table, diags = cst_nodes_table(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES))
@@ -264,23 +256,18 @@ def stage_cst_nodes(ctx: BuildContext) -> StageResult:
             },
         )
 
-    return run_stage(
-        ctx.layout, "cst_nodes", fingerprint("cst_nodes", up, {}), [layout.cst_nodes], build
-    )
+    return run_stage(ctx, stage, {}, build)
 
 
-def stage_modules(ctx: BuildContext) -> StageResult:
-    """One row per module with size, complexity, doc coverage and import-graph centrality."""
+def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`modules/modules.parquet` + `modules.jsonl`: size, cyclomatic complexity, doc coverage,
+    import-graph degrees and PageRank centrality per module, from the manifest's files (parsed
+    here with `ast`) and the chunk count of each module."""
     layout = ctx.layout.build
     given = Path(ctx.repo.modules_jsonl) if ctx.repo.modules_jsonl else None
-    up = {
-        stage: upstream_version(ctx.layout, stage)
-        for stage in ("repo_manifest", "ast_nodes", "scip_occurrences", "chunks")
-    }
     config = {"given": str(given) if given else None}
     if given is not None:
         config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
-    outputs = [layout.modules_parquet, layout.modules_jsonl]
 
     def build() -> StageOutput:
         if given is not None:
@@ -293,8 +280,8 @@ def stage_modules(ctx: BuildContext) -> StageResult:
             )
             table, diags = modules_core.modules_table(ctx.manifest_files(), chunks)
             source = "derived"
-        write_parquet(table, outputs[0], MODULES)
-        write_text_atomic(outputs[1], modules_core.modules_jsonl(table))
+        write_parquet(table, layout.modules_parquet, MODULES)
+        write_text_atomic(layout.modules_jsonl, modules_core.modules_jsonl(table))
         top = table.sort_by([("centrality", "descending")]).slice(0, 10)
         return StageOutput(
             table_checksum(table),
@@ -306,22 +293,21 @@ def stage_modules(ctx: BuildContext) -> StageResult:
                     for r in top.select(["module_id", "centrality"]).to_pylist()
                 ],
                 **_diagnostics(diags),
-                "path": str(outputs[0]),
+                "path": str(layout.modules_parquet),
             },
         )
 
-    return run_stage(ctx.layout, "modules", fingerprint("modules", up, config), outputs, build)
+    return run_stage(ctx, stage, config, build)
 
 
-def stage_symbol_edges(ctx: BuildContext) -> StageResult:
-    """The symbol graph: who calls, references, imports and inherits whom, weighted."""
+def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
+    """`symbol_graph/symbol_edges.parquet` + `symbol_graph.json`: call, reference, import,
+    inherits and implements edges between symbols, weighted by occurrence count."""
     layout = ctx.layout.build
     given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
-    up = {"scip_occurrences": upstream_version(ctx.layout, "scip_occurrences")}
     config = {"given": str(given) if given else None}
     if given is not None:
         config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
-    outputs = [layout.symbol_edges, layout.symbol_graph_json]
 
     def build() -> StageOutput:
         facts: dict[str, Any] = {}
@@ -340,8 +326,8 @@ def stage_symbol_edges(ctx: BuildContext) -> StageResult:
             sites = python_syntax_sites(uris, reader)
             edges = symbol_edges_table(occurrences, symbols, sites.calls, sites.import_lines)
             facts.update(source="derived", unparsed_files=len(sites.unparsed))
-        write_parquet(edges, outputs[0], SYMBOL_EDGES)
-        write_json_atomic(outputs[1], symbol_graph_json(edges))
+        write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
+        write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges))
         heaviest = edges.sort_by([("weight", "descending")]).slice(0, 10).to_pylist()
         by_kind = Counter()
         for kind, weight in zip(
@@ -355,10 +341,8 @@ def stage_symbol_edges(ctx: BuildContext) -> StageResult:
                 "rows": edges.num_rows,
                 "weight_by_edge": dict(by_kind),
                 "heaviest": heaviest,
-                "path": str(outputs[0]),
+                "path": str(layout.symbol_edges),
             },
         )
 
-    return run_stage(
-        ctx.layout, "symbol_edges", fingerprint("symbol_edges", up, config), outputs, build
-    )
+    return run_stage(ctx, stage, config, build)

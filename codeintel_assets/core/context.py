@@ -1,4 +1,7 @@
-"""What every stage needs: the repository, where its data lives, the embedder."""
+"""The settings of a build: the repository, where its data lives, the embedder and the knobs.
+
+Every stage, check and CLI command that builds or evaluates takes one ``BuildContext``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store, lifecycle
+from codeintel_assets.core import faiss_store
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout, data_root
 from codeintel_assets.core.registry import RepoConfig, get_repo
-from codeintel_assets.core.stamps import read_stamp
+
+DEFAULT_RETENTION = 5
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class BuildContext:
     root: Path | None = None
     faiss_flat_max: int = faiss_store.FLAT_MAX_VECTORS
     embedding_cache_entries: int = 500_000
-    retention: int = lifecycle.DEFAULT_RETENTION
+    retention: int = DEFAULT_RETENTION  # published versions kept
     scip_timeout_s: float = 1800.0
     # Longest embedded chunk text in tokens; None = what the model was trained on (128 for MiniLM).
     chunk_tokens: int | None = None
@@ -55,9 +59,3 @@ class BuildContext:
         ):
             if languages is None or lang in languages:
                 yield uri, lang, (self.repo.root / uri).read_bytes()
-
-    def project_version(self) -> str:
-        """Return the git commit of the tree, or its manifest checksum outside git."""
-        stamp = read_stamp(self.layout, "repo_manifest") or {}
-        commit = stamp.get("metadata", {}).get("git_commit")
-        return commit or (stamp.get("data_version") or "unversioned")[:16]
