@@ -119,7 +119,13 @@ def load_targets(entry: dict) -> list[Target]:
     return targets
 
 
-def build(spec: dict, semble: Path, data: Path, resource: CodeintelResource) -> float:
+def build(
+    spec: dict,
+    semble: Path,
+    data: Path,
+    resource: CodeintelResource,
+    instance: dg.DagsterInstance,
+) -> float:
     """Register and build one benchmark repository; return the build's wall seconds."""
     name = f"ext-{spec['name']}"
     root = semble / "repos" / spec["name"]
@@ -128,7 +134,7 @@ def build(spec: dict, semble: Path, data: Path, resource: CodeintelResource) -> 
         data,
     )
     started = time.perf_counter()
-    report = build_repository(name, resource, instance=dg.DagsterInstance.ephemeral())
+    report = build_repository(name, resource, instance=instance)
     if not report.success:
         raise SystemExit(f"build of {name} failed: {report.failures}")
     return time.perf_counter() - started
@@ -249,9 +255,11 @@ def main() -> None:
     by_category = json.loads(
         (args.semble / "published_ndcg10_by_category.json").read_text(encoding="utf-8")
     )
+    # One instance for every build: its SQLite storage belongs to this thread.
+    instance = dg.DagsterInstance.ephemeral()
     scores = {}
     for spec in specs:
-        seconds = build(spec, args.semble, data, resource)
+        seconds = build(spec, args.semble, data, resource, instance)
         queries = json.loads(
             (args.semble / "annotations" / f"{spec['name']}.json").read_text(encoding="utf-8")
         )
