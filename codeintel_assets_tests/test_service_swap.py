@@ -52,7 +52,11 @@ def swapped(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
         thread = threading.Thread(target=client)
         thread.start()
-        time.sleep(1.0)
+        # A few answers of the unedited tree first, however slow the machine is.
+        deadline = time.monotonic() + 60
+        while len(answers) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(TTL_S + 0.5)
         (repo / "pkg" / "b.py").write_text(EDITED_B, encoding="utf-8")
         time.sleep(TTL_S + 1.0)
         edited_at = time.monotonic()

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.layout import PROJECT_ROOT
+from codeintel_assets.core.scip.proto.scip_pb2 import Index
 
 SCIP_PYTHON_ENV = "CODEINTEL_SCIP_PYTHON"
 DEFAULT_SCIP_PYTHON = PROJECT_ROOT / "tools/scip-python/node_modules/.bin/scip-python"
@@ -221,5 +222,16 @@ def run_scip_python(
         if not partial.exists() or partial.stat().st_size == 0:
             return failed("scip-python wrote no index", python_files, _tail(log))
         with atomic_path(output) as target:
-            os.replace(partial, target)
+            _root_at(partial, repo_root, target)
     return ScipRunResult(True, time.monotonic() - started, output, python_files, "", _tail(log))
+
+
+def _root_at(index_file: Path, repo_root: Path, target: Path) -> None:
+    """Write ``index_file`` to ``target`` with its project root set to ``repo_root``.
+
+    scip-python ran in a staging tree whose path changes from run to run; the index
+    describes the repository, and the same tree must give the same bytes.
+    """
+    index = Index.FromString(index_file.read_bytes())
+    index.metadata.project_root = repo_root.as_uri()
+    target.write_bytes(index.SerializeToString(deterministic=True))
