@@ -63,8 +63,17 @@ def test_repo_add_list_build_search_versions(
     )
     hits = json.loads(out)
     assert len(hits) == 2
-    assert {"chunk_id", "uri", "start_line", "end_line", "lang", "score"} <= set(hits[0])
+    assert {"chunk_id", "uri", "start_line", "end_line", "lang", "score", "rank"} <= set(hits[0])
+    unit_fields = {"unit_id", "kind", "name", "qualified_name", "excerpt", "truncated"}
+    assert unit_fields | {"match_start_line", "match_end_line"} <= set(hits[0])
     assert not any(h["uri"].endswith(".md") for h in hits)
+    # The table shows each whole definition: its header line, then its text.
+    code, out, _ = run_cli(capsys, "search", "normalize vector", "--repo", "fx", "--k", "1")
+    header, *body = out.splitlines()
+    assert code == 0 and header.startswith("#1 ") and hits[0]["uri"] in header
+    assert (
+        "\n".join(line.removeprefix("    ") for line in body).strip() == hits[0]["excerpt"].strip()
+    )
 
     code, out, _ = run_cli(capsys, "versions", "--repo", "fx", "--format", "json")
     versions = json.loads(out)
