@@ -210,7 +210,7 @@ def build_fixture_layout(root: Path, *, with_eval_pool: bool = True) -> Artifact
         schemas.write_parquet(
             pa.table(
                 {
-                    name: [r[i] for r in EVAL_POOL_ROWS]
+                    name: [r[i] if i < len(r) else None for r in EVAL_POOL_ROWS]
                     for i, name in enumerate(schemas.EVAL_POOL.names)
                 }
             ),
@@ -241,13 +241,15 @@ def test_build_catalog_creates_every_spec_view_with_row_counts(layout: ArtifactL
     assert status.view("v_rrf_contrib_by_channel").row_count == 3
     assert status.missing_sources == [
         "ast_nodes",
+        "chunk_units",  # units/: not written by this fixture
         "cst_nodes",
-        "definitions",  # bm25/definitions.parquet: not written by this fixture
         "node_to_chunk",
         "repo_manifest",
         "scip_symbols",
+        "units",
     ]
-    assert status.view("definitions").present and status.view("definitions").row_count == 0
+    for view in ("definitions", "v_units", "v_chunk_units"):
+        assert status.view(view).present and status.view(view).row_count == 0
     as_dict = status.to_dict()
     assert {v["name"] for v in as_dict["views"]} == names
     chunks_source = next(s for s in as_dict["sources"] if s["name"] == "chunks")
@@ -371,6 +373,7 @@ def test_missing_eval_pool_is_an_empty_typed_view(tmp_path: Path) -> None:
         ("rank", "INTEGER"),
         ("chunk_id", "BIGINT"),
         ("score", "DOUBLE"),
+        ("unit_id", "BIGINT"),
     ]
 
 

@@ -71,8 +71,13 @@ SOURCE_SPECS: tuple[SourceSpec, ...] = (
     SourceSpec(
         "last_eval_pool", lambda lay: str(lay.eval_pool), schemas.EVAL_POOL, empty_when_missing=True
     ),
-    SourceSpec("units", lambda lay: str(lay.units), schemas.UNITS),
-    SourceSpec("chunk_units", lambda lay: str(lay.chunk_units), schemas.CHUNK_UNITS),
+    SourceSpec("units", lambda lay: str(lay.units), schemas.UNITS, empty_when_missing=True),
+    SourceSpec(
+        "chunk_units",
+        lambda lay: str(lay.chunk_units),
+        schemas.CHUNK_UNITS,
+        empty_when_missing=True,
+    ),
 )
 SOURCE_NAMES = frozenset(spec.name for spec in SOURCE_SPECS)
 _SPECS_BY_NAME = {spec.name: spec for spec in SOURCE_SPECS}
