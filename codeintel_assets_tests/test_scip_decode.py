@@ -253,6 +253,21 @@ def test_non_scip_bytes_are_rejected() -> None:
         decode_scip_bytes(document("m.py"), "x.scip")
 
 
+@pytest.mark.parametrize(
+    ("tail", "at", "expected"),
+    [
+        # Field 1 (metadata) as a varint, not a length-delimited record: at its tag.
+        (b"\x08\x01", 0, "not a SCIP index: unexpected top-level field 1 \\(wire type 0\\)"),
+        # A documents record whose length never ends, or claims 2 GiB: at the length.
+        (b"\x12" + b"\xff" * 11, 1, "varint longer than 10 bytes"),
+        (b"\x12\x80\x80\x80\x80\x08", 1, "record length 2147483648 is over protobuf's 2 GiB"),
+    ],
+)
+def test_bad_top_level_framing_names_the_offset(tail: bytes, at: int, expected: str) -> None:
+    with pytest.raises(BadInputError, match=rf"x\.scip: byte {len(METADATA) + at}: {expected}"):
+        decode_scip_bytes(METADATA + tail, "x.scip")
+
+
 def test_garbage_inside_a_document_names_the_document() -> None:
     good = document("a.py", occurrence([0, 0, 1], "s"))
     # A documents record whose relative_path claims 5 bytes but holds 1.

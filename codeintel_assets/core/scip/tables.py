@@ -43,14 +43,16 @@ from codeintel_assets.core.scip.symbol_names import (
 )
 
 TextReader = Callable[[str], str | None]
+# A SCIP range as (start_line, start_char, end_line, end_char): 0-based, end exclusive.
+Range = tuple[int, int, int, int]
+
 # Generated enum values, looked up once: each ``SymbolRole.Definition`` goes through a
 # Python-level ``__getattr__`` of protobuf's enum wrapper.
 _DEFINITION = SymbolRole.Definition
 _UTF8 = PositionEncoding.UTF8CodeUnitOffsetFromLineStart
 _UTF32 = PositionEncoding.UTF32CodeUnitOffsetFromLineStart
+# What a definition without SymbolInformation is read with: every field empty.
 _NO_INFORMATION = SymbolInformation()
-# A SCIP range as (start_line, start_char, end_line, end_char): 0-based, end exclusive.
-Range = tuple[int, int, int, int]
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FENCED = re.compile(r"\A```[^\n]*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
