@@ -11,7 +11,12 @@ import pyarrow as pa
 import pytest
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import build_unit_channels, fuse, unit_channels, unit_documents
+from codeintel_assets.core.channels import (
+    build_unit_channels,
+    rank_units,
+    unit_channels,
+    unit_documents,
+)
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
@@ -220,7 +225,7 @@ def test_hybrid_pool_is_what_search_ranks_at_unit_level(built):
     dense = faiss_store.search(index, embedder.embed([query.text]), 50)
     pairs = [(int(i), float(s)) for i, s in zip(dense.ids[0], dense.scores[0], strict=True)]
     ranked, _ = unit_channels(channels, query.text, "hybrid", pairs, 50)
-    expected = [u for u, _ in fuse(ranked, "hybrid")[:20]]
+    expected = [u for u, _ in rank_units(ranked, "hybrid", channels.units)[:20]]
     rows = [r for r in result.pool.to_pylist() if r["query_id"] == query.query_id]
     got = [r["unit_id"] for r in sorted(rows, key=lambda r: r["rank"]) if r["source"] == "hybrid"]
     assert got == expected and len(set(got)) == len(got)

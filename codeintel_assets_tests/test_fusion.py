@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from codeintel_assets.core.channels import diversify
 from codeintel_assets.core.fusion import channel_ranks, rrf
 
 
@@ -50,3 +51,15 @@ def test_scored_channels_give_tied_items_the_same_rank():
     assert scores[3] == pytest.approx(2 / 61)
     assert [i for i, _, _ in fused] == [3, 1, 2]
     assert dict((i, r) for i, _, r in fused)[2] == {"definition": 1}
+
+
+def test_diversify_spreads_a_list_over_files_softly():
+    files = {1: "a.py", 2: "a.py", 3: "a.py", 4: "b.py", 5: "c.py"}
+    ranked = [(1, 1.0), (2, 0.99), (3, 0.98), (4, 0.8), (5, 0.3)]
+    out = diversify(ranked, files.get, decay=0.7)
+    # a.py's second unit (0.99 × 0.7) falls below b.py's first; order within a file is kept.
+    assert [u for u, _ in out] == [1, 4, 2, 3, 5]
+    assert out[1] == (4, 0.8) and out[2][1] == pytest.approx(0.99 * 0.7)
+    # A penalty, not a filter: every unit stays, and no penalty keeps the order.
+    assert [u for u, _ in diversify(ranked, files.get, decay=1.0)] == [1, 2, 3, 4, 5]
+    assert diversify([], files.get) == []

@@ -36,7 +36,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import UnitChannels, fuse, load_unit_channels, unit_channels
+from codeintel_assets.core.channels import (
+    UnitChannels,
+    load_unit_channels,
+    rank_units,
+    unit_channels,
+)
 from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import (
@@ -194,8 +199,8 @@ def evaluation_pool(
         ranked, best = unit_channels(searched, query.text, "hybrid", dense_list, depth)
         add(query.query_id, "faiss", of_chunks(dense_list[:keep]))
         add(query.query_id, "oracle", of_chunks(exact_list))
-        add(query.query_id, "bm25", of_units(ranked["bm25"][:keep], best))
-        add(query.query_id, "hybrid", of_units(fuse(ranked, "hybrid")[:keep], best))
+        add(query.query_id, "bm25", of_units(rank_units(ranked, "bm25", units)[:keep], best))
+        add(query.query_id, "hybrid", of_units(rank_units(ranked, "hybrid", units)[:keep], best))
     return pa.table(rows, schema=EVAL_POOL)
 
 

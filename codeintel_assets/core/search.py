@@ -28,8 +28,8 @@ from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, Chun
 from codeintel_assets.core.channels import (
     Ranked,
     UnitChannels,
-    fuse,
     load_unit_channels,
+    rank_units,
     unit_channels,
 )
 from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
@@ -193,7 +193,7 @@ class CodeIndex:
         vector = self._embed(query) if mode != "bm25" else None
         while True:
             channels, best = self._candidates(query, vector, mode, fetch, filters, kind)
-            fused = fuse(channels, mode)
+            fused = rank_units(channels, mode, self.units)
             if len(fused) >= k or fetch >= max(total, len(self.units)):
                 break
             fetch = min(max(total, len(self.units)), fetch * 4)
