@@ -13,10 +13,12 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import xxhash
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _READ_BLOCK = 1 << 20
 
@@ -68,6 +70,9 @@ def table_checksum(*tables: pa.Table) -> str:
     """Return the xxh64 of Arrow tables' content (their IPC stream bytes, schema included)."""
     parts = []
     for table in tables:
+        # Imported here: processes that only read `current` (the CLI client) skip pyarrow.
+        import pyarrow as pa
+
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table.combine_chunks())

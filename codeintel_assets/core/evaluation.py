@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +36,6 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.channels import LexicalChannels, load_lexical_channels
 from codeintel_assets.core.checksums import atomic_path
-from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
     Embedder,
@@ -49,6 +49,9 @@ from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.queries import STYLES, SyntheticQuery, read_queries_jsonl
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
+
+if TYPE_CHECKING:
+    from codeintel_assets.core.context import BuildContext
 
 SOURCES = ("faiss", "oracle", "bm25", "hybrid", "splade")
 CHANNELS = ("faiss", "bm25", "hybrid", "oracle")
@@ -81,7 +84,7 @@ def evaluate(
     embedder: Embedder,
     *,
     k: int = 10,
-    k_factor: int = 2,
+    k_factor: float = 2,
     module_of: ModuleOf | None = None,
     fusion_depth: int = FUSION_DEPTH,
     oracle: ExactOracle | None = None,
@@ -136,11 +139,11 @@ def evaluation_pool(
     oracle: ExactOracle,
     lexical: LexicalChannels,
     k: int,
-    k_factor: int,
+    k_factor: float,
     fusion_depth: int = FUSION_DEPTH,
 ) -> pa.Table:
     """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle, bm25, hybrid."""
-    keep = k * k_factor
+    keep = math.ceil(k * k_factor)
     depth = max(keep, fusion_depth)
     dense = faiss_store.search(index, vectors, depth)
     exact = oracle.search(vectors, k)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from codeintel_assets.core import faiss_store, lifecycle
-from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
+from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, ChunkFilter
 from codeintel_assets.core.channels import load_lexical_channels
 from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
@@ -193,7 +193,9 @@ class CodeIndex:
             for name, hits in channels.items()
         }
         scores = dict(ranked)
-        rows = self.catalog.hydrate([i for i, _ in ranked], join_modules=True)
+        rows = self.catalog.hydrate(
+            [i for i, _ in ranked], columns=(*HYDRATION_COLUMNS, "symbols"), join_modules=True
+        )
         results = []
         for rank, row in enumerate(rows, start=1):
             chunk_id = int(row["id"])

@@ -51,7 +51,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "scip_occurrences",
-        ("scip_index",),
+        ("scip_index", "repo_manifest"),
         "1",
         structure.stage_scip_occurrences,
         files("scip_occurrences", "scip_symbols"),

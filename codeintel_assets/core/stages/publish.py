@@ -27,5 +27,7 @@ def stage_published_index(ctx: BuildContext, stage: Stage) -> StageResult:
             },
         )
 
-    never_published = lifecycle.current_version_or_none(layout) is None
-    return run_stage(ctx, stage, {"retention": ctx.retention}, build, force=never_published)
+    # Published files may be hard links of the build's: one changed in place is damage
+    # that an unchanged fingerprint would hide, so a broken `current` is published again.
+    force = not lifecycle.current_is_intact(layout)
+    return run_stage(ctx, stage, {"retention": ctx.retention}, build, force=force)
