@@ -6,9 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from codeintel_assets.core.context import DEFAULT_RETENTION, BuildContext
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.faiss_store import FLAT_MAX_VECTORS
+from codeintel_assets.core.lifecycle import DEFAULT_RETENTION
 from codeintel_assets.core.registry import get_repo
 
 

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store
+from codeintel_assets.core import faiss_store, lifecycle
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout, data_root
 from codeintel_assets.core.registry import RepoConfig, get_repo
-
-DEFAULT_RETENTION = 5
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class BuildContext:
     root: Path | None = None
     faiss_flat_max: int = faiss_store.FLAT_MAX_VECTORS
     embedding_cache_entries: int = 500_000
-    retention: int = DEFAULT_RETENTION  # published versions kept
+    retention: int = lifecycle.DEFAULT_RETENTION  # published versions kept
     scip_timeout_s: float = 1800.0
     # Longest embedded chunk text in tokens; None = what the model was trained on (128 for MiniLM).
     chunk_tokens: int | None = None

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +43,6 @@ from codeintel_assets.core.channels import (
     unit_channels,
 )
 from codeintel_assets.core.checksums import atomic_path
-from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
     Embedder,
@@ -59,6 +58,9 @@ from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery, r
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
 from codeintel_assets.core.units import load_units
+
+if TYPE_CHECKING:
+    from codeintel_assets.core.context import BuildContext
 
 SOURCES = ("faiss", "oracle", "bm25", "hybrid", "splade")
 CHANNELS = ("faiss", "bm25", "hybrid", "oracle")

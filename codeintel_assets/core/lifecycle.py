@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
-from codeintel_assets.core.context import DEFAULT_RETENTION, BuildContext
 from codeintel_assets.core.errors import (
     BadInputError,
     CodeintelError,
@@ -36,6 +35,10 @@ from codeintel_assets.core.errors import (
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 from codeintel_assets.core.stamps import read_stamp
 
+if TYPE_CHECKING:
+    from codeintel_assets.core.context import BuildContext
+
+DEFAULT_RETENTION = 5
 _BUILD_VERSION = re.compile(r"[0-9a-f]{16}")
 
 
@@ -237,12 +240,12 @@ def publish_version(
 
 def publish_build(ctx: BuildContext, staged: str | None = None) -> PublishOutcome:
     """Stage, catalog, validate and publish the working build of ``ctx``'s repository, or
-    the ``staged`` version (the ``published_index`` asset and ``indexctl publish``); return
+    its ``staged`` version (the ``published_index`` asset and ``indexctl publish``); return
     the outcome.
 
     Raises ``PublishError`` as ``publish_version`` does.
     """
-    # Imported here: readers of ``current`` (search, the CLI) need none of the builders.
+    # Imported here: DuckDB, FAISS and Arrow load only when publishing (indexctl's cold start).
     from codeintel_assets.core.catalog import build_catalog
     from codeintel_assets.core.validation import validate_version
 
@@ -263,6 +266,7 @@ def tool_versions(ctx: BuildContext) -> dict[str, Any]:
     import faiss
     import numpy as np
     import pyarrow
+
     chunk_stamp = read_stamp(ctx.layout, "chunks") or {}
     scip_stamp = read_stamp(ctx.layout, "scip_index") or {}
     audit_path = ctx.layout.build.faiss_audit()

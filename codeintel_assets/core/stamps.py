@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
-from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
+
+if TYPE_CHECKING:
+    from codeintel_assets.core.context import BuildContext
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -19,9 +19,11 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.chunk_table import chunk_repository, embedding_texts
-from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import load_embedder
 from codeintel_assets.core.layout import ArtifactLayout
+
+if TYPE_CHECKING:
+    from codeintel_assets.core.context import BuildContext
 
 ROUND_TRIP_SAMPLE = 64
 

@@ -55,9 +55,9 @@ def stage_repo_manifest(ctx: BuildContext, stage: Stage) -> StageResult:
             },
         )
 
-    result = run_stage(ctx, stage, config, build)
+    gated = run_stage(ctx, stage, config, build)
     # Scanning the tree is this stage's real work, done before the gate can decide.
-    return replace(result, seconds=result.seconds + scan_seconds)
+    return replace(gated, seconds=gated.seconds + scan_seconds)
 
 
 def _nothing_indexable(repo: RepoConfig, skip_counts: dict[str, int]) -> str:
