@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
         help="what files results come from: code (default), documentation, or all",
     )
     search.add_argument(
+        "--module", default=None, metavar="MODULE_ID", help="only files of this module (pkg.a)"
+    )
+    search.add_argument(
         "--max-tokens",
         type=int,
         default=4000,
@@ -460,6 +463,7 @@ def _search_in_process(args: argparse.Namespace) -> list[Any]:
             mode=args.mode,
             kind=args.kind,
             max_tokens=args.max_tokens,
+            module=args.module,
         )
         for note in index.notes:
             err.print(f"indexctl: note: {note}", markup=False)
@@ -481,6 +485,7 @@ def _search_server(args: argparse.Namespace) -> list[Any]:
             "exclude": args.exclude,
             "kind": args.kind,
             "max_tokens": args.max_tokens,
+            **({"module": args.module} if args.module else {}),
         },
         token=os.environ.get(TOKEN_ENV),
     )

@@ -71,6 +71,8 @@ def test_filters_and_kind_apply_before_the_cut(published: str):
         assert all(r.uri != "README.md" for r in code)
         docs = index.search("usage fixture", k=20, mode="bm25", kind="docs")
         assert docs and {r.uri for r in docs} == {"README.md"}
+        in_module = index.search("normalize vector report", k=10, module="pkg.parse")
+        assert in_module and {r.module_id for r in in_module} == {"pkg.parse"}
         with pytest.raises(CodeintelError, match="unknown kind"):
             index.search("x", kind="tests")
 

@@ -120,6 +120,15 @@ def kind_of_lang(lang: str | None) -> str:
     return "data" if lang in DATA_LANGS else "code"
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """Which files a search's results may come from."""
+
+    filters: ChunkFilter | None
+    kind: str
+    module: str | None
+
+
 class CodeIndex:
     """A published version of one repository, ready to search."""
 
@@ -166,9 +175,12 @@ class CodeIndex:
         mode: str = "hybrid",
         kind: str = "code",
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        module: str | None = None,
     ) -> list[SearchResult]:
         """Return the ``k`` best units for ``query``, best first, their excerpts together
-        within ``max_tokens`` (None: whole units).
+        within ``max_tokens`` (None: whole units). ``filters``, ``kind`` and ``module`` (a
+        ``module_id``: the files whose longest-prefix module it is) select the files
+        results may come from.
 
         Raises ``EmptyQueryError`` for an empty query and ``CodeintelError`` for a bad
         ``k``, ``mode``, ``kind`` or ``max_tokens``.
@@ -192,7 +204,8 @@ class CodeIndex:
         fetch = max(MIN_CANDIDATES, k * OVERFETCH)
         vector = self._embed(query) if mode != "bm25" else None
         while True:
-            channels, best = self._candidates(query, vector, mode, fetch, filters, kind)
+            scope = _Scope(filters, kind, module)
+            channels, best = self._candidates(query, vector, mode, fetch, scope)
             fused = rank_units(channels, mode, self.units)
             if len(fused) >= k or fetch >= max(total, len(self.units)):
                 break
@@ -215,8 +228,7 @@ class CodeIndex:
         vector,
         mode: str,
         fetch: int,
-        filters: ChunkFilter | None,
-        kind: str,
+        scope: _Scope,
     ) -> tuple[dict[str, Ranked], dict[int, int]]:
         """Return each channel's (unit id, score) candidates, filtered, best first, and
         the best dense chunk of each unit."""
@@ -230,19 +242,25 @@ class CodeIndex:
             ]
         channels = self.channels or UnitChannels(self.units, None, None)  # dense only
         ranked, best = unit_channels(channels, query, mode, hits, fetch)
-        allowed = self._allowed({u for found in ranked.values() for u, _ in found}, filters, kind)
+        allowed = self._allowed({u for found in ranked.values() for u, _ in found}, scope)
         return {
             name: [(u, s) for u, s in hits if u in allowed] for name, hits in ranked.items()
         }, best
 
-    def _allowed(self, units: set[int], filters: ChunkFilter | None, kind: str) -> set[int]:
-        """Return the ``units`` that pass ``filters`` and ``kind`` (both decided per file)."""
-        if kind != "all":
-            units = {u for u in units if kind_of_lang(self.units.lang(u)) == kind}
-        if filters is None or not units:
+    def _allowed(self, units: set[int], scope: _Scope) -> set[int]:
+        """Return the ``units`` inside ``scope`` (decided per file, on one chunk of each)."""
+        if scope.kind != "all":
+            units = {u for u in units if kind_of_lang(self.units.lang(u)) == scope.kind}
+        if not units or (scope.filters is None and scope.module is None):
             return units
         by_chunk = {self.units.file_chunk[self.units.uri(u)]: self.units.uri(u) for u in units}
-        kept_uris = {by_chunk[c] for c in self.catalog.filter_ids(list(by_chunk), filters)}
+        chunks = list(by_chunk)
+        if scope.filters is not None:
+            chunks = self.catalog.filter_ids(chunks, scope.filters)
+        if scope.module is not None:
+            rows = self.catalog.hydrate(chunks, columns=("id", "uri"), join_modules=True)
+            chunks = [int(r["id"]) for r in rows if r.get("module_id") == scope.module]
+        kept_uris = {by_chunk[c] for c in chunks}
         return {u for u in units if self.units.uri(u) in kept_uris}
 
     def _results(
