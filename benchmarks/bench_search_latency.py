@@ -72,8 +72,8 @@ def corpus(root: Path) -> tuple[pa.Table, pa.Table]:
 
 
 def copies(table: pa.Table, nodes: pa.Table, count: int) -> tuple[pa.Table, pa.Table]:
-    """Return ``count`` chunks made of copies of ``table`` (and their syntax nodes)."""
-    repeat = -(-count // table.num_rows)
+    """Return about ``count`` chunks: whole copies of ``table`` (and their syntax nodes)."""
+    repeat = max(1, round(count / table.num_rows))
     rng = np.random.default_rng(0)
     dim = table.schema.field("embedding").type.list_size
     base = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
@@ -90,7 +90,7 @@ def copies(table: pa.Table, nodes: pa.Table, count: int) -> tuple[pa.Table, pa.T
         node_parts.append(
             nodes.set_column(1, "uri", pa.array([f"c{c}/{u}" for u in nodes["uri"].to_pylist()]))
         )
-    return pa.concat_tables(parts).slice(0, count), pa.concat_tables(node_parts)
+    return pa.concat_tables(parts), pa.concat_tables(node_parts)
 
 
 def chunk_definitions(nodes: pa.Table, chunks: pa.Table) -> DefinitionIndex:

@@ -227,6 +227,8 @@ def _definition_units(source: _File, definitions: list[dict]) -> list[Unit]:
     units: dict[int, Unit] = {}
     roots: list[Unit] = []
     for row in sorted(definitions, key=lambda r: (r["start_line"], -r["end_line"])):
+        if row["start_line"] > len(source.lines):
+            continue  # the syntax tree of another version of the file than its chunks
         parent = units.get(row["enclosing"]) if row["enclosing"] is not None else None
         kind = UNIT_KINDS[row["kind"]]
         if kind == "function" and parent is not None and parent.kind == "class":
