@@ -128,11 +128,6 @@ class PathFilter:
         """Compile include and exclude globs. Raises ``BadInputError`` on a bad glob."""
         return cls(GlobList.compile(include), GlobList.compile(exclude))
 
-    @property
-    def is_empty(self) -> bool:
-        """True when the filter keeps every path."""
-        return not self.include.globs and not self.exclude.globs
-
     def matches(self, path: str) -> bool:
         """Return True when ``path`` passes the filter."""
         if self.include.globs and not self.include.matches(path):
@@ -175,8 +170,11 @@ def expand_braces(glob: str) -> list[str]:
 def _compile_glob(glob: str) -> list[_Line]:
     if not glob.strip():
         raise BadInputError(f"glob {glob!r}: empty glob")
+    alternatives = expand_braces(glob)
+    if not alternatives:
+        raise BadInputError(f"glob {glob!r}: not a valid pattern (its braces expand to nothing)")
     lines = []
-    for alternative in expand_braces(glob):
+    for alternative in alternatives:
         try:
             pattern = GitIgnoreSpecPattern(alternative)
         except ValueError as error:
