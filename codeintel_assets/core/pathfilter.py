@@ -42,6 +42,7 @@ the rule above (last line naming the file, else last line naming a parent) as a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -177,7 +178,7 @@ def _compile_glob(glob: str) -> list[_Line]:
     for alternative in alternatives:
         try:
             pattern = GitIgnoreSpecPattern(alternative)
-        except ValueError as error:
+        except (ValueError, re.error) as error:
             raise BadInputError(f"glob {glob!r}: not a valid pattern ({error})") from error
         if pattern.include is None or pattern.regex is None:
             raise BadInputError(
