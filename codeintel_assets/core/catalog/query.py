@@ -8,18 +8,16 @@ names checked against fixed sets, and the SQL fragments of this module.
 Hydration (ids to rows, in input order) is the hot path: every search and every
 service request does it. ``hydrate_rows`` looks ids up with an IN-list of bound
 parameters, which DuckDB answers with an index scan of ``chunks_mat`` (its ART index
-on ``id``); the order is restored in Python, and the statement is parsed once per
-shape. ``benchmarks/bench_catalog.py`` measures
-it against the alternatives (an ``UNNEST ... WITH ORDINALITY`` join, ``= ANY(list)``,
-row numbers first).
+on ``id``); the order is restored in Python, and each statement shape is parsed once.
+``benchmarks/bench_catalog.py`` measures it against the alternatives (an ``UNNEST ...
+WITH ORDINALITY`` join, ``= ANY(list)``, row numbers first, automatic compression).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -156,7 +154,7 @@ def hydrate_rows(
     return Hydration(rows, unknown, filtered_out)
 
 
-@functools.lru_cache(maxsize=512)
+@lru_cache(maxsize=512)
 def _parsed(sql: str) -> duckdb.Statement:
     """Return ``sql`` parsed once: a warm reader binds it again without re-parsing.
 
