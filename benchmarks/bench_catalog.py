@@ -71,13 +71,14 @@ import duckdb
 from codeintel_assets.core.catalog import CatalogReader
 from pathlib import Path
 ids = json.loads(sys.argv[2])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 with CatalogReader(Path(sys.argv[1])) as reader:
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     rows = reader.hydrate(ids)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     assert [r["id"] for r in rows] == ids
-print(json.dumps({"open_ms": (t1 - t0) * 1e3, "query_ms": (t2 - t1) * 1e3}))
+times = {"open": (t1 - t0, c1 - c0), "query": (t2 - t1, c2 - c1)}
+print(json.dumps({name: [1e3 * v for v in pair] for name, pair in times.items()}))
 """
 
 
@@ -206,19 +207,29 @@ def sql_options(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Callabl
 
 
 def interleaved(options: dict[str, Callable], ids: np.ndarray, runs: int, k: int) -> dict:
-    """Return {name: (median ms, fastest ms)}, each option run once per round on one sample."""
+    """Return {name: (median ms, fastest ms, median CPU ms)}, each option once per round.
+
+    Every round hydrates one fresh sample with every option. CPU ms is the process's
+    CPU time (all threads) per call: less sensitive than wall time to other work on the
+    machine, higher than it where DuckDB scans on several threads.
+    """
     rng = np.random.default_rng(7)
-    times: dict[str, list[float]] = {name: [] for name in options}
+    wall: dict[str, list[float]] = {name: [] for name in options}
+    cpu: dict[str, list[float]] = {name: [] for name in options}
     for option in options.values():  # one warm-up each
         option(rng.choice(ids, k, replace=False).tolist())
     for _ in range(runs):
         sample = rng.choice(ids, k, replace=False).tolist()
         for name, option in options.items():
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             rows = option(sample)
-            times[name].append((time.perf_counter() - started) * 1e3)
+            wall[name].append((time.perf_counter() - started) * 1e3)
+            cpu[name].append((time.process_time() - started_cpu) * 1e3)
             assert rows is None or len(rows) == k, (name, len(rows))
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+    return {
+        name: (statistics.median(wall[name]), min(wall[name]), statistics.median(cpu[name]))
+        for name in options
+    }
 
 
 def drop_page_cache(root: Path) -> None:
@@ -232,10 +243,10 @@ def drop_page_cache(root: Path) -> None:
                 os.close(fd)
 
 
-def cold(catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None) -> tuple[float, float]:
-    """Return median (open ms, first-query ms) over fresh processes."""
+def cold(catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None) -> dict:
+    """Return {"open"|"query": (median wall ms, fastest wall ms, median CPU ms)}."""
     rng = np.random.default_rng(11)
-    opens, queries = [], []
+    samples: dict[str, list[list[float]]] = {"open": [], "query": []}
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     for _ in range(runs):
         sample = json.dumps(rng.choice(ids, K, replace=False).tolist())
@@ -248,10 +259,16 @@ def cold(catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None) -> t
             check=True,
             env=env,
         )
-        result = json.loads(out.stdout)
-        opens.append(result["open_ms"])
-        queries.append(result["query_ms"])
-    return statistics.median(opens), statistics.median(queries)
+        for name, pair in json.loads(out.stdout).items():
+            samples[name].append(pair)
+    return {
+        name: (
+            statistics.median(w for w, _ in pairs),
+            min(w for w, _ in pairs),
+            statistics.median(c for _, c in pairs),
+        )
+        for name, pairs in samples.items()
+    }
 
 
 def random_reads_ms(path: Path, reads: int = K, size: int = 4096) -> float:
@@ -301,14 +318,19 @@ def unchecked(option: Callable) -> Callable:
     return run
 
 
-def print_table(title: str, rows: list[tuple[str, float, float | None, float | None]]) -> None:
-    print(f"\n## {title}\n")
-    print("| measure | median ms | fastest ms | target | met |")
-    print("|---|---:|---:|---:|---|")
-    for name, median, fastest, target in rows:
+def print_table(
+    title: str, rows: list[tuple[str, float, float | None, float | None, float | None]]
+) -> None:
+    print(f"\n## {title} (load average {os.getloadavg()[0]:.1f})\n")
+    print("| measure | median ms | fastest ms | CPU ms | target | met |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, median, fastest, cpu, target in rows:
         met = "" if target is None else ("yes" if median <= target else "NO")
-        shown = "" if fastest is None else f"{fastest:.2f}"
-        print(f"| {name} | {median:.2f} | {shown} | {'' if target is None else target} | {met} |")
+        cells = ["" if v is None else f"{v:.2f}" for v in (fastest, cpu)]
+        print(
+            f"| {name} | {median:.2f} | {cells[0]} | {cells[1]} | "
+            f"{'' if target is None else target} | {met} |"
+        )
 
 
 def main() -> None:
@@ -388,8 +410,8 @@ def main() -> None:
             auto_con.close()
             mat_con.close()
         rows = [
-            (name, median, fastest, TARGET_WARM_MS if name == "hydrate (kept)" else None)
-            for name, (median, fastest) in {**warm, **filter_1000}.items()
+            (name, median, fastest, cpu, TARGET_WARM_MS if name == "hydrate (kept)" else None)
+            for name, (median, fastest, cpu) in {**warm, **filter_1000}.items()
         ]
         print_table(f"warm, {K} random ids of {args.chunks}", rows)
 
@@ -398,27 +420,24 @@ def main() -> None:
             ("materialized", mat.catalog, mat.root),
             ("Parquet views", views.catalog, views.root),
         ):
-            open_ms, query_ms = cold(catalog, ids, args.cold_runs, None)
-            cold_rows += [
-                (f"{label}: first query, page cache warm", query_ms, None, TARGET_COLD_MS),
-                (f"{label}: open, page cache warm", open_ms, None, None),
-            ]
-            open_ms, query_ms = cold(catalog, ids, args.cold_runs, root)
-            cold_rows += [
-                (f"{label}: first query, page cache dropped", query_ms, None, None),
-                (f"{label}: open, page cache dropped", open_ms, None, None),
-            ]
+            for cache, drop_root in (("page cache warm", None), ("page cache dropped", root)):
+                measured = cold(catalog, ids, args.cold_runs, drop_root)
+                target = TARGET_COLD_MS if cache == "page cache warm" else None
+                cold_rows += [
+                    (f"{label}: first query, {cache}", *measured["query"], target),
+                    (f"{label}: open, {cache}", *measured["open"], None),
+                ]
         cold_rows.append(
             (
                 f"disk floor: {K} random 4 KB reads of the dropped catalog file",
                 random_reads_ms(mat.catalog),
                 None,
                 None,
+                None,
             )
         )
         cold_rows = [
-            (name, value, fastest, target if name.startswith("materialized") else None)
-            for name, value, fastest, target in cold_rows
+            (*row[:4], row[4] if row[0].startswith("materialized") else None) for row in cold_rows
         ]
         print_table("cold: a fresh process, nothing of the catalog read yet", cold_rows)
 

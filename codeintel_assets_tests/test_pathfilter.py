@@ -97,7 +97,14 @@ def test_brace_expansion_and_bad_globs() -> None:
     assert expand_braces("a\\*{b,c}") == ["a\\*b", "a\\*c"]  # escapes kept for gitignore
     with pytest.raises(BadInputError, match="alternatives"):
         expand_braces("{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}")
-    for bad, reason in [("  ", "empty glob"), ("#x", "comment"), ("[", "invalid"), ("/", "blank")]:
+    bad_globs = [
+        ("  ", "empty glob"),
+        ("#x", "comment"),
+        ("[", "invalid"),
+        ("/", "blank"),
+        ("{,}", "expand to nothing"),
+    ]
+    for bad, reason in bad_globs:
         with pytest.raises(BadInputError, match=reason):
             PathFilter.from_globs([bad])
 

@@ -42,6 +42,7 @@ the rule above (last line naming the file, else last line naming a parent) as a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -128,11 +129,6 @@ class PathFilter:
         """Compile include and exclude globs. Raises ``BadInputError`` on a bad glob."""
         return cls(GlobList.compile(include), GlobList.compile(exclude))
 
-    @property
-    def is_empty(self) -> bool:
-        """True when the filter keeps every path."""
-        return not self.include.globs and not self.exclude.globs
-
     def matches(self, path: str) -> bool:
         """Return True when ``path`` passes the filter."""
         if self.include.globs and not self.include.matches(path):
@@ -175,11 +171,14 @@ def expand_braces(glob: str) -> list[str]:
 def _compile_glob(glob: str) -> list[_Line]:
     if not glob.strip():
         raise BadInputError(f"glob {glob!r}: empty glob")
+    alternatives = expand_braces(glob)
+    if not alternatives:
+        raise BadInputError(f"glob {glob!r}: not a valid pattern (its braces expand to nothing)")
     lines = []
-    for alternative in expand_braces(glob):
+    for alternative in alternatives:
         try:
             pattern = GitIgnoreSpecPattern(alternative)
-        except ValueError as error:
+        except (ValueError, re.error) as error:
             raise BadInputError(f"glob {glob!r}: not a valid pattern ({error})") from error
         if pattern.include is None or pattern.regex is None:
             raise BadInputError(
