@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import faiss
 import numpy as np
 import pytest
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.checksums import xxh64_file
+from codeintel_assets.core.errors import BadInputError, CodeintelError
+from codeintel_assets.core.layout import audit_beside
 from codeintel_assets.core.tuning import (
     ExactOracle,
     audit_sidecar,
     knob_candidates,
+    lock_index_file,
+    operator_knobs,
     recall_at_k,
     sample_query_vectors,
     tune_index,
@@ -125,3 +131,53 @@ def test_audit_sidecar_records_the_operating_point(data):
     assert (audit["dim"], audit["ntotal"], audit["metric"]) == (DIM, 3000, "inner_product")
     assert audit["build_version"] == "v1" and audit["index_xxh64"] == "ab"
     assert audit["recall_k"] == 5 and audit["latency_ms"] == point.latency_ms
+
+
+def test_k_factor_reads_a_quantized_index_deeper(data):
+    # Quantized codes approximate the scores, so true neighbours rank below k and a deeper read
+    # finds them; exact-distance codes (Flat, IVF-Flat, HNSW-Flat) rank every visited true
+    # neighbour within the top k, where k_factor changes nothing.
+    ids, x, queries = data
+    ids, x = ids[:5000], x[:5000]
+    index = faiss_store.build_index(ids, x, "IVF16,SQ4")
+    faiss_store.set_search_parameters(index, "nprobe=16")
+    oracle = ExactOracle(ids, x)
+    exact = oracle.search(queries, 10)
+    shallow = recall_at_k(faiss_store.search(index, queries, 10), exact, 10)
+    deep = recall_at_k(faiss_store.search(index, queries, 40), exact, 10, depth=40)
+    assert deep > shallow + 0.02
+    point = tune_index(index, queries, k=10, oracle=oracle, k_factor=4.0, candidates=["nprobe=16"])
+    assert point.k_factor == 4.0 and point.recall == pytest.approx(deep)
+
+
+def test_operator_knobs_must_fit_the_index_family(data, tmp_path):
+    ids, x, _ = data
+    flat = faiss_store.build_index(ids[:500], x[:500], "IDMap2,Flat")
+    ivf = faiss_store.build_index(ids[:2000], x[:2000], "IVF16,Flat")
+    hnsw = faiss_store.build_index(ids[:500], x[:500], "IDMap2,HNSW8")
+    path = tmp_path / "i.faiss"
+    assert operator_knobs(ivf, path, 4, None) == "nprobe=4"
+    assert operator_knobs(hnsw, path, None, 64) == "efSearch=64"
+    assert operator_knobs(flat, path, None, None) == ""
+    with pytest.raises(BadInputError, match="IndexIDMap2/IndexFlat: it has no nprobe"):
+        operator_knobs(flat, path, 4, None)
+    with pytest.raises(BadInputError, match="it has no efSearch"):
+        operator_knobs(ivf, path, None, 64)
+    with pytest.raises(BadInputError, match="--nprobe 17 exceeds its 16 lists"):
+        operator_knobs(ivf, path, 17, None)
+
+
+def test_an_operator_lock_keeps_the_sidecar_identity_and_the_index_file(data, tmp_path):
+    ids, x, _ = data
+    path = tmp_path / "chunks.faiss"
+    faiss_store.write_index(faiss_store.build_index(ids[:2000], x[:2000], "IVF16,Flat"), path)
+    before = xxh64_file(path)
+    old = {"index_name": "chunks", "build_version": "b1", "built_at": "2026-01-01T00:00:00+00:00"}
+    audit_beside(path).write_text(json.dumps({**old, "factory": "IVF16,Flat"}))
+    audit = lock_index_file(path, nprobe=4, k=10, queries=50)
+    assert json.loads(audit_beside(path).read_text()) == audit
+    assert {k: audit[k] for k in old} == old and audit["factory"] == "IVF16,Flat"
+    assert audit["knobs"] == "nprobe=4" and audit["locked_by"] == "operator"
+    assert audit["tune_queries"] == 50 and audit["index_xxh64"] == before == xxh64_file(path)
+    # Searches read the knobs back from the sidecar.
+    assert faiss.extract_index_ivf(faiss_store.read_index(path, audit["knobs"])).nprobe == 4
