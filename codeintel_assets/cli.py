@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +16,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from codeintel_assets.core import lifecycle, registry
-from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import RepoLayout, data_root
+
+SERVER_ENV = "CODEINTEL_SERVER"
+TOKEN_ENV = "CODEINTEL_TOKEN"
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"indexctl: error: {exc}", markup=False)
         return 1
     except KeyboardInterrupt:
-        err.print("indexctl: interrupted")
+        err.print("indexctl: interrupted", markup=False)
         return 130
 
 
@@ -58,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--scip", help="an existing index.scip or index.scip.json to ingest")
     add.add_argument("--modules-jsonl", help="an existing modules.jsonl to ingest")
     add.add_argument("--symbol-graph", help="an existing symbol_graph.json to ingest")
+    add.add_argument(
+        "--replace", action="store_true", help="change the settings of a registered name"
+    )
     add.set_defaults(handler=cmd_repo_add)
     lst = repo.add_parser("list", help="list repositories")
     lst.add_argument("--format", choices=["table", "json"], default="table")
@@ -77,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         default="sentence-transformers",
         help="'hashing' is a fast stand-in for tests, not for real search",
     )
+    build.add_argument(
+        "-v", "--verbose", action="store_true", help="show the Dagster log of the run"
+    )
     build.set_defaults(handler=cmd_build)
 
     search = verbs.add_parser("search", help="search the published index")
@@ -91,7 +101,27 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="show each channel's rank and score, symbols, module"
     )
     search.add_argument("--format", choices=["table", "json"], default="table")
+    search.add_argument(
+        "--server",
+        default=os.environ.get(SERVER_ENV),
+        metavar="URL",
+        help=f"ask a running `indexctl serve` (default: ${SERVER_ENV}), not the index files",
+    )
     search.set_defaults(handler=cmd_search)
+
+    serve = verbs.add_parser("serve", help="serve the tools over HTTP (JSON API, MCP, search page)")
+    _served_repos_option(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token clients must send (default: ${TOKEN_ENV}); required off loopback",
+    )
+    serve.set_defaults(handler=cmd_serve)
+    mcp_cmd = verbs.add_parser("mcp", help="serve the tools over MCP on stdin/stdout")
+    _served_repos_option(mcp_cmd)
+    mcp_cmd.set_defaults(handler=cmd_mcp)
 
     tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
     _repo_option(tune)
@@ -177,12 +207,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _served_repos_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="repository to serve (repeatable; default: every registered one)",
+    )
+
+
 def _repo_option(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--repo", help="repository name (default: this checkout)")
 
 
 def _layout(name: str | None) -> RepoLayout:
     return RepoLayout(data_root(), registry.get_repo(name).name)
+
+
+def _at_least_one(**options: int) -> None:
+    """Raise ``CodeintelError`` for a count option below 1 (``--k 0`` means nothing)."""
+    for name, value in options.items():
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise CodeintelError(f"{flag} must be at least 1 (got {value})")
 
 
 def _print_json(value: Any) -> None:
@@ -203,9 +251,10 @@ def _file_form(args: argparse.Namespace, *files: str) -> bool:
     return bool(given)
 
 
-def _output_file(value: str, flag: str) -> Path:
-    """Return the path of an output file; its folder must exist (none is created)."""
-    path = Path(value)
+def _output_file(value: str, flag: str = "--out") -> Path:
+    """Return the path of an output file; its folder must exist (none is created: a typo
+    in the folder should not silently create a new tree of folders)."""
+    path = Path(value).expanduser()
     if not path.parent.is_dir():
         raise CodeintelError(f"{flag} {value}: folder {path.parent} does not exist")
     if path.is_dir():
@@ -241,7 +290,8 @@ def cmd_repo_add(args: argparse.Namespace) -> int:
             scip_index=args.scip,
             modules_jsonl=args.modules_jsonl,
             symbol_graph_json=args.symbol_graph,
-        )
+        ),
+        replace=args.replace,
     )
     from codeintel_assets.runner import dagster_instance, ensure_partitions
 
@@ -257,7 +307,9 @@ def cmd_repo_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "path", "include", "exclude")
     for repo in repos:
-        table.add_row(repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude))
+        table.add_row(
+            *_plain([repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude)])
+        )
     out.print(table)
     return 0
 
@@ -299,15 +351,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         def on_step(step: str, finished: int, total: int) -> None:
             progress.update(task, description=f"building {repo.name}: {step} ({finished}/{total})")
 
-        report = build_repository(repo.name, resource, on_step=on_step)
-    for summary in report.assets:
-        out.print(_summary_line(summary), markup=False)
+        report = build_repository(
+            repo.name,
+            resource,
+            on_step=on_step,
+            log_level="DEBUG" if args.verbose else "CRITICAL",
+        )
+    if report.success or args.verbose:
+        for summary in report.assets:
+            out.print(_summary_line(summary), markup=False)
     for warning in report.warnings:
         err.print(f"indexctl: warning: {warning}", markup=False)
     if not report.success:
-        for failure in report.failures:
-            err.print(f"indexctl: failed: {failure}", markup=False)
-        raise CodeintelError(f"build of {repo.name!r} failed (run {report.run_id})")
+        # One line: the first failure is the cause; later steps only stopped because of it.
+        first = report.failures[0] if report.failures else "no step failed, see the run log"
+        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        hint = "" if args.verbose else "; -v shows the Dagster log"
+        raise CodeintelError(f"build of {repo.name!r} failed at {first}{more}{hint}")
     version = lifecycle.current_version_or_none(_layout(repo.name))
     out.print(f"published {repo.name} version {version}", markup=False)
     return 0
@@ -327,18 +387,10 @@ def _summary_line(summary: Any) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.catalog import ChunkFilter
-    from codeintel_assets.core.search import CodeIndex
-
-    filters = None
-    if args.lang or args.include or args.exclude:
-        filters = ChunkFilter(
-            include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
-        )
-    with CodeIndex.open(args.repo) as index:
-        results = index.search(args.query, k=args.k, filters=filters, mode=args.mode)
-        for note in index.notes:
-            err.print(f"indexctl: note: {note}", markup=False)
+    if args.server:
+        results = _search_server(args)
+    else:
+        results = _search_in_process(args)
     if args.format == "json":
         _print_json([r.to_dict() for r in results])
         return 0
@@ -360,8 +412,79 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
             names = [_short_symbol(s) for s in r.symbols if not s.endswith(")")][:4]
             row.append(f"{r.module_id or '-'}\n" + ", ".join(names))
-        table.add_row(*row)
+        table.add_row(*_plain(row))
     out.print(table)
+    return 0
+
+
+def _plain(cells: list[str]) -> list[Text]:
+    """Return table cells as plain text: code and paths may hold ``[...]`` that rich would
+    read as markup (and crash on, or silently drop)."""
+    return [Text(cell) for cell in cells]
+
+
+def _search_in_process(args: argparse.Namespace) -> list[Any]:
+    from codeintel_assets.core.catalog import ChunkFilter
+    from codeintel_assets.core.search import CodeIndex, recorded_embedder
+    from codeintel_assets.core.service.handles import LazyEmbedder, index_dimension
+
+    filters = None
+    if args.lang or args.include or args.exclude:
+        filters = ChunkFilter(
+            include_globs=args.include, exclude_globs=args.exclude, languages=args.lang
+        )
+    layout = lifecycle.current_layout(_layout(args.repo))
+    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    # The model loads only if the search needs a query vector (not for --mode bm25).
+    embedder = LazyEmbedder(recorded_embedder(manifest), index_dimension(layout))
+    with CodeIndex(layout, manifest, embedder) as index:
+        results = index.search(args.query, k=args.k, filters=filters, mode=args.mode)
+        for note in index.notes:
+            err.print(f"indexctl: note: {note}", markup=False)
+    return results
+
+
+def _search_server(args: argparse.Namespace) -> list[Any]:
+    from codeintel_assets.server.client import search_remote
+
+    answer = search_remote(
+        args.server,
+        {
+            "query": args.query,
+            "repo": args.repo,
+            "k": args.k,
+            "mode": args.mode,
+            "lang": args.lang,
+            "include": args.include,
+            "exclude": args.exclude,
+        },
+        token=os.environ.get(TOKEN_ENV),
+    )
+    for note in answer["notes"]:
+        err.print(f"indexctl: note: {note}", markup=False)
+    return answer["hits"]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.service.handles import HandleCache
+    from codeintel_assets.server.http_api import require_token_for, serve
+
+    require_token_for(args.host, args.token)
+    cache = HandleCache(args.repo or None)
+    err.print(
+        f"indexctl: serving {', '.join(cache.repos)} on http://{args.host}:{args.port} "
+        "(/, /api, /mcp, /metrics, /healthz)",
+        markup=False,
+    )
+    serve(cache, args.host, args.port, args.token)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.service.handles import HandleCache
+    from codeintel_assets.server.mcp_server import run_stdio
+
+    run_stdio(HandleCache(args.repo or None))
     return 0
 
 
@@ -409,7 +532,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _retune_build(args: argparse.Namespace) -> dict[str, Any]:
     """Re-run the build's sweep with real text queries (``tune --repo`` without knobs)."""
-    from codeintel_assets.core.embedding import load_embedder
+    from codeintel_assets.core.embedding import EmbedderSpec, load_embedder
     from codeintel_assets.core.stamps import read_stamp
     from codeintel_assets.core.tuning import retune
 
@@ -456,7 +579,7 @@ def _evaluate_published(args: argparse.Namespace) -> Any:
     from codeintel_assets.core.stages.evaluation import evaluate_layout
 
     layout = lifecycle.current_layout(_layout(args.repo))
-    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    manifest = lifecycle.read_version_manifest(layout)
     ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
     return evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
 
@@ -465,8 +588,9 @@ def cmd_eval_write_pool(args: argparse.Namespace) -> int:
     from codeintel_assets.core.evaluation import read_pool_tsv
     from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
 
+    target = _output_file(args.out)
     pool = read_pool_tsv(Path(args.tsv))
-    write_parquet(pool, Path(args.out), EVAL_POOL)
+    write_parquet(pool, target, EVAL_POOL)
     out.print(f"wrote {pool.num_rows} pool rows to {args.out}", markup=False)
     return 0
 
@@ -479,10 +603,14 @@ def cmd_versions(args: argparse.Namespace) -> int:
     table = Table("build_version", "published_at", "current", "chunks")
     for row in rows:
         table.add_row(
-            row["build_version"],
-            str(row["published_at"]),
-            "*" if row["current"] else "",
-            str(row["chunks"]),
+            *_plain(
+                [
+                    row["build_version"],
+                    str(row["published_at"]),
+                    "*" if row["current"] else "",
+                    str(row["chunks"]),
+                ]
+            )
         )
     out.print(table)
     return 0

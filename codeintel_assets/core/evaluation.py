@@ -32,11 +32,11 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core import faiss_store
+from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K, rrf
-from codeintel_assets.core.lexical import Bm25Index
 from codeintel_assets.core.queries import STYLES, SyntheticQuery
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
@@ -68,7 +68,7 @@ def evaluate(
     queries: list[SyntheticQuery],
     chunks: pa.Table,
     index: Any,
-    bm25: Bm25Index,
+    lexical: LexicalChannels,
     embedder: Embedder,
     *,
     k: int = 10,
@@ -93,13 +93,13 @@ def evaluate(
     limit = embedder.max_tokens - 2  # [CLS] and [SEP]
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
-    pool = evaluation_pool(queries, vectors, index, oracle, bm25, k, k_factor, fusion_depth)
+    pool = evaluation_pool(queries, vectors, index, oracle, lexical, k, k_factor, fusion_depth)
     module_of = module_of or default_module_of(chunks)
     metrics = pool_metrics(pool, queries, k=k, module_of=module_of)
     metrics["truncated_queries"] = truncated
     metrics["k_factor"] = k_factor
     metrics["fusion_depth"] = fusion_depth
-    with_definitions = bm25.definitions is not None
+    with_definitions = lexical.definitions is not None
     metrics["hybrid_channels"] = ["dense", "bm25"] + (["definition"] if with_definitions else [])
     return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
 
@@ -128,7 +128,7 @@ def evaluation_pool(
     vectors: np.ndarray,
     index: Any,
     oracle: ExactOracle,
-    bm25: Bm25Index,
+    lexical: LexicalChannels,
     k: int,
     k_factor: float,
     fusion_depth: int = FUSION_DEPTH,
@@ -154,8 +154,7 @@ def evaluation_pool(
             for i, s in zip(dense.ids[row], dense.scores[row], strict=True)
             if i != -1
         ]
-        lexical_channels = bm25.channels(query.text, depth)
-        lexical = lexical_channels["bm25"]
+        lexical_channels = lexical.channels(query.text, depth)
         fused = rrf({"dense": dense_list} | lexical_channels)  # as CodeIndex.search fuses
         add(query.query_id, "faiss", dense_list[:keep])
         add(
@@ -167,7 +166,7 @@ def evaluation_pool(
                 if i != -1
             ],
         )
-        add(query.query_id, "bm25", lexical[:keep])
+        add(query.query_id, "bm25", lexical_channels["bm25"][:keep])
         add(query.query_id, "hybrid", [(i, s) for i, s, _ in fused[:keep]])
     return pa.table(rows, schema=EVAL_POOL)
 

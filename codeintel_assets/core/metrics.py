@@ -1,4 +1,4 @@
-"""Prometheus metrics of the catalog, when ``prometheus_client`` is installed.
+"""Prometheus metrics of the catalog and the service, when ``prometheus_client`` is installed.
 
 The dependency is optional: without it every ``record_*`` function is a no-op and
 ``metrics_text()`` returns an empty string. Metrics live in a registry of their own,
@@ -27,6 +27,19 @@ if prometheus_client is not None:
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         registry=REGISTRY,
     )
+    _TOOL_CALLS = prometheus_client.Histogram(
+        "codeintel_tool_call_seconds",
+        "Latency of service tool calls by tool and outcome (ok|error).",
+        ["tool", "outcome"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+        registry=REGISTRY,
+    )
+    _HANDLE_SWAPS = prometheus_client.Counter(
+        "codeintel_handle_swaps",
+        "Times the service swapped to a newly published (or rolled back) version.",
+        ["repo"],
+        registry=REGISTRY,
+    )
 else:
     REGISTRY = None
 
@@ -46,6 +59,18 @@ def observe_view_bootstrap(seconds: float) -> None:
     """Record the latency of one view bootstrap."""
     if prometheus_client is not None:
         _VIEW_BOOTSTRAP.observe(seconds)
+
+
+def observe_tool_call(tool: str, outcome: str, seconds: float) -> None:
+    """Record one service tool call (``outcome`` is ``ok`` or ``error``)."""
+    if prometheus_client is not None:
+        _TOOL_CALLS.labels(tool=tool, outcome=outcome).observe(seconds)
+
+
+def record_handle_swap(repo: str) -> None:
+    """Count one swap of the service to a new version of ``repo``."""
+    if prometheus_client is not None:
+        _HANDLE_SWAPS.labels(repo=repo).inc()
 
 
 def metrics_text() -> str:

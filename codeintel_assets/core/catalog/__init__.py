@@ -17,24 +17,34 @@ from codeintel_assets.core.catalog.catalog import (
     refresh_idmap_join,
     register_parquet,
 )
-from codeintel_assets.core.catalog.globs import PathFilter, compile_glob
-from codeintel_assets.core.catalog.query import CatalogReader, ChunkFilter
+from codeintel_assets.core.catalog.query import (
+    CHUNK_COLUMNS,
+    HYDRATION_COLUMNS,
+    CatalogReader,
+    ChunkFilter,
+    Hydration,
+    HydrationSource,
+    hydrate_rows,
+)
 
 __all__ = [
+    "CHUNK_COLUMNS",
+    "HYDRATION_COLUMNS",
     "MATERIALIZED_TABLES",
     "SOURCE_NAMES",
     "CatalogReader",
     "CatalogStatus",
     "ChunkFilter",
+    "Hydration",
+    "HydrationSource",
     "IdmapRefresh",
     "MaterializedStatus",
-    "PathFilter",
     "SourceStatus",
     "ViewStatus",
     "build_catalog",
     "catalog_status",
-    "compile_glob",
     "ensure_views",
+    "hydrate_rows",
     "load_view_definitions",
     "materialize_if_changed",
     "refresh_idmap_file",

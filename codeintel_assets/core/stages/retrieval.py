@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, lexical, tuning
+from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.checksums import xxh64_json
 from codeintel_assets.core.chunk_table import (
     build_chunk_table,
@@ -202,7 +203,8 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
             else CST_NODES.empty_table()
         )
         definitions = build_definitions(nodes, table)
-        index = lexical.build_bm25(table.column("id").to_numpy(), texts, definitions)
+        bm25 = lexical.build_bm25(table.column("id").to_numpy(), texts)
+        index = LexicalChannels(bm25, definitions)
         index.save(layout.bm25_dir)
         return StageOutput(
             xxh64_json(["bm25", up, CODE_VERSIONS["bm25_index"]]),
