@@ -54,7 +54,7 @@ def evaluate_index_file(
     index, held = faiss_store.read_keyed_index(index_path, audit.get("knobs", ""))
     with CatalogReader(catalog_path) as reader:
         chunk_ids, vectors = reader.chunk_vectors()
-    faiss_store.check_ids_match(held, chunk_ids, index_path, catalog_path)
+    faiss_store.check_ids_match(held, chunk_ids, f"index {index_path}", catalog_path)
     if vectors.shape[1] != index.d:
         raise BadInputError(
             f"catalog {catalog_path} has {vectors.shape[1]}-dimensional embeddings but "
