@@ -143,11 +143,30 @@ def test_k_factor_reads_a_quantized_index_deeper(data):
     faiss_store.set_search_parameters(index, "nprobe=16")
     oracle = ExactOracle(ids, x)
     exact = oracle.search(queries, 10)
-    shallow = recall_at_k(faiss_store.search(index, queries, 10), exact, 10)
-    deep = recall_at_k(faiss_store.search(index, queries, 40), exact, 10, depth=40)
-    assert deep > shallow + 0.02
+    shallow_hits = faiss_store.search(index, queries, 10)
+    shallow = recall_at_k(oracle.rescore(queries, shallow_hits), exact, 10)
+    deep_hits = faiss_store.search(index, queries, 40)
+    deep = recall_at_k(oracle.rescore(queries, deep_hits), exact, 10, depth=40)
+    assert deep > shallow + 0.05
     point = tune_index(index, queries, k=10, oracle=oracle, k_factor=4.0, candidates=["nprobe=16"])
     assert point.k_factor == 4.0 and point.recall == pytest.approx(deep)
+    # The index's own (approximate) scores would pass misses off as ties of the k-th score.
+    assert recall_at_k(shallow_hits, exact, 10) > shallow
+    by_id = np.mean(
+        [len(set(shallow_hits.ids[q]) & set(exact.ids[q])) / 10 for q in range(len(queries))]
+    )
+    assert shallow == pytest.approx(by_id, abs=0.01)
+
+
+def test_rescore_gives_exact_scores_and_minus_inf_for_unknown_ids(data):
+    ids, x, queries = data
+    oracle = ExactOracle(ids[:100], x[:100])
+    hits = faiss_store.SearchHits(
+        ids=np.array([[ids[3], -1, 12345]]), scores=np.zeros((1, 3), np.float32)
+    )
+    scores = oracle.rescore(queries[:1], hits).scores[0]
+    assert scores[0] == pytest.approx(float(queries[0] @ x[3]), abs=1e-5)
+    assert scores[1] == scores[2] == -np.inf
 
 
 def test_operator_knobs_must_fit_the_index_family(data, tmp_path):

@@ -109,12 +109,13 @@ def ann_recall_pool(
                 rows["rank"].append(rank)
                 rows["chunk_id"].append(chunk_id)
                 rows["score"].append(score)
+    rescored = oracle.rescore(queries, ann)  # ties judged on exact scores
     metrics = {
         "k": k,
         "k_factor": k_factor,
         "queries": len(query_ids),
-        "ann_recall": recall_at_k(ann, exact, k),
-        "ann_recall_at_depth": recall_at_k(ann, exact, k, depth),
+        "ann_recall": recall_at_k(rescored, exact, k),
+        "ann_recall_at_depth": recall_at_k(rescored, exact, k, depth),
         "depth": depth,
     }
     pool = pa.table(rows, schema=EVAL_POOL)
