@@ -704,8 +704,8 @@ def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
         # Checked before anything is written: an id map of another index would not join.
         _, ids = faiss_store.read_keyed_index(index_path)
         with CatalogReader(Path(args.duckdb)) as reader:
-            chunk_ids, _ = reader.chunk_vectors()
-        faiss_store.check_ids_match(ids, chunk_ids, index_path, Path(args.duckdb))
+            chunk_ids = reader.chunk_ids()
+        faiss_store.check_ids_match(ids, chunk_ids, f"index {index_path}", Path(args.duckdb))
     table = faiss_store.export_idmap(index_path, target)
     out.print(f"wrote {table.num_rows} rows to {target}", markup=False)
     if args.duckdb:
@@ -714,10 +714,15 @@ def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh_idmap_join(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.catalog import refresh_idmap_file
+    from codeintel_assets.core import faiss_store
+    from codeintel_assets.core.catalog import CatalogReader, read_idmap_ids, refresh_idmap_file
 
     if _file_form(args, "db", "idmap"):
         catalog, idmap = Path(args.db), Path(args.idmap)
+        # A file from elsewhere may map another index: it must join this catalog's chunks.
+        with CatalogReader(catalog) as reader:
+            chunk_ids = reader.chunk_ids()
+        faiss_store.check_ids_match(read_idmap_ids(idmap), chunk_ids, f"id map {idmap}", catalog)
     else:
         build = _layout(args.repo).build
         catalog, idmap = build.catalog, build.faiss_idmap

@@ -170,3 +170,37 @@ def test_cli_stage_publish_versions_rollback(
     assert main(["rollback", "--repo", NAME, "--to", "0123456789abcdef"]) == 1
     assert "does not exist or is incomplete" in capsys.readouterr().err
     assert assert_current_is_complete(root) == version
+
+
+def test_a_staged_version_survives_clean_up_and_is_what_publish_publishes(root: Path):
+    layout = RepoLayout(root, NAME)
+    first = lifecycle.current_version_or_none(layout)
+    new_build(root, "staged")
+    with lifecycle.publish_lock(layout):
+        staged, _, _ = lifecycle.stage_for_publish(layout)
+    new_build(root, "later")  # the build moves on; the operator staged the earlier one
+    with lifecycle.publish_lock(layout):
+        assert lifecycle.remove_crash_leftovers(layout) == []
+    assert lifecycle.staged_version_or_none(layout) == staged
+
+    outcome = publish(context(root), staged=staged)
+    assert (outcome.build_version, outcome.previous) == (staged, first)
+    assert assert_current_is_complete(root) == staged
+    assert lifecycle.staged_version_or_none(layout) is None
+    assert not layout.staged_pointer.exists()
+    # Without a staged version, publish stages the build as it is now: a third version.
+    assert publish(context(root)).build_version not in (first, staged)
+
+
+def test_stage_version_puts_given_files_in_place_of_built_ones(root: Path, tmp_path: Path):
+    layout = RepoLayout(root, NAME)
+    given = tmp_path / "report.md"
+    given.write_text("# the operator's report\n")
+    plain, _, _ = lifecycle.stage_version(layout)
+    replaced, version, _ = lifecycle.stage_version(
+        layout, {"eval/report.md": given, "eval/report.png": None}
+    )
+    assert replaced != plain
+    assert version.eval_report.read_text() == "# the operator's report\n"
+    assert not version.eval_plot.exists()
+    assert layout.build.eval_plot.exists()  # the build area keeps its own files

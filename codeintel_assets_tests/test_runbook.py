@@ -312,6 +312,17 @@ def test_bad_input_is_one_line_and_writes_nothing(built: Built, ops: Path) -> No
     base = ("eval", "recall", "--duckdb", ops / "code.duckdb")
     done = indexctl(built, *base, "--index", ops / "other.faiss", "--out", ops / "p.parquet")
     assert "does not match catalog" in one_line_error(done)
+    faiss_store.export_idmap(ops / "other.faiss", ops / "other_idmap.parquet")
+    done = indexctl(
+        built,
+        "duckdb",
+        "refresh-idmap-join",
+        "--db",
+        ops / "code.duckdb",
+        "--idmap",
+        ops / "other_idmap.parquet",
+    )
+    assert "id map" in one_line_error(done) and "does not match catalog" in done.stderr
     assert not (ops / "y.parquet").exists() and not (ops / "p.parquet").exists()
     assert xxh64_file(ops / "code.duckdb") == catalog_sum
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import faiss
 import numpy as np
 import pytest
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.checksums import xxh64_file
+from codeintel_assets.core.errors import BadInputError, CodeintelError
+from codeintel_assets.core.layout import audit_beside
 from codeintel_assets.core.tuning import (
     ExactOracle,
     audit_sidecar,
     knob_candidates,
+    lock_index_file,
+    operator_knobs,
     recall_at_k,
     sample_query_vectors,
     tune_index,
@@ -125,3 +131,72 @@ def test_audit_sidecar_records_the_operating_point(data):
     assert (audit["dim"], audit["ntotal"], audit["metric"]) == (DIM, 3000, "inner_product")
     assert audit["build_version"] == "v1" and audit["index_xxh64"] == "ab"
     assert audit["recall_k"] == 5 and audit["latency_ms"] == point.latency_ms
+
+
+def test_k_factor_reads_a_quantized_index_deeper(data):
+    # Quantized codes approximate the scores, so true neighbours rank below k and a deeper read
+    # finds them; exact-distance codes (Flat, IVF-Flat, HNSW-Flat) rank every visited true
+    # neighbour within the top k, where k_factor changes nothing.
+    ids, x, queries = data
+    ids, x = ids[:5000], x[:5000]
+    index = faiss_store.build_index(ids, x, "IVF16,SQ4")
+    faiss_store.set_search_parameters(index, "nprobe=16")
+    oracle = ExactOracle(ids, x)
+    exact = oracle.search(queries, 10)
+    shallow_hits = faiss_store.search(index, queries, 10)
+    shallow = recall_at_k(oracle.rescore(queries, shallow_hits), exact, 10)
+    deep_hits = faiss_store.search(index, queries, 40)
+    deep = recall_at_k(oracle.rescore(queries, deep_hits), exact, 10, depth=40)
+    assert deep > shallow + 0.05
+    point = tune_index(index, queries, k=10, oracle=oracle, k_factor=4.0, candidates=["nprobe=16"])
+    assert point.k_factor == 4.0 and point.recall == pytest.approx(deep)
+    # The index's own (approximate) scores would pass misses off as ties of the k-th score.
+    assert recall_at_k(shallow_hits, exact, 10) > shallow
+    by_id = np.mean(
+        [len(set(shallow_hits.ids[q]) & set(exact.ids[q])) / 10 for q in range(len(queries))]
+    )
+    assert shallow == pytest.approx(by_id, abs=0.01)
+
+
+def test_rescore_gives_exact_scores_and_minus_inf_for_unknown_ids(data):
+    ids, x, queries = data
+    oracle = ExactOracle(ids[:100], x[:100])
+    hits = faiss_store.SearchHits(
+        ids=np.array([[ids[3], -1, 12345]]), scores=np.zeros((1, 3), np.float32)
+    )
+    scores = oracle.rescore(queries[:1], hits).scores[0]
+    assert scores[0] == pytest.approx(float(queries[0] @ x[3]), abs=1e-5)
+    assert scores[1] == scores[2] == -np.inf
+
+
+def test_operator_knobs_must_fit_the_index_family(data, tmp_path):
+    ids, x, _ = data
+    flat = faiss_store.build_index(ids[:500], x[:500], "IDMap2,Flat")
+    ivf = faiss_store.build_index(ids[:2000], x[:2000], "IVF16,Flat")
+    hnsw = faiss_store.build_index(ids[:500], x[:500], "IDMap2,HNSW8")
+    path = tmp_path / "i.faiss"
+    assert operator_knobs(ivf, path, 4, None) == "nprobe=4"
+    assert operator_knobs(hnsw, path, None, 64) == "efSearch=64"
+    assert operator_knobs(flat, path, None, None) == ""
+    with pytest.raises(BadInputError, match="IndexIDMap2/IndexFlat: it has no nprobe"):
+        operator_knobs(flat, path, 4, None)
+    with pytest.raises(BadInputError, match="it has no efSearch"):
+        operator_knobs(ivf, path, None, 64)
+    with pytest.raises(BadInputError, match="--nprobe 17 exceeds its 16 lists"):
+        operator_knobs(ivf, path, 17, None)
+
+
+def test_an_operator_lock_keeps_the_sidecar_identity_and_the_index_file(data, tmp_path):
+    ids, x, _ = data
+    path = tmp_path / "chunks.faiss"
+    faiss_store.write_index(faiss_store.build_index(ids[:2000], x[:2000], "IVF16,Flat"), path)
+    before = xxh64_file(path)
+    old = {"index_name": "chunks", "build_version": "b1", "built_at": "2026-01-01T00:00:00+00:00"}
+    audit_beside(path).write_text(json.dumps({**old, "factory": "IVF16,Flat"}))
+    audit = lock_index_file(path, nprobe=4, k=10, queries=50)
+    assert json.loads(audit_beside(path).read_text()) == audit
+    assert {k: audit[k] for k in old} == old and audit["factory"] == "IVF16,Flat"
+    assert audit["knobs"] == "nprobe=4" and audit["locked_by"] == "operator"
+    assert audit["tune_queries"] == 50 and audit["index_xxh64"] == before == xxh64_file(path)
+    # Searches read the knobs back from the sidecar.
+    assert faiss.extract_index_ivf(faiss_store.read_index(path, audit["knobs"])).nprobe == 4

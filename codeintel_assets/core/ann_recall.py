@@ -54,7 +54,7 @@ def evaluate_index_file(
     index, held = faiss_store.read_keyed_index(index_path, audit.get("knobs", ""))
     with CatalogReader(catalog_path) as reader:
         chunk_ids, vectors = reader.chunk_vectors()
-    faiss_store.check_ids_match(held, chunk_ids, index_path, catalog_path)
+    faiss_store.check_ids_match(held, chunk_ids, f"index {index_path}", catalog_path)
     if vectors.shape[1] != index.d:
         raise BadInputError(
             f"catalog {catalog_path} has {vectors.shape[1]}-dimensional embeddings but "
@@ -109,12 +109,13 @@ def ann_recall_pool(
                 rows["rank"].append(rank)
                 rows["chunk_id"].append(chunk_id)
                 rows["score"].append(score)
+    rescored = oracle.rescore(queries, ann)  # ties judged on exact scores
     metrics = {
         "k": k,
         "k_factor": k_factor,
         "queries": len(query_ids),
-        "ann_recall": recall_at_k(ann, exact, k),
-        "ann_recall_at_depth": recall_at_k(ann, exact, k, depth),
+        "ann_recall": recall_at_k(rescored, exact, k),
+        "ann_recall_at_depth": recall_at_k(rescored, exact, k, depth),
         "depth": depth,
     }
     pool = pa.table(rows, schema=EVAL_POOL)

@@ -153,18 +153,17 @@ def export_idmap(index_path: Path, target: Path) -> pa.Table:
     return table
 
 
-def check_ids_match(
-    index_ids: np.ndarray, chunk_ids: np.ndarray, index_path: Path, catalog_path: Path
-) -> None:
-    """Raise ``BadInputError`` unless the index holds exactly the catalog's chunk ids."""
-    held, known = set(index_ids.tolist()), set(chunk_ids.tolist())
-    unknown, absent = held - known, known - held
+def check_ids_match(held: np.ndarray, chunk_ids: np.ndarray, what: str, catalog: Path) -> None:
+    """Raise ``BadInputError`` unless ``held`` (the ids of ``what``: an index or an id map
+    file) are exactly the chunk ids of the catalog ``catalog``."""
+    mine, known = set(held.tolist()), set(chunk_ids.tolist())
+    unknown, absent = mine - known, known - mine
     if unknown or absent:
         example = sorted(unknown or absent)[0]
         raise BadInputError(
-            f"index {index_path} does not match catalog {catalog_path}: {len(unknown)} of its "
-            f"{len(held)} ids are no chunk of the catalog, {len(absent)} of the catalog's "
-            f"{len(known)} chunks are not in the index (e.g. id {example})"
+            f"{what} does not match catalog {catalog}: {len(unknown)} of its {len(mine)} ids "
+            f"are no chunk of the catalog, {len(absent)} of the catalog's {len(known)} chunks "
+            f"are not in it (e.g. id {example})"
         )
 
 

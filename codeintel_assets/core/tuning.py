@@ -10,12 +10,14 @@ cheapest point that reaches the target is kept and left set on the index (it is
 ``k_factor`` is how deep the ANN list is read, as a multiple of k: recall counts the
 exact top k found in the ANN's top ⌈k·k_factor⌉ (1: plain recall@k; the eval pool's
 ``faiss`` source and search's candidate pools read deeper than k). An operator can lock
-an explicit point on any index file (``lock_knobs``): the knobs are checked against the
-index family, measured, and written to the sidecar beside the file.
+an explicit point on any index file (``lock_index_file``): the knobs are checked against
+the index family, measured, and written to the sidecar beside the file.
 
 Recall counts ties: an ANN hit whose score reaches the k-th exact score counts as
 found even when the exact search listed another id with the same score, because
-duplicated code gives identical vectors and either id is a correct answer.
+duplicated code gives identical vectors and either id is a correct answer. The ANN
+hits are rescored exactly first (``ExactOracle.rescore``): a quantized index's own
+scores are approximate and would pass misses off as ties.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class ExactOracle:
         self.ids = ids
         self.flat = faiss.IndexFlatIP(vectors.shape[1])
         self.flat.add(vectors)
+        self._by_id = np.argsort(ids, kind="stable")
 
     @classmethod
     def from_index(cls, index: faiss.Index) -> ExactOracle:
@@ -101,6 +104,24 @@ class ExactOracle:
         hits = faiss_store.search(self.flat, queries, k)
         ids = np.where(hits.ids >= 0, self.ids[np.maximum(hits.ids, 0)], -1)
         return faiss_store.SearchHits(ids=ids, scores=hits.scores)
+
+    def rescore(self, queries: np.ndarray, hits: faiss_store.SearchHits) -> faiss_store.SearchHits:
+        """Return ``hits`` with exact inner products in place of the index's scores.
+
+        Quantized codes (PQ, SQ) approximate the scores; ``recall_at_k`` compares scores
+        with the exact k-th score to count ties, so it must see exact ones. Ids the oracle
+        does not hold score -inf.
+        """
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        sorted_ids = self.ids[self._by_id]
+        places = np.clip(np.searchsorted(sorted_ids, hits.ids), 0, max(len(sorted_ids) - 1, 0))
+        held = (hits.ids != -1) & (sorted_ids[places] == hits.ids) if len(sorted_ids) else None
+        if held is None:
+            return faiss_store.SearchHits(hits.ids, np.full(hits.ids.shape, -np.inf, np.float32))
+        rows = self._by_id[places]
+        vectors = self.flat.reconstruct_batch(rows.ravel()).reshape(*rows.shape, self.d)
+        exact = np.einsum("qd,qkd->qk", queries, vectors)
+        return faiss_store.SearchHits(hits.ids, np.where(held, exact, -np.inf).astype(np.float32))
 
 
 def recall_at_k(
@@ -174,7 +195,7 @@ def tune_index(
     for knobs in candidates if candidates is not None else knob_candidates(index, k):
         faiss_store.set_search_parameters(index, knobs)
         hits, latency = _timed_search(index, queries, depth)
-        recall = recall_at_k(hits, exact, k, depth)
+        recall = recall_at_k(oracle.rescore(queries, hits), exact, k, depth)
         point = {"knobs": knobs, "recall": recall, "latency_ms": latency}
         sweep.append(point)
         # Cost grows with every knob swept here, so the first point reaching the target is cheapest.

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -525,6 +526,17 @@ def refresh_idmap_file(catalog_path: Path, idmap: Path) -> IdmapRefresh:
         finally:
             con.close()
     return IdmapRefresh(refreshed, int(rows), checksum)
+
+
+def read_idmap_ids(idmap: Path) -> np.ndarray:
+    """Return the ``faiss_id`` column of an id map file.
+
+    Raises ``BadInputError`` when the file is missing, not Parquet or not an id map.
+    """
+    if not idmap.exists():
+        raise BadInputError(f"faiss id map {idmap}: not found (export the id map first)")
+    _check_idmap_file(idmap)
+    return pq.read_table(idmap, columns=["faiss_id"]).column("faiss_id").to_numpy()
 
 
 def _check_idmap_file(idmap: Path) -> None:

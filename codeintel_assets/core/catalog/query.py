@@ -419,6 +419,17 @@ class CatalogReader:
         rows = self.hydrate([chunk_id], columns=CHUNK_COLUMNS)
         return rows[0] if rows else None
 
+    def chunk_ids(self) -> np.ndarray:
+        """Return the id of every chunk in ``v_chunks``, in id order.
+
+        Raises ``BadInputError`` when the catalog's chunks cannot be read.
+        """
+        try:
+            rows = self._con.execute("SELECT id FROM v_chunks ORDER BY id").fetchall()
+        except duckdb.Error as exc:
+            raise BadInputError(f"catalog {self.catalog_path}: chunks unreadable: {exc}") from exc
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
     def chunk_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Return (chunk ids, embedding matrix) of every chunk in ``v_chunks``, by id.
 
