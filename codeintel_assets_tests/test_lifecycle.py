@@ -183,13 +183,13 @@ def test_a_staged_version_survives_clean_up_and_is_what_publish_publishes(root: 
         assert lifecycle.remove_crash_leftovers(layout) == []
     assert lifecycle.staged_version_or_none(layout) == staged
 
-    outcome = publish(context(root), staged=staged)
+    outcome = publish_build(context(root), staged=staged)
     assert (outcome.build_version, outcome.previous) == (staged, first)
     assert assert_current_is_complete(root) == staged
     assert lifecycle.staged_version_or_none(layout) is None
     assert not layout.staged_pointer.exists()
     # Without a staged version, publish stages the build as it is now: a third version.
-    assert publish(context(root)).build_version not in (first, staged)
+    assert publish_build(context(root)).build_version not in (first, staged)
 
 
 def test_stage_version_puts_given_files_in_place_of_built_ones(root: Path, tmp_path: Path):
