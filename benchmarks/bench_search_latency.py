@@ -11,7 +11,8 @@ Per query, one thread, 200 queries (identifiers and docstring sentences of the c
 * ``chunks`` (before): FAISS top 100 chunks, BM25 over chunk texts top 100, the
   definition channel over chunks, RRF;
 * ``units`` (now): FAISS top 100 chunks grouped into units (``dense_units``), BM25 over
-  unit texts top 100, the definition channel over units, RRF (``core.channels``).
+  unit texts top 100, the definition channel over units, RRF, spread over files
+  (``rank_units``; ``core.channels``).
 
 Hydration (one catalog query for the best chunks, one per result for its lines) is
 timed end to end by ``bench_external.py`` and the service benchmark.
@@ -32,7 +33,12 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.channels import build_unit_channels, fuse, unit_channels, unit_documents
+from codeintel_assets.core.channels import (
+    build_unit_channels,
+    rank_units,
+    unit_channels,
+    unit_documents,
+)
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.definitions import DefinitionIndex, definition_key
 from codeintel_assets.core.embedding import (
@@ -140,7 +146,7 @@ def measure(table: pa.Table, nodes: pa.Table, queries: list[str], vectors: np.nd
         hits = faiss_store.search(index, vector[None, :], DEPTH)
         dense = [(int(i), float(s)) for i, s in zip(hits.ids[0], hits.scores[0], strict=True)]
         ranked, _ = unit_channels(channels, text, "hybrid", dense, DEPTH)
-        fuse(ranked, "hybrid")
+        rank_units(ranked, "hybrid", units)
         t2 = time.perf_counter()
         before.append(t1 - t0)
         after.append(t2 - t1)

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core.checksums import atomic_folder
@@ -60,7 +59,7 @@ def dense_units(chunk_hits: Iterable[tuple[int, float]], units: UnitSet) -> tupl
             best[unit] = chunk  # hits arrive best first
         scores[unit].append(score)
     ranked = [
-        (unit, values[0] + DENSE_MEAN_WEIGHT * float(np.mean(values)))
+        (unit, values[0] + DENSE_MEAN_WEIGHT * sum(values) / len(values))
         for unit, values in scores.items()
     ]
     ranked.sort(key=lambda item: -item[1])
