@@ -109,6 +109,7 @@ def ann_recall_pool(
                 rows["rank"].append(rank)
                 rows["chunk_id"].append(chunk_id)
                 rows["score"].append(score)
+                rows["unit_id"].append(None)  # a bare index file knows no units
     rescored = oracle.rescore(queries, ann)  # ties judged on exact scores
     metrics = {
         "k": k,
