@@ -256,6 +256,16 @@ def _version_manifest(
         if path.suffix == ".parquet":
             entry["rows"] = pq.ParquetFile(path).metadata.num_rows
         artifacts.append(entry)
+    if layout.catalog.is_file():
+        # Not part of the build version (it is made from the artifacts), but checked like
+        # them: a truncated catalog still opens, and fails only on the first query.
+        artifacts.append(
+            {
+                "path": layout.catalog.relative_to(layout.root).as_posix(),
+                "bytes": layout.catalog.stat().st_size,
+                "xxh64": xxh64_file(layout.catalog),
+            }
+        )
     return {
         "repo": repo.name,
         "build_version": version,

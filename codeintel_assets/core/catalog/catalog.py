@@ -412,7 +412,7 @@ def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
     if not idmap.exists():
         raise BadInputError(f"faiss id map {idmap}: not found (export the id map first)")
     checksum = xxh64_file(idmap)
-    with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
+    with contextlib.closing(connect_read_only(catalog_path)) as con:
         if _materialized_checksum(con, FAISS_IDMAP_MAT) == checksum:
             return False
     with _staged_catalog(catalog_path) as tmp:
@@ -435,7 +435,14 @@ def connect_read_only(catalog_path: Path) -> duckdb.DuckDBPyConnection:
     if not catalog_path.exists():
         raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
     try:
-        return duckdb.connect(str(catalog_path), read_only=True)
+        con = duckdb.connect(str(catalog_path), read_only=True)
+        try:
+            # A truncated file opens; reading its catalog is what fails.
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+        except duckdb.Error:
+            con.close()
+            raise
+        return con
     except duckdb.Error as exc:
         raise BadInputError(
             f"catalog {catalog_path}: not a readable DuckDB catalog ({exc}); "
