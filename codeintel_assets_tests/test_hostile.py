@@ -766,3 +766,27 @@ def test_console_script_prints_one_line_for_a_failing_build(tmp_path: Path):
     assert done.stdout == ""
     line = one_line_error(done.stderr)
     assert "no indexable files" in line and "STEP_FAILURE" not in done.stderr
+
+
+def test_a_second_run_of_a_partition_waits_for_the_stage_the_first_is_writing(
+    fixture_repo: Path, data_dir: Path
+):
+    """Doubtful item, decided: `indexctl build` and `dagster asset materialize` of one
+    partition may overlap; a stage is never written by both at once (its lock), and the
+    one that waited finds the stamp current and skips."""
+    import threading
+    import time
+
+    from codeintel_assets.core.stamps import stage_lock
+
+    registry.add_repo(registry.RepoConfig(name="fx", path=str(fixture_repo)))
+    layout = RepoLayout(data_dir, "fx")
+    results: list[Any] = []
+    with stage_lock(layout, "repo_manifest"):  # another run is writing the manifest
+        worker = threading.Thread(target=lambda: results.append(materialize_partition("fx")))
+        worker.start()
+        time.sleep(3)
+        assert worker.is_alive() and read_stamp(layout, "repo_manifest") is None
+    worker.join(600)
+    assert results and results[0].success
+    assert lifecycle.verify_version(lifecycle.current_layout(layout)) == []

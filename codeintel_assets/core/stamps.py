@@ -9,9 +9,11 @@ work and reports the same data version, so nothing downstream changes either.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,21 +23,21 @@ from codeintel_assets.core.layout import RepoLayout
 
 # Bump a stage's code version when its logic changes what it writes.
 CODE_VERSIONS: dict[str, str] = {
-    "repo_manifest": "1",
-    "scip_index": "1",
-    "scip_occurrences": "1",
+    "repo_manifest": "2",
+    "scip_index": "2",
+    "scip_occurrences": "2",
     "ast_nodes": "1",
     "cst_nodes": "1",
     "modules": "1",
     "symbol_edges": "2",
-    "chunks": "2",
+    "chunks": "3",
     "faiss_index": "1",
     "faiss_idmap": "1",
     "bm25_index": "3",
     "duckdb_catalog": "1",
     "synthetic_queries": "2",
     "eval_pools": "2",
-    "published_index": "1",
+    "published_index": "2",
 }
 
 
@@ -92,8 +94,36 @@ def run_stage(
 
     The stamp is written only after ``build`` returned, so a crash leaves the old
     stamp (or none) and the next run redoes the work; temporary files a killed writer
-    left beside the outputs are removed first.
+    left beside the outputs are removed first. The stage's lock is held throughout:
+    two runs of one partition at once (``indexctl build`` and ``dagster asset
+    materialize``, say) never write a stage together — the second waits, then finds
+    the stamp current and skips.
     """
+    with stage_lock(repo, stage):
+        return _run_stage_locked(repo, stage, input_fingerprint, outputs, build, force)
+
+
+@contextlib.contextmanager
+def stage_lock(repo: RepoLayout, stage: str) -> Iterator[None]:
+    """Hold one stage's lock of a repository, waiting for it (``flock``, released if we die)."""
+    path = repo.stage_lock(stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_stage_locked(
+    repo: RepoLayout,
+    stage: str,
+    input_fingerprint: str,
+    outputs: list[Path],
+    build: Callable[[], StageOutput],
+    force: bool,
+) -> StageResult:
     started = time.perf_counter()
     stamp = read_stamp(repo, stage)
     if (
