@@ -523,7 +523,21 @@ def test_documents_of_an_ingested_index_outside_the_manifest_are_dropped_and_cou
     }
     given = tmp_path / "index.scip.json"
     given.write_text(json.dumps(index))
-    cli(capsys, "repo", "add", "fx", str(fixture_repo), "--scip", str(given))
+    graph = tmp_path / "symbol_graph.json"
+    edge = {"src_symbol": symbol, "dst_symbol": "local passwd_marker", "edge": "reference"}
+    graph.write_text(
+        json.dumps(
+            [
+                {**edge, "src_uri": "pkg/parse.py", "dst_uri": "../../etc/passwd"},
+                {**edge, "dst_symbol": symbol, "src_uri": "pkg/parse.py", "dst_uri": None},
+            ]
+        )
+    )
+    cli(
+        capsys,
+        *("repo", "add", "fx", str(fixture_repo), "--scip", str(given)),
+        *("--symbol-graph", str(graph)),
+    )
     code, out, err = cli(capsys, "build", "fx", "--embedder", "hashing")
     assert code == 0, err
     layout = RepoLayout(data_dir, "fx")
@@ -535,6 +549,8 @@ def test_documents_of_an_ingested_index_outside_the_manifest_are_dropped_and_cou
         assert "../../etc/passwd" not in uris, table
     occurrences = pq.read_table(current.scip_occurrences).to_pylist()
     assert {o["uri"] for o in occurrences} == {"pkg/parse.py"}
+    assert read_stamp(layout, "symbol_edges")["metadata"]["edges_outside_manifest"] == 1
+    assert pq.read_table(current.symbol_edges).column("dst_uri").to_pylist() == [None]
 
     # An index none of whose documents is in the manifest is another tree's: refused.
     index["documents"] = index["documents"][1:]

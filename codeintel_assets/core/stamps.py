@@ -29,7 +29,7 @@ CODE_VERSIONS: dict[str, str] = {
     "ast_nodes": "1",
     "cst_nodes": "1",
     "modules": "1",
-    "symbol_edges": "2",
+    "symbol_edges": "3",
     "chunks": "3",
     "faiss_index": "1",
     "faiss_idmap": "1",

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import modules as modules_core
@@ -139,6 +140,17 @@ def _within_manifest(index: ScipIndex, uris: set[str]) -> tuple[ScipIndex, list[
     kept = [doc for doc in index.documents if doc.relative_path in uris]
     dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
     return dataclasses.replace(index, documents=kept), dropped
+
+
+def _edges_within(edges: pa.Table, uris: set[str]) -> tuple[pa.Table, int]:
+    """Return the edges whose files (where given) are in ``uris``, and how many were not."""
+    keep = [
+        (src is None or src in uris) and (dst is None or dst in uris)
+        for src, dst in zip(
+            edges.column("src_uri").to_pylist(), edges.column("dst_uri").to_pylist(), strict=True
+        )
+    ]
+    return edges.filter(pa.array(keep, type=pa.bool_())), keep.count(False)
 
 
 def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOutput:
@@ -315,7 +327,10 @@ def stage_symbol_edges(ctx: BuildContext) -> StageResult:
     """The symbol graph: who calls, references, imports and inherits whom, weighted."""
     layout = ctx.layout.build
     given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
-    up = {"scip_occurrences": upstream_version(ctx.layout, "scip_occurrences")}
+    up = {
+        stage: upstream_version(ctx.layout, stage)
+        for stage in ("scip_occurrences", "repo_manifest")
+    }
     config = {"given": str(given) if given else None}
     if given is not None:
         config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
@@ -328,8 +343,8 @@ def stage_symbol_edges(ctx: BuildContext) -> StageResult:
                 raise BadInputError(
                     f"{given}: symbol_graph.json given in the registry does not exist"
                 )
-            edges = read_symbol_graph_json(given)
-            facts["source"] = f"ingested {given}"
+            edges, outside = _edges_within(read_symbol_graph_json(given), set(_scip_uris(ctx)))
+            facts.update(source=f"ingested {given}", edges_outside_manifest=outside)
         else:
             occurrences = pq.read_table(layout.scip_occurrences)
             symbols = pq.read_table(layout.scip_symbols)
