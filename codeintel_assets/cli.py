@@ -310,7 +310,9 @@ def cmd_repo_add(args: argparse.Namespace) -> int:
     )
     from codeintel_assets.runner import dagster_instance, ensure_partitions
 
-    ensure_partitions(dagster_instance(), [stored.name])
+    # Parallel registrations would race to create a fresh instance's SQLite storage.
+    with registry.registry_lock():
+        ensure_partitions(dagster_instance(), [stored.name])
     out.print(f"registered {stored.name} -> {stored.path}", markup=False)
     return 0
 

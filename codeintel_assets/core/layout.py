@@ -223,6 +223,10 @@ class RepoLayout:
     def locks_dir(self) -> Path:
         return self.repo_dir / "locks"
 
+    def stage_lock(self, stage: str) -> Path:
+        """The lock a stage holds while it decides and writes (``core.stamps.run_stage``)."""
+        return self.locks_dir / f"stage.{stage}.lock"
+
 
 def registry_path(root: Path | None = None) -> Path:
     """Return the repository registry file under the data root."""

@@ -323,7 +323,8 @@ def verify_version(layout: ArtifactLayout) -> list[str]:
     """Return the problems of a published version (empty when complete and intact).
 
     Checks that the manifest exists, every artifact it lists has the recorded size and
-    xxh64, and the version's catalog exists.
+    xxh64, and the version's catalog exists (and matches its recorded checksum, when
+    the manifest has one).
     """
     if not layout.version_manifest.exists():
         return [f"{layout.root}: no manifest.json (incomplete version)"]
@@ -332,7 +333,8 @@ def verify_version(layout: ArtifactLayout) -> list[str]:
     except BadInputError as exc:
         return [str(exc)]
     problems = []
-    for entry in manifest["artifacts"]:
+    catalog_file = manifest.get("catalog_file")
+    for entry in [*manifest["artifacts"], *([catalog_file] if catalog_file else [])]:
         path = layout.root / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']}: missing")
@@ -372,11 +374,21 @@ def _version_manifest(
 
             entry["rows"] = pq.ParquetFile(path).metadata.num_rows
         artifacts.append(entry)
+    catalog_file = None
+    if layout.catalog.is_file():
+        # Not an artifact of the build (it is made from them, by this publish), but checked
+        # like them: a truncated catalog still opens, and fails only on the first query.
+        catalog_file = {
+            "path": layout.catalog.relative_to(layout.root).as_posix(),
+            "bytes": layout.catalog.stat().st_size,
+            "xxh64": xxh64_file(layout.catalog),
+        }
     return {
         "repo": repo.name,
         "build_version": version,
         "published_at": datetime.now(UTC).isoformat(),
         "artifacts": artifacts,
+        "catalog_file": catalog_file,
         "catalog": catalog,
         **extra,
     }

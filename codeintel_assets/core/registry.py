@@ -154,7 +154,7 @@ def add_repo(config: RepoConfig, root: Path | None = None, replace: bool = False
     are serialized by a lock, so none is lost.
     """
     stored = _checked(config)
-    with _registry_lock(root):
+    with registry_lock(root):
         registered = load_registry(root)
         existing = registered.get(stored.name)
         if existing == stored:
@@ -194,8 +194,12 @@ def _checked(config: RepoConfig) -> RepoConfig:
 
 
 @contextlib.contextmanager
-def _registry_lock(root: Path | None) -> Iterator[None]:
-    """Hold the registry's lock for a read-modify-write (``flock``, released if we die)."""
+def registry_lock(root: Path | None = None) -> Iterator[None]:
+    """Hold the registry's lock for a read-modify-write (``flock``, released if we die).
+
+    Blocks until the lock is free. Also held by whoever must not race another
+    registration (e.g. creating the Dagster instance's storage for a new partition).
+    """
     lock = registry_lock_path(root or data_root())
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as handle:

@@ -9,9 +9,11 @@ work and reports the same data version, so nothing downstream changes either.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,8 +100,35 @@ def run_stage(
 
     The stamp is written only after ``build`` returned, so a crash leaves the old
     stamp (or none) and the next run redoes the work; temporary files a killed writer
-    left beside the outputs are removed first.
+    left beside the outputs are removed first. The stage's lock is held throughout:
+    two runs of one partition at once (``indexctl build`` and ``dagster asset
+    materialize``, say) never write a stage together — the second waits, then finds
+    the stamp current and skips.
     """
+    with stage_lock(ctx.layout, stage.name):
+        return _run_stage_locked(ctx, stage, config, build, force)
+
+
+@contextlib.contextmanager
+def stage_lock(repo: RepoLayout, stage: str) -> Iterator[None]:
+    """Hold one stage's lock of a repository, waiting for it (``flock``, released if we die)."""
+    path = repo.stage_lock(stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_stage_locked(
+    ctx: BuildContext,
+    stage: Stage,
+    config: dict[str, Any],
+    build: Callable[[], StageOutput],
+    force: bool,
+) -> StageResult:
     started = time.perf_counter()
     repo = ctx.layout
     input_fingerprint = fingerprint(stage, stage.upstream(repo), config)

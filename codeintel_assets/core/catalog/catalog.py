@@ -511,7 +511,7 @@ def refresh_idmap_file(catalog_path: Path, idmap: Path) -> IdmapRefresh:
         raise BadInputError(f"faiss id map {idmap}: not found (export the id map first)")
     _check_idmap_file(idmap)
     checksum = xxh64_file(idmap)
-    with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
+    with contextlib.closing(connect_read_only(catalog_path)) as con:
         if _materialized_checksum(con, FAISS_IDMAP_MAT) == checksum:
             rows = con.execute(_MATERIALIZED_SQL[FAISS_IDMAP_MAT].count).fetchone()[0]
             return IdmapRefresh(False, int(rows), checksum)
@@ -557,7 +557,14 @@ def connect_read_only(catalog_path: Path) -> duckdb.DuckDBPyConnection:
     if not catalog_path.exists():
         raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
     try:
-        return duckdb.connect(str(catalog_path), read_only=True)
+        con = duckdb.connect(str(catalog_path), read_only=True)
+        try:
+            # A truncated file opens; reading its catalog is what fails.
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+        except duckdb.Error:
+            con.close()
+            raise
+        return con
     except duckdb.Error as exc:
         raise BadInputError(
             f"catalog {catalog_path}: not a readable DuckDB catalog ({exc}); "

@@ -20,20 +20,25 @@ site-packages.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.metadata
 import json
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeintel_assets.core.checksums import atomic_path
+from codeintel_assets.core.checksums import atomic_path, xxh64_text
+from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import PROJECT_ROOT
 from codeintel_assets.core.scip.proto.scip_pb2 import Index
 
@@ -76,6 +81,33 @@ def manifest_python_uris(repo_root: Path) -> list[str]:
     empty = [s["uri"] for s in result.skips.to_pylist() if s["reason"] == "empty"]
     uris = result.files.column("uri").to_pylist() + empty
     return sorted(uri for uri in uris if language_of(uri) == "python")
+
+
+@contextlib.contextmanager
+def _staging_tree(repo_root: Path) -> Iterator[Path]:
+    """Yield an empty folder for the staging tree of ``repo_root``; remove it afterwards.
+
+    scip-python writes the folder into the index (``metadata.project_root``), so its
+    path depends only on the user and the repository's path: the same tree gives the
+    same index bytes, whatever the data root. It lives in a folder private to the user
+    (checked: a predictable name in a shared temp dir), and a lock keeps two builds of
+    one repository from sharing it. Raises ``CodeintelError`` when that folder exists
+    but is not a private folder of this user.
+    """
+    base = Path(tempfile.gettempdir()) / f"codeintel-scip-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    info = base.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise CodeintelError(f"{base}: not a private folder of this user; remove it")
+    tree = base / xxh64_text(str(repo_root))
+    with open(tree.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir()
+        try:
+            yield tree
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
 
 
 def _stage_tree(repo_root: Path, uris: Sequence[str], tree: Path) -> int:
@@ -158,8 +190,10 @@ def run_scip_python(
         return failed(f"no Python files under {repo_root}; nothing for scip-python to index")
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".scip-run-", dir=output.parent) as scratch:
-        tree = Path(scratch) / "tree"
+    with (
+        _staging_tree(repo_root) as tree,
+        tempfile.TemporaryDirectory(prefix=".scip-run-", dir=output.parent) as scratch,
+    ):
         python_files = _stage_tree(repo_root, uris, tree)
         if python_files == 0:
             return failed(f"none of the {len(uris)} Python files of {repo_root} could be read")

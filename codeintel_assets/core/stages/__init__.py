@@ -34,7 +34,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "repo_manifest",
         (),
-        "1",
+        "2",
         source.stage_repo_manifest,
         files("repo_manifest", "manifest_skips"),
         "source",
@@ -43,7 +43,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "scip_index",
         ("repo_manifest",),
-        "1",
+        "2",
         structure.stage_scip_index,
         files("scip_index", "scip_index_json"),
         "structure",
@@ -52,7 +52,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "scip_occurrences",
         ("scip_index", "repo_manifest"),
-        "1",
+        "2",
         structure.stage_scip_occurrences,
         files("scip_occurrences", "scip_symbols"),
         "structure",
@@ -79,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "chunks",
         ("repo_manifest", "scip_occurrences", "ast_nodes", "cst_nodes"),
-        "2",
+        "3",
         retrieval.stage_chunks,
         files("chunks", "node_to_chunk"),
         "retrieval",
@@ -96,8 +96,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "symbol_edges",
-        ("scip_occurrences",),
-        "2",
+        ("scip_occurrences", "repo_manifest"),
+        "3",
         structure.stage_symbol_edges,
         files("symbol_edges", "symbol_graph_json"),
         "structure",
@@ -179,7 +179,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "published_index",
         ("duckdb_catalog", "faiss_index"),
-        "1",
+        "2",
         publish.stage_published_index,
         files(),
         "publish",

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import modules as modules_core
@@ -140,6 +141,17 @@ def _within_manifest(index: Index, uris: set[str]) -> tuple[Index, list[str]]:
     kept.documents.extend(doc for doc in index.documents if doc.relative_path in uris)
     dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
     return kept, dropped
+
+
+def _edges_within(edges: pa.Table, uris: set[str]) -> tuple[pa.Table, int]:
+    """Return the edges whose files (where given) are in ``uris``, and how many were not."""
+    keep = [
+        (src is None or src in uris) and (dst is None or dst in uris)
+        for src, dst in zip(
+            edges.column("src_uri").to_pylist(), edges.column("dst_uri").to_pylist(), strict=True
+        )
+    ]
+    return edges.filter(pa.array(keep, type=pa.bool_())), keep.count(False)
 
 
 def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOutput:
@@ -316,8 +328,8 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
                 raise BadInputError(
                     f"{given}: symbol_graph.json given in the registry does not exist"
                 )
-            edges = read_symbol_graph_json(given)
-            facts["source"] = f"ingested {given}"
+            edges, outside = _edges_within(read_symbol_graph_json(given), set(_scip_uris(ctx)))
+            facts.update(source=f"ingested {given}", edges_outside_manifest=outside)
         else:
             occurrences = pq.read_table(layout.scip_occurrences)
             symbols = pq.read_table(layout.scip_symbols)
