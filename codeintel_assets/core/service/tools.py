@@ -12,6 +12,7 @@ answer says so and how to get the rest. Nothing here writes anything.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -108,8 +109,7 @@ def _validate(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
     """Return the arguments with schema defaults filled in. Raises ``ToolInputError``."""
     if not isinstance(arguments, dict):
         raise ToolInputError(f"{tool.name}: arguments must be a JSON object")
-    validator = jsonschema.Draft202012Validator(tool.schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    error = jsonschema.exceptions.best_match(_validator(tool.name).iter_errors(arguments))
     if error is not None:
         raise ToolInputError(f"{tool.name}: {_describe(error)}")
     filled = {
@@ -119,6 +119,12 @@ def _validate(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
     }
     filled.update(arguments)
     return filled
+
+
+@functools.cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    """The compiled validator of tool ``name``'s schema (compiled once)."""
+    return jsonschema.Draft202012Validator(TOOLS[name].schema)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
