@@ -312,25 +312,29 @@ def read(cache: HandleCache, args: dict[str, Any]) -> dict[str, Any]:
             if used > budget and number > start:
                 break
             last = number
-        truncated = last < end
+        text = _lines_text(lines, start, last)
+        notes = []
+        if len(text) > budget:  # one line longer than the whole budget
+            text = text[:budget]
+            notes.append(f"line {start} is cut at max_tokens; raise max_tokens to see all of it")
+        truncated = last < end or bool(notes)
         body: dict[str, Any] = {
             "uri": uri,
             "start_line": start,
             "end_line": last,
             "total_lines": total,
-            "text": _lines_text(lines, start, last)[:budget],
+            "text": text,
             "truncated": truncated,
+            "worktree_differs": _freshness(handle).file_differs(uri),
         }
-        if truncated:
+        if last < end:
             body["next_start_line"] = last + 1
-            body["note"] = f"cut at max_tokens; read on with start_line={last + 1}"
-        if _freshness(handle).file_differs(uri):
-            body["worktree_differs"] = True
-            body["note"] = (body.get("note", "") + "; " if truncated else "") + (
+            notes.append(f"cut at max_tokens; read on with start_line={last + 1}")
+        if body["worktree_differs"]:
+            notes.append(
                 "the work tree's copy of this file differs from the indexed one shown here"
             )
-        else:
-            body["worktree_differs"] = False
+        body["notes"] = notes
         return _envelope(handle, body)
 
 
@@ -356,7 +360,12 @@ def definition(cache: HandleCache, args: dict[str, Any]) -> dict[str, Any]:
                     )
                 notes.append(f"no SCIP occurrence there; resolved the name {name!r} instead")
                 symbol = name
-            matches = _resolve(handle, cursor, symbol)
+            if symbol.startswith("local "):
+                # A local symbol is one file's own: its definition is in the same file.
+                found = navigation.scip_definitions(cursor, [symbol])
+                matches = [m for m in found if m.uri == uri] or _resolve(handle, cursor, symbol)
+            else:
+                matches = _resolve(handle, cursor, symbol)
         else:
             raise ToolInputError("definition: give `symbol`, or `uri` and `line` (and `character`)")
         if not matches[0].symbol:
