@@ -7,10 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SCIP_DIR := tools/scip-python
 SCIP := $(SCIP_DIR)/node_modules/.bin/scip-python
+SCIP_PROTO := codeintel_assets/core/scip/proto
 
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup run test lint ui bench serve screenshot clean
+.PHONY: setup run test lint ui bench scip-bindings serve screenshot clean
 
 setup: $(VENV)/.installed $(SCIP)
 
@@ -42,6 +43,12 @@ ui: setup
 
 bench: setup
 	$(PY) benchmarks/bench_build.py
+
+# Regenerate the SCIP bindings from the vendored schema (protoc of grpcio-tools, a dev
+# dependency); commit scip_pb2.py and scip_pb2.pyi with the schema they came from.
+scip-bindings: $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I $(SCIP_PROTO) --python_out=$(SCIP_PROTO) \
+		--pyi_out=$(SCIP_PROTO) $(SCIP_PROTO)/scip.proto
 
 serve: setup
 	$(VENV)/bin/indexctl serve

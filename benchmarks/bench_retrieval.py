@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core import faiss_store
+from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.chunk_table import ChunkBuildStats, build_chunk_table, chunk_repository
 from codeintel_assets.core.chunking import Chunk, chunk_id
 from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
@@ -42,7 +43,7 @@ from codeintel_assets.core.embedding import (
 )
 from codeintel_assets.core.evaluation import evaluate, ranking_quality
 from codeintel_assets.core.fusion import rrf
-from codeintel_assets.core.lexical import Bm25Index, build_bm25
+from codeintel_assets.core.lexical import build_bm25
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import STYLES, remap_positives, synthetic_queries
 from codeintel_assets.core.syntax import cst_nodes_table
@@ -120,7 +121,7 @@ def percentiles(samples: list[float]) -> str:
 
 def measure_modes(
     index: faiss.Index,
-    bm25: Bm25Index,
+    lexical_index: LexicalChannels,
     query_texts: list[str],
     query_vectors: np.ndarray,
     embedder: SentenceTransformerEmbedder | None,
@@ -136,7 +137,7 @@ def measure_modes(
         t1 = time.perf_counter()
         dense = faiss_store.search(index, vector[None, :], depth)
         t2 = time.perf_counter()
-        lexical = bm25.channels(text, depth)  # bm25 and, when built, definition
+        lexical = lexical_index.channels(text, depth)  # bm25 and, when built, definition
         t3 = time.perf_counter()
         pairs = zip(dense.ids[0], dense.scores[0], strict=True)
         rrf({"dense": [(int(i), float(s)) for i, s in pairs if i != -1]} | lexical)
@@ -144,7 +145,7 @@ def measure_modes(
         faiss_store.search(index, vector[None, :], k)  # dense mode fetches only k
         t5 = time.perf_counter()
         lexical_k_start = time.perf_counter()
-        bm25.search(text, k)
+        lexical_index.bm25.search(text, k)
         t6 = time.perf_counter()
         times["embed"].append(t1 - t0)
         times["faiss"].append(t5 - t4)
@@ -282,7 +283,7 @@ def main() -> None:
             index = faiss_store.build_index(ids, vectors)
             t = time.perf_counter()
             definitions = build_definitions(nodes, table)
-            bm25 = build_bm25(ids, lexical_texts(table), definitions)
+            bm25 = LexicalChannels(build_bm25(ids, lexical_texts(table)), definitions)
             print(f"{label}: bm25 and {len(definitions)} definitions built in "
                   f"{time.perf_counter() - t:.1f}s")  # fmt: skip
             indexes[label] = (index, bm25)
@@ -323,7 +324,7 @@ def main() -> None:
         texts_large = [base[i % len(base)] for i in range(LARGE)]
         ours_definitions = indexes["ours"][1].definitions
         definitions_large = repeated_definitions(ours_definitions, tables["ours"], ids)
-        bm25_large = build_bm25(ids, texts_large, definitions_large)
+        bm25_large = LexicalChannels(build_bm25(ids, texts_large), definitions_large)
         print(f"bm25 and {len(bm25_large.definitions)} definitions over {LARGE} chunks built in "
               f"{time.perf_counter() - t:.1f}s")  # fmt: skip
         # The real synthetic queries, embedded: the queries an index of this corpus would get.

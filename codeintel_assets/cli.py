@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.errors import CodeintelError
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"indexctl: error: {exc}", markup=False)
         return 1
     except KeyboardInterrupt:
-        err.print("indexctl: interrupted")
+        err.print("indexctl: interrupted", markup=False)
         return 130
 
 
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--scip", help="an existing index.scip or index.scip.json to ingest")
     add.add_argument("--modules-jsonl", help="an existing modules.jsonl to ingest")
     add.add_argument("--symbol-graph", help="an existing symbol_graph.json to ingest")
+    add.add_argument(
+        "--replace", action="store_true", help="change the settings of a registered name"
+    )
     add.set_defaults(handler=cmd_repo_add)
     lst = repo.add_parser("list", help="list repositories")
     lst.add_argument("--format", choices=["table", "json"], default="table")
@@ -78,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["sentence-transformers", "hashing"],
         default="sentence-transformers",
         help="'hashing' is a fast stand-in for tests, not for real search",
+    )
+    build.add_argument(
+        "-v", "--verbose", action="store_true", help="show the Dagster log of the run"
     )
     build.set_defaults(handler=cmd_build)
 
@@ -117,9 +125,15 @@ def _parser() -> argparse.ArgumentParser:
 
     tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
     _repo_option(tune)
+    tune.add_argument("--index", help="a FAISS index file (instead of --repo)")
     tune.add_argument("--target-recall", type=float, default=0.95)
     tune.add_argument("--k", type=int, default=10)
     tune.add_argument("--queries", type=int, default=200, help="sampled query vectors")
+    tune.add_argument("--nprobe", type=int, help="lock this nprobe (IVF indexes)")
+    tune.add_argument("--ef-search", type=int, help="lock this efSearch (HNSW indexes)")
+    tune.add_argument(
+        "--k-factor", type=float, help="read the ANN list k·k_factor deep when measuring recall"
+    )
     tune.set_defaults(handler=cmd_tune)
 
     evaluation = verbs.add_parser("eval", help="retrieval evaluation").add_subparsers(
@@ -129,8 +143,11 @@ def _parser() -> argparse.ArgumentParser:
         "recall", help="evaluate the published version: ANN vs exact, channels vs positives"
     )
     _repo_option(recall)
+    recall.add_argument("--duckdb", help="a catalog file (with --index, instead of --repo)")
+    recall.add_argument("--index", help="a FAISS index file (with --duckdb, instead of --repo)")
+    recall.add_argument("--queries", help="query vectors (.npy or Parquet); default: sampled")
     recall.add_argument("--k", type=int, default=10)
-    recall.add_argument("--k-factor", type=int, default=2)
+    recall.add_argument("--k-factor", type=float, default=2.0)
     recall.add_argument("--out", help="write the pool Parquet here")
     recall.add_argument("--format", choices=["markdown", "json"], default="markdown")
     recall.set_defaults(handler=cmd_eval_recall)
@@ -150,6 +167,11 @@ def _parser() -> argparse.ArgumentParser:
 
     stage = verbs.add_parser("stage", help="link the build into versions/<build_version>/")
     _repo_option(stage)
+    stage.add_argument("--modules", help="a modules.jsonl to stage instead of the built one")
+    stage.add_argument("--symbol-graph", help="a symbol_graph.json to stage instead")
+    stage.add_argument("--scip", help="an index.scip or index.scip.json to stage instead")
+    stage.add_argument("--ast", help="an ast_nodes.parquet to stage instead")
+    stage.add_argument("--cst", help="a cst_nodes.parquet to stage instead")
     stage.set_defaults(handler=cmd_stage)
     publish = verbs.add_parser("publish", help="validate the build and flip `current` to it")
     _repo_option(publish)
@@ -161,10 +183,15 @@ def _parser() -> argparse.ArgumentParser:
     faiss_cmd = verbs.add_parser("faiss", help="FAISS index tools").add_subparsers(
         title="faiss commands", metavar="VERB"
     )
-    export = faiss_cmd.add_parser("export-idmap", help="write the index's row -> chunk id map")
-    _repo_option(export)
-    export.add_argument("--out", help="Parquet file (default: the build's faiss_idmap.parquet)")
-    export.set_defaults(handler=cmd_faiss_export_idmap)
+    for export in (
+        faiss_cmd.add_parser("export-idmap", help="write the index's row -> chunk id map"),
+        verbs.add_parser("export-idmap", help="= faiss export-idmap"),
+    ):
+        _repo_option(export)
+        export.add_argument("--index", help="a FAISS index file (instead of --repo)")
+        export.add_argument("--out", help="Parquet file (default: the build's faiss_idmap.parquet)")
+        export.add_argument("--duckdb", help="also load it into this catalog (faiss_idmap_mat)")
+        export.set_defaults(handler=cmd_faiss_export_idmap)
 
     duck = verbs.add_parser("duckdb", help="DuckDB catalog tools").add_subparsers(
         title="duckdb commands", metavar="VERB"
@@ -173,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
         "refresh-idmap-join", help="re-materialize faiss_idmap_mat if the idmap checksum changed"
     )
     _repo_option(refresh)
+    refresh.add_argument("--db", help="a catalog file (with --idmap, instead of --repo)")
+    refresh.add_argument("--idmap", help="a faiss_idmap.parquet (with --db)")
+    refresh.add_argument("--format", choices=["text", "json"], default="text")
     refresh.set_defaults(handler=cmd_refresh_idmap_join)
     return parser
 
@@ -195,8 +225,58 @@ def _layout(name: str | None) -> RepoLayout:
     return RepoLayout(data_root(), registry.get_repo(name).name)
 
 
+def _at_least_one(**options: int) -> None:
+    """Raise ``CodeintelError`` for a count option below 1 (``--k 0`` means nothing)."""
+    for name, value in options.items():
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise CodeintelError(f"{flag} must be at least 1 (got {value})")
+
+
 def _print_json(value: Any) -> None:
     out.print(json.dumps(value, indent=2, default=str), markup=False)
+
+
+def _file_form(args: argparse.Namespace, *files: str) -> bool:
+    """Return True for the file-based form (any of ``files`` given), False for ``--repo``.
+
+    Raises ``CodeintelError`` when both forms are given, or only some of ``files``.
+    """
+    given = [name for name in files if getattr(args, name) is not None]
+    flags = " ".join(f"--{name.replace('_', '-')} F" for name in files)
+    if given and args.repo is not None:
+        raise CodeintelError(f"give either --repo or {flags}, not both")
+    if given and len(given) != len(files):
+        raise CodeintelError(f"the file form needs {flags} together")
+    return bool(given)
+
+
+def _output_file(value: str, flag: str = "--out") -> Path:
+    """Return the path of an output file; its folder must exist (none is created: a typo
+    in the folder should not silently create a new tree of folders)."""
+    path = Path(value).expanduser()
+    if not path.parent.is_dir():
+        raise CodeintelError(f"{flag} {value}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise CodeintelError(f"{flag} {value}: is a folder, not a file")
+    return path
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Raise ``CodeintelError`` for an option outside its range (checked before any work)."""
+    rules = (
+        ("k", lambda v: v >= 1, "≥ 1"),
+        ("k_factor", lambda v: v >= 1, "≥ 1"),
+        ("target_recall", lambda v: 0 < v <= 1, "in (0, 1]"),
+        ("nprobe", lambda v: v > 0, "> 0"),
+        ("ef_search", lambda v: v > 0, "> 0"),
+    )
+    for name, valid, expected in rules:
+        value = getattr(args, name, None)
+        if value is not None and not valid(value):
+            raise CodeintelError(f"--{name.replace('_', '-')} must be {expected}, got {value}")
+    if isinstance(getattr(args, "queries", None), int) and args.queries < 1:
+        raise CodeintelError(f"--queries must be ≥ 1, got {args.queries}")
 
 
 def cmd_repo_add(args: argparse.Namespace) -> int:
@@ -210,7 +290,8 @@ def cmd_repo_add(args: argparse.Namespace) -> int:
             scip_index=args.scip,
             modules_jsonl=args.modules_jsonl,
             symbol_graph_json=args.symbol_graph,
-        )
+        ),
+        replace=args.replace,
     )
     from codeintel_assets.runner import dagster_instance, ensure_partitions
 
@@ -226,7 +307,9 @@ def cmd_repo_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "path", "include", "exclude")
     for repo in repos:
-        table.add_row(repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude))
+        table.add_row(
+            *_plain([repo.name, repo.path, ", ".join(repo.include), ", ".join(repo.exclude)])
+        )
     out.print(table)
     return 0
 
@@ -268,15 +351,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         def on_step(step: str, finished: int, total: int) -> None:
             progress.update(task, description=f"building {repo.name}: {step} ({finished}/{total})")
 
-        report = build_repository(repo.name, resource, on_step=on_step)
-    for summary in report.assets:
-        out.print(_summary_line(summary), markup=False)
+        report = build_repository(
+            repo.name,
+            resource,
+            on_step=on_step,
+            log_level="DEBUG" if args.verbose else "CRITICAL",
+        )
+    if report.success or args.verbose:
+        for summary in report.assets:
+            out.print(_summary_line(summary), markup=False)
     for warning in report.warnings:
         err.print(f"indexctl: warning: {warning}", markup=False)
     if not report.success:
-        for failure in report.failures:
-            err.print(f"indexctl: failed: {failure}", markup=False)
-        raise CodeintelError(f"build of {repo.name!r} failed (run {report.run_id})")
+        # One line: the first failure is the cause; later steps only stopped because of it.
+        first = report.failures[0] if report.failures else "no step failed, see the run log"
+        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        hint = "" if args.verbose else "; -v shows the Dagster log"
+        raise CodeintelError(f"build of {repo.name!r} failed at {first}{more}{hint}")
     version = lifecycle.current_version_or_none(_layout(repo.name))
     out.print(f"published {repo.name} version {version}", markup=False)
     return 0
@@ -321,9 +412,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
             names = [_short_symbol(s) for s in r.symbols if not s.endswith(")")][:4]
             row.append(f"{r.module_id or '-'}\n" + ", ".join(names))
-        table.add_row(*row)
+        table.add_row(*_plain(row))
     out.print(table)
     return 0
+
+
+def _plain(cells: list[str]) -> list[Text]:
+    """Return table cells as plain text: code and paths may hold ``[...]`` that rich would
+    read as markup (and crash on, or silently drop)."""
+    return [Text(cell) for cell in cells]
 
 
 def _search_in_process(args: argparse.Namespace) -> list[Any]:
@@ -397,19 +494,27 @@ def _short_symbol(symbol: str) -> str:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.embedding import EmbedderSpec, load_embedder
-    from codeintel_assets.core.stages.retrieval import retune
-    from codeintel_assets.core.stamps import read_stamp
+    from codeintel_assets.core import tuning
 
-    layout = _layout(args.repo)
-    chunk_stamp = read_stamp(layout, "chunks")
-    if chunk_stamp is None:
-        raise CodeintelError(f"repository {layout.name!r} has no chunks yet; build it first")
-    spec = EmbedderSpec(**chunk_stamp["metadata"]["embedder"])
-    audit = retune(layout.build, load_embedder(spec), args.target_recall, args.k, args.queries)
+    _check_ranges(args)
+    explicit = any(v is not None for v in (args.nprobe, args.ef_search, args.k_factor))
+    if _file_form(args, "index") or explicit:
+        index_path = Path(args.index) if args.index else _layout(args.repo).build.faiss_index()
+        audit = tuning.lock_index_file(
+            index_path,
+            nprobe=args.nprobe,
+            ef_search=args.ef_search,
+            k_factor=args.k_factor,
+            k=args.k,
+            queries=args.queries,
+            target_recall=args.target_recall,
+        )
+    else:
+        audit = _retune_build(args)
+    depth = "" if audit["k_factor"] == 1 else f" in ANN top {math.ceil(args.k * audit['k_factor'])}"
     for point in audit["sweep"]:
         out.print(
-            f"{point['knobs'] or '(exact)':<16} recall@{args.k} {point['recall']:.4f}  "
+            f"{point['knobs'] or '(exact)':<16} recall@{args.k}{depth} {point['recall']:.4f}  "
             f"{point['latency_ms']:.3f} ms/query",
             markup=False,
         )
@@ -419,21 +524,47 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"{audit['measured_recall']:.4f} {state} target {args.target_recall}",
         markup=False,
     )
+    if explicit:
+        # An operator's lock is kept as given; the blocking recall check judges it at publish.
+        return 0
     return 0 if audit["target_met"] else 1
+
+
+def _retune_build(args: argparse.Namespace) -> dict[str, Any]:
+    """Re-run the build's sweep with real text queries (``tune --repo`` without knobs)."""
+    from codeintel_assets.core.embedding import EmbedderSpec, load_embedder
+    from codeintel_assets.core.stamps import read_stamp
+    from codeintel_assets.core.tuning import retune
+
+    layout = _layout(args.repo)
+    chunk_stamp = read_stamp(layout, "chunks")
+    if chunk_stamp is None:
+        raise CodeintelError(f"repository {layout.name!r} has no chunks yet; build it first")
+    spec = EmbedderSpec(**chunk_stamp["metadata"]["embedder"])
+    return retune(layout.build, load_embedder(spec), args.target_recall, args.k, args.queries)
 
 
 def cmd_eval_recall(args: argparse.Namespace) -> int:
     from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
-    from codeintel_assets.core.search import recorded_embedder
-    from codeintel_assets.core.stages import BuildContext
-    from codeintel_assets.core.stages.evaluation import evaluate_layout
 
-    layout = lifecycle.current_layout(_layout(args.repo))
-    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
-    ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
-    result = evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
-    if args.out:
-        write_parquet(result.pool, Path(args.out), EVAL_POOL)
+    _check_ranges(args)
+    target = _output_file(args.out, "--out") if args.out else None
+    if _file_form(args, "duckdb", "index"):
+        from codeintel_assets.core.ann_recall import evaluate_index_file
+
+        result = evaluate_index_file(
+            Path(args.index),
+            Path(args.duckdb),
+            Path(args.queries) if args.queries else None,
+            k=args.k,
+            k_factor=args.k_factor,
+        )
+    elif args.queries is not None:
+        raise CodeintelError("--queries needs the file form (--duckdb F --index F)")
+    else:
+        result = _evaluate_published(args)
+    if target is not None:
+        write_parquet(result.pool, target, EVAL_POOL)
     if args.format == "json":
         _print_json(result.metrics)
     else:
@@ -441,12 +572,25 @@ def cmd_eval_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_published(args: argparse.Namespace) -> Any:
+    """Evaluate the published version of ``--repo`` (every channel against the positives)."""
+    from codeintel_assets.core.search import recorded_embedder
+    from codeintel_assets.core.stages import BuildContext
+    from codeintel_assets.core.stages.evaluation import evaluate_layout
+
+    layout = lifecycle.current_layout(_layout(args.repo))
+    manifest = lifecycle.read_version_manifest(layout)
+    ctx = BuildContext.for_repo(args.repo, embedder=recorded_embedder(manifest))
+    return evaluate_layout(ctx, layout, k=args.k, k_factor=args.k_factor)
+
+
 def cmd_eval_write_pool(args: argparse.Namespace) -> int:
     from codeintel_assets.core.evaluation import read_pool_tsv
     from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
 
+    target = _output_file(args.out)
     pool = read_pool_tsv(Path(args.tsv))
-    write_parquet(pool, Path(args.out), EVAL_POOL)
+    write_parquet(pool, target, EVAL_POOL)
     out.print(f"wrote {pool.num_rows} pool rows to {args.out}", markup=False)
     return 0
 
@@ -459,10 +603,14 @@ def cmd_versions(args: argparse.Namespace) -> int:
     table = Table("build_version", "published_at", "current", "chunks")
     for row in rows:
         table.add_row(
-            row["build_version"],
-            str(row["published_at"]),
-            "*" if row["current"] else "",
-            str(row["chunks"]),
+            *_plain(
+                [
+                    row["build_version"],
+                    str(row["published_at"]),
+                    "*" if row["current"] else "",
+                    str(row["chunks"]),
+                ]
+            )
         )
     out.print(table)
     return 0
@@ -482,12 +630,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    layout = _layout(args.repo)
-    with lifecycle.publish_lock(layout):
-        version, staged, reused = lifecycle.stage_version(layout)
-    out.print(
-        f"staged {version} at {staged.root}{' (already complete)' if reused else ''}", markup=False
+    from codeintel_assets.core.staged_artifacts import GivenArtifacts, stage_given
+
+    given = GivenArtifacts(
+        **{
+            name: Path(value) if value else None
+            for name in ("modules", "symbol_graph", "scip", "ast", "cst")
+            for value in [getattr(args, name)]
+        }
     )
+    repo = registry.get_repo(args.repo)
+    staged = stage_given(_layout(repo.name), repo.root, given)
+    out.print(
+        f"staged {staged.build_version} at {staged.layout.root}"
+        f"{' (already complete)' if staged.reused else ''}",
+        markup=False,
+    )
+    for table, rows in staged.rows.items():
+        out.print(f"  {table}: {rows} rows from the given file", markup=False)
     return 0
 
 
@@ -495,29 +655,56 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from codeintel_assets.core.stages import BuildContext
     from codeintel_assets.core.stages.publish import publish
 
-    outcome = publish(BuildContext.for_repo(args.repo))
+    staged = lifecycle.staged_version_or_none(_layout(args.repo))
+    outcome = publish(BuildContext.for_repo(args.repo), staged=staged)
     out.print(f"published {outcome.build_version} (previous: {outcome.previous})", markup=False)
     return 0
 
 
 def cmd_faiss_export_idmap(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.stages.retrieval import export_idmap
+    from codeintel_assets.core import faiss_store
+    from codeintel_assets.core.catalog import CatalogReader, refresh_idmap_file
 
-    build = _layout(args.repo).build
-    target = Path(args.out) if args.out else build.faiss_idmap
-    table = export_idmap(build, target)
+    if _file_form(args, "index"):
+        if args.out is None:
+            raise CodeintelError("--index needs --out F (where to write the id map)")
+        index_path = Path(args.index)
+    else:
+        index_path = _layout(args.repo).build.faiss_index()
+    target = _output_file(args.out, "--out") if args.out else _layout(args.repo).build.faiss_idmap
+    if args.duckdb:
+        # Checked before anything is written: an id map of another index would not join.
+        _, ids = faiss_store.read_keyed_index(index_path)
+        with CatalogReader(Path(args.duckdb)) as reader:
+            chunk_ids, _ = reader.chunk_vectors()
+        faiss_store.check_ids_match(ids, chunk_ids, index_path, Path(args.duckdb))
+    table = faiss_store.export_idmap(index_path, target)
     out.print(f"wrote {table.num_rows} rows to {target}", markup=False)
+    if args.duckdb:
+        _print_refresh(refresh_idmap_file(Path(args.duckdb), target), "text")
     return 0
 
 
 def cmd_refresh_idmap_join(args: argparse.Namespace) -> int:
-    from codeintel_assets.core.catalog import refresh_idmap_join
+    from codeintel_assets.core.catalog import refresh_idmap_file
 
-    build = _layout(args.repo).build
-    refreshed = refresh_idmap_join(build.catalog, build)
-    state = "refreshed" if refreshed else "not refreshed (idmap checksum unchanged)"
-    out.print(f"faiss_idmap_mat {state}", markup=False)
+    if _file_form(args, "db", "idmap"):
+        catalog, idmap = Path(args.db), Path(args.idmap)
+    else:
+        build = _layout(args.repo).build
+        catalog, idmap = build.catalog, build.faiss_idmap
+    _print_refresh(refresh_idmap_file(catalog, idmap), args.format)
     return 0
+
+
+def _print_refresh(refresh: Any, fmt: str) -> None:
+    if fmt == "json":
+        _print_json(vars(refresh) | {"state": "refreshed" if refresh.refreshed else "unchanged"})
+        return
+    state = "refreshed" if refresh.refreshed else "unchanged (idmap checksum unchanged)"
+    out.print(
+        f"faiss_idmap_mat {state}: {refresh.rows} rows, checksum {refresh.checksum}", markup=False
+    )
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import PROJECT_ROOT
 from codeintel_assets.core.lifecycle import build_lock
 from codeintel_assets.definitions import ALL_ASSETS, ALL_CHECKS
@@ -62,9 +63,13 @@ def build_repository(
     resource: CodeintelResource,
     instance: dg.DagsterInstance | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
-    log_level: str = "WARNING",
+    log_level: str = "CRITICAL",
 ) -> BuildReport:
-    """Materialize every asset (and check) of partition ``name``; never raises on step failure."""
+    """Materialize every asset (and check) of partition ``name``; never raises on step failure.
+
+    ``log_level`` is the Dagster console log's: the default shows nothing (a failure is
+    reported once, in the returned ``failures``); ``DEBUG`` shows the whole run.
+    """
     instance = instance or dagster_instance()
     ensure_partitions(instance, [name])
     layout = resource.build_context(name).layout
@@ -177,7 +182,28 @@ def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
 
 
 def _root_cause(error: Any) -> str:
-    """Return the innermost error message of a Dagster step failure (the user's exception)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return error.message.strip() if error is not None else "unknown error"
+    """Return the message of a Dagster step failure's user error.
+
+    The outermost ``CodeintelError`` of the cause chain, without its class name: it names
+    the file and the reason (its own causes, e.g. the ``JSONDecodeError`` it explains,
+    say less). Any other error is a bug: its innermost cause, with the class name.
+    """
+    user_errors = _user_error_names()
+    innermost = error
+    while error is not None:
+        if error.cls_name in user_errors:
+            return error.message.split(": ", 1)[-1].strip()
+        innermost = error
+        error = getattr(error, "cause", None)
+    return innermost.message.strip() if innermost is not None else "unknown error"
+
+
+def _user_error_names() -> set[str]:
+    """Return the class names of the user-facing error family (``CodeintelError``'s)."""
+    names = set()
+    pending = [CodeintelError]
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names

@@ -10,7 +10,15 @@ import pytest
 from test_catalog_views import CHUNK_ROWS, REPO, build_fixture_layout, chunk_id, idmap_table
 
 from codeintel_assets.core import metrics, schemas
-from codeintel_assets.core.catalog import CatalogReader, ChunkFilter, build_catalog
+from codeintel_assets.core.catalog import (
+    CHUNK_COLUMNS,
+    HYDRATION_COLUMNS,
+    CatalogReader,
+    ChunkFilter,
+    Hydration,
+    build_catalog,
+    query,
+)
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.layout import ArtifactLayout
 
@@ -46,12 +54,74 @@ def test_hydrate_keeps_input_order_and_drops_absent_ids(reader: CatalogReader) -
     assert [r["id"] for r in rows] == [TOP, CORE_11, GUIDE, CORE_1]
     assert all(r["chunk_id"] == r["id"] for r in rows)
     assert rows[1]["uri"] == "pkg/core.py" and rows[1]["start_line"] == 11
-    assert rows[2]["symbols"] == [] and rows[2]["content_hash"] == ""
-    assert {"uri", "start_line", "end_line", "lang", "preview", "content", "symbols"} <= set(
-        rows[0]
-    )
+    assert rows[2]["content_hash"] == ""
+    assert list(rows[0]) == ["chunk_id", *HYDRATION_COLUMNS]  # narrow: no content, no symbols
     assert reader.hydrate([]) == []
     assert reader.hydrate([999, 1000]) == []
+
+
+def test_hydration_reports_unknown_duplicate_and_filtered_ids(reader: CatalogReader) -> None:
+    order = [GUIDE, 12345, CORE_1, GUIDE, -7, TOP, 12345, CORE_11]
+    found = reader.hydration(order, filters=ChunkFilter(exclude_globs=["*.js"]))
+    assert [r["id"] for r in found.rows] == [GUIDE, CORE_1, CORE_11]
+    assert found.unknown == [12345, -7]  # input order, each once
+    assert found.filtered_out == [TOP]
+    assert reader.hydration([]) == Hydration([], [], [])
+
+
+def test_hydrate_asks_for_more_columns(reader: CatalogReader) -> None:
+    (full,) = reader.hydrate([CORE_11], columns=CHUNK_COLUMNS)
+    assert list(full) == ["chunk_id", *CHUNK_COLUMNS]
+    assert full["symbols"] == ["py pkg/core.py/Store#", "py pkg/core.py/Store#save()."]
+    assert full["content"] and reader.get_chunk_by_id(CORE_11) == full
+    (slim,) = reader.hydrate([CORE_11], columns=["uri", "symbols"])
+    assert slim == {
+        "chunk_id": CORE_11,
+        "id": CORE_11,
+        "uri": "pkg/core.py",
+        "symbols": full["symbols"],
+    }
+    with pytest.raises(BadInputError, match="embedding"):
+        reader.hydrate([CORE_11], columns=["embedding"])
+    with pytest.raises(BadInputError, match="not columns"):
+        reader.hydrate([CORE_11], columns=["uri; DROP TABLE chunks_mat"])
+
+
+def test_long_id_lists_take_the_list_path_with_the_same_answer(
+    reader: CatalogReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = [TOP, 12345, *reversed(ALL_IDS), CORE_1]
+    chunk_filter = ChunkFilter(include_globs=["pkg/"], languages=["python"])
+    short = reader.hydration(order, filters=chunk_filter, join_modules=True, join_faiss=True)
+    monkeypatch.setattr(query, "IN_LIST_MAX", 2)
+    long = reader.hydration(order, filters=chunk_filter, join_modules=True, join_faiss=True)
+    assert long == short
+    assert [r["id"] for r in short.rows] == [
+        i for i in reversed(ALL_IDS) if i in (INIT, CORE_1, CORE_11, DEEP)
+    ]
+
+
+def test_materialized_hydration_is_an_index_scan(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO)
+    build_catalog(layout, materialize=True)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        storage = dict(
+            con.execute(
+                "SELECT column_name, string_agg(DISTINCT compression, ',') "
+                "FROM pragma_storage_info('chunks_mat') GROUP BY column_name"
+            ).fetchall()
+        )
+        # The hydrated strings are stored for a cheap fetch of one row.
+        assert {storage[c] for c in ("uri", "preview", "content_hash", "name", "symbols")} <= {
+            "Uncompressed",
+            "Uncompressed,Constant",
+            "Constant,Uncompressed",
+        }
+        ids = ALL_IDS[:3]
+        plan = con.execute(
+            "EXPLAIN ANALYZE SELECT id, uri FROM chunks_mat AS c WHERE c.id IN (?, ?, ?)", ids
+        ).fetchall()[0][1]
+    assert "Index Scan" in plan
 
 
 def test_joins_add_columns_without_duplicating_rows(reader: CatalogReader) -> None:

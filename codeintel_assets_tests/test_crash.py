@@ -175,7 +175,7 @@ def test_sigkill_in_the_middle_of_a_build(root: Path, tmp_path: Path, after_stag
     # This test edits the repository: give it its own copy.
     repo = tmp_path / "repo"
     shutil.copytree(registry.get_repo(NAME, root).root, repo, symlinks=True)
-    registry.add_repo(registry.RepoConfig(name=NAME, path=str(repo)), root)
+    registry.add_repo(registry.RepoConfig(name=NAME, path=str(repo)), root, replace=True)
     layout = RepoLayout(root, NAME)
     before = assert_current_is_complete(root)
     source = repo / "pkg" / "parse.py"

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from codeintel_assets.core.channels import LexicalChannels, load_lexical_channels
 from codeintel_assets.core.definitions import (
     build_definitions,
     definition_key,
@@ -14,7 +15,7 @@ from codeintel_assets.core.definitions import (
     query_words,
 )
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.lexical import build_bm25, load_bm25
+from codeintel_assets.core.lexical import build_bm25
 
 # Syntax rows (cst_nodes columns): definitions where tree-sitter puts them.
 NODES = [
@@ -108,15 +109,15 @@ def test_definitions_travel_with_the_bm25_index(tmp_path, nodes, chunks):
     ids = chunks.column("id").to_numpy()
     names = {2: "parse_header body", 3: "HeaderLine", 7: "Manager._fixupChildren"}
     texts = [f"{uri} {names.get(i, '')}" for i, uri, _, _ in CHUNKS]
-    build_bm25(ids, texts, definitions).save(tmp_path / "bm25")
-    loaded = load_bm25(tmp_path / "bm25")
+    LexicalChannels(build_bm25(ids, texts), definitions).save(tmp_path / "bm25")
+    loaded = load_lexical_channels(tmp_path / "bm25")
     assert loaded.definitions is not None and len(loaded.definitions) == len(definitions)
     channels = loaded.channels("self._fixupChildren(ph, rv)", 5)
     assert set(channels) == {"bm25", "definition"}
     assert channels["definition"] == [(7, 2.5)] and channels["bm25"][0][0] == 7
     # An index built without definitions offers BM25 alone.
-    build_bm25(ids, texts).save(tmp_path / "plain")
-    assert set(load_bm25(tmp_path / "plain").channels("parse", 5)) == {"bm25"}
+    LexicalChannels(build_bm25(ids, texts)).save(tmp_path / "plain")
+    assert set(load_lexical_channels(tmp_path / "plain").channels("parse", 5)) == {"bm25"}
 
 
 def test_unreadable_definition_file_is_a_clear_error(tmp_path):

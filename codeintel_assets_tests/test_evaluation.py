@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from codeintel_assets.core import faiss_store
+from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
@@ -53,7 +54,7 @@ def built(tmp_path_factory):
     vectors = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, DIM)
     texts = [embedding_text(c.uri, c.name, c.content) for c in chunks]
     queries = synthetic_queries(None, None, table, count=45, seed=0)
-    return embedder, table, ids, vectors, build_bm25(ids, texts), queries
+    return embedder, table, ids, vectors, LexicalChannels(build_bm25(ids, texts)), queries
 
 
 def test_pool_has_every_source_at_the_right_depth(built):
@@ -200,7 +201,7 @@ def test_hybrid_pool_fuses_the_definition_channel(built):
     expected = rrf(
         {
             "dense": [(int(i), float(s)) for i, s in pairs if i != -1],
-            "bm25": bm25.search(query.text, 50),
+            "bm25": bm25.bm25.search(query.text, 50),
             "definition": with_definitions.definitions.search(query.text, 50),
         }
     )

@@ -1,42 +1,13 @@
-"""Code-aware tokens and the BM25 index (built, saved, loaded, searched)."""
+"""The BM25 index (built, saved, loaded, searched)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from codeintel_assets.core.channels import LexicalChannels, load_lexical_channels
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.lexical import build_bm25, identifier_parts, load_bm25, tokenize
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("HTTPServer", ["httpserver", "http", "server"]),
-        ("parse_URL2json", ["parse_url2json", "parse", "url", "2", "json"]),
-        ("__init__", ["__init__", "init"]),
-        ("x", ["x"]),
-        ("getHTTPResponseCode", ["gethttpresponsecode", "get", "http", "response", "code"]),
-        ("naïve_Café", ["naïve_café", "naïve", "café"]),
-        ("ÉcoleNormale", ["écolenormale", "école", "normale"]),
-        ("utf8", ["utf8", "utf", "8"]),
-        ("MAX_SIZE", ["max_size", "max", "size"]),
-    ],
-)
-def test_tokenize_tricky_identifiers(text, expected):
-    assert tokenize(text) == expected
-
-
-def test_tokenize_drops_punctuation_and_stopwords():
-    assert tokenize("") == []
-    assert tokenize("?!... ()") == []
-    assert tokenize("the parser of the URL") == ["parser", "url"]
-    assert tokenize("self.read_file(path)") == ["self", "read_file", "read", "file", "path"]
-
-
-def test_identifier_parts():
-    assert identifier_parts("XMLHttpRequest") == ["xml", "http", "request"]
-    assert identifier_parts("__") == []
+from codeintel_assets.core.lexical import build_bm25, load_bm25
 
 
 @pytest.fixture()
@@ -76,11 +47,12 @@ def test_bm25_k_larger_than_corpus_returns_every_match(corpus):
 
 def test_bm25_save_load_roundtrip_and_overwrite(tmp_path, corpus):
     folder = tmp_path / "bm25"
-    corpus.save(folder)
-    loaded = load_bm25(folder)
-    assert loaded.search("http server", 3) == corpus.search("http server", 3)
+    LexicalChannels(corpus).save(folder)
+    loaded = load_lexical_channels(folder)
+    assert loaded.bm25.search("http server", 3) == corpus.search("http server", 3)
+    assert loaded.definitions is None
     other = build_bm25(np.array([7]), ["totally different words"])
-    other.save(folder)
+    LexicalChannels(other).save(folder)
     assert load_bm25(folder).search("different", 3)[0][0] == 7
     # Nothing is left beside the folder: temp and old copies are cleaned up.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25"]
@@ -89,6 +61,7 @@ def test_bm25_save_load_roundtrip_and_overwrite(tmp_path, corpus):
 def test_bm25_empty_corpus_and_bad_inputs(tmp_path):
     empty = build_bm25(np.array([], dtype=np.int64), [])
     assert empty.search("anything", 10) == []
+    (tmp_path / "empty").mkdir()
     empty.save(tmp_path / "empty")
     assert load_bm25(tmp_path / "empty").search("anything", 10) == []
     with pytest.raises(CodeintelError, match="2 ids but 1 texts"):

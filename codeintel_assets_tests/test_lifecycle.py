@@ -166,5 +166,7 @@ def test_cli_stage_publish_versions_rollback(
     assert main(["rollback", "--repo", NAME, "--to", version]) == 0
     assert capsys.readouterr().out.strip() == f"current: {first} -> {version}"
     assert main(["rollback", "--repo", NAME, "--to", "nope"]) == 1
+    assert "'nope' is not a build version" in capsys.readouterr().err
+    assert main(["rollback", "--repo", NAME, "--to", "0123456789abcdef"]) == 1
     assert "does not exist or is incomplete" in capsys.readouterr().err
     assert assert_current_is_complete(root) == version

@@ -16,7 +16,6 @@ import pytest
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder
 from codeintel_assets.core.errors import BadInputError
-from codeintel_assets.core.lexical import tokenize
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import (
     Definition,
@@ -31,6 +30,7 @@ from codeintel_assets.core.queries import (
     write_queries_jsonl,
 )
 from codeintel_assets.core.schemas import SCIP_OCCURRENCES, SCIP_SYMBOLS
+from codeintel_assets.core.tokens import tokenize
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_published_catalog_holds_the_definition_index(published: str):
     import duckdb
 
     with CodeIndex.open(published) as index:
-        assert index.bm25.definitions is not None and len(index.bm25.definitions) > 0
+        assert index.lexical.definitions is not None and len(index.lexical.definitions) > 0
         catalog = index.layout.catalog
     con = duckdb.connect(str(catalog), read_only=True)
     try:

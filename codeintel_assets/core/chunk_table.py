@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
 from codeintel_assets.core.chunking import Chunk, chunk_file
@@ -158,3 +159,12 @@ def build_chunk_table(
         + [str(s) for s in table.column("symbols").to_pylist()]
     )
     return table, version
+
+
+def read_chunk_vectors(chunks_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return (chunk ids, embedding matrix) of a chunks Parquet file."""
+    table = pq.read_table(chunks_file, columns=["id", "embedding"])
+    ids = table.column("id").to_numpy()
+    dim = table.schema.field("embedding").type.list_size
+    flat = table.column("embedding").combine_chunks().flatten().to_numpy()
+    return ids, flat.reshape(len(ids), dim)

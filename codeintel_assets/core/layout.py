@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from codeintel_assets.core.errors import RepositoryPathError
+
 DEFINITIONS_FILE = "definitions.parquet"  # inside bm25/, beside the BM25 index
 
 DATA_ENV = "CODEINTEL_DATA"
@@ -20,9 +22,20 @@ DEFAULT_INDEX_NAME = "chunks"
 
 
 def data_root() -> Path:
-    """Return the data root: ``$CODEINTEL_DATA`` or ``<project>/data``, absolute."""
+    """Return the data root: ``$CODEINTEL_DATA`` or ``<project>/data``, absolute.
+
+    Raises ``RepositoryPathError`` when it exists and is not a directory.
+    """
     configured = os.environ.get(DATA_ENV)
-    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+    root = Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+    if root.exists() and not root.is_dir():
+        raise RepositoryPathError(f"data root {root} (${DATA_ENV}) is not a directory")
+    return root
+
+
+def audit_beside(index_path: Path) -> Path:
+    """Return the audit sidecar of a FAISS index file: ``<name>.audit.json`` beside it."""
+    return index_path.with_name(f"{index_path.stem}.audit.json")
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,7 @@ class ArtifactLayout:
         return self.root / "faiss" / f"{index_name}.faiss"
 
     def faiss_audit(self, index_name: str = DEFAULT_INDEX_NAME) -> Path:
-        return self.root / "faiss" / f"{index_name}.audit.json"
+        return audit_beside(self.faiss_index(index_name))
 
     @property
     def faiss_idmap(self) -> Path:
@@ -189,6 +202,11 @@ class RepoLayout:
         return self.repo_dir / "current"
 
     @property
+    def staged_pointer(self) -> Path:
+        """``staged.json``: the version ``indexctl stage`` left for ``indexctl publish``."""
+        return self.repo_dir / "staged.json"
+
+    @property
     def publish_history(self) -> Path:
         return self.repo_dir / "versions" / "history.json"
 
@@ -200,3 +218,9 @@ class RepoLayout:
 def registry_path(root: Path | None = None) -> Path:
     """Return the repository registry file under the data root."""
     return (root or data_root()) / "repos.json"
+
+
+def registry_lock_path(root: Path) -> Path:
+    """Return the lock file that serializes changes of the registry under ``root``."""
+    # A dot-file: repository names start with a letter or digit, so no folder collides.
+    return root / ".repos.json.lock"

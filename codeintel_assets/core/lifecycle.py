@@ -13,19 +13,26 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_parts
-from codeintel_assets.core.errors import CodeintelError, NothingPublishedError, PublishError
+from codeintel_assets.core.errors import (
+    BadInputError,
+    CodeintelError,
+    NothingPublishedError,
+    PublishError,
+)
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 
 DEFAULT_RETENTION = 5
+_BUILD_VERSION = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,10 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def build_version_of(layout: ArtifactLayout) -> str:
-    """Return the build version: a checksum of every artifact's path and content."""
-    parts = [
-        f"{p.relative_to(layout.root).as_posix()}={xxh64_file(p)}" for p in artifact_files(layout)
-    ]
-    return xxh64_parts(parts)
+def build_version_of(files: Mapping[str, Path]) -> str:
+    """Return the build version of artifact files keyed by layout-relative path (in
+    ``artifact_files`` order): a checksum of every path and content."""
+    return xxh64_parts(f"{rel}={xxh64_file(path)}" for rel, path in files.items())
 
 
 @contextlib.contextmanager
@@ -107,30 +112,71 @@ def build_lock(repo: RepoLayout) -> contextlib.AbstractContextManager[None]:
     return _repo_lock(repo, "build", CodeintelError)
 
 
-def stage_version(repo: RepoLayout) -> tuple[str, ArtifactLayout, bool]:
+def stage_version(
+    repo: RepoLayout, replace: Mapping[str, Path | None] | None = None
+) -> tuple[str, ArtifactLayout, bool]:
     """Link the build artifacts into ``versions/<build_version>/``.
 
-    Returns (build version, its layout, whether a complete copy already existed).
-    An incomplete copy (no manifest) left by a crash is removed and redone.
+    ``replace`` maps layout-relative paths to files that take the built file's place
+    (None: leave the built file out); the build version covers what is staged.
+    Returns (build version, its layout, whether a complete, intact copy already existed).
+    An incomplete copy (no manifest) left by a crash, or a copy whose files no longer
+    match its manifest, is removed and redone.
     """
     build = repo.build
-    files = artifact_files(build)
-    if not any(p.parent == build.chunks_dir for p in files):
+    files = {p.relative_to(build.root).as_posix(): p for p in artifact_files(build)}
+    for relative, source in (replace or {}).items():
+        if source is None:
+            files.pop(relative, None)
+        else:
+            files[relative] = source
+    if not any(p.parent == build.chunks_dir for p in files.values()):
         raise PublishError(f"repository {repo.name!r} has no chunks to publish; build it first")
-    version = build_version_of(build)
+    version = build_version_of(files)
     target = repo.version(version)
-    if target.version_manifest.exists():
+    if target.version_manifest.exists() and not verify_version(target):
         return version, target, True
     if target.root.exists():
+        # Incomplete (a crash) or damaged since (its files were changed in place): redo it.
         shutil.rmtree(target.root)
-    for source in files:
-        dest = target.root / source.relative_to(build.root)
+    for relative, source in files.items():
+        dest = target.root / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(source, dest)
         except OSError:
             shutil.copy2(source, dest)
     return version, target, False
+
+
+def stage_for_publish(
+    repo: RepoLayout, replace: Mapping[str, Path | None] | None = None
+) -> tuple[str, ArtifactLayout, bool]:
+    """Stage the build (see ``stage_version``) as the version ``indexctl publish`` publishes next.
+
+    Records the version in ``staged.json`` once every file is in place, so publishing
+    and crash clean-up keep it. Call it holding the publish lock.
+    """
+    version, layout, reused = stage_version(repo, replace)
+    write_json_atomic(
+        repo.staged_pointer,
+        {"build_version": version, "replaced": sorted(replace or {}), "at": _now()},
+    )
+    return version, layout, reused
+
+
+def staged_version_or_none(repo: RepoLayout) -> str | None:
+    """Return the version ``stage_for_publish`` left for publishing, or None.
+
+    None too when that version is published already or its folder is gone.
+    """
+    if not repo.staged_pointer.exists():
+        return None
+    version = json.loads(repo.staged_pointer.read_text(encoding="utf-8"))["build_version"]
+    layout = repo.version(version)
+    if not layout.root.is_dir() or layout.version_manifest.exists():
+        return None
+    return version
 
 
 def publish_version(
@@ -140,18 +186,27 @@ def publish_version(
     extra_manifest: dict[str, Any] | None = None,
     retention: int = DEFAULT_RETENTION,
     fail_after: str | None = None,
+    staged: str | None = None,
 ) -> PublishOutcome:
     """Stage, catalog, validate and publish the build; flip ``current`` atomically.
 
     ``build_catalog`` returns catalog facts for the manifest (views, DDL, row counts);
-    ``validate`` returns failure messages (empty when valid). ``fail_after`` names a step
-    after which to raise, for crash tests. Raises ``PublishError`` when validation fails
-    or another publish holds the lock; ``current`` is then unchanged.
+    ``validate`` returns failure messages (empty when valid). ``staged`` publishes that
+    version left by ``stage_for_publish`` instead of staging the build. ``fail_after``
+    names a step after which to raise, for crash tests. Raises ``PublishError`` when
+    validation fails, the staged version is gone, or another publish holds the lock;
+    ``current`` is then unchanged.
     """
     with publish_lock(repo):
         remove_crash_leftovers(repo)
         previous = current_version_or_none(repo)
-        version, layout, reused = stage_version(repo)
+        if staged is None:
+            version, layout, reused = stage_version(repo)
+        elif repo.version(staged).root.is_dir():
+            version, layout = staged, repo.version(staged)
+            reused = layout.version_manifest.exists()
+        else:
+            raise PublishError(f"staged version {staged} of {repo.name!r} no longer exists")
         _crash_point(fail_after, "stage")
         if not reused:
             catalog = build_catalog(layout)
@@ -165,9 +220,11 @@ def publish_version(
             manifest = _version_manifest(repo, version, layout, catalog, extra_manifest or {})
             write_json_atomic(layout.version_manifest, manifest)
         _crash_point(fail_after, "manifest")
-        manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+        manifest = read_version_manifest(layout)
         flip_current(repo, version)
         _crash_point(fail_after, "flip")
+        if staged is not None:
+            repo.staged_pointer.unlink(missing_ok=True)
         prune_versions(repo, retention)
         return PublishOutcome(version, reused, previous, manifest)
 
@@ -176,17 +233,19 @@ def remove_crash_leftovers(repo: RepoLayout) -> list[Path]:
     """Delete what a killed publish left behind; return the deleted paths.
 
     That is version folders without a manifest (staging never finished) other than the
-    one ``current`` points at, and temporary ``.current.*`` links of an unfinished flip.
-    Call it holding the publish lock: a running publish's staging area looks the same.
+    one ``current`` points at and the one staged for publishing (``stage_for_publish``),
+    and temporary ``.current.*`` links of an unfinished flip. Call it holding the publish
+    lock: a running publish's staging area looks the same.
     """
     current = current_version_or_none(repo)
+    staged = staged_version_or_none(repo)
     leftovers = []
     if repo.versions_dir.is_dir():
         leftovers += [
             folder
             for folder in repo.versions_dir.iterdir()
             if folder.is_dir()
-            and folder.name != current
+            and folder.name not in (current, staged)
             and not (folder / "manifest.json").exists()
         ]
     if repo.repo_dir.is_dir():
@@ -207,7 +266,10 @@ def verify_version(layout: ArtifactLayout) -> list[str]:
     """
     if not layout.version_manifest.exists():
         return [f"{layout.root}: no manifest.json (incomplete version)"]
-    manifest = json.loads(layout.version_manifest.read_text(encoding="utf-8"))
+    try:
+        manifest = read_version_manifest(layout)
+    except BadInputError as exc:
+        return [str(exc)]
     problems = []
     for entry in manifest["artifacts"]:
         path = layout.root / entry["path"]
@@ -218,6 +280,10 @@ def verify_version(layout: ArtifactLayout) -> list[str]:
     if not layout.catalog.is_file():
         problems.append(f"{layout.catalog.relative_to(layout.root)}: missing")
     return problems
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _crash_point(fail_after: str | None, step: str) -> None:
@@ -256,8 +322,11 @@ def _version_manifest(
 
 
 def flip_current(repo: RepoLayout, version: str) -> None:
-    """Point ``current`` at ``versions/<version>`` with one atomic rename; log it."""
-    if not repo.version(version).version_manifest.exists():
+    """Point ``current`` at ``versions/<version>`` with one atomic rename; log it.
+
+    Raises ``PublishError`` when ``version`` is not a build-version id or not complete.
+    """
+    if not is_build_version(version) or not repo.version(version).version_manifest.exists():
         raise PublishError(
             f"version {version} of {repo.name!r} is not complete; cannot point to it"
         )
@@ -271,28 +340,86 @@ def flip_current(repo: RepoLayout, version: str) -> None:
 
 
 def read_history(repo: RepoLayout) -> list[dict[str, str]]:
-    """Return the pointer flips of a repository, oldest first."""
+    """Return the pointer flips of a repository, oldest first.
+
+    Entries that do not name a build version (a damaged or hand-edited file) are left
+    out, so they can never be rolled back to.
+    """
     if not repo.publish_history.exists():
         return []
-    return json.loads(repo.publish_history.read_text(encoding="utf-8"))
+    try:
+        history = json.loads(repo.publish_history.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if not isinstance(history, list):
+        return []
+    return [h for h in history if isinstance(h, dict) and is_build_version(h.get("build_version"))]
+
+
+def is_build_version(name: object) -> bool:
+    """Return whether ``name`` is a build-version id (16 lowercase hex digits, an xxh64)."""
+    return isinstance(name, str) and _BUILD_VERSION.fullmatch(name) is not None
 
 
 def current_version_or_none(repo: RepoLayout) -> str | None:
-    """Return the version ``current`` points at, or None before the first publish."""
+    """Return the version ``current`` points at, or None before the first publish (or when
+    ``current`` does not point at one of this repository's versions)."""
     pointer = repo.current_pointer
     if not pointer.is_symlink():
         return None
-    return Path(os.readlink(pointer)).name
+    target = Path(os.readlink(pointer))
+    # Only `versions/<build_version>` is ours; anything else points outside this repository.
+    if target.parent != Path("versions") or not is_build_version(target.name):
+        return None
+    return target.name
+
+
+def current_is_intact(repo: RepoLayout) -> bool:
+    """Return whether ``current`` points at a complete version whose files match its manifest."""
+    version = current_version_or_none(repo)
+    return version is not None and not verify_version(repo.version(version))
 
 
 def current_layout(repo: RepoLayout) -> ArtifactLayout:
-    """Return the layout of the published version; raise ``NothingPublishedError`` if none."""
+    """Return the layout of the published version; raise ``NothingPublishedError`` if none.
+
+    Raises ``BadInputError`` when the version is damaged: its ``manifest.json`` is not
+    readable JSON, or a file differs from the manifest's size and checksum (files are
+    hashed on every call: xxh64 reads several GB/s).
+    """
     version = current_version_or_none(repo)
     if version is None or not repo.version(version).version_manifest.exists():
         raise NothingPublishedError(
             f"nothing is published for repository {repo.name!r}; run `indexctl build {repo.name}`"
         )
-    return repo.version(version)
+    layout = repo.version(version)
+    problems = verify_version(layout)
+    if problems:
+        raise BadInputError(
+            f"the published version {version} of {repo.name!r} is damaged ({problems[0]}); "
+            f"run `indexctl rollback --repo {repo.name}` or `indexctl build {repo.name}`"
+        )
+    return layout
+
+
+def read_version_manifest(layout: ArtifactLayout) -> dict[str, Any]:
+    """Return a version's ``manifest.json``.
+
+    Raises ``BadInputError`` naming the file when it is unreadable, not JSON or not an
+    object with an ``artifacts`` list.
+    """
+    path = layout.version_manifest
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(
+            f"{path}: not a readable version manifest ({exc}); roll back or publish again"
+        ) from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), list):
+        raise BadInputError(
+            f"{path}: not a version manifest (no 'artifacts' list); roll back or publish again"
+        )
+    return manifest
 
 
 def list_versions(repo: RepoLayout) -> list[dict[str, Any]]:
@@ -303,7 +430,10 @@ def list_versions(repo: RepoLayout) -> list[dict[str, Any]]:
         for folder in repo.versions_dir.iterdir():
             manifest_path = folder / "manifest.json"
             if folder.is_dir() and manifest_path.exists():
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                try:
+                    manifest = read_version_manifest(ArtifactLayout(folder))
+                except BadInputError:
+                    manifest = {}  # listed without details; `publish` redoes it when needed
                 rows.append(
                     {
                         "build_version": folder.name,
@@ -326,8 +456,14 @@ def rollback(repo: RepoLayout, to: str | None = None) -> tuple[str | None, str]:
     """Point ``current`` at version ``to`` or at the one published before it.
 
     Returns (previous current, new current). Raises ``PublishError`` when there is
-    nothing to roll back to or the version is unknown/incomplete.
+    nothing to roll back to, or ``to`` is not a build-version id (a path such as
+    ``../other/versions/v`` is refused) or names an unknown or incomplete version.
     """
+    if to is not None and not is_build_version(to):
+        raise PublishError(
+            f"{to!r} is not a build version of {repo.name!r}: give the 16-hex-digit id "
+            "shown by `indexctl versions`"
+        )
     with publish_lock(repo):
         current = current_version_or_none(repo)
         if to is None:

@@ -2,16 +2,21 @@
 
 Files come from git (tracked plus untracked-but-not-ignored) when the folder is a
 git work tree, otherwise from a walk that honours ``.gitignore`` files. Include /
-exclude globs use gitignore semantics (``pathspec``). Binary, non-UTF-8, empty,
-oversized, vendored files and symlinks are skipped and each skip is counted.
+exclude globs are the one path filter of ``core/pathfilter.py`` (gitignore rules and
+braces, the same as search filters). Binary, non-UTF-8, empty,
+oversized, vendored files and symlinks are skipped and each skip is counted, and so
+is anything the build cannot read: a file name that is not UTF-8, a broken or looping
+symlink, an unreadable file or folder. No single file stops the scan.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -19,7 +24,8 @@ import pathspec
 import pyarrow as pa
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
-from codeintel_assets.core.errors import RepositoryPathError
+from codeintel_assets.core.errors import BadInputError, RepositoryPathError
+from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.schemas import MANIFEST_SKIPS, REPO_MANIFEST
 
 # Folders never indexed: tool state, virtualenvs and vendored dependencies.
@@ -85,6 +91,8 @@ LANGUAGES = {
 NAMED_FILES = {"Makefile": "make", "Dockerfile": "docker", "Jenkinsfile": "groovy"}
 
 _SNIFF_BYTES = 8192
+# git's warning (C locale) for a folder it cannot open while listing untracked files.
+_GIT_UNREADABLE = re.compile(r"could not open directory '([^']*)'")
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,26 @@ def language_of(uri: str) -> str:
     return NAMED_FILES.get(path.name) or LANGUAGES.get(path.suffix.lower(), "text")
 
 
+def known_languages() -> list[str]:
+    """Return every language name the manifest can give a file, sorted."""
+    return sorted({*LANGUAGES.values(), *NAMED_FILES.values(), "text"})
+
+
+def check_languages(names: Iterable[str]) -> None:
+    """Raise ``BadInputError`` for a language name no file can have (case-insensitive).
+
+    The message suggests the language of a file extension given instead (``py``) and
+    lists the known names, so a typo never silently filters everything out.
+    """
+    known = known_languages()
+    for name in names:
+        if name.lower() in known:
+            continue
+        meant = LANGUAGES.get("." + name.lower().lstrip("."))
+        hint = f" (did you mean {meant!r}?)" if meant else ""
+        raise BadInputError(f"unknown language {name!r}{hint}; known languages: {', '.join(known)}")
+
+
 def build_manifest(
     root: Path,
     include: list[str] | None = None,
@@ -113,26 +141,28 @@ def build_manifest(
     """Select the indexable files of the repository at ``root``.
 
     Returns the manifest (schema ``REPO_MANIFEST``, sorted by uri) and the skips
-    (``MANIFEST_SKIPS``). Raises ``RepositoryPathError`` when ``root`` is not a directory.
+    (``MANIFEST_SKIPS``). Raises ``RepositoryPathError`` when ``root`` is not a directory
+    and ``BadInputError`` on a bad glob.
     """
     if not root.is_dir():
         raise RepositoryPathError(f"repository path {root} does not exist or is not a directory")
     root = root.resolve()
-    include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
-    exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude or [])
-    blobs = _git_blobs(root)
-    candidates = sorted(blobs) if blobs is not None else sorted(_walk(root))
+    path_filter = PathFilter.from_globs(include or [], exclude or [])
+    unreadable_dirs: list[str] = []
+    blobs = _git_blobs(root, unreadable_dirs)
+    candidates = sorted(blobs) if blobs is not None else sorted(_walk(root, unreadable_dirs))
 
     rows: list[dict] = []
-    skips: list[dict] = []
+    skips: list[dict] = [
+        {"uri": folder, "reason": "unreadable", "detail": "folder cannot be listed"}
+        for folder in sorted(set(unreadable_dirs))
+    ]
     for uri in candidates:
-        if include_spec is not None and not include_spec.match_file(uri):
-            continue
-        if exclude_spec.match_file(uri):
+        if not path_filter.matches(uri):
             continue
         reason, detail, data = _inspect(root, uri, max_file_bytes)
         if reason is not None:
-            skips.append({"uri": uri, "reason": reason, "detail": detail})
+            skips.append({"uri": _printable(uri), "reason": reason, "detail": detail})
             continue
         rows.append(
             {
@@ -166,25 +196,39 @@ def read_source(root: Path, uri: str) -> bytes:
     return (root / uri).read_bytes()
 
 
+def _printable(uri: str) -> str:
+    """Return ``uri`` with bytes that are not UTF-8 (surrogate escapes) shown as ``\\xNN``."""
+    return uri.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _inspect(root: Path, uri: str, max_file_bytes: int) -> tuple[str | None, str, bytes]:
     """Return (skip reason or None, detail, file bytes)."""
+    if _printable(uri) != uri:
+        # Every table, catalog and search result carries the uri as UTF-8 text.
+        return "bad_name", "file name is not valid UTF-8", b""
     parts = PurePosixPath(uri).parts
     if any(part in VENDORED_DIRS for part in parts[:-1]) or uri.endswith(VENDORED_SUFFIXES):
         return "vendored", "vendored or generated path", b""
     path = root / uri
-    if path.is_symlink():
-        target = path.resolve()
-        if not target.is_relative_to(root):
-            return "symlink_outside", f"points to {target}, outside the repository", b""
-        return "symlink", f"points to {target.relative_to(root)}, indexed there", b""
-    if not path.is_file():
-        return "not_a_file", "missing from the work tree or not a regular file", b""
-    size = path.stat().st_size
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return "not_a_file", "missing from the work tree", b""
+    except OSError as exc:
+        return "unreadable", f"cannot stat: {exc.strerror}", b""
+    if stat.S_ISLNK(status.st_mode):
+        return _symlink_skip(root, path)
+    if not stat.S_ISREG(status.st_mode):
+        return "not_a_file", "not a regular file", b""
+    size = status.st_size
     if size > max_file_bytes:
         return "oversized", f"{size} bytes > limit {max_file_bytes}", b""
     if size == 0:
         return "empty", "0 bytes", b""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return "unreadable", f"cannot read: {exc.strerror}", b""
     if b"\0" in data[:_SNIFF_BYTES]:
         return "binary", "contains NUL bytes", b""
     try:
@@ -192,6 +236,20 @@ def _inspect(root: Path, uri: str, max_file_bytes: int) -> tuple[str | None, str
     except UnicodeDecodeError as exc:
         return "not_utf8", f"invalid UTF-8 at byte {exc.start}", b""
     return None, "", data
+
+
+def _symlink_skip(root: Path, path: Path) -> tuple[str, str, bytes]:
+    """Return the skip of a symlink: broken, leaving the repository, or indexed at its target."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return "broken_symlink", f"points to {os.readlink(path)}, which does not exist", b""
+    except (OSError, RuntimeError):
+        # RuntimeError is how Python 3.11 reports a symlink loop.
+        return "broken_symlink", "symlink loop", b""
+    if not target.is_relative_to(root):
+        return "symlink_outside", f"points to {target}, outside the repository", b""
+    return "symlink", f"points to {target.relative_to(root)}, indexed there", b""
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -204,8 +262,11 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.decode("utf-8", "surrogateescape")
 
 
-def _git_blobs(root: Path) -> dict[str, str | None] | None:
-    """Return {uri: blob sha or None} for tracked + untracked non-ignored files, or None."""
+def _git_blobs(root: Path, unreadable_dirs: list[str]) -> dict[str, str | None] | None:
+    """Return {uri: blob sha or None} for tracked + untracked non-ignored files, or None.
+
+    Folders git could not list are appended to ``unreadable_dirs``.
+    """
     if _git(root, "rev-parse", "--is-inside-work-tree") is None:
         return None
     toplevel = (_git(root, "rev-parse", "--show-toplevel") or "").strip()
@@ -219,11 +280,27 @@ def _git_blobs(root: Path) -> dict[str, str | None] | None:
             continue
         meta, uri = entry.split("\t", 1)
         blobs[uri] = meta.split()[1]
-    others = _git(root, "ls-files", "-z", "--others", "--exclude-standard") or ""
+    others, warnings = _git_with_warnings(root, "ls-files", "-z", "--others", "--exclude-standard")
     for uri in others.split("\0"):
         if uri:
             blobs.setdefault(uri, None)
+    unreadable_dirs += [m.group(1).rstrip("/") + "/" for m in _GIT_UNREADABLE.finditer(warnings)]
     return blobs
+
+
+def _git_with_warnings(root: Path, *args: str) -> tuple[str, str]:
+    """Return (stdout, stderr) of a git command in the C locale ('' on failure)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "", ""
+    return out.stdout.decode("utf-8", "surrogateescape"), out.stderr.decode("utf-8", "replace")
 
 
 def _git_head(root: Path) -> str | None:
@@ -231,15 +308,26 @@ def _git_head(root: Path) -> str | None:
     return head.strip() if head else None
 
 
-def _walk(root: Path) -> Iterator[str]:
-    """Yield repository-relative paths, honouring every ``.gitignore`` on the way down."""
+def _walk(root: Path, unreadable_dirs: list[str]) -> Iterator[str]:
+    """Yield repository-relative paths, honouring every ``.gitignore`` on the way down.
+
+    Folders that cannot be listed are appended to ``unreadable_dirs``.
+    """
     specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unlisted(error: OSError) -> None:
+        folder = Path(error.filename).relative_to(root).as_posix()
+        unreadable_dirs.append(_printable(folder) + "/")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         ignore_file = Path(dirpath) / ".gitignore"
         if ignore_file.is_file():
-            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            try:
+                lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines = []  # an unreadable .gitignore is counted as a skipped file below
             specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
 
         def ignored(rel: str, is_dir: bool) -> bool:

@@ -32,12 +32,9 @@ definition's call site is picked by a hash of its symbol and ``seed``.
 from __future__ import annotations
 
 import ast
-import io
 import json
-import keyword
 import random
 import re
-import tokenize as pytokenize
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +45,7 @@ import pyarrow as pa
 from codeintel_assets.core.checksums import write_text_atomic, xxh64_text
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.jsonl import jsonl_records
-from codeintel_assets.core.lexical import identifier_parts, tokenize
+from codeintel_assets.core.tokens import identifier_parts, identifier_tokens, tokenize
 
 STYLES = ("doc", "name", "masked", "call")
 DEFINITION_KINDS = {"function", "method", "class"}
@@ -60,7 +57,6 @@ _IMPORT_LINE = re.compile(r"^(from\s+\S+\s+)?import\s")
 _BARE_NAMES = re.compile(r"^[\w\s,]*\)?$")
 MAX_QUERY_CHARS = 400
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-_IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
 @dataclass(frozen=True)
@@ -383,23 +379,6 @@ def name_query(name: str) -> str | None:
     """
     words = identifier_parts(name.replace(".", "_"))
     return " ".join(words) if len(words) >= 2 else None
-
-
-def identifier_tokens(code: str) -> set[str]:
-    """Return the lexical tokens of every identifier in ``code`` (keywords excluded).
-
-    Python is read with ``tokenize`` so strings and comments are not identifiers; code
-    that does not tokenize (other languages, fragments) falls back to every word that
-    looks like an identifier, which masks more, never less.
-    """
-    names: list[str] = []
-    try:
-        for tok in pytokenize.generate_tokens(io.StringIO(code).readline):
-            if tok.type == pytokenize.NAME and not keyword.iskeyword(tok.string):
-                names.append(tok.string)
-    except (pytokenize.TokenError, SyntaxError):
-        names = _IDENTIFIER.findall(code)
-    return {t for name in names for t in tokenize(name)}
 
 
 def masked_query(documentation: str, target_code: str) -> str | None:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeintel_assets.core import faiss_store, lexical, lifecycle
-from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
+from codeintel_assets.core import faiss_store, lifecycle
+from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, ChunkFilter
+from codeintel_assets.core.channels import load_lexical_channels
 from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
 from codeintel_assets.core.fusion import RRF_K, channel_ranks, rrf
@@ -87,7 +88,7 @@ class CodeIndex:
                 f"index {layout.faiss_index()} has dimension {self.index.d} but the embedding "
                 f"model has {embedder.dim}; rebuild the index with this model"
             )
-        self.bm25 = lexical.load_bm25(layout.bm25_dir) if layout.bm25_ids.exists() else None
+        self.lexical = load_lexical_channels(layout.bm25_dir) if layout.bm25_ids.exists() else None
         self.catalog = CatalogReader(layout.catalog)
         self.notes: list[str] = []  # what the last search had to adjust (e.g. truncation)
 
@@ -128,7 +129,7 @@ class CodeIndex:
         if mode not in MODES:
             raise CodeintelError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         self.notes = []
-        if mode != "dense" and self.bm25 is None:
+        if mode != "dense" and self.lexical is None:
             self.notes.append("this version has no BM25 index: searching dense only")
             mode = "dense"
         total = self.index.ntotal
@@ -165,9 +166,9 @@ class CodeIndex:
                 if i != -1
             ]
         if mode == "bm25":
-            channels["bm25"] = self.bm25.search(query, fetch)
+            channels["bm25"] = self.lexical.bm25.search(query, fetch)
         elif mode == "hybrid":
-            channels.update(self.bm25.channels(query, fetch))
+            channels.update(self.lexical.channels(query, fetch))
         if filters is not None:
             for name, ranked in channels.items():
                 kept = set(self.catalog.filter_ids([i for i, _ in ranked], filters))
@@ -192,7 +193,9 @@ class CodeIndex:
             for name, hits in channels.items()
         }
         scores = dict(ranked)
-        rows = self.catalog.hydrate([i for i, _ in ranked], join_modules=True)
+        rows = self.catalog.hydrate(
+            [i for i, _ in ranked], columns=(*HYDRATION_COLUMNS, "symbols"), join_modules=True
+        )
         results = []
         for rank, row in enumerate(rows, start=1):
             chunk_id = int(row["id"])

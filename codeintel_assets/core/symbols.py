@@ -36,13 +36,15 @@ import pyarrow as pa
 
 from codeintel_assets.core import schemas
 from codeintel_assets.core.errors import BadInputError
-from codeintel_assets.core.scip.model import ROLE_IMPORT
+from codeintel_assets.core.scip.proto.scip_pb2 import SymbolRole
 from codeintel_assets.core.scip.symbol_names import infer_kind, is_local_symbol
 from codeintel_assets.core.scip.tables import LINE_BREAK, TextReader
 
 EDGE_KINDS = ("call", "reference", "import", "inherits", "implements", "type_def")
 SYMBOL_GRAPH_FORMAT = "codeintel.symbol_graph"
 SYMBOL_GRAPH_VERSION = 1
+# Looked up once: attribute access on a generated enum goes through a Python __getattr__.
+_IMPORT = SymbolRole.Import
 
 # A call site or reference position: (uri, 0-based line, code-point column of the line).
 Site = tuple[str, int, int]
@@ -215,7 +217,7 @@ def _reference_edges(
             src = next((d[2] for d in reversed(stack) if d[3] <= line), module)
             if src is None:
                 continue
-            if roles & ROLE_IMPORT or (uri, line) in import_lines:
+            if roles & _IMPORT or (uri, line) in import_lines:
                 edge = "import"
             elif (uri, line, char) in call_sites:
                 edge = "call"

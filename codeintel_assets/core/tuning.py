@@ -7,6 +7,12 @@ inner-product search over the same vectors is measured, with latency. The
 cheapest point that reaches the target is kept and left set on the index (it is
 "locked" by recording it in the audit sidecar, which ``read_index`` re-applies).
 
+``k_factor`` is how deep the ANN list is read, as a multiple of k: recall counts the
+exact top k found in the ANN's top ⌈k·k_factor⌉ (1: plain recall@k; the eval pool's
+``faiss`` source and search's candidate pools read deeper than k). An operator can lock
+an explicit point on any index file (``lock_knobs``): the knobs are checked against the
+index family, measured, and written to the sidecar beside the file.
+
 Recall counts ties: an ANN hit whose score reaches the k-th exact score counts as
 found even when the exact search listed another id with the same score, because
 duplicated code gives identical vectors and either id is a correct answer.
@@ -14,15 +20,26 @@ duplicated code gives identical vectors and either id is a correct answer.
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
+import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.checksums import write_json_atomic, xxh64_file
+from codeintel_assets.core.chunk_table import read_chunk_vectors
+from codeintel_assets.core.embedding import Embedder
+from codeintel_assets.core.errors import BadInputError, CodeintelError
+from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout, audit_beside
+from codeintel_assets.core.queries import synthetic_queries
 
 # Scores within this of the k-th exact score count as ties (float rounding, FAISS #915).
 TIE_EPSILON = 1e-5
@@ -41,6 +58,7 @@ class OperatingPoint:
     k: int
     queries: int
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    k_factor: float = 1.0  # the ANN list is read ⌈k·k_factor⌉ deep
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +68,7 @@ class OperatingPoint:
             "met": self.met,
             "target_recall": self.target_recall,
             "k": self.k,
+            "k_factor": self.k_factor,
             "queries": self.queries,
             "sweep": self.sweep,
         }
@@ -84,11 +103,15 @@ class ExactOracle:
         return faiss_store.SearchHits(ids=ids, scores=hits.scores)
 
 
-def recall_at_k(ann: faiss_store.SearchHits, exact: faiss_store.SearchHits, k: int) -> float:
-    """Return the mean fraction of the exact top ``k`` found in the ANN top ``k`` (ties count).
+def recall_at_k(
+    ann: faiss_store.SearchHits, exact: faiss_store.SearchHits, k: int, depth: int | None = None
+) -> float:
+    """Return the mean fraction of the exact top ``k`` found in the ANN top ``depth`` (default
+    ``k``; ties count).
 
     Queries whose exact list is empty are skipped; with none left the recall is 1.0.
     """
+    depth = depth or k
     total = 0.0
     counted = 0
     for q in range(len(exact.ids)):
@@ -98,7 +121,7 @@ def recall_at_k(ann: faiss_store.SearchHits, exact: faiss_store.SearchHits, k: i
         floor = float(exact.scores[q][len(truth) - 1]) - TIE_EPSILON
         found = 0
         truth_set = set(truth)
-        for i, score in zip(ann.ids[q][:k], ann.scores[q][:k], strict=True):
+        for i, score in zip(ann.ids[q][:depth], ann.scores[q][:depth], strict=True):
             if i != -1 and (int(i) in truth_set or float(score) >= floor):
                 found += 1
         total += min(found, len(truth)) / len(truth)
@@ -123,13 +146,16 @@ def tune_index(
     k: int = 10,
     target_recall: float = 0.95,
     oracle: ExactOracle | None = None,
+    k_factor: float = 1.0,
+    candidates: list[str] | None = None,
 ) -> OperatingPoint:
     """Sweep the index's knobs cheapest first; set and return the cheapest meeting the target.
 
     ``oracle`` is the exact search over the same vectors (built from the index by
-    reconstruction when None). When no point meets the target, the point with the best
-    recall is set and returned with ``met=False``. Raises ``CodeintelError`` when the
-    query dimension differs from the index's or there are no queries.
+    reconstruction when None). ``candidates`` replaces the sweep (one entry: measure that
+    point). When no point meets the target, the point with the best recall is set and
+    returned with ``met=False``. Raises ``CodeintelError`` when the query dimension
+    differs from the index's or there are no queries.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     if len(queries) == 0:
@@ -142,12 +168,14 @@ def tune_index(
     if oracle.d != index.d:
         raise CodeintelError(f"oracle dimension {oracle.d} differs from the index's {index.d}")
     exact = oracle.search(queries, k)
+    depth = math.ceil(k * k_factor)
     sweep: list[dict[str, Any]] = []
     chosen: dict[str, Any] | None = None
-    for knobs in knob_candidates(index, k):
+    for knobs in candidates if candidates is not None else knob_candidates(index, k):
         faiss_store.set_search_parameters(index, knobs)
-        hits, latency = _timed_search(index, queries, k)
-        point = {"knobs": knobs, "recall": recall_at_k(hits, exact, k), "latency_ms": latency}
+        hits, latency = _timed_search(index, queries, depth)
+        recall = recall_at_k(hits, exact, k, depth)
+        point = {"knobs": knobs, "recall": recall, "latency_ms": latency}
         sweep.append(point)
         # Cost grows with every knob swept here, so the first point reaching the target is cheapest.
         if point["recall"] >= target_recall:
@@ -166,6 +194,7 @@ def tune_index(
         k=k,
         queries=len(queries),
         sweep=sweep,
+        k_factor=k_factor,
     )
 
 
@@ -204,6 +233,7 @@ def audit_sidecar(
         "build_version": build_version,
         "measured_recall": point.recall,
         "recall_k": point.k,
+        "k_factor": point.k_factor,
         "target_recall": point.target_recall,
         "target_met": point.met,
         "latency_ms": point.latency_ms,
@@ -212,6 +242,178 @@ def audit_sidecar(
         "faiss_version": faiss.__version__,
         **extra,
     }
+
+
+def tune_and_lock(
+    index: faiss.Index,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    embedder: Callable[[], Embedder],
+    factory: str,
+    layout: ArtifactLayout,
+    build_version: str,
+    target_recall: float,
+    k: int,
+    queries: int,
+) -> tuple[dict[str, Any], OperatingPoint]:
+    """Tune the index's knobs against exact search, write index and audit sidecar; return both.
+
+    The cheapest operating point reaching ``target_recall`` is locked in the sidecar,
+    which searches and the recall check read. ``embedder`` is called (the model loaded)
+    only when the index has knobs to tune with text queries.
+    """
+    # An exact index has nothing to tune and recall 1.0 for any query: a sample of the
+    # corpus vectors measures its latency without making and embedding text queries.
+    exact = knob_candidates(index, k) == [""]
+    point = tune_index(
+        index,
+        sample_query_vectors(vectors, queries)
+        if exact
+        else tuning_queries(layout, vectors, embedder(), queries),
+        k=k,
+        target_recall=target_recall,
+        oracle=ExactOracle(ids, vectors),
+    )
+    faiss_store.write_index(index, layout.faiss_index())
+    audit = audit_sidecar(
+        index=index,
+        factory=factory,
+        point=point,
+        build_version=build_version,
+        index_name=DEFAULT_INDEX_NAME,
+        built_at=datetime.now(UTC).isoformat(),
+        index_xxh64=xxh64_file(layout.faiss_index()),
+        chunks_xxh64=xxh64_file(layout.chunks),
+    )
+    write_json_atomic(layout.faiss_audit(), audit)
+    return audit, point
+
+
+def tuning_queries(
+    layout: ArtifactLayout, vectors: np.ndarray, embedder: Embedder, count: int
+) -> np.ndarray:
+    """Return query vectors to tune with: real text queries made from the chunks.
+
+    Corpus vectors make IVF look far better than it is for text queries (nprobe=1 gave
+    0.99 recall on them but 0.56 on real queries), so they are only the fallback.
+    """
+    columns = ["id", "uri", "start_line", "end_line", "start_byte", "content", "lang"]
+    chunks = pq.read_table(layout.chunks, columns=columns)
+    texts = [q.text for q in synthetic_queries(None, None, chunks, count=count)]
+    if not texts:
+        return sample_query_vectors(vectors, count)
+    return embedder.embed(texts)
+
+
+def retune(
+    layout: ArtifactLayout, embedder: Embedder, target_recall: float, k: int, queries: int
+) -> dict[str, Any]:
+    """Re-tune a built index in place (``indexctl tune --repo``); return the new audit."""
+    ids, vectors = read_chunk_vectors(layout.chunks)
+    index = faiss_store.read_index(layout.faiss_index())
+    old = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
+    audit, _ = tune_and_lock(
+        index,
+        ids,
+        vectors,
+        lambda: embedder,
+        old["factory"],
+        layout,
+        old["build_version"],
+        target_recall,
+        k,
+        queries,
+    )
+    return audit
+
+
+def operator_knobs(
+    index: faiss.Index, index_path: Path, nprobe: int | None, ef_search: int | None
+) -> str:
+    """Return the ParameterSpace string of an operator's knobs (``""`` when none are given).
+
+    Raises ``BadInputError`` when the index family has no such knob (``nprobe`` needs
+    IVF, ``efSearch`` HNSW: the index itself or an IVF's quantizer) or a value exceeds
+    what the index has (``nprobe`` above its list count).
+    """
+    family = faiss_store.index_type(index)
+    ivf, hnsw = _ivf_of(index), _hnsw_of(index)
+    parts = []
+    if nprobe is not None:
+        if ivf is None:
+            raise BadInputError(f"index {index_path} is {family}: it has no nprobe (an IVF knob)")
+        if nprobe > ivf.nlist:
+            raise BadInputError(
+                f"index {index_path}: --nprobe {nprobe} exceeds its {ivf.nlist} lists"
+            )
+        parts.append(f"nprobe={nprobe}")
+    if ef_search is not None:
+        quantizer = faiss.downcast_index(ivf.quantizer) if ivf is not None else None
+        if hnsw is not None:
+            parts.append(f"efSearch={ef_search}")
+        elif isinstance(quantizer, faiss.IndexHNSW):
+            parts.append(f"quantizer_efSearch={ef_search}")
+        else:
+            raise BadInputError(
+                f"index {index_path} is {family}: it has no efSearch (an HNSW knob)"
+            )
+    return ",".join(parts)
+
+
+def lock_index_file(
+    index_path: Path,
+    *,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    k_factor: float | None = None,
+    k: int = 10,
+    queries: int = 200,
+    target_recall: float = 0.95,
+) -> dict[str, Any]:
+    """Lock an operating point on an index file and write its audit sidecar; return the audit.
+
+    With knobs (``nprobe``, ``ef_search``, ``k_factor``) that point is measured as given
+    (an operator's lock); without them the family's knobs are swept and the cheapest point reaching
+    ``target_recall`` is locked. Recall and latency are measured against exact search
+    over the index's own vectors, on ``queries`` of them sampled as queries, reading the
+    ANN list ⌈k·k_factor⌉ deep. The index file is not rewritten (searches apply the
+    sidecar's knobs); fields of an existing sidecar (index name, build version, chunk
+    checksum) are kept. Raises ``BadInputError`` when the file is not a FAISS index or a
+    knob does not fit its family; nothing is written then.
+    """
+    index, ids = faiss_store.read_keyed_index(index_path)
+    knobs = operator_knobs(index, index_path, nprobe, ef_search)
+    if len(ids) == 0:
+        raise BadInputError(f"index {index_path} is empty: nothing to measure")
+    vectors = index.reconstruct_batch(ids)
+    explicit = nprobe is not None or ef_search is not None or k_factor is not None
+    point = tune_index(
+        index,
+        sample_query_vectors(vectors, queries),
+        k=k,
+        target_recall=target_recall,
+        oracle=ExactOracle(ids, vectors),
+        k_factor=1.0 if k_factor is None else k_factor,
+        candidates=[knobs] if explicit else None,
+    )
+    old = faiss_store.read_audit(index_path) or {}
+    index_name, build_version, built_at = faiss_store.index_identity(index_path, old or None)
+    audit = audit_sidecar(
+        index=index,
+        factory=old.get("factory") or faiss_store.index_type(index),
+        point=point,
+        build_version=build_version,
+        index_name=index_name,
+        built_at=built_at.isoformat(),
+        index_type=faiss_store.index_type(index),
+        index_xxh64=xxh64_file(index_path),
+        chunks_xxh64=old.get("chunks_xxh64"),
+        locked_by="operator" if explicit else "sweep",
+        locked_at=datetime.now(UTC).isoformat(),
+        query_source="sampled index vectors",
+    )
+    write_json_atomic(audit_beside(index_path), audit)
+    return audit
 
 
 def _timed_search(

@@ -19,11 +19,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pathspec
-
 from codeintel_assets.core.checksums import xxh64_json, xxh64_parts
 from codeintel_assets.core.errors import RepositoryPathError
 from codeintel_assets.core.manifest import VENDORED_DIRS
+from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.registry import RepoConfig
 
 _GIT_TIMEOUT_S = 60
@@ -52,7 +51,10 @@ def folder_fingerprint(
     root: Path, include: list[str] | None = None, exclude: list[str] | None = None
 ) -> str:
     """Return the xxh64 over (path, size, mtime) of every file under ``root`` the include /
-    exclude globs select, vendored folders left out."""
+    exclude globs select (``core/pathfilter.py``), vendored folders left out.
+
+    Raises ``BadInputError`` on a bad glob.
+    """
     parts = []
     for rel, stat in _selected_files(root, include or [], exclude or []):
         parts.append(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}")
@@ -113,16 +115,13 @@ def _stat_part(path: Path) -> str:
 def _selected_files(
     root: Path, include: list[str], exclude: list[str]
 ) -> Iterator[tuple[str, os.stat_result]]:
-    include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
-    exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude)
+    path_filter = PathFilter.from_globs(include, exclude)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in VENDORED_DIRS)
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         for name in sorted(filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if include_spec is not None and not include_spec.match_file(rel):
-                continue
-            if exclude_spec.match_file(rel):
+            if not path_filter.matches(rel):
                 continue
             try:
                 yield rel, os.lstat(os.path.join(dirpath, name))

@@ -4,6 +4,7 @@ from codeintel_assets.core.catalog.catalog import (
     MATERIALIZED_TABLES,
     SOURCE_NAMES,
     CatalogStatus,
+    IdmapRefresh,
     MaterializedStatus,
     SourceStatus,
     ViewStatus,
@@ -12,28 +13,41 @@ from codeintel_assets.core.catalog.catalog import (
     ensure_views,
     load_view_definitions,
     materialize_if_changed,
+    refresh_idmap_file,
     refresh_idmap_join,
     register_parquet,
 )
-from codeintel_assets.core.catalog.globs import PathFilter, compile_glob
-from codeintel_assets.core.catalog.query import CatalogReader, ChunkFilter
+from codeintel_assets.core.catalog.query import (
+    CHUNK_COLUMNS,
+    HYDRATION_COLUMNS,
+    CatalogReader,
+    ChunkFilter,
+    Hydration,
+    HydrationSource,
+    hydrate_rows,
+)
 
 __all__ = [
+    "CHUNK_COLUMNS",
+    "HYDRATION_COLUMNS",
     "MATERIALIZED_TABLES",
     "SOURCE_NAMES",
     "CatalogReader",
     "CatalogStatus",
     "ChunkFilter",
+    "Hydration",
+    "HydrationSource",
+    "IdmapRefresh",
     "MaterializedStatus",
-    "PathFilter",
     "SourceStatus",
     "ViewStatus",
     "build_catalog",
     "catalog_status",
-    "compile_glob",
     "ensure_views",
+    "hydrate_rows",
     "load_view_definitions",
     "materialize_if_changed",
+    "refresh_idmap_file",
     "refresh_idmap_join",
     "register_parquet",
 ]

@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from codeintel_assets.core import metrics, schemas
 from codeintel_assets.core.checksums import xxh64_file, xxh64_parts
@@ -80,11 +81,79 @@ SOURCE_SPECS: tuple[SourceSpec, ...] = (
 SOURCE_NAMES = frozenset(spec.name for spec in SOURCE_SPECS)
 _SPECS_BY_NAME = {spec.name: spec for spec in SOURCE_SPECS}
 
-# Materialized tables: name -> (view it copies, columns, indexed columns). Fixed, so
-# every identifier interpolated into DDL comes from this table, never from a caller.
-_MATERIALIZED: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    CHUNKS_MAT: ("chunks", "SELECT * EXCLUDE (embedding) FROM v_chunks ORDER BY id", ("id",)),
-    FAISS_IDMAP_MAT: (
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """Return the DuckDB SQL type of an Arrow type used in ``schemas``.
+
+    Raises ``TypeError`` for a type the contract does not use.
+    """
+    simple = {
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.string(): "VARCHAR",
+        pa.float64(): "DOUBLE",
+        pa.float32(): "FLOAT",
+        pa.bool_(): "BOOLEAN",
+    }
+    if arrow_type in simple:
+        return simple[arrow_type]
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_fixed_size_list(arrow_type):
+        return f"{duckdb_type(arrow_type.value_type)}[{arrow_type.list_size}]"
+    if pa.types.is_list(arrow_type):
+        return f"{duckdb_type(arrow_type.value_type)}[]"
+    if pa.types.is_struct(arrow_type):
+        members = ", ".join(
+            f"{arrow_type.field(i).name} {duckdb_type(arrow_type.field(i).type)}"
+            for i in range(arrow_type.num_fields)
+        )
+        return f"STRUCT({members})"
+    raise TypeError(f"no DuckDB type for Arrow type {arrow_type}")
+
+
+# Columns of chunks_mat stored uncompressed: hydration fetches ~200 random rows through
+# the id index, and fetching one row of a dictionary-compressed segment decodes the
+# segment's dictionary (tens of thousands of uris, names, hashes or symbols), which
+# made each of these columns cost 2-12 ms, and a compressed symbols list 200+ ms, per
+# 200 ids (bench_catalog.py). Ints stay bit-packed (a cheap fetch); content, the bulk of
+# the table, stays compressed (hydrated only when asked for, one chunk at a time).
+_UNCOMPRESSED_CHUNK_COLUMNS = frozenset({"uri", "preview", "content_hash", "name", "symbols"})
+
+
+def _chunks_mat_columns() -> str:
+    fields = [f for f in schemas.chunk_schema(_MISSING_CHUNKS_DIM) if f.name != "embedding"]
+    return ", ".join(
+        f"{f.name} {duckdb_type(f.type)}"
+        + (" USING COMPRESSION uncompressed" if f.name in _UNCOMPRESSED_CHUNK_COLUMNS else "")
+        for f in fields
+    )
+
+
+@dataclass(frozen=True)
+class MaterializedSpec:
+    """One materialized table: the source it copies, its SELECT, indexes, declared columns.
+
+    ``columns`` (a column list with storage options) declares the table before the
+    SELECT fills it by name; None creates it from the SELECT's own types.
+    """
+
+    source: str
+    select_sql: str
+    indexed: tuple[str, ...]
+    columns: str | None = None
+
+
+# Fixed, so every identifier interpolated into DDL comes from this table, never from a
+# caller.
+_MATERIALIZED: dict[str, MaterializedSpec] = {
+    CHUNKS_MAT: MaterializedSpec(
+        "chunks",
+        "SELECT * EXCLUDE (embedding) FROM v_chunks ORDER BY id",
+        ("id",),
+        _chunks_mat_columns(),
+    ),
+    FAISS_IDMAP_MAT: MaterializedSpec(
         "faiss_idmap",
         "SELECT faiss_row, faiss_id, faiss_id AS chunk_id, index_name, build_version, ts "
         "FROM faiss_idmap",
@@ -114,7 +183,7 @@ class MaterializedSql:
 
     drop: str
     drop_meta: str
-    create_prefix: str  # followed by the table's SELECT
+    create: tuple[str, ...]  # the last one is followed by the table's SELECT
     indexes: tuple[str, ...]
     count: str
     create_meta: str
@@ -122,12 +191,20 @@ class MaterializedSql:
     read_checksum: str
 
 
-def _materialized_sql(name: str, indexed: tuple[str, ...]) -> MaterializedSql:
+def _materialized_sql(name: str, spec: MaterializedSpec) -> MaterializedSql:
     table, meta = quote_identifier(name), quote_identifier(name + "_meta")
+    create = (
+        ("CREATE TABLE " + table + " AS ",)
+        if spec.columns is None
+        else (
+            "CREATE TABLE " + table + " (" + spec.columns + ")",
+            "INSERT INTO " + table + " BY NAME ",
+        )
+    )
     return MaterializedSql(
         drop="DROP TABLE IF EXISTS " + table,
         drop_meta="DROP TABLE IF EXISTS " + meta,
-        create_prefix="CREATE TABLE " + table + " AS ",
+        create=create,
         indexes=tuple(
             "CREATE INDEX "
             + quote_identifier(f"idx_{name}_{column}")
@@ -136,7 +213,7 @@ def _materialized_sql(name: str, indexed: tuple[str, ...]) -> MaterializedSql:
             + " ("
             + quote_identifier(column)
             + ")"
-            for column in indexed
+            for column in spec.indexed
         ),
         count="SELECT count(*) FROM " + table,
         create_meta="CREATE OR REPLACE TABLE "
@@ -147,7 +224,7 @@ def _materialized_sql(name: str, indexed: tuple[str, ...]) -> MaterializedSql:
     )
 
 
-_MATERIALIZED_SQL = {name: _materialized_sql(name, spec[2]) for name, spec in _MATERIALIZED.items()}
+_MATERIALIZED_SQL = {name: _materialized_sql(name, spec) for name, spec in _MATERIALIZED.items()}
 
 
 @dataclass(frozen=True)
@@ -362,8 +439,10 @@ def materialize_if_changed(
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(sql.drop)
+        for statement in sql.create[:-1]:
+            con.execute(statement)
         # ``select_sql`` is the caller's query (a SELECT over catalog views), not a value.
-        con.execute(sql.create_prefix + select_sql)
+        con.execute(sql.create[-1] + select_sql)
         for statement in sql.indexes:
             con.execute(statement)
         row_count = con.execute(sql.count).fetchone()[0]
@@ -399,32 +478,78 @@ def build_catalog(layout: ArtifactLayout, *, materialize: bool = False) -> Catal
     return catalog_status(target)
 
 
-def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
-    """Refresh ``faiss_idmap_mat`` when the id map file's xxh64 changed.
+@dataclass(frozen=True)
+class IdmapRefresh:
+    """What a refresh of ``faiss_idmap_mat`` did: refreshed or unchanged, rows, the guard."""
 
-    Returns False (nothing written) when ``faiss_idmap_mat_meta`` already holds the
-    checksum, True after an atomic rebuild (copy, refresh, rename) of the catalog.
-    Raises ``BadInputError`` when the catalog or the id map file is missing.
+    refreshed: bool
+    rows: int
+    checksum: str  # xxh64 of the id map file, recorded in faiss_idmap_mat_meta
+
+
+def refresh_idmap_join(catalog_path: Path, layout: ArtifactLayout) -> bool:
+    """Refresh ``faiss_idmap_mat`` from the layout's id map when its xxh64 changed.
+
+    Returns whether it was refreshed (see ``refresh_idmap_file``).
+    """
+    return refresh_idmap_file(catalog_path, layout.faiss_idmap).refreshed
+
+
+def refresh_idmap_file(catalog_path: Path, idmap: Path) -> IdmapRefresh:
+    """Point the catalog's ``faiss_idmap`` view at ``idmap`` and refresh ``faiss_idmap_mat``
+    when the file's xxh64 differs from the one its meta table records.
+
+    Unchanged: nothing is written. Changed: an atomic rebuild (copy, refresh, rename) of
+    the catalog. Raises ``BadInputError`` when the catalog or the id map file is missing,
+    or the file is not an id map (``faiss_row, faiss_id, index_name, build_version, ts``).
     """
     if not catalog_path.exists():
         raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
-    idmap = layout.faiss_idmap
     if not idmap.exists():
         raise BadInputError(f"faiss id map {idmap}: not found (export the id map first)")
+    _check_idmap_file(idmap)
     checksum = xxh64_file(idmap)
     with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
         if _materialized_checksum(con, FAISS_IDMAP_MAT) == checksum:
-            return False
+            rows = con.execute(_MATERIALIZED_SQL[FAISS_IDMAP_MAT].count).fetchone()[0]
+            return IdmapRefresh(False, int(rows), checksum)
     with _staged_catalog(catalog_path) as tmp:
         con = duckdb.connect(str(tmp))
         try:
             register_parquet(con, "faiss_idmap", str(idmap.resolve()))
-            select_sql = _MATERIALIZED[FAISS_IDMAP_MAT][1]
+            select_sql = _MATERIALIZED[FAISS_IDMAP_MAT].select_sql
             refreshed = materialize_if_changed(con, FAISS_IDMAP_MAT, select_sql, checksum)
+            rows = con.execute(_MATERIALIZED_SQL[FAISS_IDMAP_MAT].count).fetchone()[0]
             con.execute("CHECKPOINT")
         finally:
             con.close()
-    return refreshed
+    return IdmapRefresh(refreshed, int(rows), checksum)
+
+
+def _check_idmap_file(idmap: Path) -> None:
+    try:
+        names = set(pq.read_schema(idmap).names)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise BadInputError(f"faiss id map {idmap}: not a Parquet file ({exc})") from exc
+    missing = [name for name in schemas.FAISS_IDMAP.names if name not in names]
+    if missing:
+        raise BadInputError(f"faiss id map {idmap}: missing column(s) {', '.join(missing)}")
+
+
+def connect_read_only(catalog_path: Path) -> duckdb.DuckDBPyConnection:
+    """Return a read-only connection to a catalog file.
+
+    Raises ``BadInputError`` naming the file when it is missing, truncated or not DuckDB.
+    """
+    if not catalog_path.exists():
+        raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
+    try:
+        return duckdb.connect(str(catalog_path), read_only=True)
+    except duckdb.Error as exc:
+        raise BadInputError(
+            f"catalog {catalog_path}: not a readable DuckDB catalog ({exc}); "
+            "roll back or publish again"
+        ) from exc
 
 
 def catalog_status(catalog_path: Path) -> CatalogStatus:
@@ -432,9 +557,7 @@ def catalog_status(catalog_path: Path) -> CatalogStatus:
 
     Raises ``BadInputError`` when the file does not exist or has no manifest.
     """
-    if not catalog_path.exists():
-        raise BadInputError(f"catalog {catalog_path}: not found (build the catalog first)")
-    with contextlib.closing(duckdb.connect(str(catalog_path), read_only=True)) as con:
+    with contextlib.closing(connect_read_only(catalog_path)) as con:
         tables = _table_names(con)
         if MANIFEST_TABLE not in tables or SOURCES_TABLE not in tables:
             raise BadInputError(
@@ -501,36 +624,6 @@ def source_status(spec: SourceSpec, layout: ArtifactLayout) -> SourceStatus:
     return SourceStatus(spec.name, location, True, len(files), size, checksum)
 
 
-def duckdb_type(arrow_type: pa.DataType) -> str:
-    """Return the DuckDB SQL type of an Arrow type used in ``schemas``.
-
-    Raises ``TypeError`` for a type the contract does not use.
-    """
-    simple = {
-        pa.int64(): "BIGINT",
-        pa.int32(): "INTEGER",
-        pa.string(): "VARCHAR",
-        pa.float64(): "DOUBLE",
-        pa.float32(): "FLOAT",
-        pa.bool_(): "BOOLEAN",
-    }
-    if arrow_type in simple:
-        return simple[arrow_type]
-    if pa.types.is_timestamp(arrow_type):
-        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
-    if pa.types.is_fixed_size_list(arrow_type):
-        return f"{duckdb_type(arrow_type.value_type)}[{arrow_type.list_size}]"
-    if pa.types.is_list(arrow_type):
-        return f"{duckdb_type(arrow_type.value_type)}[]"
-    if pa.types.is_struct(arrow_type):
-        members = ", ".join(
-            f"{arrow_type.field(i).name} {duckdb_type(arrow_type.field(i).type)}"
-            for i in range(arrow_type.num_fields)
-        )
-        return f"STRUCT({members})"
-    raise TypeError(f"no DuckDB type for Arrow type {arrow_type}")
-
-
 # -- internals ----------------------------------------------------------------------
 
 
@@ -568,10 +661,10 @@ def _combined_checksum(sources: list[SourceStatus]) -> str | None:
 def _sync_materialized(
     con: duckdb.DuckDBPyConnection, sources: dict[str, SourceStatus], materialize: bool
 ) -> None:
-    for name, (source_name, select_sql, _) in _MATERIALIZED.items():
-        checksum = sources[source_name].checksum
+    for name, spec in _MATERIALIZED.items():
+        checksum = sources[spec.source].checksum
         if materialize and checksum is not None:
-            materialize_if_changed(con, name, select_sql, checksum)
+            materialize_if_changed(con, name, spec.select_sql, checksum)
         elif checksum is None or _materialized_checksum(con, name) != checksum:
             con.execute(_MATERIALIZED_SQL[name].drop)
             con.execute(_MATERIALIZED_SQL[name].drop_meta)

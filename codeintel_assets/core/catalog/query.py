@@ -2,13 +2,20 @@
 
 Every value travels as a bound parameter. The only identifiers placed into SQL are
 the chunk and id-map relations, chosen from fixed sets when the reader opens (the
-materialized tables when the catalog has them, the Parquet views otherwise), and the
-SQL fragments of this module.
+materialized tables when the catalog has them, the Parquet views otherwise), column
+names checked against fixed sets, and the SQL fragments of this module.
+
+Hydration (ids to rows, in input order) is the hot path: every search and every
+service request does it. ``hydrate_rows`` looks ids up with an IN-list of bound
+parameters, which DuckDB answers with an index scan of ``chunks_mat`` (its ART index
+on ``id``); the order is restored in Python. ``benchmarks/bench_catalog.py`` measures
+it against the alternatives (an ``UNNEST ... WITH ORDINALITY`` join, ``= ANY(list)``,
+row numbers first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,16 +23,17 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from codeintel_assets.core import metrics
-from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT
-from codeintel_assets.core.catalog.globs import PathFilter
+from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT, connect_read_only
 from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.pathfilter import PathFilter
 
 _CHUNK_RELATIONS = frozenset({CHUNKS_MAT, "v_chunks"})
 _IDMAP_RELATIONS = frozenset({FAISS_IDMAP_MAT, "faiss_idmap"})
 
-# Columns of a hydrated chunk, in order (the embedding is never hydrated).
+# Every column of a chunk, in order (the embedding is never hydrated).
 CHUNK_COLUMNS = (
     "id",
     "uri",
@@ -41,44 +49,181 @@ CHUNK_COLUMNS = (
     "kind",
     "name",
 )
+# What ``hydrate`` returns unless asked for more: what a result list shows. ``content``
+# and ``symbols`` are the bulk of a chunk and cost most to fetch: ask for them.
+HYDRATION_COLUMNS = tuple(c for c in CHUNK_COLUMNS if c not in ("content", "symbols"))
 
-# The requested ids with their 1-based position; ids are deduplicated before binding.
-_REQUESTED = "unnest(?::BIGINT[]) WITH ORDINALITY AS req(req_id, ord)"
+# Up to this many ids travel as an IN-list of bound parameters (DuckDB plans an index
+# scan for up to ``index_scan_max_count`` = 2048 matches); longer lists join one list
+# parameter, a single scan.
+IN_LIST_MAX = 2048
+
+
+@dataclass(frozen=True)
+class HydrationSource:
+    """A relation hydrated by id: its name, its id column and the columns it offers.
+
+    Names come from fixed sets in this package, never from a caller's input.
+    """
+
+    relation: str
+    id_column: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HydrationJoin:
+    """An opt-in join over the hydrated rows, which a CTE ``hit`` holds.
+
+    ``cte`` is ``, name AS (...)`` reading ``hit`` (``{ids}`` marks where the requested
+    ids are bound again, for an index of its own), ``needs`` the ``hit`` columns it
+    reads, ``columns`` the (name, SQL expression) pairs it adds to each row and ``join``
+    the ``LEFT JOIN`` that adds them (at most one row per hit, so no row is duplicated).
+    """
+
+    cte: str
+    needs: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+    join: str
+
+
+@dataclass(frozen=True)
+class Hydration:
+    """Rows in input order, and the requested ids that gave none (input order too)."""
+
+    rows: list[dict[str, Any]]
+    unknown: list[int]  # not in the relation
+    filtered_out: list[int]  # in the relation, rejected by the filter
+
+
+def hydrate_rows(
+    con: duckdb.DuckDBPyConnection,
+    source: HydrationSource,
+    ids: Iterable[int],
+    columns: Sequence[str],
+    *,
+    condition: str = "TRUE",
+    params: Sequence[Any] = (),
+    joins: Sequence[HydrationJoin] = (),
+) -> Hydration:
+    """Return the rows of ``source`` whose id is in ``ids``, in the order of ``ids``.
+
+    Repeated ids keep their first position. ``condition`` is an SQL filter over alias
+    ``c`` with its bound ``params``: rows failing it are reported in ``filtered_out``,
+    ids with no row in ``unknown``. Each row is a dict of ``columns`` then the joins'
+    columns. Raises ``BadInputError`` on a column ``source`` does not offer.
+    """
+    unknown_columns = [c for c in columns if c not in source.columns]
+    if unknown_columns:
+        raise BadInputError(
+            f"columns {unknown_columns}: not columns of {source.relation} "
+            f"(expected some of {list(source.columns)})"
+        )
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        return Hydration([], [], [])
+    id_sql, id_params = _id_list(wanted)
+    key = source.id_column
+    needed = [key, *columns, *(name for join in joins for name in join.needs)]
+    projection = ", ".join(f"c.{name}" for name in dict.fromkeys(needed))
+    ctes = [
+        f"WITH hit AS (SELECT {projection}, ({condition}) AS _keep "
+        f"FROM {source.relation} AS c WHERE c.{key} IN ({id_sql}))"
+    ]
+    bound: list[Any] = [*params, *id_params]
+    for join in joins:
+        if "{ids}" in join.cte:
+            bound += id_params
+        ctes.append(join.cte.replace("{ids}", id_sql))
+    added = [name for join in joins for name, _ in join.columns]
+    select = ", ".join(
+        ["hit.*", *(f"{sql} AS {name}" for join in joins for name, sql in join.columns)]
+    )
+    sql = "".join(ctes) + f"\nSELECT {select} FROM hit " + " ".join(j.join for j in joins)
+    cursor = con.execute(sql, bound)
+    names = [d[0] for d in cursor.description]
+    found = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    rows, unknown, filtered_out = [], [], []
+    for requested in wanted:
+        row = found.get(requested)
+        if row is None:
+            unknown.append(requested)
+        elif not row.pop("_keep"):
+            filtered_out.append(requested)
+        else:
+            rows.append({name: row[name] for name in (*columns, *added)})
+    return Hydration(rows, unknown, filtered_out)
+
+
+def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
+    """Return the SQL list of ``ids`` (placeholders or a list subquery) and its params."""
+    if len(ids) <= IN_LIST_MAX:
+        return ", ".join("?" * len(ids)), ids
+    return "SELECT unnest(?::BIGINT[])", [ids]
+
 
 # Longest-prefix module of each hit (one row per hit: never duplicates a chunk).
-_JOIN_MODULES = """
+_JOIN_MODULES = HydrationJoin(
+    cte="""
 , hit_module AS (
-    SELECT hit.ord, m.module_id, m.language
+    SELECT hit.id, m.module_id, m.language
     FROM hit JOIN modules AS m ON starts_with(hit.uri, m.uri_prefix)
+    WHERE hit._keep
     QUALIFY row_number() OVER (
-        PARTITION BY hit.ord ORDER BY length(m.uri_prefix) DESC, m.module_id
+        PARTITION BY hit.id ORDER BY length(m.uri_prefix) DESC, m.module_id
     ) = 1
-)"""
+)""",
+    needs=("uri",),
+    columns=(("module_id", "hm.module_id"), ("language", "hm.language")),
+    join="LEFT JOIN hit_module AS hm ON hm.id = hit.id",
+)
 
 # Symbols whose SCIP definition lies inside the hit's lines, aggregated to one list.
-_JOIN_SYMBOLS = """
+_JOIN_SYMBOLS = HydrationJoin(
+    cte="""
 , hit_defs AS (
-    SELECT hit.ord, list_sort(list(DISTINCT d.symbol)) AS defined_symbols
+    SELECT hit.id, list_sort(list(DISTINCT d.symbol)) AS defined_symbols
     FROM hit JOIN v_scip_defs AS d
         ON d.uri = hit.uri AND d.line BETWEEN hit.start_line AND hit.end_line
-    GROUP BY hit.ord
-)"""
+    WHERE hit._keep
+    GROUP BY hit.id
+)""",
+    needs=("uri", "start_line", "end_line"),
+    columns=(("defined_symbols", "coalesce(hd.defined_symbols, []::VARCHAR[])"),),
+    join="LEFT JOIN hit_defs AS hd ON hd.id = hit.id",
+)
 
-# One id-map row per hit (lowest index name, then lowest row, when several indexes).
-_JOIN_FAISS = """
+
+def _join_faiss(idmap: str) -> HydrationJoin:
+    """One id-map row per hit (lowest index name, then lowest row, when several indexes).
+
+    The ids are bound again so the id map's own index answers.
+    """
+    return HydrationJoin(
+        cte=f"""
 , hit_faiss AS (
     SELECT f.faiss_id, f.faiss_row, f.index_name, f.build_version
     FROM {idmap} AS f
-    WHERE f.faiss_id IN (SELECT id FROM hit)
+    WHERE f.faiss_id IN ({{ids}})
     QUALIFY row_number() OVER (PARTITION BY f.faiss_id ORDER BY f.index_name, f.faiss_row) = 1
-)"""
+)""",
+        needs=(),
+        columns=(
+            ("faiss_row", "hf.faiss_row"),
+            ("index_name", "hf.index_name"),
+            ("build_version", "hf.build_version"),
+        ),
+        join="LEFT JOIN hit_faiss AS hf ON hf.faiss_id = hit.id",
+    )
 
 
 @dataclass(frozen=True)
 class ChunkFilter:
-    """Include/exclude globs over the chunk uri and a language set (see ``globs``).
+    """Include/exclude globs over the chunk uri and a language set.
 
-    Languages compare case-insensitively with the chunk's ``lang``.
+    Globs mean what they mean everywhere (``core/pathfilter.py``: gitignore rules and
+    braces); languages compare case-insensitively with the chunk's ``lang``, and an
+    unknown language raises ``BadInputError`` naming the known ones.
     """
 
     include_globs: tuple[str, ...] = ()
@@ -90,6 +235,10 @@ class ChunkFilter:
         object.__setattr__(self, "include_globs", tuple(self.include_globs))
         object.__setattr__(self, "exclude_globs", tuple(self.exclude_globs))
         object.__setattr__(self, "languages", tuple(self.languages))
+        # Imported here: the manifest module will use this package's path filter.
+        from codeintel_assets.core.manifest import check_languages
+
+        check_languages(self.languages)
 
     @property
     def filter_type(self) -> str:
@@ -107,7 +256,10 @@ class ChunkFilter:
         return PathFilter.from_globs(self.include_globs, self.exclude_globs)
 
     def sql(self, alias: str) -> tuple[str, list[Any]]:
-        """Return the SQL condition over relation ``alias`` and its bound parameters."""
+        """Return the SQL condition over relation ``alias`` and its bound parameters.
+
+        The condition is exact: SQL alone decides which chunks pass.
+        """
         if alias != "c":
             raise BadInputError(f"filter alias {alias!r}: only 'c' is used by the query API")
         condition, params = self.paths.sql("c.uri")
@@ -126,19 +278,18 @@ NO_FILTER = ChunkFilter()
 class CatalogReader:
     """A read-only connection to one catalog file; use as a context manager.
 
-    Raises ``BadInputError`` when the catalog does not exist.
+    Raises ``BadInputError`` when the catalog does not exist or is not a readable DuckDB file.
     """
 
     catalog_path: Path
     _con: duckdb.DuckDBPyConnection = field(init=False, repr=False)
     _chunk_relation: str = field(init=False)
     _idmap_relation: str = field(init=False)
+    _chunks: HydrationSource = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.catalog_path = Path(self.catalog_path)
-        if not self.catalog_path.exists():
-            raise BadInputError(f"catalog {self.catalog_path}: not found (build the catalog first)")
-        self._con = duckdb.connect(str(self.catalog_path), read_only=True)
+        self._con = connect_read_only(self.catalog_path)
         tables = {
             row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
@@ -148,6 +299,7 @@ class CatalogReader:
         self._idmap_relation = _pick(
             _IDMAP_RELATIONS, FAISS_IDMAP_MAT if FAISS_IDMAP_MAT in tables else "faiss_idmap"
         )
+        self._chunks = HydrationSource(self._chunk_relation, "id", CHUNK_COLUMNS)
 
     @property
     def chunk_relation(self) -> str:
@@ -169,60 +321,73 @@ class CatalogReader:
     ) -> None:
         self.close()
 
+    def hydration(
+        self,
+        ids: Sequence[int],
+        *,
+        columns: Sequence[str] = HYDRATION_COLUMNS,
+        filters: ChunkFilter | None = None,
+        join_modules: bool = False,
+        join_symbols: bool = False,
+        join_faiss: bool = False,
+    ) -> Hydration:
+        """Return the chunks of ``ids`` in input order, and the ids that gave none.
+
+        Repeated ids keep their first position. Each row has ``chunk_id`` (= ``id``) and
+        ``columns`` (default ``HYDRATION_COLUMNS``; any of ``CHUNK_COLUMNS``);
+        ``join_modules`` adds ``module_id`` and ``language`` (longest prefix),
+        ``join_symbols`` adds ``defined_symbols`` (SCIP definitions inside the lines),
+        ``join_faiss`` adds ``faiss_row``, ``index_name`` and ``build_version``. Joins
+        never duplicate a chunk. Ids not in the catalog are listed in ``unknown``, ids
+        ``filters`` reject in ``filtered_out``. Raises ``BadInputError`` on a bad glob
+        or column, and ``duckdb.Error`` naming the view and path when a joined source
+        is missing.
+        """
+        chunk_filter = filters or NO_FILTER
+        metrics.record_filter_query(chunk_filter.filter_type)
+        condition, params = chunk_filter.sql("c")
+        joins = []
+        if join_modules:
+            joins.append(_JOIN_MODULES)
+        if join_symbols:
+            joins.append(_JOIN_SYMBOLS)
+        if join_faiss:
+            joins.append(_join_faiss(self._idmap_relation))
+        found = hydrate_rows(
+            self._con,
+            self._chunks,
+            ids,
+            ["id", *(c for c in columns if c != "id")],
+            condition=condition,
+            params=params,
+            joins=joins,
+        )
+        rows = [{"chunk_id": row["id"], **row} for row in found.rows]
+        return Hydration(rows, found.unknown, found.filtered_out)
+
     def hydrate(
         self,
         ids: Sequence[int],
         *,
+        columns: Sequence[str] = HYDRATION_COLUMNS,
         filters: ChunkFilter | None = None,
         join_modules: bool = False,
         join_symbols: bool = False,
         join_faiss: bool = False,
     ) -> list[dict[str, Any]]:
-        """Return the chunks of ``ids`` in input order, one dict per chunk.
+        """Return ``hydration(...).rows``: the chunks of ``ids`` in input order.
 
-        Ids that do not exist or fail ``filters`` are dropped; repeated ids keep their
-        first position; an empty list returns []. Each dict has ``chunk_id`` (= ``id``) and
-        ``CHUNK_COLUMNS``; ``join_modules`` adds ``module_id`` and ``language`` (longest
-        prefix), ``join_symbols`` adds ``defined_symbols`` (SCIP definitions inside the
-        lines), ``join_faiss`` adds ``faiss_row``, ``index_name`` and ``build_version``.
-        Joins never duplicate a chunk. Raises ``BadInputError`` on a bad glob, and
-        ``duckdb.Error`` naming the view and path when a joined source is missing.
+        Ids that do not exist or fail ``filters`` are left out (``hydration`` lists them).
+        Raises as ``hydration`` does.
         """
-        chunk_filter = filters or NO_FILTER
-        metrics.record_filter_query(chunk_filter.filter_type)
-        unique = _unique_ids(ids)
-        if not unique:
-            return []
-        condition, params = chunk_filter.sql("c")
-        columns = ", ".join(f"c.{name}" for name in CHUNK_COLUMNS)
-        ctes = [
-            f"WITH hit AS (SELECT {columns}, req.ord FROM {_REQUESTED} "
-            f"JOIN {self._chunk_relation} AS c ON c.id = req.req_id WHERE {condition})"
-        ]
-        select = ["hit.id AS chunk_id", "hit.*"]
-        joins = []
-        if join_modules:
-            ctes.append(_JOIN_MODULES)
-            select += ["hm.module_id", "hm.language"]
-            joins.append("LEFT JOIN hit_module AS hm ON hm.ord = hit.ord")
-        if join_symbols:
-            ctes.append(_JOIN_SYMBOLS)
-            select.append("coalesce(hd.defined_symbols, []::VARCHAR[]) AS defined_symbols")
-            joins.append("LEFT JOIN hit_defs AS hd ON hd.ord = hit.ord")
-        if join_faiss:
-            ctes.append(_JOIN_FAISS.format(idmap=self._idmap_relation))
-            select += ["hf.faiss_row", "hf.index_name", "hf.build_version"]
-            joins.append("LEFT JOIN hit_faiss AS hf ON hf.faiss_id = hit.id")
-        sql = (
-            "".join(ctes)
-            + f"\nSELECT {', '.join(select)} FROM hit "
-            + " ".join(joins)
-            + " ORDER BY hit.ord"
-        )
-        rows = self._fetch_dicts(sql, [unique, *params])
-        for row in rows:
-            del row["ord"]
-        return self._post_filter(rows, chunk_filter)
+        return self.hydration(
+            ids,
+            columns=columns,
+            filters=filters,
+            join_modules=join_modules,
+            join_symbols=join_symbols,
+            join_faiss=join_faiss,
+        ).rows
 
     def filter_ids(self, ids: Sequence[int], filters: ChunkFilter | None) -> list[int]:
         """Return the ids that exist and pass ``filters``, in input order (first occurrence).
@@ -232,23 +397,31 @@ class CatalogReader:
         """
         chunk_filter = filters or NO_FILTER
         metrics.record_filter_query(chunk_filter.filter_type)
-        unique = _unique_ids(ids)
-        if not unique:
-            return []
         condition, params = chunk_filter.sql("c")
-        sql = (
-            f"SELECT c.id, c.uri FROM {_REQUESTED} JOIN {self._chunk_relation} AS c "
-            f"ON c.id = req.req_id WHERE {condition} ORDER BY req.ord"
+        found = hydrate_rows(
+            self._con, self._chunks, ids, ["id"], condition=condition, params=params
         )
-        rows = self._con.execute(sql, [unique, *params]).fetchall()
-        if chunk_filter.paths.needs_post_filter:
-            rows = [row for row in rows if chunk_filter.paths.matches(row[1])]
-        return [int(row[0]) for row in rows]
+        return [int(row["id"]) for row in found.rows]
 
     def get_chunk_by_id(self, chunk_id: int) -> dict[str, Any] | None:
-        """Return one chunk as ``hydrate`` would, or None when the id does not exist."""
-        rows = self.hydrate([chunk_id])
+        """Return one chunk with every column (``CHUNK_COLUMNS``); None when it does not exist."""
+        rows = self.hydrate([chunk_id], columns=CHUNK_COLUMNS)
         return rows[0] if rows else None
+
+    def chunk_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (chunk ids, embedding matrix) of every chunk in ``v_chunks``, by id.
+
+        Raises ``BadInputError`` when the catalog's chunks cannot be read.
+        """
+        try:
+            sql = "SELECT id, embedding FROM v_chunks ORDER BY id"
+            table = self._con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise BadInputError(f"catalog {self.catalog_path}: chunks unreadable: {exc}") from exc
+        ids = table.column("id").to_numpy()
+        vectors = table.column("embedding").combine_chunks().flatten().to_numpy()
+        dim = len(vectors) // len(ids) if len(ids) else 0
+        return ids, np.ascontiguousarray(vectors.reshape(len(ids), dim), dtype=np.float32)
 
     def get_symbols_for_chunk(self, chunk_id: int) -> list[str]:
         """Return the SCIP symbols of a chunk ([] when the chunk does not exist)."""
@@ -302,16 +475,6 @@ class CatalogReader:
         cursor = self._con.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    @staticmethod
-    def _post_filter(rows: list[dict[str, Any]], chunk_filter: ChunkFilter) -> list[dict[str, Any]]:
-        if not chunk_filter.paths.needs_post_filter:
-            return rows
-        return [row for row in rows if chunk_filter.paths.matches(row["uri"])]
-
-
-def _unique_ids(ids: Sequence[int]) -> list[int]:
-    return list(dict.fromkeys(int(i) for i in ids))
 
 
 def _pick(allowed: frozenset[str], relation: str) -> str:

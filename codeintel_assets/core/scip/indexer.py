@@ -1,13 +1,14 @@
-"""Run the pinned scip-python on a repository and write ``index.scip`` atomically.
+"""Run the pinned scip-python on a repository's manifest and write ``index.scip`` atomically.
 
-How scip-python chooses files (0.6.6, read from its bundled pyright): it runs in
-``--cwd`` (we pass the repository root) and, unless a ``pyrightconfig.json`` or a
-``[tool.pyright]`` section says otherwise, includes every ``.py``/``.pyi`` under it and
-excludes ``**/node_modules``, ``**/__pycache__``, ``**/.*`` (so ``.venv``, ``.git``) and
-any directory that looks like a virtualenv (``pyvenv.cfg``, ``bin/activate``). A
-``pyrightconfig.json`` in a *parent* directory is also honoured by pyright and can
-redirect it elsewhere, so we always pass ``--target-only <repo>``: files outside the
-repository are never indexed and document paths stay relative to the repository root.
+scip-python (0.6.6, with its bundled pyright) indexes every ``.py``/``.pyi`` under
+``--cwd`` that its own rules select, follows symlinks and honours a
+``pyrightconfig.json`` even in a parent folder. Run on the work tree it would index
+files the manifest skipped (symlinks leaving the repository, oversized or excluded
+files, whatever pyright's config names). So it never sees the work tree: we copy the
+manifest's Python files into a private staging tree, with the same relative paths
+and nothing else, and index that (``--cwd`` and ``--target-only`` are the staging
+tree, whose own ``pyrightconfig.json`` includes all of it). Document paths stay
+repository-relative and every document is a manifest file.
 
 scip-python otherwise shells out to ``pip list`` / ``pip show`` to name third-party
 packages, which is slow, needs ``pip`` on ``PATH`` and makes the index depend on
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,6 @@ from codeintel_assets.core.layout import PROJECT_ROOT
 SCIP_PYTHON_ENV = "CODEINTEL_SCIP_PYTHON"
 DEFAULT_SCIP_PYTHON = PROJECT_ROOT / "tools/scip-python/node_modules/.bin/scip-python"
 _STDERR_TAIL_CHARS = 4000
-_SKIPPED_DIRS = frozenset({"node_modules", "__pycache__"})
 _TOTAL_FILES = re.compile(r"Total Project Files (\d+)")
 
 
@@ -65,27 +66,33 @@ def scip_python_binary() -> Path:
     return Path(configured) if configured else DEFAULT_SCIP_PYTHON
 
 
-def count_python_files(repo_root: Path) -> int:
-    """Count the ``.py``/``.pyi`` files scip-python would consider under ``repo_root``.
+def manifest_python_uris(repo_root: Path) -> list[str]:
+    """Return the Python files of the default manifest of ``repo_root`` and the empty ones
+    it skipped (an empty ``__init__.py`` still makes a package)."""
+    from codeintel_assets.core.manifest import build_manifest, language_of
 
-    Mirrors pyright's default exclusions: hidden directories, ``node_modules``,
-    ``__pycache__`` and virtualenvs.
+    result = build_manifest(repo_root)
+    empty = [s["uri"] for s in result.skips.to_pylist() if s["reason"] == "empty"]
+    uris = result.files.column("uri").to_pylist() + empty
+    return sorted(uri for uri in uris if language_of(uri) == "python")
+
+
+def _stage_tree(repo_root: Path, uris: Sequence[str], tree: Path) -> int:
+    """Copy the files ``uris`` of ``repo_root`` under ``tree``; return how many were copied.
+
+    A file that vanished or became unreadable since the manifest was made is left out.
     """
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(repo_root):
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not d.startswith(".")
-            and d not in _SKIPPED_DIRS
-            and not _is_virtualenv(Path(dirpath) / d)
-        ]
-        count += sum(1 for name in filenames if name.endswith((".py", ".pyi")))
-    return count
-
-
-def _is_virtualenv(directory: Path) -> bool:
-    return (directory / "pyvenv.cfg").exists() or (directory / "bin" / "activate").exists()
+    copied = 0
+    for uri in uris:
+        target = tree / uri
+        try:
+            data = (repo_root / uri).read_bytes()
+        except OSError:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        copied += 1
+    return copied
 
 
 def _environment_packages() -> list[dict[str, object]]:
@@ -116,9 +123,14 @@ def run_scip_python(
     project_name: str,
     project_version: str,
     *,
+    uris: Sequence[str] | None = None,
     timeout_s: float = 1800,
 ) -> ScipRunResult:
-    """Index ``repo_root`` with scip-python into ``output`` (temp file, then rename).
+    """Index the Python files ``uris`` of ``repo_root`` with scip-python into ``output``.
+
+    ``uris`` are repository-relative ``.py``/``.pyi`` paths (the manifest's); None means
+    those of the default manifest of ``repo_root``. Only these files are indexed (see
+    the module docstring). The index is written to a temp file, then renamed.
 
     Never raises for an indexer problem: a missing binary, a repository without
     Python files, a non-zero exit, a timeout or an empty output all return
@@ -139,12 +151,22 @@ def run_scip_python(
         )
     if not repo_root.is_dir():
         return failed(f"repository root {repo_root} is not a directory")
-    python_files = count_python_files(repo_root)
-    if python_files == 0:
+    if uris is None:
+        uris = manifest_python_uris(repo_root)
+    if not uris:
         return failed(f"no Python files under {repo_root}; nothing for scip-python to index")
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".scip-run-", dir=output.parent) as scratch:
+        tree = Path(scratch) / "tree"
+        python_files = _stage_tree(repo_root, uris, tree)
+        if python_files == 0:
+            return failed(f"none of the {len(uris)} Python files of {repo_root} could be read")
+        # Our config in the tree's root wins over any pyrightconfig.json above it; an empty
+        # exclude list drops pyright's defaults, so every staged (manifest) file is indexed.
+        (tree / "pyrightconfig.json").write_text(
+            json.dumps({"include": ["."], "exclude": []}), encoding="utf-8"
+        )
         environment = Path(scratch) / "environment.json"
         environment.write_text(json.dumps(_environment_packages()), encoding="utf-8")
         partial = Path(scratch) / "index.scip"
@@ -152,9 +174,9 @@ def run_scip_python(
             str(binary),
             "index",
             "--cwd",
-            str(repo_root),
+            str(tree),
             "--target-only",
-            str(repo_root),
+            str(tree),
             "--project-name",
             project_name,
             "--project-version",
@@ -170,7 +192,7 @@ def run_scip_python(
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         process = subprocess.Popen(
             command,
-            cwd=repo_root,
+            cwd=tree,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -195,12 +217,7 @@ def run_scip_python(
             )
         total = _TOTAL_FILES.search(log)
         if total is not None and int(total.group(1)) == 0:
-            return failed(
-                "scip-python selected no files (a pyrightconfig.json or [tool.pyright] "
-                "include/exclude setting leaves nothing under the repository)",
-                python_files,
-                _tail(log),
-            )
+            return failed("scip-python selected no files", python_files, _tail(log))
         if not partial.exists() or partial.stat().st_size == 0:
             return failed("scip-python wrote no index", python_files, _tail(log))
         with atomic_path(output) as target:

@@ -1,4 +1,4 @@
-"""Read ``index.scip.json`` — the output of ``scip print --json`` — into ``model`` dataclasses.
+"""Read ``index.scip.json`` — the output of ``scip print --json`` — into ``scip_pb2`` messages.
 
 That command runs Go's ``encoding/json`` over the generated structs, so keys are the
 proto field names (snake_case), enums are integers, and zero values (false, 0, "",
@@ -9,30 +9,34 @@ counts as absent (Go prints nil slices that way without ``omitempty``).
 Required (a missing one is an error): ``documents[i].relative_path``, and on every
 occurrence a ``symbol`` and a range; ``symbol`` on symbol information and
 relationships. Wrong types anywhere raise ``BadInputError`` naming the file, the record
-path (``documents[3].occurrences[7].range``) and the field. ``scip_json_from_index``
-writes the same format back, so a decoded ``index.scip`` can be exported and compared.
+path (``documents[3].occurrences[7].range``) and the field. Ranges keep their 3 or 4
+values, as in the binary format. ``scip_json_from_index`` writes the same format back
+(protobuf's ``MessageToDict`` with proto field names and integer enums), so a decoded
+``index.scip`` can be exported and compared.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
+
 from codeintel_assets.core.errors import BadInputError
-from codeintel_assets.core.scip.model import (
+from codeintel_assets.core.scip.proto.scip_pb2 import (
     Diagnostic,
     Document,
+    Index,
     Metadata,
     Occurrence,
-    Range,
     Relationship,
-    ScipIndex,
-    Signature,
     SymbolInformation,
     ToolInfo,
 )
+
+# Every SCIP integer (int32, enums) must fit the generated classes' int32 fields.
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
 class _Fields:
@@ -63,7 +67,16 @@ class _Fields:
             raise self.error(key, f"expected a string, got {_type_name(value)}")
         if required and not value:
             raise self.error(key, "must not be empty")
+        self._check_unicode(key, value)
         return value
+
+    def _check_unicode(self, key: str, value: str) -> None:
+        # JSON can escape a lone surrogate (\ud800), which no UTF-8 string field can hold.
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise self.error(key, "string holds a lone surrogate, not valid Unicode") from None
 
     def integer(self, key: str) -> int:
         value = self.obj.get(key)
@@ -71,6 +84,8 @@ class _Fields:
             return 0
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"expected an integer, got {_type_name(value)}")
+        if not _INT32_MIN <= value <= _INT32_MAX:
+            raise self.error(key, f"{value} does not fit an int32")
         return value
 
     def boolean(self, key: str) -> bool:
@@ -94,6 +109,7 @@ class _Fields:
         for i, value in enumerate(values):
             if not isinstance(value, str):
                 raise self.error(f"{key}[{i}]", f"expected a string, got {_type_name(value)}")
+            self._check_unicode(f"{key}[{i}]", value)
         return values
 
     def child(self, key: str) -> _Fields | None:
@@ -106,26 +122,28 @@ class _Fields:
         prefix = f"{self.path}.{key}" if self.path else key
         return [_Fields(v, f"{prefix}[{i}]", self.source) for i, v in enumerate(self.array(key))]
 
-    def range(self, key: str) -> Range | None:
+    def range(self, key: str) -> list[int]:
         values = self.array(key)
         if not values:
-            return None
+            return []
         for value in values:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise self.error(key, f"expected non-negative integers, got {values!r}")
-        if len(values) == 4:
-            return (values[0], values[1], values[2], values[3])
-        if len(values) == 3:
-            return (values[0], values[1], values[0], values[2])
-        raise self.error(key, f"has {len(values)} values, expected 3 or 4")
+            if not _is_int(value) or not 0 <= value <= _INT32_MAX:
+                raise self.error(key, f"expected non-negative int32 values, got {values!r}")
+        if len(values) not in (3, 4):
+            raise self.error(key, f"has {len(values)} values, expected 3 or 4")
+        return values
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def read_scip_json(path: Path) -> ScipIndex:
-    """Read ``path`` (``scip print --json`` output) into a ``ScipIndex``.
+def read_scip_json(path: Path) -> Index:
+    """Read ``path`` (``scip print --json`` output) into a ``scip_pb2.Index``.
 
     Raises ``BadInputError`` when the file is not JSON, or a field is missing or has the
     wrong type (the message names the file, the record path and the field).
@@ -137,10 +155,13 @@ def read_scip_json(path: Path) -> ScipIndex:
     return scip_index_from_json(raw, str(path))
 
 
-def scip_index_from_json(raw: Any, source: str = "<json>") -> ScipIndex:
-    """Convert an already parsed ``scip print --json`` value; ``source`` names it in errors."""
+def scip_index_from_json(raw: Any, source: str = "<json>") -> Index:
+    """Convert an already parsed ``scip print --json`` value; ``source`` names it in errors.
+
+    A message field is set only when its key is present, as protobuf would read it.
+    """
     root = _Fields(raw, "", source)
-    metadata = Metadata()
+    metadata = None
     meta = root.child("metadata")
     if meta is not None:
         tool = meta.child("tool_info")
@@ -149,14 +170,14 @@ def scip_index_from_json(raw: Any, source: str = "<json>") -> ScipIndex:
             tool_info=ToolInfo(
                 name=tool.string("name"),
                 version=tool.string("version"),
-                arguments=list(tool.strings("arguments")),
+                arguments=tool.strings("arguments"),
             )
             if tool is not None
-            else ToolInfo(),
+            else None,
             project_root=meta.string("project_root"),
             text_document_encoding=meta.integer("text_document_encoding"),
         )
-    return ScipIndex(
+    return Index(
         metadata=metadata,
         documents=[_document(doc) for doc in root.items("documents")],
         external_symbols=[_symbol_information(info) for info in root.items("external_symbols")],
@@ -176,53 +197,57 @@ def _document(doc: _Fields) -> Document:
 
 def _occurrence(occ: _Fields) -> Occurrence:
     rng = occ.range("range") or _typed_range(occ, "TypedRange")
-    if rng is None:
+    if not rng:
         raise occ.error("range", "missing required range")
     return Occurrence(
         range=rng,
         symbol=occ.string("symbol", required=True),
         symbol_roles=occ.integer("symbol_roles"),
-        override_documentation=list(occ.strings("override_documentation")),
+        override_documentation=occ.strings("override_documentation"),
         syntax_kind=occ.integer("syntax_kind"),
         diagnostics=[_diagnostic(d) for d in occ.items("diagnostics")],
         enclosing_range=occ.range("enclosing_range") or _typed_range(occ, "TypedEnclosingRange"),
     )
 
 
-def _typed_range(occ: _Fields, key: str) -> Range | None:
-    """Read Go's oneof wrapper: ``{"SingleLineRange": {...}}`` or ``{"MultiLineRange": ...}``."""
+def _typed_range(occ: _Fields, key: str) -> list[int]:
+    """Read Go's oneof wrapper: ``{"SingleLineRange": {...}}`` or ``{"MultiLineRange": ...}``.
+
+    Newer SCIP schemas than the vendored one add these typed ranges; they are read into
+    the plain 4-value range.
+    """
     wrapper = occ.child(key)
     if wrapper is None:
-        return None
+        return []
     for name in wrapper.obj:
         inner = wrapper.child(name)
         if inner is None:
             continue
         start_line = inner.integer("start_line") if "Multi" in name else inner.integer("line")
         end_line = inner.integer("end_line") if "Multi" in name else start_line
-        values = (
+        values = [
             start_line,
             inner.integer("start_character"),
             end_line,
             inner.integer("end_character"),
-        )
+        ]
         if min(values) < 0:
             raise wrapper.error(name, f"negative position {values!r}")
         return values
-    return None
+    return []
 
 
 def _diagnostic(diag: _Fields) -> Diagnostic:
     tags = diag.array("tags")
     for i, tag in enumerate(tags):
-        if isinstance(tag, bool) or not isinstance(tag, int):
-            raise diag.error(f"tags[{i}]", f"expected an integer, got {_type_name(tag)}")
+        if not _is_int(tag) or not 0 <= tag <= _INT32_MAX:
+            raise diag.error(f"tags[{i}]", f"expected a DiagnosticTag, got {tag!r}")
     return Diagnostic(
         severity=diag.integer("severity"),
         code=diag.string("code"),
         message=diag.string("message"),
         source=diag.string("source"),
-        tags=list(tags),
+        tags=tags,
     )
 
 
@@ -230,11 +255,11 @@ def _symbol_information(info: _Fields) -> SymbolInformation:
     signature = info.child("signature_documentation")
     return SymbolInformation(
         symbol=info.string("symbol", required=True),
-        documentation=list(info.strings("documentation")),
+        documentation=info.strings("documentation"),
         relationships=[_relationship(rel) for rel in info.items("relationships")],
         kind=info.integer("kind"),
         display_name=info.string("display_name"),
-        signature_documentation=Signature(
+        signature_documentation=Document(
             language=signature.string("language"),
             text=signature.string("text"),
             occurrences=[_occurrence(occ) for occ in signature.items("occurrences")],
@@ -258,98 +283,6 @@ def _relationship(rel: _Fields) -> Relationship:
 # -- writing the same format --------------------------------------------------------
 
 
-def scip_json_from_index(index: ScipIndex) -> dict[str, Any]:
+def scip_json_from_index(index: Index) -> dict[str, Any]:
     """Return ``index`` as ``scip print --json`` would print it (zero values omitted)."""
-    meta = index.metadata
-    return _compact(
-        {
-            "metadata": _compact(
-                {
-                    "version": meta.version,
-                    "tool_info": _compact(
-                        {
-                            "name": meta.tool_info.name,
-                            "version": meta.tool_info.version,
-                            "arguments": meta.tool_info.arguments,
-                        }
-                    ),
-                    "project_root": meta.project_root,
-                    "text_document_encoding": meta.text_document_encoding,
-                }
-            ),
-            "documents": [
-                _compact(
-                    {
-                        "relative_path": doc.relative_path,
-                        "occurrences": [_occurrence_json(occ) for occ in doc.occurrences],
-                        "symbols": [_symbol_json(info) for info in doc.symbols],
-                        "language": doc.language,
-                        "text": doc.text,
-                        "position_encoding": doc.position_encoding,
-                    }
-                )
-                for doc in index.documents
-            ],
-            "external_symbols": [_symbol_json(info) for info in index.external_symbols],
-        }
-    )
-
-
-def _short_range(rng: Range) -> list[int]:
-    # SCIP's compact form: three values when the range stays on one line.
-    if rng[0] == rng[2]:
-        return [rng[0], rng[1], rng[3]]
-    return list(rng)
-
-
-def _occurrence_json(occ: Occurrence) -> dict[str, Any]:
-    return _compact(
-        {
-            "range": _short_range(occ.range),
-            "symbol": occ.symbol,
-            "symbol_roles": occ.symbol_roles,
-            "override_documentation": occ.override_documentation,
-            "syntax_kind": occ.syntax_kind,
-            "diagnostics": [
-                _compact(
-                    {
-                        "severity": d.severity,
-                        "code": d.code,
-                        "message": d.message,
-                        "source": d.source,
-                        "tags": d.tags,
-                    }
-                )
-                for d in occ.diagnostics
-            ],
-            "enclosing_range": _short_range(occ.enclosing_range) if occ.enclosing_range else [],
-        }
-    )
-
-
-def _symbol_json(info: SymbolInformation) -> dict[str, Any]:
-    signature = info.signature_documentation
-    return _compact(
-        {
-            "symbol": info.symbol,
-            "documentation": info.documentation,
-            "relationships": [_compact(asdict(rel)) for rel in info.relationships],
-            "kind": info.kind,
-            "display_name": info.display_name,
-            "signature_documentation": _compact(
-                {
-                    "language": signature.language,
-                    "text": signature.text,
-                    "occurrences": [_occurrence_json(occ) for occ in signature.occurrences],
-                }
-            )
-            if signature is not None
-            else {},
-            "enclosing_symbol": info.enclosing_symbol,
-        }
-    )
-
-
-def _compact(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop zero values, as Go's ``omitempty`` does."""
-    return {key: value for key, value in obj.items() if value not in (0, "", False, [], {}, None)}
+    return MessageToDict(index, preserving_proto_field_name=True, use_integers_for_enums=True)

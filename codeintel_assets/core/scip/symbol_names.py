@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from codeintel_assets.core.scip.model import KIND_NAMES
+from codeintel_assets.core.scip.proto.scip_pb2 import SymbolInformation
 
 NAMESPACE = "/"
 TYPE = "#"
@@ -103,7 +103,10 @@ def _parse(symbol: str) -> tuple[ParsedSymbol, int] | None:
 def infer_kind(symbol: str, kind: int = 0) -> str:
     """Return the kind name: ``kind`` when set (SCIP Kind enum), else inferred (see module doc)."""
     if kind:
-        return KIND_NAMES.get(kind, f"Kind{kind}")
+        try:
+            return SymbolInformation.Kind.Name(kind)
+        except ValueError:  # a value newer than the vendored scip.proto
+            return f"Kind{kind}"
     parsed = parse_symbol(symbol)
     if parsed is None:
         return "UnspecifiedKind"

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
 from codeintel_assets.core import schemas
-from codeintel_assets.core.scip.model import (
-    POSITION_UTF8,
-    POSITION_UTF32,
-    ROLE_DEFINITION,
+from codeintel_assets.core.scip.proto.scip_pb2 import (
     Document,
-    ScipIndex,
+    Index,
+    PositionEncoding,
+    Relationship,
     SymbolInformation,
+    SymbolRole,
 )
 from codeintel_assets.core.scip.symbol_names import (
     display_name,
@@ -44,6 +43,14 @@ from codeintel_assets.core.scip.symbol_names import (
 )
 
 TextReader = Callable[[str], str | None]
+# Generated enum values, looked up once: each ``SymbolRole.Definition`` goes through a
+# Python-level ``__getattr__`` of protobuf's enum wrapper.
+_DEFINITION = SymbolRole.Definition
+_UTF8 = PositionEncoding.UTF8CodeUnitOffsetFromLineStart
+_UTF32 = PositionEncoding.UTF32CodeUnitOffsetFromLineStart
+_NO_INFORMATION = SymbolInformation()
+# A SCIP range as (start_line, start_char, end_line, end_char): 0-based, end exclusive.
+Range = tuple[int, int, int, int]
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FENCED = re.compile(r"\A```[^\n]*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
@@ -77,7 +84,7 @@ class _LineColumns:
         self.lines = LINE_BREAK.split(text)
         self.unit_lengths: Callable[[str], int] = (
             (lambda c: len(c.encode("utf-8")))
-            if encoding == POSITION_UTF8
+            if encoding == _UTF8
             else (lambda c: 2 if ord(c) > 0xFFFF else 1)
         )
         self.cache: dict[int, list[int] | None] = {}
@@ -107,7 +114,7 @@ class _LineColumns:
 
 
 def _columns_for(doc: Document, read_text: TextReader | None) -> _LineColumns | None:
-    if doc.position_encoding == POSITION_UTF32:
+    if doc.position_encoding == _UTF32:
         return None
     text = doc.text or (read_text(doc.relative_path) if read_text is not None else None)
     if text is None or text.isascii():
@@ -115,10 +122,22 @@ def _columns_for(doc: Document, read_text: TextReader | None) -> _LineColumns | 
     return _LineColumns(text, doc.position_encoding)
 
 
-def occurrences_table(index: ScipIndex, read_text: TextReader | None = None) -> pa.Table:
+def full_range(values: Sequence[int]) -> Range:
+    """Return a SCIP range of 4 values, or of 3 (``[line, start, end]``), as a 4-tuple.
+
+    Raises ``ValueError`` for another number of values (both readers reject those).
+    """
+    if len(values) == 3:
+        return (values[0], values[1], values[0], values[2])
+    start_line, start_char, end_line, end_char = values
+    return (start_line, start_char, end_line, end_char)
+
+
+def occurrences_table(index: Index, read_text: TextReader | None = None) -> pa.Table:
     """Return one row per occurrence, schema ``schemas.SCIP_OCCURRENCES``.
 
-    ``role`` is ``'def'`` when the Definition bit (1) of ``roles`` is set, else ``'ref'``.
+    ``role`` is ``'def'`` when the ``SymbolRole.Definition`` bit of ``roles`` is set, else
+    ``'ref'``.
     Characters are code points of the line (see module doc); ``read_text`` supplies file
     text for documents that do not carry it.
     """
@@ -129,21 +148,27 @@ def occurrences_table(index: ScipIndex, read_text: TextReader | None = None) -> 
         columns = _columns_for(doc, read_text)
         path = doc.relative_path
         for occ in doc.occurrences:
-            line0, char0, line1, char1 = occ.range
+            line0, char0, line1, char1 = full_range(occ.range)
             if columns is not None:
                 char0 = columns.column(line0, char0)
                 char1 = columns.column(line1, char1)
+            # Each field is read once: every read of a message field builds a Python value.
+            flags = occ.symbol_roles
             symbol.append(occ.symbol)
             uri.append(path)
-            role.append("def" if occ.symbol_roles & ROLE_DEFINITION else "ref")
-            roles.append(occ.symbol_roles)
+            role.append("def" if flags & _DEFINITION else "ref")
+            roles.append(flags)
             start_line.append(line0)
             start_char.append(char0)
             end_line.append(line1)
             end_char.append(char1)
             enclosing = occ.enclosing_range
-            enclosing_start.append(enclosing[0] if enclosing else None)
-            enclosing_end.append(enclosing[2] if enclosing else None)
+            if enclosing:
+                enclosing_start.append(enclosing[0])
+                enclosing_end.append(full_range(enclosing)[2])
+            else:
+                enclosing_start.append(None)
+                enclosing_end.append(None)
     return pa.table(
         [
             symbol,
@@ -169,7 +194,7 @@ def split_documentation(info: SymbolInformation) -> tuple[str | None, str | None
     for modules), which is taken out. The remaining entries (the docstring) are joined by
     blank lines. Either part is ``None`` when empty.
     """
-    signature = info.signature_documentation.text if info.signature_documentation else ""
+    signature = info.signature_documentation.text
     rest = []
     for entry in info.documentation:
         fenced = _FENCED.match(entry)
@@ -181,34 +206,42 @@ def split_documentation(info: SymbolInformation) -> tuple[str | None, str | None
     return signature or None, documentation or None
 
 
-def _symbol_row(info: SymbolInformation, uri: str | None) -> dict[str, object]:
+def _symbol_row(symbol: str, info: SymbolInformation, uri: str | None) -> dict[str, object]:
     signature, documentation = split_documentation(info)
     return {
-        "symbol": info.symbol,
-        "kind": infer_kind(info.symbol, info.kind),
-        "display_name": info.display_name or display_name(info.symbol),
+        "symbol": symbol,
+        "kind": infer_kind(symbol, info.kind),
+        "display_name": info.display_name or display_name(symbol),
         "documentation": documentation,
         "signature": signature,
-        "enclosing_symbol": info.enclosing_symbol or parent_symbol(info.symbol),
-        "relationships": [asdict(rel) for rel in info.relationships],
+        "enclosing_symbol": info.enclosing_symbol or parent_symbol(symbol),
+        "relationships": [relationship_record(rel) for rel in info.relationships],
         "uri": uri,
     }
 
 
-def _symbol_sources(index: ScipIndex) -> Iterable[tuple[SymbolInformation, str | None]]:
+def relationship_record(rel: Relationship) -> dict[str, object]:
+    """Return every field of ``rel`` by its proto name (a row of ``relationships``)."""
+    return {field.name: getattr(rel, field.name) for field in rel.DESCRIPTOR.fields}
+
+
+def _symbol_sources(
+    index: Index,
+) -> Iterable[tuple[str, SymbolInformation | None, str | None]]:
+    """Yield (symbol, its information or None, uri) in the order rows are taken."""
     for doc in index.documents:
         for info in doc.symbols:
-            yield info, doc.relative_path
+            yield info.symbol, info, doc.relative_path
     for info in index.external_symbols:
-        yield info, None
+        yield info.symbol, info, None
     # Definitions an indexer left without SymbolInformation still name a symbol.
     for doc in index.documents:
         for occ in doc.occurrences:
-            if occ.symbol_roles & ROLE_DEFINITION:
-                yield SymbolInformation(symbol=occ.symbol), doc.relative_path
+            if occ.symbol_roles & _DEFINITION:
+                yield occ.symbol, None, doc.relative_path
 
 
-def symbols_table(index: ScipIndex) -> pa.Table:
+def symbols_table(index: Index) -> pa.Table:
     """Return one row per global symbol, schema ``schemas.SCIP_SYMBOLS``.
 
     Rows come from each document's symbols (``uri`` = that document), then the external
@@ -218,7 +251,7 @@ def symbols_table(index: ScipIndex) -> pa.Table:
     parsed from the symbol string. Local symbols are left out.
     """
     rows: dict[str, dict[str, object]] = {}
-    for info, uri in _symbol_sources(index):
-        if info.symbol not in rows and not is_local_symbol(info.symbol):
-            rows[info.symbol] = _symbol_row(info, uri)
+    for symbol, info, uri in _symbol_sources(index):
+        if symbol not in rows and not is_local_symbol(symbol):
+            rows[symbol] = _symbol_row(symbol, info or _NO_INFORMATION, uri)
     return pa.Table.from_pylist(list(rows.values()), schema=schemas.SCIP_SYMBOLS)

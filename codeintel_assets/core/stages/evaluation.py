@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store, lexical
+from codeintel_assets.core import faiss_store
+from codeintel_assets.core.channels import load_lexical_channels
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
 from codeintel_assets.core.embedding import CachedEmbedder, EmbeddingCache, load_embedder
 from codeintel_assets.core.evaluation import EvalResult, evaluate
@@ -126,7 +127,7 @@ def evaluate_layout(
     chunks = pq.read_table(layout.chunks, columns=["id", "uri", "embedding"])
     audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
-    bm25 = lexical.load_bm25(layout.bm25_dir)
+    lexical = load_lexical_channels(layout.bm25_dir)
     model = load_embedder(ctx.embedder)
     cache = EmbeddingCache(
         ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
@@ -136,7 +137,7 @@ def evaluate_layout(
         queries,
         chunks,
         index,
-        bm25,
+        lexical,
         CachedEmbedder(model, cache),
         k=k,
         k_factor=k_factor,

@@ -41,12 +41,15 @@ def stage_published_index(ctx: BuildContext, upstream_stages: list[str]) -> Stag
         )
 
     fp = fingerprint("published_index", up, {"retention": ctx.retention})
-    never_published = lifecycle.current_version_or_none(layout) is None
-    return run_stage(layout, "published_index", fp, [], build, force=never_published)
+    # Published files may be hard links of the build's: one changed in place is damage
+    # that an unchanged fingerprint would hide, so a broken `current` is published again.
+    force = not lifecycle.current_is_intact(layout)
+    return run_stage(layout, "published_index", fp, [], build, force=force)
 
 
-def publish(ctx: BuildContext) -> lifecycle.PublishOutcome:
-    """Stage, catalog, validate and publish the working build (also used by the CLI)."""
+def publish(ctx: BuildContext, staged: str | None = None) -> lifecycle.PublishOutcome:
+    """Stage, catalog, validate and publish the working build, or the ``staged`` version
+    (also used by the CLI)."""
     return lifecycle.publish_version(
         ctx.layout,
         # Published catalogs are read by many searches: materialize the hot tables once.
@@ -54,6 +57,7 @@ def publish(ctx: BuildContext) -> lifecycle.PublishOutcome:
         validate=validation.validate_version,
         extra_manifest=tool_versions(ctx),
         retention=ctx.retention,
+        staged=staged,
     )
 
 

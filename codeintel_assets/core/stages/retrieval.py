@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-import faiss
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, lexical, tuning
-from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
-from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository, symbol_lookup
+from codeintel_assets.core.channels import LexicalChannels
+from codeintel_assets.core.checksums import xxh64_json
+from codeintel_assets.core.chunk_table import (
+    build_chunk_table,
+    chunk_repository,
+    read_chunk_vectors,
+    symbol_lookup,
+)
 from codeintel_assets.core.definitions import build_definitions
 from codeintel_assets.core.embedding import (
-    Embedder,
     EmbeddingCache,
     embedding_text,
     load_embedder,
 )
-from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout
-from codeintel_assets.core.queries import synthetic_queries
-from codeintel_assets.core.schemas import CST_NODES, FAISS_IDMAP, NODE_TO_CHUNK, write_parquet
+from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.schemas import CST_NODES, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import (
     CODE_VERSIONS,
@@ -124,10 +120,10 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
     up = {"chunks": upstream_version(ctx.layout, "chunks")}
 
     def build() -> StageOutput:
-        ids, vectors = read_chunk_vectors(layout)
+        ids, vectors = read_chunk_vectors(layout.chunks)
         factory = faiss_store.choose_factory(len(ids), ctx.faiss_flat_max)
         index = faiss_store.build_index(ids, vectors, factory)
-        audit, point = tune_and_lock(
+        audit, point = tuning.tune_and_lock(
             index,
             ids,
             vectors,
@@ -166,112 +162,6 @@ def stage_faiss_index(ctx: BuildContext) -> StageResult:
     )
 
 
-def export_idmap(layout: ArtifactLayout, target: Path) -> pa.Table:
-    """Write the FAISS index's row -> chunk id map of ``layout`` to ``target``; return it."""
-    index = faiss_store.read_index(layout.faiss_index())
-    audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
-    table = faiss_store.idmap_table(
-        index,
-        audit["index_name"],
-        audit["build_version"],
-        datetime.fromisoformat(audit["built_at"]),
-    )
-    write_parquet(table, target, FAISS_IDMAP)
-    return table
-
-
-def tune_and_lock(
-    index: faiss.Index,
-    ids: np.ndarray,
-    vectors: np.ndarray,
-    embedder: Callable[[], Embedder],
-    factory: str,
-    layout: ArtifactLayout,
-    build_version: str,
-    target_recall: float,
-    k: int,
-    queries: int,
-) -> tuple[dict[str, Any], tuning.OperatingPoint]:
-    """Tune the index's knobs against exact search, write index and audit sidecar; return both.
-
-    The cheapest operating point reaching ``target_recall`` is locked in the sidecar,
-    which searches and the recall check read. ``embedder`` is called (the model loaded)
-    only when the index has knobs to tune with text queries.
-    """
-    # An exact index has nothing to tune and recall 1.0 for any query: a sample of the
-    # corpus vectors measures its latency without making and embedding text queries.
-    exact = tuning.knob_candidates(index, k) == [""]
-    point = tuning.tune_index(
-        index,
-        tuning.sample_query_vectors(vectors, queries)
-        if exact
-        else tuning_queries(layout, vectors, embedder(), queries),
-        k=k,
-        target_recall=target_recall,
-        oracle=tuning.ExactOracle(ids, vectors),
-    )
-    faiss_store.write_index(index, layout.faiss_index())
-    audit = tuning.audit_sidecar(
-        index=index,
-        factory=factory,
-        point=point,
-        build_version=build_version,
-        index_name=DEFAULT_INDEX_NAME,
-        built_at=datetime.now(UTC).isoformat(),
-        index_xxh64=xxh64_file(layout.faiss_index()),
-        chunks_xxh64=xxh64_file(layout.chunks),
-    )
-    write_json_atomic(layout.faiss_audit(), audit)
-    return audit, point
-
-
-def tuning_queries(
-    layout: ArtifactLayout, vectors: np.ndarray, embedder: Embedder, count: int
-) -> np.ndarray:
-    """Return query vectors to tune with: real text queries made from the chunks.
-
-    Corpus vectors make IVF look far better than it is for text queries (nprobe=1 gave
-    0.99 recall on them but 0.56 on real queries), so they are only the fallback.
-    """
-    columns = ["id", "uri", "start_line", "end_line", "start_byte", "content", "lang"]
-    chunks = pq.read_table(layout.chunks, columns=columns)
-    texts = [q.text for q in synthetic_queries(None, None, chunks, count=count)]
-    if not texts:
-        return tuning.sample_query_vectors(vectors, count)
-    return embedder.embed(texts)
-
-
-def read_chunk_vectors(layout: ArtifactLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Return (chunk ids, embedding matrix) of a layout's chunks."""
-    table = pq.read_table(layout.chunks, columns=["id", "embedding"])
-    ids = table.column("id").to_numpy()
-    dim = table.schema.field("embedding").type.list_size
-    flat = table.column("embedding").combine_chunks().flatten().to_numpy()
-    return ids, flat.reshape(len(ids), dim)
-
-
-def retune(
-    layout: ArtifactLayout, embedder: Embedder, target_recall: float, k: int, queries: int
-) -> dict[str, Any]:
-    """Re-tune a built index in place (``indexctl tune``); return the new audit."""
-    ids, vectors = read_chunk_vectors(layout)
-    index = faiss_store.read_index(layout.faiss_index())
-    old = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
-    audit, _ = tune_and_lock(
-        index,
-        ids,
-        vectors,
-        lambda: embedder,
-        old["factory"],
-        layout,
-        old["build_version"],
-        target_recall,
-        k,
-        queries,
-    )
-    return audit
-
-
 def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
     """Export the index's row → chunk id map to ``faiss/faiss_idmap.parquet``."""
     layout = ctx.layout.build
@@ -279,7 +169,7 @@ def stage_faiss_idmap(ctx: BuildContext) -> StageResult:
     up = {"faiss_index": upstream_version(ctx.layout, "faiss_index")}
 
     def build() -> StageOutput:
-        table = export_idmap(layout, target)
+        table = faiss_store.export_idmap(layout.faiss_index(), target)
         first = table.slice(0, 1).select(["index_name", "build_version"]).to_pylist()
         ids = table.column("faiss_id").to_numpy()
         version = xxh64_json([first, ids.tobytes().hex()])
@@ -313,7 +203,8 @@ def stage_bm25_index(ctx: BuildContext) -> StageResult:
             else CST_NODES.empty_table()
         )
         definitions = build_definitions(nodes, table)
-        index = lexical.build_bm25(table.column("id").to_numpy(), texts, definitions)
+        bm25 = lexical.build_bm25(table.column("id").to_numpy(), texts)
+        index = LexicalChannels(bm25, definitions)
         index.save(layout.bm25_dir)
         return StageOutput(
             xxh64_json(["bm25", up, CODE_VERSIONS["bm25_index"]]),

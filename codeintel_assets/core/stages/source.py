@@ -6,19 +6,27 @@ import time
 from collections import Counter
 from dataclasses import replace
 
+from codeintel_assets.core.errors import NothingIndexableError
 from codeintel_assets.core.manifest import build_manifest
+from codeintel_assets.core.registry import RepoConfig
 from codeintel_assets.core.schemas import MANIFEST_SKIPS, REPO_MANIFEST, write_parquet
 from codeintel_assets.core.stages.context import BuildContext
 from codeintel_assets.core.stamps import StageOutput, StageResult, fingerprint, run_stage
 
 
 def stage_repo_manifest(ctx: BuildContext) -> StageResult:
-    """Select the repository's files; the data version is the manifest checksum."""
+    """Select the repository's files; the data version is the manifest checksum.
+
+    Raises ``NothingIndexableError`` when no file is left to index (the build stops
+    here, with that reason, instead of failing later on empty tables).
+    """
     layout = ctx.layout
     repo = ctx.repo
     started = time.perf_counter()
     result = build_manifest(repo.root, repo.include, repo.exclude, repo.max_file_bytes)
     scan_seconds = time.perf_counter() - started
+    if result.files.num_rows == 0:
+        raise NothingIndexableError(_nothing_indexable(repo, result.skip_counts))
     # The work tree is the input: fingerprint the selection itself so unchanged trees skip.
     config = {
         "include": repo.include,
@@ -52,3 +60,14 @@ def stage_repo_manifest(ctx: BuildContext) -> StageResult:
     )
     # Scanning the tree is this stage's real work, done before the gate can decide.
     return replace(stage, seconds=stage.seconds + scan_seconds)
+
+
+def _nothing_indexable(repo: RepoConfig, skip_counts: dict[str, int]) -> str:
+    """Return the message for a selection without files: where, and what was skipped."""
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(skip_counts.items()))
+    globs = ""
+    if repo.include or repo.exclude:
+        globs = f" (include {repo.include or 'all'}, exclude {repo.exclude or 'none'})"
+    return f"no indexable files in {repo.root}{globs}: " + (
+        f"skipped {skipped}" if skipped else "no files selected"
+    )

@@ -26,6 +26,8 @@ from codeintel_assets.core.checksums import (
 )
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
+from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.manifest import language_of
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
@@ -35,7 +37,7 @@ from codeintel_assets.core.schemas import (
     SYMBOL_EDGES,
     write_parquet,
 )
-from codeintel_assets.core.scip import decode_scip_file
+from codeintel_assets.core.scip import Index, decode_scip_file
 from codeintel_assets.core.scip.indexer import run_scip_python
 from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
 from codeintel_assets.core.stages.context import BuildContext
@@ -78,13 +80,14 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
 
     def build() -> StageOutput:
         if given is not None:
-            return _ingest_scip(given, layout.scip_index, layout.scip_index_json)
+            return _ingest_scip(given, set(_scip_uris(ctx)), layout)
         layout.scip_index_json.unlink(missing_ok=True)
         run = run_scip_python(
             ctx.repo.root,
             layout.scip_index,
             project_name=ctx.repo.name,
             project_version=ctx.project_version(),
+            uris=_scip_uris(ctx, "python"),
             timeout_s=ctx.scip_timeout_s,
         )
         facts = {
@@ -110,14 +113,57 @@ def stage_scip_index(ctx: BuildContext) -> StageResult:
     )
 
 
-def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOutput:
-    """Validate a user's SCIP file by decoding it, then copy it into the build."""
+def _scip_uris(ctx: BuildContext, lang: str | None = None) -> list[str]:
+    """Return the files SCIP may describe: the manifest's (of one language when ``lang``
+    is given) and the empty files it skipped.
+
+    An empty ``__init__.py`` has nothing to chunk, yet it makes its folder a package
+    that imports resolve to; it is inside the repository and holds no text to leak.
+    """
+    build = ctx.layout.build
+    manifest = pq.read_table(build.repo_manifest, columns=["uri", "lang"]).to_pylist()
+    skips = pq.read_table(build.manifest_skips, columns=["uri", "reason"]).to_pylist()
+    empty = [
+        {"uri": s["uri"], "lang": language_of(s["uri"])} for s in skips if s["reason"] == "empty"
+    ]
+    return [row["uri"] for row in manifest + empty if lang is None or row["lang"] == lang]
+
+
+def _within_manifest(index: Index, uris: set[str]) -> tuple[Index, list[str]]:
+    """Return the index without documents outside ``uris``, and those documents' paths.
+
+    Every table must describe only the manifest's files: an ingested index may name
+    excluded files, files of another tree or paths like ``../../etc/passwd``.
+    """
+    kept = Index()
+    kept.metadata.CopyFrom(index.metadata)
+    kept.external_symbols.extend(index.external_symbols)
+    kept.documents.extend(doc for doc in index.documents if doc.relative_path in uris)
+    dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
+    return kept, dropped
+
+
+def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOutput:
+    """Validate a user's SCIP file by decoding it, then copy it into the build.
+
+    Raises ``BadInputError`` naming the file when it is missing, does not decode, has no
+    documents (another JSON file, such as a symbol graph, given as ``--scip``) or none
+    of its documents is a file of the manifest (an index of another tree).
+    """
     if not given.is_file():
         raise BadInputError(f"{given}: SCIP index given in the registry does not exist")
     index = decode_scip_file(given)
+    if not index.documents:
+        raise BadInputError(f"{given}: not a SCIP index: it has no documents")
+    _, outside = _within_manifest(index, uris)
+    if len(outside) == len(index.documents):
+        raise BadInputError(
+            f"{given}: none of its {len(outside)} documents is a file of the repository's "
+            f"manifest (first: {outside[0]!r}); is it an index of another tree?"
+        )
     is_json = given.suffix == ".json"
-    target = json_target if is_json else proto_target
-    (proto_target if is_json else json_target).unlink(missing_ok=True)
+    target = layout.scip_index_json if is_json else layout.scip_index
+    (layout.scip_index if is_json else layout.scip_index_json).unlink(missing_ok=True)
     with atomic_path(target) as tmp:
         shutil.copyfile(given, tmp)
     return StageOutput(
@@ -126,6 +172,7 @@ def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOut
             "ok": True,
             "source": f"ingested {given}",
             "documents": len(index.documents),
+            "documents_outside_manifest": len(outside),
             "bytes": target.stat().st_size,
             "path": str(target),
         },
@@ -135,7 +182,7 @@ def _ingest_scip(given: Path, proto_target: Path, json_target: Path) -> StageOut
 def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
     """Decode the SCIP index into ``scip_occurrences`` and ``scip_symbols`` tables."""
     layout = ctx.layout.build
-    up = {"scip_index": upstream_version(ctx.layout, "scip_index")}
+    up = {stage: upstream_version(ctx.layout, stage) for stage in ("scip_index", "repo_manifest")}
     outputs = [layout.scip_occurrences, layout.scip_symbols]
 
     def build() -> StageOutput:
@@ -153,6 +200,9 @@ def stage_scip_occurrences(ctx: BuildContext) -> StageResult:
             if index is None:
                 occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
             else:
+                index, outside = _within_manifest(index, set(_scip_uris(ctx)))
+                facts["documents_outside_manifest"] = len(outside)
+                facts["documents_outside_manifest_examples"] = outside[:_EXAMPLES]
                 occurrences = occurrences_table(index, repo_text_reader(ctx.repo.root))
                 symbols = symbols_table(index)
                 facts["documents"] = len(index.documents)
