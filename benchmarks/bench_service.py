@@ -47,13 +47,14 @@ from corpus import stdlib_corpus  # noqa: E402
 
 from codeintel_assets.core import faiss_store, lexical, lifecycle, registry  # noqa: E402
 from codeintel_assets.core.catalog import build_catalog  # noqa: E402
+from codeintel_assets.core.channels import LexicalChannels  # noqa: E402
 from codeintel_assets.core.checksums import signed_xxh64  # noqa: E402
 from codeintel_assets.core.definitions import build_definitions  # noqa: E402
 from codeintel_assets.core.embedding import embedding_text, load_embedder  # noqa: E402
 from codeintel_assets.core.layout import RepoLayout  # noqa: E402
 from codeintel_assets.core.schemas import chunk_schema, write_parquet  # noqa: E402
 from codeintel_assets.core.search import CodeIndex, recorded_embedder  # noqa: E402
-from codeintel_assets.core.stages.retrieval import export_idmap, tune_and_lock  # noqa: E402
+from codeintel_assets.core.tuning import tune_and_lock  # noqa: E402
 
 PACKAGES = (
     "json", "email", "http", "logging", "asyncio", "unittest", "xml",
@@ -133,7 +134,7 @@ def publish_large(work: Path) -> None:
     embedder = load_embedder(recorded_embedder(manifest))
     audit, _ = tune_and_lock(index, ids, vectors, lambda: embedder, factory, target, "bench",
                              0.95, 10, 200)  # fmt: skip
-    export_idmap(target, target.faiss_idmap)
+    faiss_store.export_idmap(target.faiss_index(), target.faiss_idmap)
     nodes = pq.read_table(source.cst_nodes, columns=["uri", "kind", "start_byte", "name"])
     definitions = repeated_definitions(build_definitions(nodes, chunks), chunks, ids)
     texts = [
@@ -141,7 +142,7 @@ def publish_large(work: Path) -> None:
         for u, m, c in zip(table["uri"].to_pylist(), table["name"].to_pylist(),
                            table["content"].to_pylist(), strict=True)
     ]  # fmt: skip
-    lexical.build_bm25(ids, texts, definitions).save(target.bm25_dir)
+    LexicalChannels(lexical.build_bm25(ids, texts), definitions).save(target.bm25_dir)
     lifecycle.publish_version(
         repo,
         build_catalog=lambda version: build_catalog(version, materialize=True).to_dict(),
