@@ -27,10 +27,10 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -40,6 +40,8 @@ from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedde
 from codeintel_assets.core.errors import CodeintelError, UnknownRepositoryError
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import RepoConfig, get_repo, list_repos
+
+T = TypeVar("T")
 
 
 class LazyEmbedder:
@@ -148,7 +150,7 @@ class VersionHandle:
         finally:
             cursor.close()
 
-    def cached(self, key: str, compute: Any) -> Any:
+    def cached(self, key: str, compute: Callable[[], T]) -> T:
         """Return ``compute()`` computed once per handle (e.g. the symbol-name index)."""
         with self._cache_lock:
             if key not in self._cache:

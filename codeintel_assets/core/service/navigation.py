@@ -20,12 +20,7 @@ from typing import Any
 import duckdb
 
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.scip.symbol_names import (
-    META,
-    PARAMETER,
-    TYPE_PARAMETER,
-    parse_symbol,
-)
+from codeintel_assets.core.scip.symbol_names import META, parse_symbol
 
 MAX_MATCHES = 20  # an ambiguous name answers for at most this many symbols
 _NOT_NAMED = ("Parameter", "TypeParameter", "UnspecifiedKind", "Meta")
@@ -64,19 +59,15 @@ class SymbolMatch:
 
 
 def qualified_name(symbol: str) -> str | None:
-    """Return the dotted name of a SCIP symbol (``pkg.b.Base.run`` for ``…`pkg.b`/Base#run().``).
+    """Return the dotted name of a SCIP symbol (``pkg.b.Base.run`` for ``…`pkg.b`/Base#run().``,
+    ``pkg.b.Base.run.x`` for its parameter ``x``).
 
     None for local and malformed symbols.
     """
     parsed = parse_symbol(symbol)
     if parsed is None:
         return None
-    names = [
-        d.name
-        for d in parsed.descriptors
-        if d.suffix not in (PARAMETER, TYPE_PARAMETER)
-        and not (d.suffix == META and d.name == "__init__")
-    ]
+    names = [d.name for d in parsed.descriptors if not (d.suffix == META and d.name == "__init__")]
     return ".".join(names) or None
 
 

@@ -12,6 +12,7 @@ answer says so and how to get the rest. Nothing here writes anything.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -108,8 +109,7 @@ def _validate(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
     """Return the arguments with schema defaults filled in. Raises ``ToolInputError``."""
     if not isinstance(arguments, dict):
         raise ToolInputError(f"{tool.name}: arguments must be a JSON object")
-    validator = jsonschema.Draft202012Validator(tool.schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    error = jsonschema.exceptions.best_match(_validator(tool.name).iter_errors(arguments))
     if error is not None:
         raise ToolInputError(f"{tool.name}: {_describe(error)}")
     filled = {
@@ -119,6 +119,12 @@ def _validate(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
     }
     filled.update(arguments)
     return filled
+
+
+@functools.cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    """The compiled validator of tool ``name``'s schema (compiled once)."""
+    return jsonschema.Draft202012Validator(TOOLS[name].schema)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -311,25 +317,29 @@ def read(cache: HandleCache, args: dict[str, Any]) -> dict[str, Any]:
             if used > budget and number > start:
                 break
             last = number
-        truncated = last < end
+        text = _lines_text(lines, start, last)
+        notes = []
+        if len(text) > budget:  # one line longer than the whole budget
+            text = text[:budget]
+            notes.append(f"line {start} is cut at max_tokens; raise max_tokens to see all of it")
+        truncated = last < end or bool(notes)
         body: dict[str, Any] = {
             "uri": uri,
             "start_line": start,
             "end_line": last,
             "total_lines": total,
-            "text": _lines_text(lines, start, last)[:budget],
+            "text": text,
             "truncated": truncated,
+            "worktree_differs": _freshness(handle).file_differs(uri),
         }
-        if truncated:
+        if last < end:
             body["next_start_line"] = last + 1
-            body["note"] = f"cut at max_tokens; read on with start_line={last + 1}"
-        if _freshness(handle).file_differs(uri):
-            body["worktree_differs"] = True
-            body["note"] = (body.get("note", "") + "; " if truncated else "") + (
+            notes.append(f"cut at max_tokens; read on with start_line={last + 1}")
+        if body["worktree_differs"]:
+            notes.append(
                 "the work tree's copy of this file differs from the indexed one shown here"
             )
-        else:
-            body["worktree_differs"] = False
+        body["notes"] = notes
         return _envelope(handle, body)
 
 
@@ -355,7 +365,12 @@ def definition(cache: HandleCache, args: dict[str, Any]) -> dict[str, Any]:
                     )
                 notes.append(f"no SCIP occurrence there; resolved the name {name!r} instead")
                 symbol = name
-            matches = _resolve(handle, cursor, symbol)
+            if symbol.startswith("local "):
+                # A local symbol is one file's own: its definition is in the same file.
+                found = navigation.scip_definitions(cursor, [symbol])
+                matches = [m for m in found if m.uri == uri] or _resolve(handle, cursor, symbol)
+            else:
+                matches = _resolve(handle, cursor, symbol)
         else:
             raise ToolInputError("definition: give `symbol`, or `uri` and `line` (and `character`)")
         if not matches[0].symbol:
