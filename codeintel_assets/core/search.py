@@ -285,6 +285,9 @@ class CodeIndex:
                 chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols"), join_modules=True
             )
         }
+        texts = self.catalog.span_lines(
+            [(row["uri"], row["start_line"], row["end_line"]) for row in units]
+        )
         remaining = max_tokens
         cut = 0
         results = []
@@ -292,7 +295,7 @@ class CodeIndex:
             zip(ranked, units, chunk_ids, strict=True)
         ):
             chunk = chunks[chunk_id]
-            lines = self.catalog.file_lines(row["uri"], row["start_line"], row["end_line"])
+            lines = texts[index]
             match = (int(chunk["start_line"]), int(chunk["end_line"]))
             if remaining is None:
                 text = excerpt(lines, row["start_line"], match, UNBOUNDED)

@@ -452,21 +452,29 @@ class CatalogReader:
         ).fetchone()
         return list(row[0]) if row and row[0] is not None else []
 
-    def file_lines(self, uri: str, first: int, last: int) -> list[str]:
-        """Return lines ``first``..``last`` (1-based inclusive) of ``uri`` as indexed, put
-        back together from its chunks; [] when no chunk of ``uri`` holds them."""
+    def span_lines(self, spans: Sequence[tuple[str, int, int]]) -> list[list[str]]:
+        """Return, per ``(uri, first, last)`` span, its lines (1-based inclusive) as indexed,
+        put back together from the chunks — one query for all spans; a span no chunk holds
+        gives []."""
+        if not spans:
+            return []
+        where = " OR ".join(["(uri = ? AND start_line <= ? AND end_line >= ?)"] * len(spans))
+        params = [v for uri, first, last in spans for v in (str(uri), int(last), int(first))]
         rows = self._con.execute(
-            f"SELECT start_line, end_line, content FROM {self._chunk_relation} "
-            "WHERE uri = ? AND start_line <= ? AND end_line >= ? ORDER BY start_line, start_byte",
-            [str(uri), int(last), int(first)],
+            f"SELECT uri, start_line, content FROM {self._chunk_relation} WHERE {where} "
+            "ORDER BY uri, start_line, start_byte",
+            params,
         ).fetchall()
-        lines: dict[int, str] = {}
-        for start, _end, content in rows:
+        files: dict[str, dict[int, str]] = {}
+        for uri, start, content in rows:
+            lines = files.setdefault(uri, {})
             for offset, text in enumerate(content.split("\n")):
-                number = start + offset
                 # A long line cut into character windows comes back in pieces.
-                lines[number] = lines.get(number, "") + text
-        return [lines[n] for n in range(first, last + 1) if n in lines]
+                lines[start + offset] = lines.get(start + offset, "") + text
+        return [
+            [files[uri][n] for n in range(first, last + 1) if n in files.get(uri, {})]
+            for uri, first, last in spans
+        ]
 
     def query_by_symbols(
         self, symbols: Sequence[str], topk_per_symbol: int = 10
