@@ -11,6 +11,7 @@ from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.faiss_store import FLAT_MAX_VECTORS
 from codeintel_assets.core.lifecycle import DEFAULT_RETENTION
 from codeintel_assets.core.registry import get_repo
+from codeintel_assets.core.tuning import TARGET_RECALL
 
 
 class CodeintelResource(dg.ConfigurableResource):
@@ -24,7 +25,7 @@ class CodeintelResource(dg.ConfigurableResource):
     hashing_dim: int = 64
     faiss_flat_max: int = FLAT_MAX_VECTORS
     retention: int = DEFAULT_RETENTION
-    target_recall: float = 0.95  # ANN recall@10 against exact search the build must reach
+    target_recall: float = TARGET_RECALL  # ANN recall@10 against exact search the build must reach
     eval_queries: int = 200
     chunk_tokens: int | None = None  # default: the model's trained length (MiniLM: 128)
 

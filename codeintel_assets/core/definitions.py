@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.grammars import CST_DEFINITION_KINDS
 from codeintel_assets.core.schemas import DEFINITIONS
-from codeintel_assets.core.syntax import CST_DEFINITION_KINDS
 from codeintel_assets.core.tokens import IDENTIFIER, identifier_parts
 
 MAX_RUN_WORDS = 5

@@ -22,13 +22,12 @@ from typing import Any
 from codeintel_assets.core import faiss_store, lifecycle
 from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, ChunkFilter
 from codeintel_assets.core.channels import load_lexical_channels
-from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
+from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder, text_token_limit
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
-from codeintel_assets.core.fusion import RRF_K, channel_ranks, rrf
+from codeintel_assets.core.fusion import RRF_K, SEARCH_MODES, channel_ranks, rrf
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import get_repo
 
-MODES = ("hybrid", "dense", "bm25")
 # Candidates fetched per channel: at least this many, or k times OVERFETCH.
 MIN_CANDIDATES = 100
 OVERFETCH = 4
@@ -126,8 +125,9 @@ class CodeIndex:
             raise EmptyQueryError("the query is empty; give some words or code to search for")
         if k < 1:
             raise CodeintelError(f"k must be at least 1 (got {k})")
-        if mode not in MODES:
-            raise CodeintelError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if mode not in SEARCH_MODES:
+            choices = ", ".join(SEARCH_MODES)
+            raise CodeintelError(f"unknown search mode {mode!r}; use one of {choices}")
         self.notes = []
         if mode != "dense" and self.lexical is None:
             self.notes.append("this version has no BM25 index: searching dense only")
@@ -144,7 +144,7 @@ class CodeIndex:
         return self._hydrate(fused[:k], channels)
 
     def _embed(self, query: str):
-        limit = self.embedder.max_tokens - 2
+        limit = text_token_limit(self.embedder)
         tokens = self.embedder.count_tokens([query])[0]
         if tokens > limit:
             self.notes.append(
