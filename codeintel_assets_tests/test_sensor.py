@@ -22,7 +22,7 @@ from codeintel_assets.sensors import (
     repo_build_job,
     repo_change_sensor,
 )
-from codeintel_assets_tests.conftest import write_fixture_repo
+from codeintel_assets_tests.support import write_fixture_repo
 
 
 @pytest.fixture
