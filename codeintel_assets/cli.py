@@ -20,6 +20,7 @@ from rich.text import Text
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.fusion import SEARCH_MODES
 from codeintel_assets.core.layout import RepoLayout, data_root
 
 SERVER_ENV = "CODEINTEL_SERVER"
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--lang", action="append", default=[], metavar="LANG")
     search.add_argument("--include", action="append", default=[], metavar="GLOB")
     search.add_argument("--exclude", action="append", default=[], metavar="GLOB")
-    search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    search.add_argument("--mode", choices=SEARCH_MODES, default=SEARCH_MODES[0])
     search.add_argument(
         "--explain", action="store_true", help="show each channel's rank and score, symbols, module"
     )
@@ -141,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     tune = verbs.add_parser("tune", help="tune the FAISS knobs against exact search and lock them")
     _repo_option(tune)
     tune.add_argument("--index", help="a FAISS index file (instead of --repo)")
-    tune.add_argument("--target-recall", type=float, default=0.95)
+    tune.add_argument("--target-recall", type=float, help="default: the build's target")
     tune.add_argument("--k", type=int, default=10)
     tune.add_argument("--queries", type=int, default=200, help="sampled query vectors")
     tune.add_argument("--nprobe", type=int, help="lock this nprobe (IVF indexes)")
@@ -528,6 +529,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from codeintel_assets.core import tuning
 
     _check_ranges(args)
+    if args.target_recall is None:
+        args.target_recall = tuning.TARGET_RECALL
     explicit = any(v is not None for v in (args.nprobe, args.ef_search, args.k_factor))
     if _file_form(args, "index") or explicit:
         index_path = Path(args.index) if args.index else _layout(args.repo).build.faiss_index()

@@ -6,15 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.checksums import write_text_atomic
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.search import CodeIndex
-from codeintel_assets_tests.conftest import materialize_partition, write_fixture_repo
+from codeintel_assets_tests.support import materialize_partition
 
 NAME = "life"
 QUERY = "build faiss index vectors ids"
@@ -27,19 +25,6 @@ def build_template(tmp: Path, repo: Path) -> Path:
     registry.add_repo(registry.RepoConfig(name=NAME, path=str(repo)), root)
     assert materialize_partition(NAME, root).success
     return root
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root with the fixture repository built and published once per test module."""
-    tmp = tmp_path_factory.mktemp("life")
-    return build_template(tmp, write_fixture_repo(tmp / "repo"))
-
-
-@pytest.fixture
-def root(template: Path, tmp_path: Path) -> Path:
-    """A private copy of the template data root for one test."""
-    return copy_root(template, tmp_path / "data")
 
 
 def copy_root(template: Path, target: Path) -> Path:

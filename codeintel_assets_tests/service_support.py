@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from conftest import materialize_partition, write_fixture_repo
-
 from codeintel_assets.core import registry
+from codeintel_assets_tests.support import materialize_partition, write_fixture_repo
 
 NAV_FILES = {
     "pkg/__init__.py": '"""The navigation fixture."""\n',

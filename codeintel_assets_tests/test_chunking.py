@@ -163,8 +163,8 @@ def test_empty_file_has_no_chunks():
 
 
 def test_repository_chunks_fit_a_smaller_configured_budget(fixture_repo):
-    from codeintel_assets.core.chunk_table import SPECIAL_TOKENS, chunk_repository
-    from codeintel_assets.core.embedding import HashingEmbedder, embedding_text
+    from codeintel_assets.core.chunk_table import chunk_repository
+    from codeintel_assets.core.embedding import SPECIAL_TOKENS, HashingEmbedder, embedding_text
     from codeintel_assets.core.manifest import build_manifest
 
     embedder = HashingEmbedder(dim=16, max_tokens=256)

@@ -21,15 +21,13 @@ from codeintel_assets.core.layout import PROJECT_ROOT, RepoLayout
 from codeintel_assets.core.lifecycle import publish_build, tool_versions
 from codeintel_assets.core.stamps import read_stamp, remove_stale_temp_files
 from codeintel_assets.core.validation import validate_version
-from codeintel_assets_tests.conftest import materialize_partition
 from codeintel_assets_tests.lifecycle_support import (
     NAME,
     assert_current_is_complete,
     context,
     new_build,
-    root,  # noqa: F401  (fixture, used by parameter name)
-    template,  # noqa: F401  (fixture, used by parameter name)
 )
+from codeintel_assets_tests.support import materialize_partition
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 from codeintel_assets.core.search import CodeIndex
 from codeintel_assets.definitions import ALL_ASSETS
 from codeintel_assets.partitions import REPOS
-from codeintel_assets_tests.conftest import materialize_partition, write_fixture_repo
+from codeintel_assets_tests.support import materialize_partition, write_fixture_repo
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ def context(repo: Path, root: Path, **given: str) -> BuildContext:
 @pytest.fixture(scope="module")
 def own_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A fixture repository and the index scip-python made of it."""
-    from conftest import write_fixture_repo
+    from codeintel_assets_tests.support import write_fixture_repo
 
     repo = write_fixture_repo(tmp_path_factory.mktemp("ingest") / "repo")
     output = repo.parent / "index.scip"

@@ -20,8 +20,6 @@ from codeintel_assets_tests.lifecycle_support import (
     assert_current_is_complete,
     context,
     new_build,
-    root,  # noqa: F401  (fixture, used by parameter name)
-    template,  # noqa: F401  (fixture, used by parameter name)
 )
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_fixture_repo
 
 from codeintel_assets.core.errors import RepositoryPathError
 from codeintel_assets.core.manifest import build_manifest, language_of
+from codeintel_assets_tests.support import write_fixture_repo
 
 
 def _bad_input_repo(root: Path, outside: Path, git: bool) -> Path:

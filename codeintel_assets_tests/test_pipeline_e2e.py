@@ -8,18 +8,14 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
-from conftest import materialize_partition
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.catalog import ChunkFilter
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.search import CodeIndex
+from codeintel_assets_tests.support import materialize_repo
 
 pytestmark = pytest.mark.integration
-
-
-def materialize_repo(name: str, embedder: str = "hashing") -> dg.ExecuteInProcessResult:
-    return materialize_partition(name, embedder=embedder)
 
 
 def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -100,7 +96,7 @@ def test_default_model_finds_the_function_that_builds_the_index(registered: str,
 
 
 def test_repository_without_python_still_publishes(tmp_path: Path, data_dir: Path):
-    from conftest import FIXTURE_FILES, write_fixture_repo
+    from codeintel_assets_tests.support import FIXTURE_FILES, write_fixture_repo
 
     files = {k: v for k, v in FIXTURE_FILES.items() if not k.endswith(".py")}
     repo = write_fixture_repo(tmp_path / "nopy", files)

@@ -25,7 +25,7 @@ from codeintel_assets.core import faiss_store, lifecycle, registry
 from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.chunk_table import read_chunk_vectors
 from codeintel_assets.core.layout import RepoLayout
-from codeintel_assets_tests.conftest import materialize_partition, write_fixture_repo
+from codeintel_assets_tests.support import materialize_partition, write_fixture_repo
 
 INDEXCTL = Path(sys.executable).parent / "indexctl"
 

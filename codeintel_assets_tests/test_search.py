@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from test_pipeline_e2e import materialize_repo
 
-from codeintel_assets.core import registry
 from codeintel_assets.core.catalog import ChunkFilter
 from codeintel_assets.core.embedding import HashingEmbedder
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
@@ -15,13 +11,6 @@ from codeintel_assets.core.excerpts import count_tokens
 from codeintel_assets.core.search import CodeIndex
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def published(fixture_repo: Path, data_dir: Path) -> str:
-    registry.add_repo(registry.RepoConfig(name="fx", path=str(fixture_repo)))
-    assert materialize_repo("fx").success
-    return "fx"
 
 
 def test_modes_and_channel_explanations(published: str):

@@ -1,11 +1,11 @@
-"""The repository sensor, the cheap fingerprint it uses, and the nightly schedule."""
+"""The repository sensor and the cheap fingerprint it uses; the schedule is in the code
+location (its job: test_schedules.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,13 +16,13 @@ from codeintel_assets.core.watch import folder_fingerprint, git_fingerprint, rep
 from codeintel_assets.definitions import ALL_ASSETS, defs
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
-from codeintel_assets.schedules import nightly_evaluation
+from codeintel_assets.schedules import nightly_recheck
 from codeintel_assets.sensors import (
     DEFAULT_SENSOR_INTERVAL_S,
     repo_build_job,
     repo_change_sensor,
 )
-from codeintel_assets_tests.conftest import write_fixture_repo
+from codeintel_assets_tests.support import write_fixture_repo
 
 
 @pytest.fixture
@@ -200,23 +200,12 @@ def test_sensor_and_schedule_are_in_the_code_location():
     assert defs.resolve_sensor_def("repo_change_sensor").minimum_interval_seconds == (
         DEFAULT_SENSOR_INTERVAL_S
     )
-    assert nightly_evaluation.cron_schedule == "0 3 * * *"
+    assert defs.resolve_schedule_def("nightly_recheck") is not None
+    assert nightly_recheck.job_name == "nightly_recheck_job"
     job = defs.resolve_job_def("repo_build_job")
     nodes = set(job.graph.node_dict)
     assert {"repo_manifest", "chunks", "duckdb_catalog", "published_index"} <= nodes
     assert "duckdb_catalog_v_chunks_not_empty" in nodes  # the blocking checks run too
-
-
-def test_nightly_schedule_requests_one_run_per_partition():
-    # The schedule context needs an instance that can be referenced (not an ephemeral one).
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(REPOS.name, ["a", "b"])
-        at = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-        # Entered, so the context disposes of the instance it opens from the reference.
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as context:
-            requests = nightly_evaluation(context)
-    assert [r.partition_key for r in requests] == ["a", "b"]
-    assert len({r.run_key for r in requests}) == 2
 
 
 def test_eager_automation_downstream_of_the_manifest_follows_an_update():

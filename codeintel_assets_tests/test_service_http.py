@@ -12,7 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
-from service_support import (
+
+from codeintel_assets.core import registry
+from codeintel_assets_tests.service_support import (
     G_LINE,
     INDEXCTL,
     NAV_FILES,
@@ -22,8 +24,6 @@ from service_support import (
     running_server,
     service_env,
 )
-
-from codeintel_assets.core import registry
 
 pytestmark = pytest.mark.integration
 

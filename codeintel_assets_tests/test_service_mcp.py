@@ -8,7 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
-from service_support import G_LINE, INDEXCTL, build_published, service_env
+
+from codeintel_assets_tests.service_support import G_LINE, INDEXCTL, build_published, service_env
 
 pytestmark = pytest.mark.integration
 

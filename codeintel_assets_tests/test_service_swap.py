@@ -8,14 +8,20 @@ import threading
 import time
 
 import pytest
-from conftest import materialize_partition
-from service_support import G_LINE, NAV_FILES, build_published, post, running_server
 
 from codeintel_assets.core import lifecycle
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.service.freshness import TTL_S
 from codeintel_assets.core.service.handles import HandleCache
 from codeintel_assets.core.service.tools import call_tool
+from codeintel_assets_tests.service_support import (
+    G_LINE,
+    NAV_FILES,
+    build_published,
+    post,
+    running_server,
+)
+from codeintel_assets_tests.support import materialize_partition
 
 pytestmark = pytest.mark.integration
 

@@ -20,17 +20,18 @@ import pyarrow.parquet as pq
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
 from codeintel_assets.core.chunking import Chunk, chunk_file
 from codeintel_assets.core.embedding import (
+    SPECIAL_TOKENS,
     Embedder,
     EmbeddingCache,
     embedding_matrix,
     embedding_text,
     text_key,
+    text_token_limit,
 )
 from codeintel_assets.core.schemas import chunk_schema
 
 # Tokens kept free in the budget for the header (path and qualified name) of each chunk.
 NAME_RESERVE_TOKENS = 16
-SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 
 SymbolLookup = Callable[[Chunk], list[str]]
 
@@ -111,7 +112,7 @@ def embedding_texts(chunks: list[Chunk], embedder: Embedder) -> tuple[list[str],
     The qualified name is dropped from the header when it would push the text over
     the model's limit, so no chunk is silently truncated.
     """
-    limit = embedder.max_tokens - SPECIAL_TOKENS
+    limit = text_token_limit(embedder)
     texts = [embedding_text(c.uri, c.name, c.content) for c in chunks]
     counts = embedder.count_tokens(texts)
     for i, chunk in enumerate(chunks):
@@ -130,7 +131,7 @@ def build_chunk_table(
 ) -> tuple[pa.Table, str]:
     """Embed (through the cache) and return (chunks table, data version)."""
     texts, counts = embedding_texts(chunks, embedder)
-    stats.over_budget = sum(1 for n in counts if n > embedder.max_tokens - SPECIAL_TOKENS)
+    stats.over_budget = sum(1 for n in counts if n > text_token_limit(embedder))
     started = time.perf_counter()
     vectors, cache_stats = cache.embed(texts, embedder)
     stats.embed_seconds = time.perf_counter() - started

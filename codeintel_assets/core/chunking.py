@@ -23,26 +23,12 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from codeintel_assets.core.checksums import signed_xxh64, xxh64_text
-from codeintel_assets.core.grammars import SYNTAX_LANGUAGES, parser_for
+from codeintel_assets.core.grammars import DEFINITION_NODES, SYNTAX_LANGUAGES, parser_for
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 PREVIEW_CHARS = 240
 
-# Node types that are definitions, per grammar, and the kind we report for them.
-_DEFINITIONS = {
-    "function_definition": "function",
-    "class_definition": "class",
-    "function_declaration": "function",
-    "generator_function_declaration": "function",
-    "class_declaration": "class",
-    "abstract_class_declaration": "class",
-    "method_definition": "method",
-    "interface_declaration": "interface",
-    "enum_declaration": "enum",
-    "type_alias_declaration": "type",
-    "internal_module": "namespace",
-}
 # Wrappers whose inner node carries the definition (decorators, `export`).
 _WRAPPERS = {"decorated_definition": "definition", "export_statement": "declaration"}
 
@@ -286,7 +272,7 @@ def _describe(
     inner = node
     while inner.type in _WRAPPERS and inner.child_by_field_name(_WRAPPERS[inner.type]):
         inner = inner.child_by_field_name(_WRAPPERS[inner.type])
-    kind = _DEFINITIONS.get(inner.type)
+    kind = DEFINITION_NODES.get(inner.type)
     if kind is None:
         return None, None
     name_node = inner.child_by_field_name("name")

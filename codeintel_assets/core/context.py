@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store, lifecycle
+from codeintel_assets.core import faiss_store, lifecycle, tuning
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import RepoLayout, data_root
 from codeintel_assets.core.registry import RepoConfig, get_repo
@@ -30,7 +30,7 @@ class BuildContext:
     scip_timeout_s: float = 1800.0
     # Longest embedded chunk text in tokens; None = what the model was trained on (128 for MiniLM).
     chunk_tokens: int | None = None
-    target_recall: float = 0.95  # ANN recall@k against exact search that the build must reach
+    target_recall: float = tuning.TARGET_RECALL  # ANN recall@k the build must reach
     recall_k: int = 10
     tune_queries: int = 200
     eval_queries: int = 200

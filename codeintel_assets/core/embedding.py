@@ -36,6 +36,7 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 # (bench_retrieval, 51k stdlib lines, MRR@10 at 256 → 128: dense 0.509 → 0.552, BM25
 # 0.701 → 0.717, hybrid 0.737 → 0.794), and embed faster.
 TRAINED_TOKENS = {DEFAULT_MODEL_NAME: 128}
+SPECIAL_TOKENS = 2  # [CLS] and [SEP], added to every text the model reads
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
 
@@ -52,6 +53,11 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return L2-normalized float32 vectors, one row per text."""
+
+
+def text_token_limit(embedder: Embedder) -> int:
+    """Return the longest text, in tokens without the special ones, ``embedder`` reads whole."""
+    return embedder.max_tokens - SPECIAL_TOKENS
 
 
 def default_model_path() -> Path:

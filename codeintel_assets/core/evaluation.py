@@ -49,11 +49,13 @@ from codeintel_assets.core.embedding import (
     EmbeddingCache,
     embedding_matrix,
     load_embedder,
+    text_token_limit,
 )
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K
 from codeintel_assets.core.heldout import HELD_OUT, HeldOutCorpus, held_out_corpus
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.modules import longest_prefix_owner
 from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery, read_queries_jsonl
 from codeintel_assets.core.schemas import EVAL_POOL
 from codeintel_assets.core.tuning import ExactOracle, recall_at_k
@@ -113,7 +115,7 @@ def evaluate(
         )
     oracle = oracle or oracle_from_chunks(chunks)
     texts = [q.text for q in queries]
-    limit = embedder.max_tokens - 2  # [CLS] and [SEP]
+    limit = text_token_limit(embedder)
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
     held_out = held_out_corpus(queries, chunks, channels, embedder)
@@ -538,12 +540,10 @@ def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str 
             strict=True,
         )
     )
-    owner: dict[int, str | None] = {}
-    for chunk_id, uri in zip(
-        chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
-    ):
-        # Every string prefix of the uri, longest first: the same rule as the catalog view.
-        owner[chunk_id] = next(
-            (by_prefix[uri[:n]] for n in range(len(uri), -1, -1) if uri[:n] in by_prefix), None
+    owner = {
+        chunk_id: longest_prefix_owner(by_prefix, uri)
+        for chunk_id, uri in zip(
+            chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
         )
+    }
     return owner.get

@@ -61,7 +61,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str | None = None
         raise CodeintelError("chunk id -1 is reserved by FAISS for 'no result'")
     factory = factory or choose_factory(len(ids))
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    ivf = _ivf_of(index)
+    ivf = ivf_of(index)
     if ivf is not None:
         index.train(vectors)
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
@@ -70,7 +70,8 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str | None = None
     return index
 
 
-def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+def ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    """Return the IVF index inside ``index`` (under an id map or a pre-transform), or None."""
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -81,7 +82,7 @@ def index_ids(index: faiss.Index) -> np.ndarray:
     """Return the external ids in the index's internal (row) order."""
     if hasattr(index, "id_map"):
         return faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
-    ivf = _ivf_of(index)
+    ivf = ivf_of(index)
     if ivf is None:
         raise CodeintelError("index keeps no ids (expected IDMap2 or IVF)")
     invlists = ivf.invlists

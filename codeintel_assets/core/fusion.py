@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+# How a search ranks: the fusion of every channel (the default), or one channel alone.
+SEARCH_MODES = ("hybrid", "dense", "bm25")
+
 RRF_K = 60
 
 Ranking = Sequence[int] | Sequence[tuple[int, float]]

@@ -18,6 +18,38 @@ _LANGUAGES = {
 
 SYNTAX_LANGUAGES = frozenset(_LANGUAGES)
 
+# Tree-sitter node types that define a name (their ``name`` field), across the Python,
+# JavaScript and TypeScript grammars, with the kind reported for them. These are also
+# the chunker's units: a definition is kept whole in a chunk when it fits.
+DEFINITION_NODES = {
+    "function_definition": "function",
+    "class_definition": "class",
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "class_declaration": "class",
+    "abstract_class_declaration": "class",
+    "method_definition": "method",
+    "interface_declaration": "interface",
+    "enum_declaration": "enum",
+    "type_alias_declaration": "type",
+    "internal_module": "namespace",
+}
+# Named definitions that are expressions or signatures (``const f = function g() {}``,
+# an interface's method): the definition channel indexes them, the chunker does not cut
+# at them.
+NAMED_ONLY_DEFINITION_NODES = frozenset(
+    {
+        "function_expression",
+        "generator_function",
+        "class",
+        "method_signature",
+        "abstract_method_signature",
+        "function_signature",
+    }
+)
+# Every node type that defines a name (``cst_nodes`` rows of these kinds carry it).
+CST_DEFINITION_KINDS = frozenset(DEFINITION_NODES) | NAMED_ONLY_DEFINITION_NODES
+
 
 @cache
 def language_for(lang: str) -> Language:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import pyarrow as pa
 
 from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
 from codeintel_assets.core.errors import BadInputError, RepositoryPathError
+from codeintel_assets.core.git import run_git
 from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.schemas import MANIFEST_SKIPS, REPO_MANIFEST
 
@@ -253,13 +253,8 @@ def _symlink_skip(root: Path, path: Path) -> tuple[str, str, bytes]:
 
 
 def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, check=True, timeout=120
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.decode("utf-8", "surrogateescape")
+    out = run_git(root, *args)
+    return out.stdout.decode("utf-8", "surrogateescape") if out is not None else None
 
 
 def _git_blobs(root: Path, unreadable_dirs: list[str]) -> dict[str, str | None] | None:
@@ -289,16 +284,9 @@ def _git_blobs(root: Path, unreadable_dirs: list[str]) -> dict[str, str | None] 
 
 
 def _git_with_warnings(root: Path, *args: str) -> tuple[str, str]:
-    """Return (stdout, stderr) of a git command in the C locale ('' on failure)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), *args],
-            capture_output=True,
-            check=True,
-            timeout=120,
-            env={**os.environ, "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.SubprocessError):
+    """Return (stdout, stderr) of a git command ('' on failure)."""
+    out = run_git(root, *args)
+    if out is None:
         return "", ""
     return out.stdout.decode("utf-8", "surrogateescape"), out.stderr.decode("utf-8", "replace")
 

@@ -52,10 +52,10 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 import pyarrow as pa
@@ -67,6 +67,7 @@ from codeintel_assets.core.schemas import MODULES
 from codeintel_assets.core.syntax import Diagnostic
 
 ROOT_MODULE_ID = "."
+T = TypeVar("T")
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -125,7 +126,7 @@ def modules_table(
 
     diagnostics: list[Diagnostic] = []
     for uri, lang, data in sources:
-        owner = _longest_prefix_owner(by_prefix, uri)
+        owner = longest_prefix_owner(by_prefix, uri)
         assert owner is not None  # every file declared its own module or directory module
         owner.files.append((uri, lang))
         owner.size_loc += sum(1 for line in data.splitlines() if line.strip())
@@ -218,12 +219,13 @@ def _directory(uri: str) -> str:
     return uri.rsplit("/", 1)[0] if "/" in uri else ""
 
 
-def _longest_prefix_owner(by_prefix: dict[str, _Module], uri: str) -> _Module | None:
-    """Return the module whose ``uri_prefix`` is the longest prefix of ``uri``."""
+def longest_prefix_owner(by_prefix: Mapping[str, T], uri: str) -> T | None:
+    """Return the value (a module) whose ``uri_prefix`` key is the longest prefix of ``uri``,
+    or None: the rule that attributes files and chunks to modules (``v_chunk_modules``)."""
     for length in range(len(uri), -1, -1):
-        module = by_prefix.get(uri[:length])
-        if module is not None:
-            return module
+        owner = by_prefix.get(uri[:length])
+        if owner is not None:
+            return owner
     return None
 
 
@@ -400,7 +402,7 @@ def _chunk_counts(by_prefix: dict[str, _Module], chunks: pa.Table | None) -> dic
     counts: Counter[str] = Counter()
     per_uri = pc.value_counts(chunks.column("uri").cast(pa.string()))
     for item in per_uri.to_pylist():
-        owner = _longest_prefix_owner(by_prefix, item["values"])
+        owner = longest_prefix_owner(by_prefix, item["values"])
         if owner is not None:
             counts[owner.uri_prefix] += item["counts"]
     return dict(counts)

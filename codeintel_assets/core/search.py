@@ -32,15 +32,15 @@ from codeintel_assets.core.channels import (
     rank_units,
     unit_channels,
 )
-from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder
+from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder, text_token_limit
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
 from codeintel_assets.core.excerpts import excerpt, share_budget
-from codeintel_assets.core.fusion import channel_ranks
+from codeintel_assets.core.fusion import SEARCH_MODES, channel_ranks
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import get_repo
 from codeintel_assets.core.units import load_units
 
-MODES = ("hybrid", "dense", "bm25")
+MODES = SEARCH_MODES
 # What kind of file a result may come from; documentation and data files are left out
 # of the default (they crowd code out of code questions: measured on the external
 # benchmark, README "What is searched").
@@ -190,8 +190,9 @@ class CodeIndex:
             raise EmptyQueryError("the query is empty; give some words or code to search for")
         if k < 1:
             raise CodeintelError(f"k must be at least 1 (got {k})")
-        if mode not in MODES:
-            raise CodeintelError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if mode not in SEARCH_MODES:
+            choices = ", ".join(SEARCH_MODES)
+            raise CodeintelError(f"unknown search mode {mode!r}; use one of {choices}")
         if kind not in KINDS:
             raise CodeintelError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
         if max_tokens is not None and max_tokens < 1:
@@ -213,7 +214,7 @@ class CodeIndex:
         return self._results(fused[:k], channels, best, max_tokens)
 
     def _embed(self, query: str):
-        limit = self.embedder.max_tokens - 2
+        limit = text_token_limit(self.embedder)
         tokens = self.embedder.count_tokens([query])[0]
         if tokens > limit:
             self.notes.append(

@@ -43,11 +43,10 @@ import pyarrow as pa
 from tree_sitter import Node
 
 from codeintel_assets.core.checksums import signed_xxh64, xxh64_bytes
-from codeintel_assets.core.grammars import SYNTAX_LANGUAGES, parser_for
+from codeintel_assets.core.grammars import CST_DEFINITION_KINDS, SYNTAX_LANGUAGES, parser_for
 from codeintel_assets.core.schemas import AST_NODES, CST_NODES, NODE_TO_CHUNK
 
 __all__ = [
-    "CST_DEFINITION_KINDS",
     "Diagnostic",
     "SYNTAX_LANGUAGES",
     "ast_nodes_table",
@@ -58,30 +57,6 @@ __all__ = [
 
 # AST node types whose ``name`` attribute is a defined (or imported) name.
 _AST_NAMED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.alias)
-
-# Tree-sitter node types that define a name, across the Python, JavaScript and
-# TypeScript grammars; the name is their ``name`` field.
-CST_DEFINITION_KINDS = frozenset(
-    {
-        "function_definition",
-        "class_definition",
-        "function_declaration",
-        "generator_function_declaration",
-        "function_expression",
-        "generator_function",
-        "class_declaration",
-        "class",
-        "abstract_class_declaration",
-        "method_definition",
-        "method_signature",
-        "abstract_method_signature",
-        "function_signature",
-        "interface_declaration",
-        "enum_declaration",
-        "type_alias_declaration",
-        "internal_module",
-    }
-)
 
 
 @dataclass(frozen=True)

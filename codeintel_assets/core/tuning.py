@@ -47,6 +47,9 @@ from codeintel_assets.core.queries import synthetic_queries
 TIE_EPSILON = 1e-5
 EF_SEARCH_VALUES = (16, 32, 64, 128, 256, 512, 1024)
 
+# ANN recall@k against exact search an index must reach (build, check, indexctl tune).
+TARGET_RECALL = 0.95
+
 
 @dataclass(frozen=True)
 class OperatingPoint:
@@ -152,7 +155,7 @@ def recall_at_k(
 
 def knob_candidates(index: faiss.Index, k: int) -> list[str]:
     """Return the knob settings to sweep for ``index``, cheapest first (``[""]`` for Flat)."""
-    ivf = _ivf_of(index)
+    ivf = faiss_store.ivf_of(index)
     if ivf is not None:
         values = [1 << p for p in range(32) if 1 << p < ivf.nlist] + [ivf.nlist]
         return [f"nprobe={v}" for v in values]
@@ -165,7 +168,7 @@ def tune_index(
     index: faiss.Index,
     queries: np.ndarray,
     k: int = 10,
-    target_recall: float = 0.95,
+    target_recall: float = TARGET_RECALL,
     oracle: ExactOracle | None = None,
     k_factor: float = 1.0,
     candidates: list[str] | None = None,
@@ -358,7 +361,7 @@ def operator_knobs(
     what the index has (``nprobe`` above its list count).
     """
     family = faiss_store.index_type(index)
-    ivf, hnsw = _ivf_of(index), _hnsw_of(index)
+    ivf, hnsw = faiss_store.ivf_of(index), _hnsw_of(index)
     parts = []
     if nprobe is not None:
         if ivf is None:
@@ -389,7 +392,7 @@ def lock_index_file(
     k_factor: float | None = None,
     k: int = 10,
     queries: int = 200,
-    target_recall: float = 0.95,
+    target_recall: float = TARGET_RECALL,
 ) -> dict[str, Any]:
     """Lock an operating point on an index file and write its audit sidecar; return the audit.
 
@@ -448,13 +451,6 @@ def _timed_search(
         hits = faiss_store.search(index, queries, k)
         best = min(best, time.perf_counter() - start)
     return hits, 1000.0 * best / len(queries)
-
-
-def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
 
 
 def _hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:

@@ -15,12 +15,12 @@ other stage does any work.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from codeintel_assets.core.checksums import xxh64_json, xxh64_parts
 from codeintel_assets.core.errors import RepositoryPathError
+from codeintel_assets.core.git import run_git
 from codeintel_assets.core.manifest import VENDORED_DIRS
 from codeintel_assets.core.pathfilter import PathFilter
 from codeintel_assets.core.registry import RepoConfig
@@ -62,16 +62,8 @@ def folder_fingerprint(
 
 
 def _git(root: Path, *args: str) -> bytes | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), *args],
-            capture_output=True,
-            check=True,
-            timeout=_GIT_TIMEOUT_S,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout
+    out = run_git(root, *args, timeout_s=_GIT_TIMEOUT_S)
+    return out.stdout if out is not None else None
 
 
 def git_fingerprint(root: Path) -> str | None:

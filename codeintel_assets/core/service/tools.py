@@ -26,6 +26,7 @@ import jsonschema
 
 from codeintel_assets.core import metrics
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.fusion import SEARCH_MODES
 from codeintel_assets.core.service import navigation
 from codeintel_assets.core.service.freshness import FreshnessTracker
 from codeintel_assets.core.service.handles import HandleCache, VersionHandle
@@ -681,7 +682,7 @@ SCHEMAS = {
             "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 10},
             "mode": {
                 "type": "string",
-                "enum": ["hybrid", "dense", "bm25"],
+                "enum": list(SEARCH_MODES),
                 "default": "hybrid",
                 "description": "hybrid (default); dense: embeddings only; bm25: words only.",
             },

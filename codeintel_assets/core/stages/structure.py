@@ -64,14 +64,20 @@ def _diagnostics(diags: list[Diagnostic]) -> dict[str, Any]:
     }
 
 
+def _given_config(given: Path | None) -> dict[str, Any]:
+    """Return the fingerprint config of a user-given artifact: its path and content checksum."""
+    config: dict[str, Any] = {"given": str(given) if given else None}
+    if given is not None:
+        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+    return config
+
+
 def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
     """`scip/index.scip` from scip-python (or the user's index). A failed run is recorded in
     metadata with its stderr tail and downstream assets get empty SCIP tables."""
     layout = ctx.layout.build
     given = Path(ctx.repo.scip_index) if ctx.repo.scip_index else None
-    config: dict[str, Any] = {"given": str(given) if given else None}
-    if given is not None:
-        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+    config = _given_config(given)
 
     def build() -> StageOutput:
         if given is not None:
@@ -277,9 +283,7 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
     here with `ast`) and the chunk count of each module."""
     layout = ctx.layout.build
     given = Path(ctx.repo.modules_jsonl) if ctx.repo.modules_jsonl else None
-    config = {"given": str(given) if given else None}
-    if given is not None:
-        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+    config = _given_config(given)
 
     def build() -> StageOutput:
         if given is not None:
@@ -317,9 +321,7 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
     inherits and implements edges between symbols, weighted by occurrence count."""
     layout = ctx.layout.build
     given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
-    config = {"given": str(given) if given else None}
-    if given is not None:
-        config["given_xxh64"] = xxh64_file(given) if given.is_file() else "missing"
+    config = _given_config(given)
 
     def build() -> StageOutput:
         facts: dict[str, Any] = {}
