@@ -22,7 +22,6 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURE_FILES, materialize_partition, write_fixture_repo
 
 from codeintel_assets.cli import main
 from codeintel_assets.core import lifecycle, registry
@@ -32,6 +31,7 @@ from codeintel_assets.core.embedding import HashingEmbedder
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.scip import decode_scip_file
 from codeintel_assets.core.stamps import read_stamp
+from codeintel_assets_tests.support import FIXTURE_FILES, materialize_partition, write_fixture_repo
 
 NOBODY = 65534
 

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIXTURE_FILES, materialize_partition, write_fixture_repo
 
 from codeintel_assets.core import registry
 from codeintel_assets.core.service.handles import HandleCache
 from codeintel_assets.core.service.tools import call_tool, estimate_tokens
+from codeintel_assets_tests.support import FIXTURE_FILES, materialize_partition, write_fixture_repo
 
 pytestmark = pytest.mark.integration
 
