@@ -129,10 +129,16 @@ def test_definitions_nest_with_decorators_and_module_blocks(tmp_path):
 
 def test_files_without_a_syntax_tree_have_a_unit_per_chunk(tmp_path):
     readme = "# Title\n\n" + "\n\n".join(f"## Part {i}\n\n" + "words " * 40 for i in range(4))
-    chunks, nodes = _build(tmp_path / "repo", {"README.md": readme})
+    chunks, nodes = _build(tmp_path / "repo", {"README.md": readme, "notes.txt": "x" * 5000})
     units, chunk_units = build_units("r", nodes, chunks)
     assert units.num_rows == chunks.num_rows > 1
     assert len(set(chunk_units["unit_id"].to_pylist())) == chunks.num_rows
+    # One long line cut in character windows: each unit's text is its own chunk's, not
+    # the whole line again (BM25 would read the line once per window).
+    contents = dict(zip(chunks["id"].to_pylist(), chunks["content"].to_pylist(), strict=True))
+    texts = unit_texts(units, chunks)
+    assert texts == [contents[c] for c in units["first_chunk_id"].to_pylist()]
+    assert sum(len(t) for t in texts) <= len(readme) + 5000 + chunks.num_rows
 
 
 def test_unit_ids_are_stable_across_rebuilds_and_other_files_edits(tmp_path):

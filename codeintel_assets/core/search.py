@@ -38,7 +38,7 @@ from codeintel_assets.core.excerpts import excerpt, share_budget
 from codeintel_assets.core.fusion import SEARCH_MODES, channel_ranks
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.registry import get_repo
-from codeintel_assets.core.units import load_units
+from codeintel_assets.core.units import SYNTAX_UNIT_KINDS, load_units
 
 MODES = SEARCH_MODES
 # What kind of file a result may come from; documentation and data files are left out
@@ -283,7 +283,7 @@ class CodeIndex:
         chunks = {
             int(c["id"]): c
             for c in self.catalog.hydrate(
-                chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols"), join_modules=True
+                chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols", "content"), join_modules=True
             )
         }
         texts = self.catalog.span_lines(
@@ -296,7 +296,9 @@ class CodeIndex:
             zip(ranked, units, chunk_ids, strict=True)
         ):
             chunk = chunks[chunk_id]
-            lines = texts[index]
+            # A unit of a file without a syntax tree is its chunk (not the chunk's whole lines).
+            own = row["kind"] not in SYNTAX_UNIT_KINDS
+            lines = chunk["content"].split("\n") if own else texts[index]
             match = (int(chunk["start_line"]), int(chunk["end_line"]))
             if remaining is None:
                 text = excerpt(lines, row["start_line"], match, UNBOUNDED)

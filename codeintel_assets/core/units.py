@@ -60,6 +60,8 @@ UNIT_KINDS = {
 # Nodes that wrap a definition and belong to it (decorators, ``export``).
 _WRAPPERS = frozenset({"decorated_definition", "export_statement"})
 MODULE_KIND = "module"
+# The kinds of units made from the syntax tree; any other kind is a chunk's own unit.
+SYNTAX_UNIT_KINDS = frozenset(UNIT_KINDS.values()) | {"method", MODULE_KIND}
 CONTAINER_KINDS = frozenset({"class", "interface", "namespace", "enum"})
 
 
@@ -290,19 +292,32 @@ def unit_texts(
 ) -> list[str]:
     """Return the source text of every unit (its whole lines), in the units' row order.
 
-    The text is put back together from the chunks (``uri, lang, start_line, end_line,
-    content``), which cover each file's lines; ``replaced`` gives other lines for some
-    files (the same line numbers).
+    The text is put back together from the chunks (``id, uri, lang, start_line,
+    end_line, content``), which cover each file's lines; ``replaced`` gives other lines
+    for some files (the same line numbers).
     """
     lines = {**file_lines(chunks), **(replaced or {})}
+    # A unit of a file without a syntax tree is one chunk: its text is the chunk's own (a
+    # long line cut in character windows makes many such units, not many copies of it).
+    own = {
+        chunk_id: content
+        for chunk_id, content in zip(
+            chunks["id"].to_pylist(), chunks["content"].to_pylist(), strict=True
+        )
+    }
     texts = []
-    for uri, first, last in zip(
+    for uri, first, last, kind, chunk_id in zip(
         units["uri"].to_pylist(),
         units["start_line"].to_pylist(),
         units["end_line"].to_pylist(),
+        units["kind"].to_pylist(),
+        units["first_chunk_id"].to_pylist(),
         strict=True,
     ):
-        texts.append("\n".join(lines[uri][first - 1 : last]) if uri in lines else "")
+        if kind not in SYNTAX_UNIT_KINDS and uri not in (replaced or {}):
+            texts.append(own.get(chunk_id, ""))
+        else:
+            texts.append("\n".join(lines[uri][first - 1 : last]) if uri in lines else "")
     return texts
 
 

@@ -204,7 +204,7 @@ def stage_bm25_index(ctx: BuildContext, stage: Stage) -> StageResult:
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        columns = ["uri", "lang", "start_line", "end_line", "content"]
+        columns = ["id", "uri", "lang", "start_line", "end_line", "content"]
         units = load_units(layout)
         texts = unit_documents(units.table, pq.read_table(layout.chunks, columns=columns))
         index = build_unit_channels(units, texts)
