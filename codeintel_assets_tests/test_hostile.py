@@ -444,17 +444,21 @@ def test_selections_without_files_are_refused_or_fail_at_the_manifest(
     assert_nothing_published(data_dir, "empty")
 
     repo = write_fixture_repo(tmp_path / "repo")
-    assert cli(capsys, "repo", "add", "bracket", str(repo), "--include", "[")[0] == 0
-    code, out, err = cli(capsys, "build", "bracket", "--embedder", "hashing")
+    # A glob that cannot select anything is refused when the repository is registered.
+    code, _, err = cli(capsys, "repo", "add", "bracket", str(repo), "--include", "[")
+    assert code == 1 and "glob '[': not a valid pattern" in one_line_error(err)
+    # One that is valid but selects nothing fails at the manifest, saying so.
+    assert cli(capsys, "repo", "add", "nothing", str(repo), "--include", "nowhere/**")[0] == 0
+    code, out, err = cli(capsys, "build", "nothing", "--embedder", "hashing")
     line = one_line_error(err)
-    assert code == 1 and "no indexable files" in line and "include ['[']" in line
-    assert_nothing_published(data_dir, "bracket")
+    assert code == 1 and "no indexable files" in line and "include ['nowhere/**']" in line
+    assert_nothing_published(data_dir, "nothing")
 
     code, _, err = cli(capsys, "repo", "add", "neg", str(repo), "--max-file-bytes", "-1")
     assert code == 1 and "--max-file-bytes must be at least 1" in one_line_error(err)
     code, _, err = cli(capsys, "repo", "add", "glob", str(repo), "--exclude", "\\")
     assert code == 1 and "not a valid pattern" in one_line_error(err)
-    assert set(json.loads((data_dir / "repos.json").read_text())["repos"]) == {"empty", "bracket"}
+    assert set(json.loads((data_dir / "repos.json").read_text())["repos"]) == {"empty", "nothing"}
 
 
 def test_verbose_build_shows_the_dagster_log(
@@ -619,11 +623,11 @@ def test_unknown_languages_are_named_with_the_known_ones(capsys, root: Path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["tune", "--k", "0"], "--k must be at least 1 (got 0)"),
-        (["tune", "--target-recall", "5"], "--target-recall is a recall"),
-        (["tune", "--queries", "0"], "--queries must be at least 1"),
-        (["eval", "recall", "--k", "0"], "--k must be at least 1 (got 0)"),
-        (["eval", "recall", "--k-factor", "0"], "--k-factor must be at least 1"),
+        (["tune", "--k", "0"], "--k must be ≥ 1, got 0"),
+        (["tune", "--target-recall", "5"], "--target-recall must be in (0, 1], got 5.0"),
+        (["tune", "--queries", "0"], "--queries must be ≥ 1, got 0"),
+        (["eval", "recall", "--k", "0"], "--k must be ≥ 1, got 0"),
+        (["eval", "recall", "--k-factor", "0"], "--k-factor must be ≥ 1, got 0.0"),
     ],
 )
 def test_counts_and_recalls_out_of_range_are_refused(
@@ -686,13 +690,13 @@ def test_rollback_takes_only_version_ids_of_its_own_repository(capsys, root: Pat
 
 def second_version(root: Path) -> str:
     """Change one artifact of the working build and publish it: a second version."""
+    from codeintel_assets.core.context import BuildContext
     from codeintel_assets.core.embedding import EmbedderSpec
-    from codeintel_assets.core.stages import BuildContext
-    from codeintel_assets.core.stages.publish import publish
+    from codeintel_assets.core.lifecycle import publish_build
 
     # Written by rename like every artifact, so the first version keeps its file.
     write_text_atomic(RepoLayout(root, NAME).build.eval_report, "# report two\n")
-    outcome = publish(BuildContext.for_repo(NAME, root, EmbedderSpec(kind="hashing")))
+    outcome = publish_build(BuildContext.for_repo(NAME, root, EmbedderSpec(kind="hashing")))
     assert not outcome.reused
     return outcome.build_version
 
