@@ -8,6 +8,8 @@ repository and, on every request, compares the version ``current`` points at (on
 
 Thread safety, explicitly:
 
+* a request reads only the ``current`` pointer; a version is verified (``current_layout``:
+  every file against its manifest) once, when it is opened;
 * the cache's own state is guarded by one lock; opening a version happens outside it,
   under a per-repository lock, so a slow open never blocks another repository;
 * a request holds a reference to the handle it started with (``acquire``), so it
@@ -213,13 +215,17 @@ class HandleCache:
             self._release(handle)
 
     def _take(self, name: str) -> VersionHandle:
-        layout = lifecycle.current_layout(self.repo_layout(name))
+        repo = self.repo_layout(name)
+        # Per request only the pointer is read (one readlink); a version is verified against
+        # its manifest (every file hashed) once, when it is opened.
+        version = lifecycle.current_version_or_none(repo)
         with self._lock:
             handle = self._handles.get(name)
-            if handle is not None and handle.layout.root.name == layout.root.name:
+            if handle is not None and handle.layout.root.name == version:
                 handle.refs += 1
                 return handle
         with self._open_locks[name]:
+            layout = lifecycle.current_layout(repo)
             with self._lock:
                 handle = self._handles.get(name)
                 if handle is not None and handle.layout.root.name == layout.root.name:
