@@ -47,3 +47,13 @@ def published(fixture_repo: Path, data_dir: Path) -> str:
     registry.add_repo(registry.RepoConfig(name="fx", path=str(fixture_repo)))
     assert materialize_repo("fx").success
     return "fx"
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, telemetry-free Dagster instance folder in ``$DAGSTER_HOME``."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home

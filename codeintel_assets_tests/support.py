@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 FIXTURE_FILES = {
     "pkg/__init__.py": '"""A tiny package for tests."""\n',
@@ -147,3 +148,21 @@ def materialize_partition(
 def materialize_repo(name: str, embedder: str = "hashing") -> dg.ExecuteInProcessResult:
     """Materialize partition ``name`` under ``$CODEINTEL_DATA`` (an ephemeral instance)."""
     return materialize_partition(name, embedder=embedder)
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Run ``indexctl argv`` in this process; return (exit code, stdout, stderr)."""
+    from codeintel_assets.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(err: str) -> str:
+    """Assert ``err`` is exactly one `indexctl: error:` line without a traceback; return it."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("indexctl: error:"), err
+    return lines[0]

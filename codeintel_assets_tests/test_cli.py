@@ -8,34 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from codeintel_assets.cli import main
 from codeintel_assets.core import lifecycle
 from codeintel_assets.core.layout import RepoLayout
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert lines[0].startswith("indexctl: error:")
-    return lines[0]
+from codeintel_assets_tests.support import one_line_error, run_cli
 
 
 def test_repo_add_list_build_search_versions(

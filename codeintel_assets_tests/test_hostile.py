@@ -31,33 +31,15 @@ from codeintel_assets.core.embedding import HashingEmbedder
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.scip import decode_scip_file
 from codeintel_assets.core.stamps import read_stamp
-from codeintel_assets_tests.support import FIXTURE_FILES, materialize_partition, write_fixture_repo
+from codeintel_assets_tests.support import (
+    FIXTURE_FILES,
+    materialize_partition,
+    one_line_error,
+    write_fixture_repo,
+)
+from codeintel_assets_tests.support import run_cli as cli
 
 NOBODY = 65534
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line_error(err: str) -> str:
-    """Assert ``err`` is exactly one `indexctl: error:` line without a traceback; return it."""
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert lines[0].startswith("indexctl: error:"), err
-    return lines[0]
 
 
 def git_commit_all(repo: Path) -> None:
