@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from codeintel_assets.core.checksums import write_json_atomic
+from codeintel_assets.core.checksums import file_lock, write_json_atomic
 from codeintel_assets.core.errors import (
     BadInputError,
     CodeintelError,
@@ -200,14 +199,8 @@ def registry_lock(root: Path | None = None) -> Iterator[None]:
     Blocks until the lock is free. Also held by whoever must not race another
     registration (e.g. creating the Dagster instance's storage for a new partition).
     """
-    lock = registry_lock_path(root or data_root())
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(registry_lock_path(root or data_root())):
+        yield
 
 
 def _save(registered: dict[str, RepoConfig], root: Path | None) -> None:

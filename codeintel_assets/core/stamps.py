@@ -10,7 +10,6 @@ work and reports the same data version, so nothing downstream changes either.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codeintel_assets.core.checksums import write_json_atomic, xxh64_file, xxh64_json
+from codeintel_assets.core.checksums import file_lock, write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 
 if TYPE_CHECKING:
@@ -112,14 +111,8 @@ def run_stage(
 @contextlib.contextmanager
 def stage_lock(repo: RepoLayout, stage: str) -> Iterator[None]:
     """Hold one stage's lock of a repository, waiting for it (``flock``, released if we die)."""
-    path = repo.stage_lock(stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(repo.stage_lock(stage)):
+        yield
 
 
 def _run_stage_locked(
