@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codeintel_assets.core import schemas
 from codeintel_assets.core.catalog import (
@@ -22,8 +24,10 @@ from codeintel_assets.core.catalog import (
     refresh_idmap_join,
     register_parquet,
 )
+from codeintel_assets.core.catalog.catalog import load_macro_definitions
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.modules import longest_prefix_owner
 from codeintel_assets_tests.catalog_support import (
     CHUNK_ROWS,
     DIM,
@@ -155,6 +159,29 @@ def test_chunk_modules_longest_prefix_one_row_per_chunk(layout: ArtifactLayout) 
     assert by_uri["pkg/sub/deep.py"] == ("pkg.sub", "python")  # not 'pkg', the shorter prefix
     assert by_uri["pkg/core.py"] == ("pkg", "python")
     assert by_uri["top.js"] == (None, "javascript")  # no module: kept, language from the chunk
+
+
+# Uris and prefixes over a tiny alphabet, so prefixes of one another are common.
+_URI = st.text(alphabet="ab/.", max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefixes=st.lists(_URI, unique=True, max_size=8), uris=st.lists(_URI, max_size=8))
+def test_uri_modules_is_the_python_rule(prefixes: list[str], uris: list[str]) -> None:
+    # The catalog's macro and modules.longest_prefix_owner (modules.py, evaluation.py) are
+    # the two spellings of one rule (SQL and Python): they must agree on every input.
+    (macro,) = load_macro_definitions()
+    by_prefix = {prefix: f"m{i}" for i, prefix in enumerate(prefixes)}
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TABLE modules (module_id VARCHAR, uri_prefix VARCHAR, language VARCHAR)"
+        )
+        for prefix, module_id in by_prefix.items():
+            con.execute("INSERT INTO modules VALUES (?, ?, 'python')", [module_id, prefix])
+        con.execute(macro.ddl)
+        found = dict(con.execute("SELECT uri, module_id FROM uri_modules(?)", [uris]).fetchall())
+    expected = {uri: longest_prefix_owner(by_prefix, uri) for uri in uris}
+    assert found == {uri: owner for uri, owner in expected.items() if owner is not None}
 
 
 def test_faiss_join_round_trip(layout: ArtifactLayout) -> None:
