@@ -26,8 +26,10 @@ from codeintel_assets.core.catalog import (
 )
 from codeintel_assets.core.catalog.catalog import load_macro_definitions
 from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.grammars import DEFINITION_KINDS
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.modules import longest_prefix_owner
+from codeintel_assets.core.units import SYNTAX_UNIT_KINDS
 from codeintel_assets_tests.catalog_support import (
     CHUNK_ROWS,
     DIM,
@@ -182,6 +184,22 @@ def test_uri_modules_is_the_python_rule(prefixes: list[str], uris: list[str]) ->
         found = dict(con.execute("SELECT uri, module_id FROM uri_modules(?)", [uris]).fetchall())
     expected = {uri: longest_prefix_owner(by_prefix, uri) for uri in uris}
     assert found == {uri: owner for uri, owner in expected.items() if owner is not None}
+
+
+def test_definitions_view_keeps_the_definition_kinds_of_grammars() -> None:
+    # The SQL spelling of grammars.DEFINITION_KINDS (what the definition channel indexes).
+    definitions = {d.name: d for d in load_view_definitions()}["definitions"]
+    kinds = sorted(DEFINITION_KINDS | SYNTAX_UNIT_KINDS | {"window", "markdown"})
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TABLE units AS SELECT i AS unit_id, 'a.py' AS uri, 1 AS start_line, "
+            "1 AS end_line, kind, 'name' AS name, 'name' AS qualified_name, 'python' AS lang "
+            "FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS k(kind, i)",
+            [kinds],
+        )
+        con.execute(definitions.ddl)
+        kept = {row[0] for row in con.execute("SELECT kind FROM definitions").fetchall()}
+    assert kept == DEFINITION_KINDS
 
 
 def test_faiss_join_round_trip(layout: ArtifactLayout) -> None:

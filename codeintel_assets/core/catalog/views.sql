@@ -203,7 +203,7 @@ JOIN units AS u ON u.unit_id = cu.unit_id;
 
 -- view: definitions
 -- sources: units
--- The named definitions among the units (what the definition channel of search matches).
+-- The named definitions among the units (what the definition channel of search matches; the kinds are grammars.DEFINITION_KINDS).
 CREATE OR REPLACE VIEW definitions AS
 SELECT unit_id, uri, start_line, end_line, kind, name, qualified_name, lang
 FROM units
