@@ -151,3 +151,17 @@ def test_tests_share_helpers_only_through_support_modules():
                 if name.rsplit(".", 1)[-1].startswith(("test_", "conftest"))
             ]
     assert offenders == []
+
+
+def test_entry_points_reach_the_dagster_layer_only_through_runner_and_resources():
+    graph = import_graph()
+    entry = [
+        m for m in graph if m == "codeintel_assets.cli" or m.startswith("codeintel_assets.server")
+    ]
+    reached = {
+        target
+        for module in entry
+        for target in graph.successors(module)
+        if not target.startswith(("codeintel_assets.core", "codeintel_assets.server"))
+    }
+    assert reached == {"codeintel_assets.runner", "codeintel_assets.resources"}
