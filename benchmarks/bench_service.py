@@ -51,7 +51,11 @@ from codeintel_assets.core.checksums import signed_xxh64  # noqa: E402
 from codeintel_assets.core.embedding import load_embedder  # noqa: E402
 from codeintel_assets.core.layout import RepoLayout  # noqa: E402
 from codeintel_assets.core.schemas import CHUNK_UNITS, UNITS, chunk_schema, write_parquet  # noqa: E402
-from codeintel_assets.core.search import CodeIndex, recorded_embedder  # noqa: E402
+from codeintel_assets.core.search import (  # noqa: E402
+    CodeIndex,
+    recorded_embedder,
+    use_query_threads,
+)
 from codeintel_assets.core.tuning import tune_and_lock  # noqa: E402
 from codeintel_assets.core.units import UnitSet, load_units, unit_id  # noqa: E402
 
@@ -245,6 +249,7 @@ def warm_latency(url: str, queries: list[str], repo: str) -> None:
 
 def in_process_baseline(work: Path, queries: list[str], repo: str) -> None:
     print(f"\n== baseline on {repo}: CodeIndex.search in one process, no HTTP")
+    use_query_threads()  # as `indexctl serve` does
     with CodeIndex.open(repo, root=work / "data") as index:
         index.search("warm up", k=10)
         for mode in ("hybrid", "bm25"):
