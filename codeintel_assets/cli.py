@@ -446,9 +446,10 @@ def _plain(cells: list[str]) -> list[Text]:
 
 def _search_in_process(args: argparse.Namespace) -> list[Any]:
     from codeintel_assets.core.catalog import ChunkFilter
-    from codeintel_assets.core.search import CodeIndex, recorded_embedder
+    from codeintel_assets.core.search import CodeIndex, recorded_embedder, use_query_threads
     from codeintel_assets.core.service.handles import LazyEmbedder, index_dimension
 
+    use_query_threads()
     filters = None
     if args.lang or args.include or args.exclude:
         filters = ChunkFilter(
@@ -498,10 +499,12 @@ def _search_server(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.search import use_query_threads
     from codeintel_assets.core.service.handles import HandleCache
     from codeintel_assets.server.http_api import require_token_for, serve
 
     require_token_for(args.host, args.token)
+    use_query_threads()
     cache = HandleCache(args.repo or None)
     err.print(
         f"indexctl: serving {', '.join(cache.repos)} on http://{args.host}:{args.port} "
@@ -513,9 +516,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.search import use_query_threads
     from codeintel_assets.core.service.handles import HandleCache
     from codeintel_assets.server.mcp_server import run_stdio
 
+    use_query_threads()
     run_stdio(HandleCache(args.repo or None))
     return 0
 
