@@ -179,7 +179,7 @@ def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
 _JOIN_MODULES = HydrationJoin(
     cte="""
 , hit_module AS (
-    SELECT * FROM uri_modules((SELECT list(DISTINCT hit.uri) FROM hit WHERE hit._keep))
+    SELECT * FROM uri_modules((SELECT list(hit.uri) FROM hit WHERE hit._keep))
 )""",
     needs=("uri",),
     columns=(("module_id", "hm.module_id"), ("language", "hm.language")),

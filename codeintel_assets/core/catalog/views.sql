@@ -13,10 +13,10 @@
 
 -- macro: uri_modules
 -- sources: modules
--- The rule that attributes a uri to a module, in one place: for each distinct uri of the list uri_list, the module with the LONGEST uri_prefix that prefixes it (ties: smallest module_id); a uri no prefix matches gives no row.
+-- The rule that attributes a uri to a module, in one place: one row per distinct uri of the list uri_list, with the module whose uri_prefix is the LONGEST that prefixes it (ties: smallest module_id); a uri no prefix matches gives no row.
 CREATE OR REPLACE MACRO uri_modules(uri_list) AS TABLE
 SELECT u.uri, m.module_id, m.language
-FROM (SELECT DISTINCT unnest(uri_list) AS uri) AS u
+FROM unnest(uri_list) AS u(uri)
 JOIN modules AS m ON starts_with(u.uri, m.uri_prefix)
 QUALIFY row_number() OVER (
     PARTITION BY u.uri ORDER BY length(m.uri_prefix) DESC, m.module_id
