@@ -174,20 +174,16 @@ def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
     return "SELECT unnest(?::BIGINT[])", [ids]
 
 
-# Longest-prefix module of each hit (one row per hit: never duplicates a chunk).
+# The module of each hit by the catalog's one rule, ``uri_modules`` (views.sql: the
+# longest prefix, one row per uri, so a chunk is never duplicated).
 _JOIN_MODULES = HydrationJoin(
     cte="""
 , hit_module AS (
-    SELECT hit.id, m.module_id, m.language
-    FROM hit JOIN modules AS m ON starts_with(hit.uri, m.uri_prefix)
-    WHERE hit._keep
-    QUALIFY row_number() OVER (
-        PARTITION BY hit.id ORDER BY length(m.uri_prefix) DESC, m.module_id
-    ) = 1
+    SELECT * FROM uri_modules((SELECT list(DISTINCT hit.uri) FROM hit WHERE hit._keep))
 )""",
     needs=("uri",),
     columns=(("module_id", "hm.module_id"), ("language", "hm.language")),
-    join="LEFT JOIN hit_module AS hm ON hm.id = hit.id",
+    join="LEFT JOIN hit_module AS hm ON hm.uri = hit.uri",
 )
 
 # Symbols whose SCIP definition lies inside the hit's lines, aggregated to one list.

@@ -170,7 +170,7 @@ STAGES: tuple[Stage, ...] = (
             "bm25_index",
             "eval_pools",
         ),
-        "1",
+        "2",  # 2: the uri_modules macro, which the query API's join_modules calls
         catalog.stage_duckdb_catalog,
         files("catalog"),
         "catalog",
