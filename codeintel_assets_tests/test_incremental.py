@@ -12,11 +12,13 @@ import dagster as dg
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.embedding import HashingEmbedder
+from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 from codeintel_assets.core.search import CodeIndex
 from codeintel_assets.definitions import ALL_ASSETS
@@ -145,7 +147,10 @@ def test_one_function_edit_reembeds_only_the_changed_chunk(builds: Builds):
     meta = builds.edited["chunks"]
     assert meta["codeintel/ran"] is True
     assert meta["embedded"] == 1
-    assert meta["from_cache"] == after.num_rows - 1
+    # Only the edited file was chunked again; the other files' chunks were kept as they were.
+    edited_chunks = pc.sum(pc.equal(after["uri"], "pkg/vectors.py").cast(pa.int64())).as_py()
+    assert meta["from_cache"] == edited_chunks - 1
+    assert meta["chunks_reused"] == after.num_rows - edited_chunks > 0
 
     old_hashes = set(before.column("content_hash").to_pylist())
     changed = [r for r in after.to_pylist() if r["content_hash"] not in old_hashes]
@@ -169,6 +174,29 @@ def test_one_function_edit_reembeds_only_the_changed_chunk(builds: Builds):
             assert builds.edited[name]["codeintel/ran"] is True, name
 
 
+def test_one_function_edit_reparses_only_the_edited_file(builds: Builds):
+    manifest = pq.read_table(builds.incremental.build.repo_manifest)
+    langs = manifest["lang"].to_pylist()
+    in_scope = {
+        "ast_nodes": langs.count("python"),
+        "cst_nodes": sum(1 for lang in langs if lang in SYNTAX_LANGUAGES),
+        "chunks": len(langs),
+        "units": len(langs),
+        "modules": len(langs),
+    }
+    for name, files in in_scope.items():
+        meta = builds.edited[name]
+        assert meta["codeintel/ran"] is True, name
+        assert meta["reuse"] == "reused", name
+        assert (meta["files_processed"], meta["files_deleted"]) == (1, 0), name
+        assert meta["files_reused"] == files - 1 > 0, name
+        # A clean build processes every file and reuses none.
+        clean = builds.clean_run[name]
+        assert (clean["files_reused"], clean["files_processed"]) == (0, files), name
+    for name in ("ast_nodes", "cst_nodes", "modules"):
+        assert builds.edited[name]["diagnostics"] == builds.clean_run[name]["diagnostics"], name
+
+
 def _table(path: Path, drop: tuple[str, ...] = ()) -> pa.Table:
     table = pq.read_table(path)
     return table.drop_columns([c for c in drop if c in table.column_names])
@@ -183,6 +211,9 @@ TABLES = {
     "scip_occurrences": lambda lay: lay.scip_occurrences,
     "scip_symbols": lambda lay: lay.scip_symbols,
     "modules": lambda lay: lay.modules_parquet,
+    "module_files": lambda lay: lay.module_files,
+    "units": lambda lay: lay.units,
+    "chunk_units": lambda lay: lay.chunk_units,
     "symbol_edges": lambda lay: lay.symbol_edges,
 }
 
