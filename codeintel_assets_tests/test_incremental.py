@@ -277,3 +277,103 @@ def test_incremental_published_artifacts_match_clean(builds: Builds):
 
     assert rows(inc) == rows(clean)
     assert rows(inc)["v_chunks"] == pq.read_table(builds.clean.build.chunks).num_rows
+
+
+# -- deletes, renames and additions -------------------------------------------------------
+
+DELETED = "pkg/parse.py"
+RENAMED = ("web/app.js", "web/main.js")
+ADDED = "pkg/extra.py"
+ADDED_TEXT = '''"""Extra helpers."""
+
+
+def double(value):
+    """Return twice the value."""
+    return 2 * value
+'''
+
+
+@dataclass
+class Moves:
+    incremental: RepoLayout  # built, then rebuilt after a delete, a rename and an addition
+    clean: RepoLayout  # built once from the changed tree
+    moved: dict[str, dict]
+    clean_run: dict[str, dict]
+
+
+@pytest.fixture(scope="module")
+def moves(tmp_path_factory: pytest.TempPathFactory) -> Moves:
+    tmp = tmp_path_factory.mktemp("moves")
+    repo = write_fixture_repo(tmp / "repo")
+    inc_root = registered_root(tmp / "inc", repo)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(REPOS.name, [NAME])
+    materialize(instance, inc_root)
+
+    (repo / DELETED).unlink()
+    (repo / RENAMED[0]).rename(repo / RENAMED[1])
+    (repo / ADDED).write_text(ADDED_TEXT, encoding="utf-8")
+    moved = materialize(instance, inc_root)
+
+    clean_root = registered_root(tmp / "clean", repo)
+    clean_instance = dg.DagsterInstance.ephemeral()
+    clean_instance.add_dynamic_partitions(REPOS.name, [NAME])
+    clean_run = materialize(clean_instance, clean_root)
+    return Moves(RepoLayout(inc_root, NAME), RepoLayout(clean_root, NAME), moved, clean_run)
+
+
+def test_deletes_and_renames_are_counted_and_only_new_files_parsed(moves: Moves):
+    # (processed, deleted): the added and the renamed file are new, the deleted and the
+    # renamed-away file are gone; every other file is reused.
+    expected = {
+        "ast_nodes": (1, 1),
+        "cst_nodes": (2, 2),
+        "chunks": (2, 2),
+        "units": (2, 2),
+        "modules": (2, 2),
+    }
+    for name, (processed, deleted) in expected.items():
+        meta = moves.moved[name]
+        assert (meta["files_processed"], meta["files_deleted"]) == (processed, deleted), name
+        assert meta["files_reused"] > 0, name
+
+
+def test_deletes_and_renames_leave_no_stale_rows(moves: Moves):
+    layout = moves.incremental.build
+    uris = set(pq.read_table(layout.repo_manifest)["uri"].to_pylist())
+    assert {RENAMED[1], ADDED} <= uris and not {DELETED, RENAMED[0]} & uris
+    for path in (layout.chunks, layout.units, layout.ast_nodes, layout.cst_nodes):
+        assert set(pq.read_table(path, columns=["uri"])["uri"].to_pylist()) <= uris, path
+    chunks = pq.read_table(layout.chunks, columns=["id", "uri"])
+    assert {RENAMED[1], ADDED} <= set(chunks["uri"].to_pylist())
+    chunk_ids = set(chunks["id"].to_pylist())
+    node_ids = set(pq.read_table(layout.ast_nodes)["node_id"].to_pylist())
+    node_ids |= set(pq.read_table(layout.cst_nodes)["node_id"].to_pylist())
+    mapping = pq.read_table(layout.node_to_chunk)
+    mapped = set(mapping["chunk_id"].to_pylist())
+    new_files = pc.is_in(chunks["uri"], pa.array([RENAMED[1], ADDED]))
+    assert set(chunks.filter(new_files)["id"].to_pylist()) <= mapped <= chunk_ids
+    assert set(mapping["node_id"].to_pylist()) <= node_ids
+    assert set(pq.read_table(layout.chunk_units)["chunk_id"].to_pylist()) == chunk_ids
+    prefixes = pq.read_table(layout.modules_parquet)["uri_prefix"].to_pylist()
+    assert DELETED not in prefixes and ADDED in prefixes
+    # The FAISS index holds exactly the chunks of the files present, by uri too.
+    idmap = pq.read_table(layout.faiss_idmap)
+    assert set(idmap["faiss_id"].to_pylist()) == chunk_ids
+    index = faiss.read_index(str(layout.faiss_index()))
+    assert index.ntotal == len(chunk_ids)
+    by_id = dict(zip(chunks["id"].to_pylist(), chunks["uri"].to_pylist(), strict=True))
+    assert {by_id[i] for i in idmap["faiss_id"].to_pylist()} == set(chunks["uri"].to_pylist())
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_table_after_deletes_and_renames_equals_clean_build(moves: Moves, table: str):
+    inc = _table(TABLES[table](moves.incremental.build))
+    clean = _table(TABLES[table](moves.clean.build))
+    assert inc.num_rows > 0
+    assert inc.equals(clean), table
+    assert _table(moves.incremental.build.faiss_idmap, ("ts",)).equals(
+        _table(moves.clean.build.faiss_idmap, ("ts",))
+    )
+    for name in ("ast_nodes", "cst_nodes", "chunks", "units", "modules"):
+        assert moves.moved[name]["data_version"] == moves.clean_run[name]["data_version"], name
