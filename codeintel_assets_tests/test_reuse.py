@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,7 +16,9 @@ from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.registry import RepoConfig
 from codeintel_assets.core.reuse import STALE, read_ledger
+from codeintel_assets.core.schemas import CST_NODES, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages import run_named
+from codeintel_assets.core.validation import check_chunks_match_clean_build
 from codeintel_assets_tests.support import write_fixture_repo
 
 # The per-file stages and what they need (no SCIP: chunks then carry no symbols).
@@ -122,3 +125,24 @@ def test_a_file_changed_after_the_manifest_is_parsed_again_next_time(
     ran = build(built)
     assert ran["ast_nodes"]["files_processed"] == 2
     assert_equals_clean_build(built, tmp_path)
+
+
+def test_the_clean_build_check_reparses_kept_syntax_rows(built: BuildContext):
+    edit(built.repo.root)
+    build(built)
+    outcome = check_chunks_match_clean_build(built)
+    assert outcome.passed, outcome.detail
+    assert outcome.metadata["files_parsed"] == 5
+    # A kept row that a fresh parse would not give (a stale text hash) is caught, and so is
+    # a node→chunk row gone missing.
+    layout = built.layout.build
+    nodes = pq.read_table(layout.cst_nodes)
+    hashes = nodes["text_hash"].to_pylist()
+    hashes[0] = "0" * 16
+    write_parquet(nodes.set_column(10, "text_hash", pa.array(hashes)), layout.cst_nodes, CST_NODES)
+    mapping = pq.read_table(layout.node_to_chunk)
+    write_parquet(mapping.slice(1), layout.node_to_chunk, NODE_TO_CHUNK)
+    detail = check_chunks_match_clean_build(built).detail
+    assert "the CST rows of 5 sampled files differ" in detail
+    assert "AST rows" not in detail
+    assert "node→chunk rows of 5 sampled files differ" in detail
