@@ -17,8 +17,8 @@ files that left. Kept and new rows are merged in uri order, which is the order o
 build (the manifest is sorted by uri and every stage writes its rows file by file, in
 order), so an incremental build writes the same bytes as a clean build of the same tree.
 
-A signature is the file's content hash (xxh64 from the manifest), combined with the
-signatures upstream ledgers give the same file (``chunks`` builds on the file's AST and
+A signature is the file's content hash (xxh64 from the manifest) and language, combined
+with the signatures upstream ledgers give the same file (``chunks`` builds on the file's AST and
 CST rows, ``units`` on its chunks and CST rows). A file whose bytes changed between the
 manifest and the read is recorded with the empty signature, which never matches: it is
 processed again by the next run.
@@ -80,17 +80,32 @@ def upstream_ledger(path: Path) -> Ledger:
     return read_ledger(path) or Ledger("", FILE_LEDGER.empty_table())
 
 
+def manifest_hashes(manifest: pa.Table, languages: frozenset[str] | None = None) -> dict[str, str]:
+    """Return the content hash of every manifest file (of ``languages`` when given), by uri."""
+    return {uri: digest for uri, (digest, _) in _manifest_rows(manifest, languages).items()}
+
+
 def manifest_signatures(
     manifest: pa.Table, languages: frozenset[str] | None = None
 ) -> dict[str, str]:
-    """Return the content hash of every manifest file (of ``languages`` when given), by uri."""
+    """Return the signature of every manifest file (of ``languages`` when given), by uri:
+    its content hash and its language (which decides how a file is parsed and chunked)."""
+    rows = _manifest_rows(manifest, languages)
+    return {uri: xxh64_parts([digest, lang]) for uri, (digest, lang) in rows.items()}
+
+
+def _manifest_rows(
+    manifest: pa.Table, languages: frozenset[str] | None
+) -> dict[str, tuple[str, str]]:
     rows = zip(
         manifest["uri"].to_pylist(),
         manifest["lang"].to_pylist(),
         manifest["xxh64"].to_pylist(),
         strict=True,
     )
-    return {uri: digest for uri, lang, digest in rows if languages is None or lang in languages}
+    return {
+        uri: (digest, lang) for uri, lang, digest in rows if languages is None or lang in languages
+    }
 
 
 def combined_signatures(
@@ -197,9 +212,9 @@ def plan_files(
     """Return what ``stage`` does now for the files of ``signatures``, given its previous
     ledger at ``ledger``.
 
-    ``content`` is the manifest's content hash of each file (defaults to ``signatures``,
-    right for a stage whose signature is the content hash). With ``enabled`` false, or
-    when the previous outputs are not intact or were made on another basis, every file is
+    ``content`` is the manifest's content hash of each file the stage reads
+    (``FilePlan.read`` compares the bytes with it). With ``enabled`` false, or when the
+    previous outputs are not intact or were made on another basis, every file is
     processed.
     """
     signatures = dict(sorted(signatures.items()))
@@ -223,7 +238,7 @@ def plan_files(
     return FilePlan(
         basis=basis,
         signatures=signatures,
-        content=dict(content if content is not None else signatures),
+        content=dict(content or {}),
         reused=reused,
         process=[uri for uri in signatures if uri not in reused],
         deleted=sorted(set(before) - set(signatures)),

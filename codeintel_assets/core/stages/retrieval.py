@@ -26,6 +26,7 @@ from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.reuse import (
     FilePlan,
     combined_signatures,
+    manifest_hashes,
     manifest_signatures,
     merged_in_uri_order,
     merged_rows,
@@ -124,14 +125,13 @@ def _chunk_plan(
     its bytes and its AST and CST rows are the ones they were made from."""
     layout = ctx.layout.build
     ast, cst = upstream_ledger(layout.ast_ledger), upstream_ledger(layout.cst_ledger)
-    content = manifest_signatures(manifest)
     return plan_files(
         ctx.layout,
         stage,
         layout.chunks_ledger,
         stage_basis(stage, config, ast, cst),
-        combined_signatures(content, ast.signatures(), cst.signatures()),
-        content,
+        combined_signatures(manifest_signatures(manifest), ast.signatures(), cst.signatures()),
+        manifest_hashes(manifest),
         ctx.reuse_files,
     )
 

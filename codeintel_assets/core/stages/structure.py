@@ -35,6 +35,7 @@ from codeintel_assets.core.manifest import language_of
 from codeintel_assets.core.reuse import (
     FilePlan,
     ledger_diagnostics,
+    manifest_hashes,
     manifest_signatures,
     merged_rows,
     plan_files,
@@ -327,7 +328,8 @@ def _node_table(
         ledger_path,
         stage_basis(stage, {}),
         manifest_signatures(manifest, languages),
-        enabled=ctx.reuse_files,
+        manifest_hashes(manifest, languages),
+        ctx.reuse_files,
     )
     new, diags = parse(plan.read(ctx.manifest_files(languages, plan.process)))
     table = merged_rows(plan, target, new)
@@ -392,7 +394,8 @@ def _module_file_facts(
         layout.modules_ledger,
         stage_basis(stage, config),
         manifest_signatures(manifest),
-        enabled=ctx.reuse_files,
+        manifest_hashes(manifest),
+        ctx.reuse_files,
     )
     new, diags = modules_core.module_file_facts(plan.read(ctx.manifest_files(uris=plan.process)))
     facts = merged_rows(plan, layout.module_files, new)
