@@ -88,6 +88,11 @@ class ArtifactLayout:
         return self.root / "modules" / "modules.jsonl"
 
     @property
+    def module_files(self) -> Path:
+        """What the modules table is made from, per file (kept for per-file reuse)."""
+        return self.root / "modules" / "module_files.parquet"
+
+    @property
     def symbol_edges(self) -> Path:
         return self.root / "symbol_graph" / "symbol_edges.parquet"
 
@@ -144,6 +149,31 @@ class ArtifactLayout:
     def chunk_units(self) -> Path:
         """Each chunk's innermost unit."""
         return self.units_dir / "chunk_units.parquet"
+
+    # -- per-file reuse (build area only; never published) --------------------------
+    def file_ledger(self, stage: str) -> Path:
+        """The file ledger of a per-file stage (``core.reuse``)."""
+        return self.root / "ledgers" / f"{stage}.parquet"
+
+    @property
+    def ast_ledger(self) -> Path:
+        return self.file_ledger("ast_nodes")
+
+    @property
+    def cst_ledger(self) -> Path:
+        return self.file_ledger("cst_nodes")
+
+    @property
+    def chunks_ledger(self) -> Path:
+        return self.file_ledger("chunks")
+
+    @property
+    def units_ledger(self) -> Path:
+        return self.file_ledger("units")
+
+    @property
+    def modules_ledger(self) -> Path:
+        return self.file_ledger("modules")
 
     # -- catalog and evaluation ---------------------------------------------------
     @property
