@@ -130,11 +130,8 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     assert_same_as_full(step, repo, tmp_path)
 
     # Signature change: its users are re-indexed, and theirs only if their interface moved.
-    shapes.write_text(
-        shapes.read_text().replace(
-            "def make_shape(size: int) -> Shape:", "def make_shape(size: int, scale: int = 1) -> Shape:"
-        )
-    )
+    signature = ("def make_shape(size: int)", "def make_shape(size: int, scale: int = 1)")
+    shapes.write_text(shapes.read_text().replace(*signature))
     step = build("corpus", repo, data)
     assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
     assert step["scip"]["reindexed_examples"] == ["pkg/render.py", "pkg/shapes.py"]
@@ -225,9 +222,9 @@ def test_python_env_must_be_a_virtualenv(tmp_path: Path):
             root=tmp_path / "data",
         )
     assert resolve_python_env(repo, None).source == MINIMAL
+    venv = fake_venv(tmp_path / "v", "p", "1")
     stored = registry.add_repo(
-        registry.RepoConfig(name="r", path=str(repo), python_env=str(fake_venv(tmp_path / "v", "p", "1"))),
-        root=tmp_path / "data",
+        registry.RepoConfig(name="r", path=str(repo), python_env=str(venv)), root=tmp_path / "data"
     )
     assert stored.python_env == str((tmp_path / "v").resolve())
     assert registry.get_repo("r", tmp_path / "data").python_env == stored.python_env
