@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -261,7 +261,9 @@ class _Update:
         self.docs = {u: d for u, d in self.old_docs.items() if u in job.files and u not in deleted}
         self.old_externals = {info.symbol: info for info in previous.external_symbols}
         self.metadata = previous.metadata
-        self.old_first = _first_users(self.old_docs, self.old_rank)
+        # id -> (document, the global symbols it uses); holding the document keeps its id.
+        self._uses: dict[int, tuple[Document, set[str]]] = {}
+        self.old_first = _first_users(self.old_docs, self.old_rank, self.used)
         self.reindexed: set[str] = set()
         self.rounds = 0
         # uri -> the externals of the last run that indexed it (as target or context).
@@ -270,6 +272,12 @@ class _Update:
         self.last_targets: dict[str, Document | None] = {}
         self.last_indexed: set[str] = set()
 
+    def used(self, doc: Document) -> set[str]:
+        """Return the global symbols ``doc`` uses (computed once per document)."""
+        if id(doc) not in self._uses:
+            self._uses[id(doc)] = (doc, _used(doc))
+        return self._uses[id(doc)][1]
+
     def users(self, symbols: set[str], exclude: set[str] = frozenset()) -> set[str]:
         """Return the current documents (other than ``exclude``) using one of ``symbols``."""
         if not symbols:
@@ -277,7 +285,7 @@ class _Update:
         return {
             uri
             for uri, doc in self.docs.items()
-            if uri not in exclude and not symbols.isdisjoint(_used(doc))
+            if uri not in exclude and not symbols.isdisjoint(self.used(doc))
         }
 
     def importers(self, uris: Iterable[str]) -> set[str]:
@@ -293,7 +301,7 @@ class _Update:
         return {
             uri
             for uri, doc in self.docs.items()
-            if any(symbol.endswith(ends) for symbol in _used(doc))
+            if any(symbol.endswith(ends) for symbol in self.used(doc))
         }
 
     def run(self, targets: set[str], extra_context: set[str]) -> bool:
@@ -338,7 +346,7 @@ class _Update:
         for uri, old in self.last_targets.items():
             moved |= _moved(old, self.docs.get(uri))
         pending = self.users(moved, exclude=self.reindexed)
-        first = _first_users(self.docs, self.rank)
+        first = _first_users(self.docs, self.rank, self.used)
         for uri, doc in self.docs.items():
             if uri in self.reindexed or uri in pending:
                 continue
@@ -365,7 +373,7 @@ class _Update:
     def merged(self) -> Index:
         """Return the merged index: current documents, and each used external symbol's
         information from the run that indexed its first user, else the stored one."""
-        first = _first_users(self.docs, self.rank)
+        first = _first_users(self.docs, self.rank, self.used)
         defined = _defined(self.docs.values())
         merged = Index()
         merged.metadata.CopyFrom(self.metadata)
@@ -458,13 +466,15 @@ def _write(job: ScipJob, index: Index, order: list[str]) -> None:
 
 
 def _first_users(
-    docs: Mapping[str, Document], rank: Mapping[str, int]
+    docs: Mapping[str, Document],
+    rank: Mapping[str, int],
+    used: Callable[[Document], set[str]],
 ) -> dict[str, tuple[str, int]]:
     """Return, for every global symbol the documents use, its first user and that user's rank."""
     first: dict[str, tuple[str, int]] = {}
     for uri, doc in docs.items():
         position = rank[uri]
-        for symbol in _used(doc):
+        for symbol in used(doc):
             if symbol not in first or position < first[symbol][1]:
                 first[symbol] = (uri, position)
     return first
