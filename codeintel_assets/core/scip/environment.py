@@ -22,6 +22,7 @@ interpreter, and scip-python gets the package list of that environment
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 import sys
@@ -79,6 +80,10 @@ class PythonEnvironment:
     def fingerprint(self) -> dict[str, object]:
         """Return what the index depends on: the virtualenv, the Python version and the
         checksum of the installed (name, version) pairs."""
+        return dict(self._fingerprint)
+
+    @functools.cached_property
+    def _fingerprint(self) -> dict[str, object]:
         installed = sorted(
             (dist.metadata["Name"] or "", dist.version) for dist in self._distributions()
         )
