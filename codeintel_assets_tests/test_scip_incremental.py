@@ -18,6 +18,7 @@ from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.scip import decode_scip_file
 from codeintel_assets.core.scip.environment import MINIMAL, resolve_python_env
+from codeintel_assets.core.scip.order import processing_order
 from codeintel_assets.core.stages import run_named
 from codeintel_assets_tests.support import write_fixture_repo
 
@@ -228,3 +229,26 @@ def test_python_env_must_be_a_virtualenv(tmp_path: Path):
     )
     assert stored.python_env == str((tmp_path / "v").resolve())
     assert registry.get_repo("r", tmp_path / "data").python_env == stored.python_env
+
+
+def test_processing_order_puts_a_file_after_the_files_it_imports(tmp_path: Path):
+    files = {
+        "app.py": "from pkg import api\n",
+        "pkg/__init__.py": "from .api import run as run\n",
+        "pkg/api.py": "from pkg.core import base\nimport pkg.util\n",
+        "pkg/core/__init__.py": "",
+        "pkg/core/base.py": "from ..api import run\n",  # a cycle with pkg/api.py
+        "pkg/util.py": "x = (\n",  # does not parse: no edges
+        "src/lib/tool.py": "import lib.helper\n",
+        "src/lib/helper.py": "",
+    }
+    repo = write_fixture_repo(tmp_path / "repo", files, git=False)
+    order = processing_order(repo, sorted(files))
+    assert sorted(order) == sorted(files)
+    rank = order.index
+    assert rank("pkg/api.py") < rank("pkg/__init__.py") < rank("app.py")
+    assert rank("pkg/util.py") < rank("pkg/api.py")
+    assert rank("pkg/core/__init__.py") < rank("pkg/core/base.py")
+    # The cycle api <-> core/base is ordered by path, after what either imports.
+    assert rank("pkg/api.py") < rank("pkg/core/base.py")
+    assert rank("src/lib/helper.py") < rank("src/lib/tool.py")

@@ -78,9 +78,12 @@ def _imports(path: Path, uri: str, by_module: Mapping[str, str]) -> set[str]:
     found = set()
     for name in names:
         parts = name.split(".")
-        # `import a.b.c` imports a, a.b and a.b.c.
-        for end in range(1, len(parts) + 1):
+        # The longest module of the tree the name starts with: `import a.b.c` also runs
+        # a/__init__.py, but what the file uses is a.b.c's (an edge to every parent
+        # package would tie each package to its submodules in one cycle).
+        for end in range(len(parts), 0, -1):
             target = by_module.get(".".join(parts[:end]))
             if target is not None:
                 found.add(target)
+                break
     return found
