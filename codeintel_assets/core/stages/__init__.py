@@ -43,9 +43,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "scip_index",
         ("repo_manifest",),
-        "2",
+        "3",
         structure.stage_scip_index,
-        files("scip_index", "scip_index_json"),
+        files("scip_index", "scip_index_json", "scip_state"),
         "structure",
         frozenset({"scip"}),
     ),
