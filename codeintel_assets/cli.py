@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--modules-jsonl", help="an existing modules.jsonl to ingest")
     add.add_argument("--symbol-graph", help="an existing symbol_graph.json to ingest")
     add.add_argument(
+        "--python-env",
+        metavar="VENV|minimal",
+        help="the virtualenv scip-python resolves third-party imports against "
+        "(default: the repository's .venv or venv, else none)",
+    )
+    add.add_argument(
         "--replace", action="store_true", help="change the settings of a registered name"
     )
     add.set_defaults(handler=cmd_repo_add)
@@ -306,6 +312,7 @@ def cmd_repo_add(args: argparse.Namespace) -> int:
             scip_index=args.scip,
             modules_jsonl=args.modules_jsonl,
             symbol_graph_json=args.symbol_graph,
+            python_env=args.python_env,
         ),
         replace=args.replace,
     )

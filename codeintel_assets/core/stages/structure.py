@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import modules as modules_core
@@ -30,9 +32,20 @@ from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.manifest import language_of
+from codeintel_assets.core.reuse import (
+    FilePlan,
+    ledger_diagnostics,
+    manifest_hashes,
+    manifest_signatures,
+    merged_rows,
+    plan_files,
+    stage_basis,
+    write_ledger,
+)
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
+    MODULE_FILES,
     MODULES,
     SCIP_OCCURRENCES,
     SCIP_SYMBOLS,
@@ -40,7 +53,7 @@ from codeintel_assets.core.schemas import (
     write_parquet,
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
-from codeintel_assets.core.scip.indexer import run_scip_python
+from codeintel_assets.core.scip.incremental import scip_job, update_scip_index
 from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
@@ -73,36 +86,39 @@ def _given_config(given: Path | None) -> dict[str, Any]:
 
 
 def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
-    """`scip/index.scip` from scip-python (or the user's index). A failed run is recorded in
+    """`scip/index.scip` from scip-python (or the user's index), updated incrementally when
+    only some files changed (``core/scip/incremental.py``). A failed run is recorded in
     metadata with its stderr tail and downstream assets get empty SCIP tables."""
     layout = ctx.layout.build
     given = Path(ctx.repo.scip_index) if ctx.repo.scip_index else None
     config = _given_config(given)
+    job = None if given is not None else scip_job(ctx)
+    if job is not None:
+        # Another environment gives other symbols: the stage must run, and runs a full pass.
+        config["python_env"] = job.environment.fingerprint()
 
     def build() -> StageOutput:
-        if given is not None:
+        if job is None:
+            layout.scip_state.unlink(missing_ok=True)
             return _ingest_scip(given, set(_scip_uris(ctx)), layout)
         layout.scip_index_json.unlink(missing_ok=True)
-        run = run_scip_python(
-            ctx.repo.root,
-            layout.scip_index,
-            project_name=ctx.repo.name,
-            project_version=_project_version(ctx),
-            uris=_scip_uris(ctx, "python"),
-            timeout_s=ctx.scip_timeout_s,
-        )
+        update = update_scip_index(job)
         facts = {
-            "ok": run.ok,
-            "seconds": round(run.seconds, 2),
-            "python_files": run.python_files,
-            "reason": run.reason,
-            "stderr_tail": run.stderr_tail,
+            "ok": update.ok,
+            "seconds": round(update.seconds, 2),
+            "python_files": len(job.files),
+            **update.facts(),
+            "python_env": job.environment.fingerprint(),
+            "tree_version": _project_version(ctx),
+            "reason": update.failure,
+            "stderr_tail": update.stderr_tail,
             "source": "scip-python",
         }
-        if not run.ok:
+        if not update.ok:
             # A stale index would describe another tree: downstream gets empty tables.
             layout.scip_index.unlink(missing_ok=True)
-            failed = ["failed", stage.upstream(ctx.layout), run.reason]
+            layout.scip_state.unlink(missing_ok=True)
+            failed = ["failed", stage.upstream(ctx.layout), update.failure]
             return StageOutput(xxh64_json(failed), facts)
         return StageOutput(
             xxh64_file(layout.scip_index),
@@ -113,7 +129,8 @@ def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
 
 
 def _project_version(ctx: BuildContext) -> str:
-    """Return the git commit of the tree, or its manifest checksum outside git."""
+    """Return the git commit of the tree, or its manifest checksum outside git (metadata
+    only: symbols carry ``PROJECT_VERSION``)."""
     stamp = read_stamp(ctx.layout, "repo_manifest") or {}
     commit = stamp.get("metadata", {}).get("git_commit")
     return commit or (stamp.get("data_version") or "unversioned")[:16]
@@ -240,16 +257,25 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
 
 
 def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
-    """`ast/ast_nodes.parquet`: Python `ast` nodes; files that do not parse are counted."""
+    """`ast/ast_nodes.parquet`: Python `ast` nodes; files that do not parse are counted.
+    Unchanged files' rows come from the previous build (``core.reuse``)."""
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        files = ((uri, data) for uri, _, data in ctx.manifest_files(frozenset({"python"})))
-        table, diags = ast_nodes_table(ctx.repo.name, files)
-        write_parquet(table, layout.ast_nodes, AST_NODES)
+        def parse(files: Iterable[tuple[str, str, bytes]]) -> tuple[pa.Table, list[Diagnostic]]:
+            return ast_nodes_table(ctx.repo.name, ((uri, data) for uri, _, data in files))
+
+        table, diags, plan = _node_table(
+            ctx, stage, PYTHON, (layout.ast_nodes, layout.ast_ledger), AST_NODES, parse
+        )
         return StageOutput(
             table_checksum(table),
-            {"rows": table.num_rows, **_diagnostics(diags), "path": str(layout.ast_nodes)},
+            {
+                "rows": table.num_rows,
+                **plan.metadata(),
+                **_diagnostics(diags),
+                "path": str(layout.ast_nodes),
+            },
         )
 
     return run_stage(ctx, stage, {}, build)
@@ -257,24 +283,64 @@ def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
 
 def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
     """`cst/cst_nodes.parquet`: tree-sitter nodes of Python, JavaScript and TypeScript files,
-    with comments, tokens and ERROR nodes."""
+    with comments, tokens and ERROR nodes. Unchanged files' rows come from the previous
+    build (``core.reuse``)."""
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        table, diags = cst_nodes_table(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES))
-        write_parquet(table, layout.cst_nodes, CST_NODES)
-        error_nodes = sum(1 for kind in table.column("kind").to_pylist() if kind == "ERROR")
+        def parse(files: Iterable[tuple[str, str, bytes]]) -> tuple[pa.Table, list[Diagnostic]]:
+            return cst_nodes_table(ctx.repo.name, files)
+
+        table, diags, plan = _node_table(
+            ctx, stage, SYNTAX_LANGUAGES, (layout.cst_nodes, layout.cst_ledger), CST_NODES, parse
+        )
+        error_nodes = pc.sum(pc.equal(table["kind"], "ERROR").cast(pa.int64())).as_py() or 0
         return StageOutput(
             table_checksum(table),
             {
                 "rows": table.num_rows,
                 "error_nodes": error_nodes,
+                **plan.metadata(),
                 **_diagnostics(diags),
                 "path": str(layout.cst_nodes),
             },
         )
 
     return run_stage(ctx, stage, {}, build)
+
+
+PYTHON = frozenset({"python"})
+NodeParser = Callable[[Iterable[tuple[str, str, bytes]]], tuple[pa.Table, list[Diagnostic]]]
+
+
+def _node_table(
+    ctx: BuildContext,
+    stage: Stage,
+    languages: frozenset[str],
+    paths: tuple[Path, Path],
+    schema: pa.Schema,
+    parse: NodeParser,
+) -> tuple[pa.Table, list[Diagnostic], FilePlan]:
+    """Write a syntax node table and its ledger (``paths``), parsing only the files that
+    changed since the previous build; return the table, every file's diagnostics and the
+    reuse plan."""
+    target, ledger_path = paths
+    manifest = pq.read_table(ctx.layout.build.repo_manifest, columns=["uri", "lang", "xxh64"])
+    plan = plan_files(
+        ctx.layout,
+        stage,
+        ledger_path,
+        stage_basis(stage, {}),
+        manifest_signatures(manifest, languages),
+        manifest_hashes(manifest, languages),
+        ctx.reuse_files,
+    )
+    new, diags = parse(plan.read(ctx.manifest_files(languages, plan.process)))
+    table = merged_rows(plan, target, new)
+    ledger = plan.ledger(diags)
+    write_parquet(table, target, schema)
+    write_ledger(ledger, ledger_path, plan.basis)
+    return table, ledger_diagnostics(ledger), plan
 
 
 def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -290,12 +356,14 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
             if not given.is_file():
                 raise BadInputError(f"{given}: modules.jsonl given in the registry does not exist")
             table, diags, source = modules_core.read_modules_jsonl(given), [], f"ingested {given}"
+            reuse = {}
         else:
             chunks = (
                 pq.read_table(layout.chunks, columns=["uri"]) if layout.chunks.exists() else None
             )
-            table, diags = modules_core.modules_table(ctx.manifest_files(), chunks)
-            source = "derived"
+            facts, diags, plan = _module_file_facts(ctx, stage, config)
+            table, source = modules_core.modules_from_facts(facts, chunks), "derived"
+            reuse = plan.metadata()
         write_parquet(table, layout.modules_parquet, MODULES)
         write_text_atomic(layout.modules_jsonl, modules_core.modules_jsonl(table))
         top = table.sort_by([("centrality", "descending")]).slice(0, 10)
@@ -304,6 +372,7 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
             {
                 "rows": table.num_rows,
                 "source": source,
+                **reuse,
                 "top_by_centrality": [
                     {"module_id": r["module_id"], "centrality": round(r["centrality"] or 0, 4)}
                     for r in top.select(["module_id", "centrality"]).to_pylist()
@@ -314,6 +383,30 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
         )
 
     return run_stage(ctx, stage, config, build)
+
+
+def _module_file_facts(
+    ctx: BuildContext, stage: Stage, config: dict[str, Any]
+) -> tuple[pa.Table, list[Diagnostic], FilePlan]:
+    """Write `modules/module_files.parquet`, parsing only the files that changed since the
+    previous build; return it, every file's diagnostics and the reuse plan."""
+    layout = ctx.layout.build
+    manifest = pq.read_table(layout.repo_manifest, columns=["uri", "lang", "xxh64"])
+    plan = plan_files(
+        ctx.layout,
+        stage,
+        layout.modules_ledger,
+        stage_basis(stage, config),
+        manifest_signatures(manifest),
+        manifest_hashes(manifest),
+        ctx.reuse_files,
+    )
+    new, diags = modules_core.module_file_facts(plan.read(ctx.manifest_files(uris=plan.process)))
+    facts = merged_rows(plan, layout.module_files, new)
+    ledger = plan.ledger(diags)
+    write_parquet(facts, layout.module_files, MODULE_FILES)
+    write_ledger(ledger, layout.modules_ledger, plan.basis)
+    return facts, ledger_diagnostics(ledger), plan
 
 
 def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
