@@ -59,6 +59,11 @@ class ArtifactLayout:
         return self.root / "scip" / "index.scip"
 
     @property
+    def scip_state(self) -> Path:
+        """What ``index.scip`` was made from (file hashes, environment), for incremental SCIP."""
+        return self.root / "scip" / "scip_state.json"
+
+    @property
     def scip_index_json(self) -> Path:
         """An ingested ``scip print --json`` index (kept as given; we write no protobuf)."""
         return self.root / "scip" / "index.scip.json"

@@ -16,7 +16,7 @@ What a module is (every file belongs to exactly one, so every chunk maps to one)
   the name, in that order, and the other module takes its ``uri_prefix`` as id.
 
 Files and chunks are attributed to the module with the **longest** ``uri_prefix``
-that prefixes their uri — the rule of the catalog's ``v_chunk_modules`` — and the
+that prefixes their uri — in SQL the catalog's ``uri_modules`` macro — and the
 columns are:
 
 * ``language``: ``python`` for Python modules; the most common language of its files
@@ -263,7 +263,7 @@ def _directory(uri: str) -> str:
 
 def longest_prefix_owner(by_prefix: Mapping[str, T], uri: str) -> T | None:
     """Return the value (a module) whose ``uri_prefix`` key is the longest prefix of ``uri``,
-    or None: the rule that attributes files and chunks to modules (``v_chunk_modules``)."""
+    or None: the rule that attributes files and chunks to modules (in SQL ``uri_modules``)."""
     for length in range(len(uri), -1, -1):
         owner = by_prefix.get(uri[:length])
         if owner is not None:

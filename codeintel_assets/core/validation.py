@@ -6,6 +6,7 @@ returns a ``CheckOutcome``; ``validate_version`` runs the blocking ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from codeintel_assets.core.chunk_table import chunk_repository, embedding_texts
 from codeintel_assets.core.embedding import load_embedder
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.scip.incremental import scip_job
+from codeintel_assets.core.scip.recheck import compare_with_full_pass
 from codeintel_assets.core.syntax import ast_nodes_table, cst_nodes_table, node_to_chunk_table
 
 if TYPE_CHECKING:
@@ -323,3 +326,54 @@ def validate_version(layout: ArtifactLayout) -> list[str]:
         if not outcome.passed:
             failures.append(f"{outcome.name}: {outcome.detail}")
     return failures
+
+
+def check_scip_matches_full_pass(ctx: BuildContext) -> CheckOutcome:
+    """Incremental SCIP ≡ a full pass: scip-python run from scratch (no stored index, no
+    state) over the manifest's Python files gives the stored ``scip_occurrences``,
+    ``scip_symbols`` and ``symbol_edges`` row for row.
+
+    Not checked (and reported so) when the index was ingested, is missing, or a Python
+    file changed since the build (the next build re-indexes it).
+    """
+    name = "scip_matches_full_pass"
+    layout = ctx.layout.build
+    job = scip_job(ctx)
+    if ctx.repo.scip_index or not layout.scip_index.exists():
+        detail = "not checked: no index made by scip-python"
+        return CheckOutcome(name, True, detail, {"checked": False})
+    edited = [
+        uri
+        for uri, digest in job.files.items()
+        if not (ctx.repo.root / uri).is_file()
+        or (digest != "empty" and xxh64_file(ctx.repo.root / uri) != digest)
+    ]
+    if edited:
+        detail = f"not checked: {len(edited)} Python files changed since the build"
+        return CheckOutcome(name, True, detail, {"checked": False, "edited": edited[:10]})
+    stored = {
+        "scip_occurrences": pq.read_table(layout.scip_occurrences),
+        "scip_symbols": pq.read_table(layout.scip_symbols),
+        "symbol_edges": pq.read_table(layout.symbol_edges),
+    }
+    comparison = compare_with_full_pass(job, stored)
+    if not comparison.ok:
+        detail = f"the full scip-python pass failed: {comparison.failure}"
+        return CheckOutcome(name, False, detail, {"checked": True})
+    tables = {d.table: dataclasses.asdict(d) for d in comparison.differences}
+    wrong = [
+        f"{d.table}: {d.stale} stale and {d.missing} missing rows"
+        for d in comparison.differences
+        if d.stale or d.missing
+    ]
+    detail = "; ".join(wrong) or (
+        f"a full pass of {comparison.documents} documents gives the stored tables "
+        f"({', '.join(f'{d.table} {d.stored_rows}' for d in comparison.differences)} rows)"
+    )
+    return CheckOutcome(
+        name,
+        comparison.equal,
+        detail,
+        {"checked": True, "full_pass_seconds": round(comparison.seconds, 2), "tables": tables},
+    )
+

@@ -43,9 +43,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "scip_index",
         ("repo_manifest",),
-        "2",
+        "3",
         structure.stage_scip_index,
-        files("scip_index", "scip_index_json"),
+        files("scip_index", "scip_index_json", "scip_state"),
         "structure",
         frozenset({"scip"}),
     ),
@@ -170,7 +170,7 @@ STAGES: tuple[Stage, ...] = (
             "bm25_index",
             "eval_pools",
         ),
-        "1",
+        "2",  # 2: the uri_modules macro, which the query API's join_modules calls
         catalog.stage_duckdb_catalog,
         files("catalog"),
         "catalog",

@@ -53,7 +53,7 @@ from codeintel_assets.core.schemas import (
     write_parquet,
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
-from codeintel_assets.core.scip.indexer import run_scip_python
+from codeintel_assets.core.scip.incremental import scip_job, update_scip_index
 from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
@@ -86,36 +86,39 @@ def _given_config(given: Path | None) -> dict[str, Any]:
 
 
 def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
-    """`scip/index.scip` from scip-python (or the user's index). A failed run is recorded in
+    """`scip/index.scip` from scip-python (or the user's index), updated incrementally when
+    only some files changed (``core/scip/incremental.py``). A failed run is recorded in
     metadata with its stderr tail and downstream assets get empty SCIP tables."""
     layout = ctx.layout.build
     given = Path(ctx.repo.scip_index) if ctx.repo.scip_index else None
     config = _given_config(given)
+    job = None if given is not None else scip_job(ctx)
+    if job is not None:
+        # Another environment gives other symbols: the stage must run, and runs a full pass.
+        config["python_env"] = job.environment.fingerprint()
 
     def build() -> StageOutput:
-        if given is not None:
+        if job is None:
+            layout.scip_state.unlink(missing_ok=True)
             return _ingest_scip(given, set(_scip_uris(ctx)), layout)
         layout.scip_index_json.unlink(missing_ok=True)
-        run = run_scip_python(
-            ctx.repo.root,
-            layout.scip_index,
-            project_name=ctx.repo.name,
-            project_version=_project_version(ctx),
-            uris=_scip_uris(ctx, "python"),
-            timeout_s=ctx.scip_timeout_s,
-        )
+        update = update_scip_index(job)
         facts = {
-            "ok": run.ok,
-            "seconds": round(run.seconds, 2),
-            "python_files": run.python_files,
-            "reason": run.reason,
-            "stderr_tail": run.stderr_tail,
+            "ok": update.ok,
+            "seconds": round(update.seconds, 2),
+            "python_files": len(job.files),
+            **update.facts(),
+            "python_env": job.environment.fingerprint(),
+            "tree_version": _project_version(ctx),
+            "reason": update.failure,
+            "stderr_tail": update.stderr_tail,
             "source": "scip-python",
         }
-        if not run.ok:
+        if not update.ok:
             # A stale index would describe another tree: downstream gets empty tables.
             layout.scip_index.unlink(missing_ok=True)
-            failed = ["failed", stage.upstream(ctx.layout), run.reason]
+            layout.scip_state.unlink(missing_ok=True)
+            failed = ["failed", stage.upstream(ctx.layout), update.failure]
             return StageOutput(xxh64_json(failed), facts)
         return StageOutput(
             xxh64_file(layout.scip_index),
@@ -126,7 +129,8 @@ def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
 
 
 def _project_version(ctx: BuildContext) -> str:
-    """Return the git commit of the tree, or its manifest checksum outside git."""
+    """Return the git commit of the tree, or its manifest checksum outside git (metadata
+    only: symbols carry ``PROJECT_VERSION``)."""
     stamp = read_stamp(ctx.layout, "repo_manifest") or {}
     commit = stamp.get("metadata", {}).get("git_commit")
     return commit or (stamp.get("data_version") or "unversioned")[:16]
