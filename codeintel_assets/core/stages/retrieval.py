@@ -160,7 +160,9 @@ def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table, new: pa.Table, plan
         mapping = pa.concat_tables([kept.cast(mapping.schema), mapping]).sort_by(
             [("chunk_id", "ascending"), ("node_id", "ascending")]
         )
-    write_parquet(mapping, layout.node_to_chunk, NODE_TO_CHUNK)
+    # One chunk of rows: Parquet pages break where the input's chunks do, so the file's
+    # bytes would depend on how the rows were put together (DuckDB's batches, a merge).
+    write_parquet(mapping.combine_chunks(), layout.node_to_chunk, NODE_TO_CHUNK)
     return mapping.num_rows
 
 
