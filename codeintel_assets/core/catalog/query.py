@@ -58,9 +58,10 @@ CHUNK_COLUMNS = (
     "kind",
     "name",
 )
-# What ``hydrate`` returns unless asked for more: what a result list shows. ``content``
-# and ``symbols`` are the bulk of a chunk and cost most to fetch: ask for them.
-HYDRATION_COLUMNS = tuple(c for c in CHUNK_COLUMNS if c not in ("content", "symbols"))
+# What ``hydrate`` returns unless asked for more: what a result list shows, the fields
+# of ``hydration_row``. ``content`` and ``symbols`` are the bulk of a chunk and cost most
+# to fetch: ask for them.
+HYDRATION_COLUMNS = ("id", *HYDRATION_ROW_FIELDS)
 
 # Up to this many ids travel as an IN-list of bound parameters (DuckDB plans an index
 # scan for up to ``index_scan_max_count`` = 2048 matches); longer lists join one list
