@@ -5,7 +5,10 @@ Hydrating 200 ids (input order kept) is the catalog's invariant: at most 6 ms wa
 ``CatalogReader.hydrate`` takes and the alternatives it was chosen from:
 
 * ``hydrate`` (kept): an IN-list of 200 bound parameters, answered by an index scan of
-  ``chunks_mat``, whose hydrated string columns are stored uncompressed;
+  ``chunks_mat``, reading the default fields from ``hydration_row`` (one JSON array per
+  chunk) in a catalog file of 16 KB blocks;
+* the same IN-list reading each column (the former ``hydrate``), in this file and in a
+  copy of ``chunks_mat`` in the former layout (256 KB blocks, no ``hydration_row``);
 * the seed's ``UNNEST(?) WITH ORDINALITY`` join (a full scan of ``chunks_mat``);
 * ``id = ANY(?::BIGINT[])`` (one list parameter, a semi join: a full scan);
 * row numbers first: ids to row numbers with ``searchsorted`` over the id column read
@@ -15,13 +18,14 @@ Hydrating 200 ids (input order kept) is the catalog's invariant: at most 6 ms wa
 
 Warm: one open reader, each option once per round on the same 200 random ids, rounds
 interleaved (so load on the machine hits every option alike); the median and the
-fastest round are printed. Cold: a fresh Python process (``duckdb`` imported before
-the clock starts) opens the catalog (``open``) and hydrates 200 ids once (``first
-query``): no page of the catalog has been read by that process. Twice: with the
-file's pages in the OS page cache (as right after a publish), and with them dropped
-(``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file before the process starts, so
-every page the query needs comes from the disk); 200 random 4 KB reads of the same
-cold file are printed as the disk's own floor.
+fastest round are printed. Cold: a fresh Python process (``duckdb`` and the catalog
+package imported before the clock starts) opens the catalog (``open``: connect, check,
+look the tables up) and hydrates 200 ids once (``first query``): no page of the file
+has been read by that process before ``open``, and none of the rows' pages before the
+first query. Twice: with the file's pages in the OS page cache (as right after a
+publish), and with them dropped (``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file
+before the process starts, so every page the query needs comes from the disk); 200
+random 4 KB reads of the same cold file are printed as the disk's own floor.
 
     python benchmarks/bench_catalog.py [--chunks 100000] [--dim 384] [--runs 30] [--root DIR]
 """
@@ -71,10 +75,11 @@ import duckdb
 from codeintel_assets.core.catalog import CatalogReader
 from pathlib import Path
 ids = json.loads(sys.argv[2])
+joins = sys.argv[3] == "joins"
 t0, c0 = time.perf_counter(), time.process_time()
 with CatalogReader(Path(sys.argv[1])) as reader:
     t1, c1 = time.perf_counter(), time.process_time()
-    rows = reader.hydrate(ids)
+    rows = reader.hydrate(ids, join_modules=joins, join_faiss=joins)
     t2, c2 = time.perf_counter(), time.process_time()
     assert [r["id"] for r in rows] == ids
 times = {"open": (t1 - t0, c1 - c0), "query": (t2 - t1, c2 - c1)}
@@ -158,11 +163,50 @@ def write_synthetic(layout: ArtifactLayout, n: int, dim: int, seed: int = 0) -> 
     return ids
 
 
+def copy_in_former_layout(catalog: Path, target: Path) -> None:
+    """Write ``chunks_mat`` again into ``target`` as it was before ``hydration_row``:
+    256 KB blocks, the same columns (hydrated strings uncompressed), the id index."""
+    with duckdb.connect(str(target), config={"default_block_size": "262144"}) as con:
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(catalog)])
+        con.execute(f"CREATE TABLE chunks_mat ({_former_columns(con)})")
+        con.execute(
+            "INSERT INTO chunks_mat BY NAME "
+            "SELECT * EXCLUDE (hydration_row) FROM src.chunks_mat ORDER BY id"
+        )
+        con.execute("CREATE INDEX idx_chunks_mat_id ON chunks_mat (id)")
+        con.execute("DETACH src")
+        con.execute("CHECKPOINT")
+
+
+def _former_columns(con: duckdb.DuckDBPyConnection) -> str:
+    """The column list of ``src.chunks_mat`` without ``hydration_row``, each column stored
+    as it is there (uncompressed where that table has it uncompressed)."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = 'src' AND table_name = 'chunks_mat' "
+        "AND column_name <> 'hydration_row' ORDER BY column_index"
+    ).fetchall()
+    uncompressed = {
+        name
+        for (name,) in con.execute(
+            "SELECT DISTINCT column_name FROM pragma_storage_info('src.chunks_mat') "
+            "WHERE compression = 'Uncompressed' AND segment_type <> 'VALIDITY'"
+        ).fetchall()
+    }
+    return ", ".join(
+        f"{name} {kind}" + (" USING COMPRESSION uncompressed" if name in uncompressed else "")
+        for name, kind in rows
+    )
+
+
 def copy_with_automatic_compression(catalog: Path, target: Path) -> None:
     """Write ``chunks_mat`` again into ``target`` with DuckDB's automatic compression."""
     with duckdb.connect(str(target)) as con:
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(catalog)])
-        con.execute("CREATE TABLE chunks_auto AS SELECT * FROM src.chunks_mat ORDER BY id")
+        con.execute(
+            "CREATE TABLE chunks_auto AS "
+            "SELECT * EXCLUDE (hydration_row) FROM src.chunks_mat ORDER BY id"
+        )
         con.execute("CREATE INDEX idx_chunks_auto_id ON chunks_auto (id)")
         con.execute("DETACH src")
         con.execute("CHECKPOINT")
@@ -200,7 +244,7 @@ def sql_options(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Callabl
 
     return {
         "UNNEST WITH ORDINALITY join (the seed's query)": ordinality,
-        "IN-list of bound parameters (index scan)": in_list,
+        "IN-list reading each column (the former hydrate)": in_list,
         "id = ANY(list parameter)": any_list,
         "row numbers first (searchsorted), rowid = ANY": row_numbers,
     }
@@ -243,7 +287,9 @@ def drop_page_cache(root: Path) -> None:
                 os.close(fd)
 
 
-def cold(catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None) -> dict:
+def cold(
+    catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None, joins: bool = False
+) -> dict:
     """Return {"open"|"query": (median wall ms, fastest wall ms, median CPU ms)}."""
     rng = np.random.default_rng(11)
     samples: dict[str, list[list[float]]] = {"open": [], "query": []}
@@ -253,7 +299,7 @@ def cold(catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None) -> d
         if drop_root is not None:
             drop_page_cache(drop_root)
         out = subprocess.run(
-            [sys.executable, "-c", _COLD_SCRIPT, str(catalog), sample],
+            [sys.executable, "-c", _COLD_SCRIPT, str(catalog), sample, "joins" if joins else ""],
             capture_output=True,
             text=True,
             check=True,
@@ -372,23 +418,31 @@ def main() -> None:
         auto = Path(tmp) / "auto.duckdb"
         copy_with_automatic_compression(mat.catalog, auto)
         print(f"chunks_mat with automatic compression: {auto.stat().st_size / 1e6:.1f} MB")
+        former = Path(tmp) / "former.duckdb"
+        copy_in_former_layout(mat.catalog, former)
+        print(f"chunks_mat in the former layout: {former.stat().st_size / 1e6:.1f} MB")
 
         with CatalogReader(mat.catalog) as reader, CatalogReader(views.catalog) as on_views:
             mat_con = duckdb.connect(str(mat.catalog), read_only=True)
             auto_con = duckdb.connect(str(auto), read_only=True)
+            former_con = duckdb.connect(str(former), read_only=True)
+            each_column = "IN-list reading each column (the former hydrate)"
+            seed_join = "UNNEST WITH ORDINALITY join (the seed's query)"
             options = {
                 **reader_options(reader, filters),
                 **{
                     f"{name}, chunks_mat": option
                     for name, option in sql_options(mat_con, "chunks_mat").items()
-                    if "IN-list" not in name
                 },
+                f"{each_column}, former layout (256 KB blocks)": sql_options(
+                    former_con, "chunks_mat"
+                )[each_column],
                 "IN-list, chunks_mat with automatic compression": sql_options(
                     auto_con, "chunks_auto"
-                )["IN-list of bound parameters (index scan)"],
+                )[each_column],
                 "UNNEST WITH ORDINALITY join, automatic compression": sql_options(
                     auto_con, "chunks_auto"
-                )["UNNEST WITH ORDINALITY join (the seed's query)"],
+                )[seed_join],
                 "hydrate over the Parquet views (no chunks_mat)": lambda s: on_views.hydrate(s),
             }
             warm = interleaved(options, ids, args.runs, K)
@@ -407,6 +461,7 @@ def main() -> None:
                 args.runs,
                 1000,
             )
+            former_con.close()
             auto_con.close()
             mat_con.close()
         rows = [
@@ -418,6 +473,7 @@ def main() -> None:
         cold_rows = []
         for label, catalog, root in (
             ("materialized", mat.catalog, mat.root),
+            ("former layout (256 KB blocks, no hydration_row)", former, Path(tmp)),
             ("Parquet views", views.catalog, views.root),
         ):
             for cache, drop_root in (("page cache warm", None), ("page cache dropped", root)):
@@ -427,6 +483,14 @@ def main() -> None:
                     (f"{label}: first query, {cache}", *measured["query"], target),
                     (f"{label}: open, {cache}", *measured["open"], None),
                 ]
+        joined = cold(mat.catalog, ids, args.cold_runs, None, joins=True)
+        cold_rows.append(
+            (
+                "materialized: first query + join_modules + join_faiss, page cache warm",
+                *joined["query"],
+                None,
+            )
+        )
         cold_rows.append(
             (
                 f"disk floor: {K} random 4 KB reads of the dropped catalog file",

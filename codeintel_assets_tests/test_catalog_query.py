@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -10,8 +11,10 @@ import pytest
 
 from codeintel_assets.core import metrics, schemas
 from codeintel_assets.core.catalog import (
+    CATALOG_BLOCK_SIZE,
     CHUNK_COLUMNS,
     HYDRATION_COLUMNS,
+    HYDRATION_ROW_FIELDS,
     CatalogReader,
     ChunkFilter,
     Hydration,
@@ -243,16 +246,72 @@ def test_module_and_single_chunk_queries(reader: CatalogReader) -> None:
     assert reader.get_symbols_for_chunk(42) == []
 
 
+def _drop_hydration_row(catalog: Path) -> None:
+    """Give ``catalog`` a chunks_mat of the former layout: no hydration_row."""
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("CREATE TABLE former AS SELECT * EXCLUDE (hydration_row) FROM chunks_mat")
+        con.execute("DROP TABLE chunks_mat")
+        con.execute("ALTER TABLE former RENAME TO chunks_mat")
+        con.execute("CREATE INDEX idx_chunks_mat_id ON chunks_mat (id)")
+
+
+def _hydrations(reader: CatalogReader) -> list[Hydration]:
+    order = [TOP, 12345, *reversed(ALL_IDS), CORE_1, -7]
+    python_pkg = ChunkFilter(include_globs=["pkg/**", "lib/*"], languages=["python"])
+    return [
+        reader.hydration(order),
+        reader.hydration(order, join_modules=True, join_faiss=True),
+        reader.hydration(order, filters=python_pkg, join_modules=True),
+        reader.hydration(order, columns=CHUNK_COLUMNS, filters=python_pkg, join_faiss=True),
+        reader.hydration(order, columns=["content", "uri", "symbols"]),
+    ]
+
+
 def test_reader_uses_materialized_table_when_present(tmp_path: Path) -> None:
     layout = build_fixture_layout(tmp_path / REPO)
     build_catalog(layout)
     with CatalogReader(layout.catalog) as reader:
         assert reader.chunk_relation == "v_chunks"
-        plain = reader.hydrate(ALL_IDS, join_modules=True, join_faiss=True)
+        plain = _hydrations(reader)
     build_catalog(layout, materialize=True)
     with CatalogReader(layout.catalog) as reader:
         assert reader.chunk_relation == "chunks_mat"
-        assert reader.hydrate(ALL_IDS, join_modules=True, join_faiss=True) == plain
+        assert _hydrations(reader) == plain
+    # A chunks_mat of the former layout (no hydration_row) is read column by column.
+    _drop_hydration_row(layout.catalog)
+    with CatalogReader(layout.catalog) as reader:
+        assert reader.chunk_relation == "chunks_mat"
+        assert _hydrations(reader) == plain
+
+
+def test_hydration_row_is_the_rows_own_fields(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO)
+    build_catalog(layout, materialize=True)
+    fields = ", ".join(HYDRATION_ROW_FIELDS)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        rows = con.execute(f"SELECT hydration_row, {fields} FROM chunks_mat").fetchall()
+        (block_size,) = con.execute(
+            "SELECT block_size FROM pragma_database_size() WHERE database_name = 'codeintel'"
+        ).fetchone()
+    assert len(rows) == len(ALL_IDS)
+    for packed, *columns in rows:
+        assert json.loads(packed) == columns
+    assert block_size == CATALOG_BLOCK_SIZE
+
+
+def test_chunks_mat_of_a_former_layout_is_rebuilt(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO)
+    status = build_catalog(layout, materialize=True)
+    (chunks_source,) = [s.checksum for s in status.sources if s.name == "chunks"]
+    (guard,) = [m.checksum for m in status.materialized if m.name == "chunks_mat"]
+    assert guard != chunks_source  # the layout is part of the guard
+    _drop_hydration_row(layout.catalog)
+    with duckdb.connect(str(layout.catalog)) as con:
+        con.execute("UPDATE chunks_mat_meta SET checksum = ?", [chunks_source])
+    build_catalog(layout, materialize=True)
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        columns = {row[0] for row in con.execute("DESCRIBE chunks_mat").fetchall()}
+    assert "hydration_row" in columns
 
 
 def test_missing_joined_source_raises_naming_view_and_path(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """The DuckDB catalog: view DDL (``views.sql``), the builder and the read-only query API."""
 
 from codeintel_assets.core.catalog.catalog import (
+    CATALOG_BLOCK_SIZE,
+    HYDRATION_ROW_FIELDS,
     MATERIALIZED_TABLES,
     SOURCE_NAMES,
     CatalogStatus,
@@ -29,8 +31,10 @@ from codeintel_assets.core.catalog.query import (
 )
 
 __all__ = [
+    "CATALOG_BLOCK_SIZE",
     "CHUNK_COLUMNS",
     "HYDRATION_COLUMNS",
+    "HYDRATION_ROW_FIELDS",
     "MATERIALIZED_TABLES",
     "SOURCE_NAMES",
     "CatalogReader",

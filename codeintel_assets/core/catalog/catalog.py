@@ -123,12 +123,40 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
 _UNCOMPRESSED_CHUNK_COLUMNS = frozenset({"uri", "preview", "content_hash", "name", "symbols"})
 
 
+# ``hydration_row``: the fields a hydration returns by default, in this order, as one
+# JSON array per chunk, made by the same INSERT from the same row as the columns (so it
+# cannot disagree with them). A cold first query reads one 16 KB block per hydrated
+# chunk for it instead of one per column: 10 columns of 200 random rows touch most
+# blocks of each column (bench_catalog.py).
+HYDRATION_ROW = "hydration_row"
+HYDRATION_ROW_FIELDS = (
+    "uri",
+    "start_line",
+    "end_line",
+    "start_byte",
+    "end_byte",
+    "lang",
+    "preview",
+    "content_hash",
+    "kind",
+    "name",
+)
+# Bumped when chunks_mat's layout changes, so the checksum guard rebuilds an old table.
+_CHUNKS_MAT_LAYOUT = "hydration_row-v1"
+# The catalog file's block size: a point fetch reads whole blocks, and 16 KB (DuckDB's
+# smallest) instead of 256 KB cuts what a cold hydration reads ~2.5x (bench_catalog.py).
+CATALOG_BLOCK_SIZE = 16384
+
+
 def _chunks_mat_columns() -> str:
     fields = [f for f in schemas.chunk_schema(_MISSING_CHUNKS_DIM) if f.name != "embedding"]
     return ", ".join(
-        f"{f.name} {duckdb_type(f.type)}"
-        + (" USING COMPRESSION uncompressed" if f.name in _UNCOMPRESSED_CHUNK_COLUMNS else "")
-        for f in fields
+        [
+            f"{f.name} {duckdb_type(f.type)}"
+            + (" USING COMPRESSION uncompressed" if f.name in _UNCOMPRESSED_CHUNK_COLUMNS else "")
+            for f in fields
+        ]
+        + [f"{HYDRATION_ROW} VARCHAR USING COMPRESSION uncompressed"]
     )
 
 
@@ -144,6 +172,11 @@ class MaterializedSpec:
     select_sql: str
     indexed: tuple[str, ...]
     columns: str | None = None
+    layout: str = ""  # part of the checksum guard: a new layout rebuilds the table
+
+    def guard(self, source_checksum: str) -> str:
+        """Return the checksum recorded in the table's meta: the source's, and the layout."""
+        return xxh64_parts([source_checksum, self.layout]) if self.layout else source_checksum
 
 
 # Fixed, so every identifier interpolated into DDL comes from this table, never from a
@@ -151,9 +184,12 @@ class MaterializedSpec:
 _MATERIALIZED: dict[str, MaterializedSpec] = {
     CHUNKS_MAT: MaterializedSpec(
         "chunks",
-        "SELECT * EXCLUDE (embedding) FROM v_chunks ORDER BY id",
+        "SELECT * EXCLUDE (embedding), "
+        f"json_array({', '.join(HYDRATION_ROW_FIELDS)}) AS {HYDRATION_ROW} "
+        "FROM v_chunks ORDER BY id",
         ("id",),
         _chunks_mat_columns(),
+        _CHUNKS_MAT_LAYOUT,
     ),
     FAISS_IDMAP_MAT: MaterializedSpec(
         "faiss_idmap",
@@ -482,8 +518,9 @@ def build_catalog(layout: ArtifactLayout, *, materialize: bool = False) -> Catal
     """
     _check_root(layout)
     target = layout.catalog
-    with _staged_catalog(target) as tmp:
-        con = duckdb.connect(str(tmp))
+    # A catalog of another block size is not copied: the new one starts afresh in 16 KB.
+    with _staged_catalog(target, copy_block_size=CATALOG_BLOCK_SIZE) as tmp:
+        con = duckdb.connect(str(tmp), config={"default_block_size": str(CATALOG_BLOCK_SIZE)})
         try:
             statuses = ensure_views(con, layout, materialize=materialize)
             counted = [_with_row_count(con, status) for status in statuses]
@@ -696,7 +733,8 @@ def _sync_materialized(
     con: duckdb.DuckDBPyConnection, sources: dict[str, SourceStatus], materialize: bool
 ) -> None:
     for name, spec in _MATERIALIZED.items():
-        checksum = sources[spec.source].checksum
+        source_checksum = sources[spec.source].checksum
+        checksum = None if source_checksum is None else spec.guard(source_checksum)
         if materialize and checksum is not None:
             materialize_if_changed(con, name, spec.select_sql, checksum)
         elif checksum is None or _materialized_checksum(con, name) != checksum:
@@ -764,8 +802,9 @@ def _write_manifest(
 
 
 @contextlib.contextmanager
-def _staged_catalog(target: Path) -> Iterator[Path]:
-    """Yield a temporary DuckDB path beside ``target`` (a copy of it when it exists).
+def _staged_catalog(target: Path, copy_block_size: int | None = None) -> Iterator[Path]:
+    """Yield a temporary DuckDB path beside ``target`` (a copy of it when it exists, is
+    readable and, with ``copy_block_size``, has that block size).
 
     On success the file is fsynced and renamed over ``target``; on error it is removed.
     """
@@ -773,7 +812,8 @@ def _staged_catalog(target: Path) -> Iterator[Path]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     wal = Path(f"{tmp}.wal")
     try:
-        if target.exists() and _is_readable_catalog(target):
+        block_size = _readable_block_size(target) if target.exists() else None
+        if block_size is not None and copy_block_size in (None, block_size):
             shutil.copyfile(target, tmp)
         yield tmp
         if wal.exists():
@@ -787,12 +827,17 @@ def _staged_catalog(target: Path) -> Iterator[Path]:
                 leftover.unlink()
 
 
-def _is_readable_catalog(path: Path) -> bool:
+def _readable_block_size(path: Path) -> int | None:
+    """Return the block size of the DuckDB file ``path``; None when it cannot be read."""
     try:
-        with contextlib.closing(duckdb.connect(str(path), read_only=True)):
-            return True
+        with contextlib.closing(duckdb.connect(str(path), read_only=True)) as con:
+            (size,) = con.execute(
+                "SELECT block_size FROM pragma_database_size() "
+                "WHERE database_name = current_database()"
+            ).fetchone()
+            return int(size)
     except duckdb.Error:
-        return False
+        return None
 
 
 def _check_source_name(name: str) -> str:

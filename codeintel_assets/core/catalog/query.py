@@ -8,13 +8,16 @@ names checked against fixed sets, and the SQL fragments of this module.
 Hydration (ids to rows, in input order) is the hot path: every search and every
 service request does it. ``hydrate_rows`` looks ids up with an IN-list of bound
 parameters, which DuckDB answers with an index scan of ``chunks_mat`` (its ART index
-on ``id``); the order is restored in Python, and each statement shape is parsed once.
-``benchmarks/bench_catalog.py`` measures it against the alternatives (an ``UNNEST ...
-WITH ORDINALITY`` join, ``= ANY(list)``, row numbers first, automatic compression).
+on ``id``), and reads the default fields from ``hydration_row`` (one JSON array per
+chunk, so one block per hit instead of one per column); the order is restored in
+Python, and each statement shape is parsed once. ``benchmarks/bench_catalog.py``
+measures it against the alternatives (the same columns read one by one, an ``UNNEST
+... WITH ORDINALITY`` join, ``= ANY(list)``, row numbers first, automatic compression).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -26,7 +29,13 @@ import duckdb
 import numpy as np
 
 from codeintel_assets.core import metrics
-from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT, connect_read_only
+from codeintel_assets.core.catalog.catalog import (
+    CHUNKS_MAT,
+    FAISS_IDMAP_MAT,
+    HYDRATION_ROW,
+    HYDRATION_ROW_FIELDS,
+    connect_read_only,
+)
 from codeintel_assets.core.catalog.spans import ChunkSpans
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.pathfilter import PathFilter
@@ -50,9 +59,10 @@ CHUNK_COLUMNS = (
     "kind",
     "name",
 )
-# What ``hydrate`` returns unless asked for more: what a result list shows. ``content``
-# and ``symbols`` are the bulk of a chunk and cost most to fetch: ask for them.
-HYDRATION_COLUMNS = tuple(c for c in CHUNK_COLUMNS if c not in ("content", "symbols"))
+# What ``hydrate`` returns unless asked for more: what a result list shows, the fields
+# of ``hydration_row``. ``content`` and ``symbols`` are the bulk of a chunk and cost most
+# to fetch: ask for them.
+HYDRATION_COLUMNS = ("id", *HYDRATION_ROW_FIELDS)
 
 # Up to this many ids travel as an IN-list of bound parameters (DuckDB plans an index
 # scan for up to ``index_scan_max_count`` = 2048 matches); longer lists join one list
@@ -64,12 +74,16 @@ IN_LIST_MAX = 2048
 class HydrationSource:
     """A relation hydrated by id: its name, its id column and the columns it offers.
 
-    Names come from fixed sets in this package, never from a caller's input.
+    ``packed``, when set, is a JSON-array column holding ``packed_fields`` of each row:
+    those fields are read from it rather than from their own columns. Names come from
+    fixed sets in this package, never from a caller's input.
     """
 
     relation: str
     id_column: str
     columns: tuple[str, ...]
+    packed: str | None = None
+    packed_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,13 @@ def hydrate_rows(
         return Hydration([], [], [])
     id_sql, id_params = _id_list(wanted)
     key = source.id_column
-    needed = [key, *columns, *(name for join in joins for name in join.needs)]
+    packed = [c for c in columns if c in source.packed_fields]
+    needed = [
+        key,
+        *(c for c in columns if c not in packed),
+        *(name for join in joins for name in join.needs),
+        *([source.packed] if packed else []),
+    ]
     projection = ", ".join(f"c.{name}" for name in dict.fromkeys(needed))
     ctes = [
         f"WITH hit AS (SELECT {projection}, ({condition}) AS _keep "
@@ -152,6 +172,8 @@ def hydrate_rows(
         elif not row.pop("_keep"):
             filtered_out.append(requested)
         else:
+            if packed:
+                row.update(zip(source.packed_fields, json.loads(row[source.packed]), strict=True))
             rows.append({name: row[name] for name in (*columns, *added)})
     return Hydration(rows, unknown, filtered_out)
 
@@ -299,16 +321,28 @@ class CatalogReader:
     def __post_init__(self) -> None:
         self.catalog_path = Path(self.catalog_path)
         self._con = connect_read_only(self.catalog_path)
-        tables = {
-            row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        }
+        tables = dict(
+            self._con.execute(
+                "SELECT table_name, list(column_name) FROM duckdb_columns() "
+                "WHERE table_name IN (?, ?) GROUP BY table_name",
+                [CHUNKS_MAT, FAISS_IDMAP_MAT],
+            ).fetchall()
+        )
         self._chunk_relation = _pick(
             _CHUNK_RELATIONS, CHUNKS_MAT if CHUNKS_MAT in tables else "v_chunks"
         )
         self._idmap_relation = _pick(
             _IDMAP_RELATIONS, FAISS_IDMAP_MAT if FAISS_IDMAP_MAT in tables else "faiss_idmap"
         )
-        self._chunks = HydrationSource(self._chunk_relation, "id", CHUNK_COLUMNS)
+        # A chunks_mat of an older layout has no hydration_row: read its columns.
+        packed = HYDRATION_ROW in tables.get(CHUNKS_MAT, [])
+        self._chunks = HydrationSource(
+            self._chunk_relation,
+            "id",
+            CHUNK_COLUMNS,
+            HYDRATION_ROW if packed else None,
+            HYDRATION_ROW_FIELDS if packed else (),
+        )
 
     @property
     def chunk_relation(self) -> str:
