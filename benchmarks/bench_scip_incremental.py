@@ -12,7 +12,8 @@
    update and, as its baseline in the same run, a full pass of the same edited tree; the
    two indexes' documents are compared (equal or not).
 
-Run: ``python benchmarks/bench_scip_incremental.py [--repo DIR] [--venv DIR] [--skip-env]``.
+Run: ``python benchmarks/bench_scip_incremental.py [--repo DIR] [--venv DIR] [--skip-env]
+[--packages json,email,...]``.
 """
 
 from __future__ import annotations
@@ -120,10 +121,10 @@ def documents_equal(left: Path, right: Path) -> bool:
     )
 
 
-def incremental_figures(scratch: Path) -> None:
+def incremental_figures(scratch: Path, packages: tuple[str, ...]) -> None:
     corpus = scratch / "stdlib"
-    lines = stdlib_corpus(corpus, PACKAGES, git=False)
-    print(f"\n## incremental vs full: stdlib corpus {', '.join(PACKAGES)} ({lines} lines)")
+    lines = stdlib_corpus(corpus, packages, git=False)
+    print(f"\n## incremental vs full: stdlib corpus {', '.join(packages)} ({lines} lines)")
     environment = minimal_environment()
     live = scratch / "live"
     first = update_scip_index(job_for(corpus, live, environment))
@@ -149,12 +150,15 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=PROJECT_ROOT)
     parser.add_argument("--venv", type=Path, default=Path(sys.prefix), help="default: this tool's")
     parser.add_argument("--skip-env", action="store_true", help="only the incremental figures")
+    parser.add_argument(
+        "--packages", default=",".join(PACKAGES), help="stdlib packages (json and email are edited)"
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-scip-inc-"))
     try:
         if not args.skip_env:
             environment_figures(args.repo.resolve(), args.venv, scratch)
-        incremental_figures(scratch)
+        incremental_figures(scratch, tuple(args.packages.split(",")))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

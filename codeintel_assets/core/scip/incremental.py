@@ -364,7 +364,8 @@ class _Update:
         defined = _defined(self.docs.values())
         context = set()
         for symbol, (user, _) in first.items():
-            if symbol in defined or user in self.externals_by_run or user in pending:
+            external = symbol not in defined or symbol in self.old_externals
+            if not external or user in self.externals_by_run or user in pending:
                 continue
             if self.old_first.get(symbol, ("", 0))[0] != user:
                 context.add(user)
@@ -374,15 +375,13 @@ class _Update:
         """Return the merged index: current documents, and each used external symbol's
         information from the run that indexed its first user, else the stored one."""
         first = _first_users(self.docs, self.rank, self.used)
-        defined = _defined(self.docs.values())
         merged = Index()
         merged.metadata.CopyFrom(self.metadata)
         merged.documents.extend(self.docs.values())
+        # scip-python lists some of the project's own symbols as external too.
         for symbol, (user, _) in first.items():
-            if symbol in defined:
-                continue
-            run = self.externals_by_run.get(user)
-            info = run.get(symbol) if run is not None else self.old_externals.get(symbol)
+            run = self.externals_by_run.get(user, {})
+            info = run.get(symbol) or self.old_externals.get(symbol)
             if info is not None:
                 merged.external_symbols.append(info)
         return canonical_index(merged)

@@ -160,7 +160,8 @@ def run_scip_python(
     ``uris``) are indexed in the order given (see ``order.py``); None means all of them,
     in scip-python's own order. ``keep`` are the documents written (None: all indexed).
     ``environment`` is what third-party imports resolve against (None: the minimal
-    one). The index is written in canonical form to a temp file, then renamed.
+    one). The index is written in canonical form to a temp file, then renamed; its
+    external symbols are those any indexed file used.
 
     Never raises for an indexer problem: a missing binary, a repository without
     Python files, a non-zero exit, a timeout or an empty output all return
@@ -260,7 +261,8 @@ def run_scip_python(
             return failed("scip-python selected no files", python_files, _tail(log))
         if not partial.exists() or partial.stat().st_size == 0:
             return failed("scip-python wrote no index", python_files, _tail(log))
-        index = Index.FromString(partial.read_bytes())
+        # External symbols are those every indexed file used, also the ones not kept.
+        index = canonical_index(Index.FromString(partial.read_bytes()))
         # scip-python also writes the project files the targets import directly.
         written = set(keep if keep is not None else wanted or ())
         if keep is not None or wanted is not None:
@@ -269,7 +271,7 @@ def run_scip_python(
             index.documents.extend(kept)
         # The index describes the repository, not the staging tree (whose path varies).
         index.metadata.project_root = repo_root.as_uri()
-        write_index(canonical_index(index), output)
+        write_index(index, output)
     return ScipRunResult(
         True, time.monotonic() - started, output, python_files, "", _tail(log), len(index.documents)
     )
