@@ -126,7 +126,9 @@ def hydrate_rows(
     Repeated ids keep their first position. ``condition`` is an SQL filter over alias
     ``c`` with its bound ``params``: rows failing it are reported in ``filtered_out``,
     ids with no row in ``unknown``. Each row is a dict of ``columns`` then the joins'
-    columns. Raises ``BadInputError`` on a column ``source`` does not offer.
+    columns; two or more ``columns`` of ``source.packed_fields`` are read from its packed
+    column, the others (and what filters and joins read) from their own columns. Raises
+    ``BadInputError`` on a column ``source`` does not offer.
     """
     unknown_columns = [c for c in columns if c not in source.columns]
     if unknown_columns:
@@ -139,11 +141,15 @@ def hydrate_rows(
         return Hydration([], [], [])
     id_sql, id_params = _id_list(wanted)
     key = source.id_column
-    packed = [c for c in columns if c in source.packed_fields]
+    join_needs = [name for join in joins for name in join.needs]
+    packed = [c for c in columns if c in source.packed_fields and c not in join_needs]
+    if len(packed) < 2:
+        # One field alone costs less from its own column than from the whole packed row.
+        packed = []
     needed = [
         key,
         *(c for c in columns if c not in packed),
-        *(name for join in joins for name in join.needs),
+        *join_needs,
         *([source.packed] if packed else []),
     ]
     projection = ", ".join(f"c.{name}" for name in dict.fromkeys(needed))
