@@ -162,6 +162,21 @@ def test_join_faiss_with_two_indexes_keeps_one_row(tmp_path: Path) -> None:
     assert {r["index_name"] for r in rows} == {"alt"}
 
 
+def test_a_catalog_built_before_the_module_macro_still_joins_modules(tmp_path: Path) -> None:
+    layout = build_fixture_layout(tmp_path / REPO)
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog)) as con:  # as a catalog of an earlier build
+        con.execute("DROP MACRO TABLE uri_modules")
+    with CatalogReader(layout.catalog) as reader:
+        rows = reader.hydrate(ALL_IDS, join_modules=True)
+    assert {r["id"]: r["module_id"] for r in rows}[DEEP] == "pkg.sub"
+    with duckdb.connect(str(layout.catalog), read_only=True) as con:  # the file is unchanged
+        macros = con.execute(
+            "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'uri_modules'"
+        ).fetchone()
+    assert macros == (0,)
+
+
 def test_filters_globs_languages_and_labels(reader: CatalogReader) -> None:
     cases = [
         (ChunkFilter(), ALL_IDS, "none"),

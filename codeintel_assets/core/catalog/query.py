@@ -35,6 +35,7 @@ from codeintel_assets.core.catalog.catalog import (
     HYDRATION_ROW,
     HYDRATION_ROW_FIELDS,
     connect_read_only,
+    load_macro_definitions,
 )
 from codeintel_assets.core.catalog.spans import ChunkSpans
 from codeintel_assets.core.errors import BadInputError
@@ -340,6 +341,7 @@ class CatalogReader:
         self._idmap_relation = _pick(
             _IDMAP_RELATIONS, FAISS_IDMAP_MAT if FAISS_IDMAP_MAT in tables else "faiss_idmap"
         )
+        _ensure_macros(self._con)
         # A chunks_mat of an older layout has no hydration_row: read its columns.
         packed = HYDRATION_ROW in tables.get(CHUNKS_MAT, [])
         self._chunks = HydrationSource(
@@ -562,6 +564,21 @@ class CatalogReader:
         cursor = self._con.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _ensure_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create, for this connection only, the ``views.sql`` macros a catalog built before
+    them lacks (``uri_modules``): a published version is never rebuilt, and a rollback
+    may return to one."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE function_type = 'table_macro'"
+        ).fetchall()
+    }
+    for macro in load_macro_definitions():
+        if macro.name not in present:
+            con.execute(macro.ddl.replace("CREATE OR REPLACE MACRO", "CREATE TEMP MACRO", 1))
 
 
 def _pick(allowed: frozenset[str], relation: str) -> str:
