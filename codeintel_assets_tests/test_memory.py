@@ -19,7 +19,7 @@ def test_peak_rss_sees_memory_freed_before_the_block_ends():
         pass
     with peak_rss() as measured:
         block = bytearray(200 * _MIB)
-        block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page: resident, not virtual
+        block[::4096] = b"x" * len(block[::4096])  # touch every page: resident, not virtual
         del block
     assert measured.method == "VmHWM reset"
     # The block's 200 MiB are gone when it ends, yet they are its peak...
@@ -45,13 +45,15 @@ def test_a_stage_that_ran_records_its_peak_rss(tmp_path: Path):
 
     def build() -> StageOutput:
         block = bytearray(120 * _MIB)
-        block[:: 4096] = b"x" * len(block[:: 4096])
+        block[::4096] = b"x" * len(block[::4096])
         return StageOutput("v1", {"rows": len(block) // _MIB})
 
     ran = run_stage(ctx, stage, {}, build)
     skipped = run_stage(ctx, stage, {}, build)
     assert ran.ran and ran.metadata["rows"] == 120
     assert ran.metadata["peak_rss_mib"] >= ran.metadata["rss_before_mib"] + 110
-    assert read_stamp(ctx.layout, "probe")["metadata"]["peak_rss_mib"] == ran.metadata["peak_rss_mib"]
+    assert (
+        read_stamp(ctx.layout, "probe")["metadata"]["peak_rss_mib"] == ran.metadata["peak_rss_mib"]
+    )
     # A skipped stage reports the stamp's figures: those of the run that built it.
     assert not skipped.ran and skipped.metadata == ran.metadata
