@@ -24,6 +24,8 @@ from codeintel_assets.core.schemas import (
     CST_NODES,
     NODE_TO_CHUNK,
     UNITS,
+    file_batches,
+    parquet_stream,
     write_parquet,
 )
 from codeintel_assets.core.stamps import (
@@ -33,8 +35,8 @@ from codeintel_assets.core.stamps import (
     run_stage,
     upstream_version,
 )
-from codeintel_assets.core.syntax import node_to_chunk_table
-from codeintel_assets.core.units import build_units, load_units
+from codeintel_assets.core.syntax import write_node_to_chunk
+from codeintel_assets.core.units import NODE_COLUMNS, build_units, load_units
 
 
 def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -97,19 +99,11 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
 
 def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
     """Write ``node_to_chunk`` for the AST and CST nodes present; return its row count."""
-    tables = [
-        pq.read_table(path, columns=["node_id", "uri", "start_byte", "end_byte"])
-        for path in (layout.ast_nodes, layout.cst_nodes)
-        if path.exists()
-    ]
-    if tables:
-        nodes = pa.concat_tables(tables)
-        spans = chunks.select(["id", "uri", "start_byte", "end_byte"])
-        mapping = node_to_chunk_table(nodes, spans)
-    else:
-        mapping = NODE_TO_CHUNK.empty_table()
-    write_parquet(mapping, layout.node_to_chunk, NODE_TO_CHUNK)
-    return mapping.num_rows
+    node_files = [path for path in (layout.ast_nodes, layout.cst_nodes) if path.exists()]
+    with parquet_stream(layout.node_to_chunk, NODE_TO_CHUNK) as stream:
+        if node_files:
+            write_node_to_chunk(node_files, chunks, stream)
+    return stream.rows
 
 
 def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -180,8 +174,9 @@ def stage_units(ctx: BuildContext, stage: Stage) -> StageResult:
         columns = ["id", "uri", "lang", "start_line", "end_line", "start_byte", "end_byte"]
         columns += ["kind", "name", "content"]
         chunks = pq.read_table(layout.chunks, columns=columns)
+        # File by file: a whole syntax tree as Python values would not fit at scale.
         nodes = (
-            pq.read_table(layout.cst_nodes)
+            file_batches(layout.cst_nodes, NODE_COLUMNS)
             if layout.cst_nodes.exists()
             else CST_NODES.empty_table()
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import modules as modules_core
@@ -37,6 +38,7 @@ from codeintel_assets.core.schemas import (
     SCIP_OCCURRENCES,
     SCIP_SYMBOLS,
     SYMBOL_EDGES,
+    parquet_stream,
     write_parquet,
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
@@ -49,7 +51,7 @@ from codeintel_assets.core.symbols import (
     symbol_edges_table,
     symbol_graph_json,
 )
-from codeintel_assets.core.syntax import Diagnostic, ast_nodes_table, cst_nodes_table
+from codeintel_assets.core.syntax import Diagnostic, write_ast_nodes, write_cst_nodes
 
 _EXAMPLES = 20
 
@@ -245,11 +247,11 @@ def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
 
     def build() -> StageOutput:
         files = ((uri, data) for uri, _, data in ctx.manifest_files(frozenset({"python"})))
-        table, diags = ast_nodes_table(ctx.repo.name, files)
-        write_parquet(table, layout.ast_nodes, AST_NODES)
+        with parquet_stream(layout.ast_nodes, AST_NODES) as stream:
+            diags = write_ast_nodes(ctx.repo.name, files, stream)
         return StageOutput(
-            table_checksum(table),
-            {"rows": table.num_rows, **_diagnostics(diags), "path": str(layout.ast_nodes)},
+            stream.checksum,
+            {"rows": stream.rows, **_diagnostics(diags), "path": str(layout.ast_nodes)},
         )
 
     return run_stage(ctx, stage, {}, build)
@@ -261,13 +263,14 @@ def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        table, diags = cst_nodes_table(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES))
-        write_parquet(table, layout.cst_nodes, CST_NODES)
-        error_nodes = sum(1 for kind in table.column("kind").to_pylist() if kind == "ERROR")
+        with parquet_stream(layout.cst_nodes, CST_NODES) as stream:
+            diags = write_cst_nodes(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES), stream)
+        batches = pq.ParquetFile(layout.cst_nodes).iter_batches(columns=["kind"])
+        error_nodes = sum(pc.sum(pc.equal(b["kind"], "ERROR")).as_py() or 0 for b in batches)
         return StageOutput(
-            table_checksum(table),
+            stream.checksum,
             {
-                "rows": table.num_rows,
+                "rows": stream.rows,
                 "error_nodes": error_nodes,
                 **_diagnostics(diags),
                 "path": str(layout.cst_nodes),

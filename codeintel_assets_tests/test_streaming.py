@@ -1,0 +1,132 @@
+"""Tables written batch by batch (``schemas.parquet_stream``) are the tables written whole:
+same rows in the same order, same bytes for one row group, same checksum."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from codeintel_assets.core import syntax
+from codeintel_assets.core.checksums import table_checksum, xxh64_file
+from codeintel_assets.core.schemas import (
+    AST_NODES,
+    CST_NODES,
+    NODE_TO_CHUNK,
+    file_batches,
+    parquet_stream,
+    write_parquet,
+)
+from codeintel_assets.core.units import NODE_COLUMNS, build_units
+
+REPO = "stream"
+
+
+@pytest.fixture(scope="module")
+def sources() -> list[tuple[str, bytes]]:
+    """Real code: the ``json`` package of the running Python's standard library."""
+    package = Path(sysconfig.get_paths()["stdlib"]) / "json"
+    return [(f"json/{p.name}", p.read_bytes()) for p in sorted(package.glob("*.py"))]
+
+
+def test_a_streamed_table_is_the_table_written_whole(tmp_path: Path, sources):
+    table, _ = syntax.cst_nodes_table(REPO, [(u, "python", d) for u, d in sources])
+    assert table.num_rows > 5_000
+    write_parquet(table, tmp_path / "whole.parquet", CST_NODES)
+    with parquet_stream(tmp_path / "streamed.parquet", CST_NODES) as stream:
+        for batch in table.to_batches(max_chunksize=777):
+            stream.write(batch)
+    assert stream.rows == table.num_rows
+    assert xxh64_file(tmp_path / "streamed.parquet") == xxh64_file(tmp_path / "whole.parquet")
+    assert stream.checksum == table_checksum(table)
+
+    # Row groups have the stream's size whatever the batches, so the file and its
+    # checksum depend on the rows alone.
+    files = []
+    for size in (333, 4096):
+        target = tmp_path / f"groups-{size}.parquet"
+        with parquet_stream(target, CST_NODES, row_group_rows=5000) as stream:
+            for batch in table.to_batches(max_chunksize=size):
+                stream.write(batch)
+        files.append((xxh64_file(target), stream.checksum))
+        parquet = pq.ParquetFile(target)
+        sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+        assert sizes[:-1] == [5000] * (len(sizes) - 1) and sum(sizes) == table.num_rows
+        assert parquet.read().equals(table)
+    assert files[0] == files[1]
+
+
+def test_a_failed_stream_leaves_the_old_file(tmp_path: Path):
+    target = tmp_path / "t.parquet"
+    write_parquet(AST_NODES.empty_table(), target, AST_NODES)
+    before = xxh64_file(target)
+    with pytest.raises(RuntimeError), parquet_stream(target, AST_NODES) as stream:
+        stream.write(AST_NODES.empty_table())
+        raise RuntimeError("killed mid-write")
+    assert xxh64_file(target) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def test_node_writers_stream_the_rows_of_the_node_tables(
+    tmp_path: Path, sources, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(syntax, "BATCH_ROWS", 500)  # many batches from a few files
+    ast_table, ast_diags = syntax.ast_nodes_table(REPO, sources)
+    cst_files = [(u, "python", d) for u, d in sources]
+    cst_table, cst_diags = syntax.cst_nodes_table(REPO, cst_files)
+    with parquet_stream(tmp_path / "ast.parquet", AST_NODES, row_group_rows=2000) as ast_out:
+        assert syntax.write_ast_nodes(REPO, sources, ast_out) == ast_diags
+    with parquet_stream(tmp_path / "cst.parquet", CST_NODES, row_group_rows=2000) as cst_out:
+        assert syntax.write_cst_nodes(REPO, cst_files, cst_out) == cst_diags
+    assert pq.read_table(tmp_path / "ast.parquet").equals(ast_table)
+    assert pq.read_table(tmp_path / "cst.parquet").equals(cst_table)
+
+    chunks = pa.table(
+        {
+            "id": list(range(len(sources))),
+            "uri": [uri for uri, _ in sources],
+            "start_byte": [0] * len(sources),
+            "end_byte": [len(data) // 2 for _, data in sources],
+        }
+    )
+    nodes = pa.concat_tables([ast_table, cst_table])
+    with parquet_stream(tmp_path / "n2c.parquet", NODE_TO_CHUNK) as mapping:
+        syntax.write_node_to_chunk(
+            [tmp_path / "ast.parquet", tmp_path / "cst.parquet"], chunks, mapping
+        )
+    expected = syntax.node_to_chunk_table(nodes, chunks)
+    assert expected.num_rows > 1000
+    assert pq.read_table(tmp_path / "n2c.parquet").equals(expected)
+
+
+def test_file_batches_never_split_a_file(tmp_path: Path, sources):
+    table, _ = syntax.cst_nodes_table(REPO, [(u, "python", d) for u, d in sources])
+    write_parquet(table, tmp_path / "cst.parquet", CST_NODES)
+    batches = list(file_batches(tmp_path / "cst.parquet", NODE_COLUMNS, rows=1000))
+    assert len(batches) > 1
+    assert pa.concat_tables(batches).equals(table.select(NODE_COLUMNS))
+    files_of = [set(batch.column("uri").to_pylist()) for batch in batches]
+    for first, second in zip(files_of, files_of[1:], strict=False):
+        assert not first & second
+    # Units made file by file are the units made from the whole table.
+    chunks = pa.table(
+        {
+            "id": list(range(len(sources))),
+            "uri": [uri for uri, _ in sources],
+            "lang": ["python"] * len(sources),
+            "start_line": [1] * len(sources),
+            "end_line": [data.count(b"\n") + 1 for _, data in sources],
+            "start_byte": [0] * len(sources),
+            "end_byte": [len(data) for _, data in sources],
+            "kind": ["module"] * len(sources),
+            "name": [None] * len(sources),
+            "content": [data.decode("utf-8") for _, data in sources],
+        }
+    )
+    whole = build_units(REPO, table, chunks)
+    by_file = build_units(REPO, iter(batches), chunks)
+    assert whole[0].num_rows > 40
+    assert whole[0].equals(by_file[0]) and whole[1].equals(by_file[1])
