@@ -20,6 +20,8 @@ from codeintel_assets.core.schemas import (
     parquet_stream,
     write_parquet,
 )
+from codeintel_assets.core.scip import Index
+from codeintel_assets.core.scip.tables import occurrence_batches, occurrences_table
 from codeintel_assets.core.units import NODE_COLUMNS, build_units
 
 REPO = "stream"
@@ -130,3 +132,21 @@ def test_file_batches_never_split_a_file(tmp_path: Path, sources):
     by_file = build_units(REPO, iter(batches), chunks)
     assert whole[0].num_rows > 40
     assert whole[0].equals(by_file[0]) and whole[1].equals(by_file[1])
+
+
+def test_occurrence_batches_are_the_occurrence_table_document_by_document():
+    index = Index()
+    for d in range(30):
+        doc = index.documents.add(relative_path=f"pkg/m{d}.py")
+        for i in range(40):
+            occ = doc.occurrences.add(symbol=f"scip-python python pkg 0 `pkg.m{d}`/f{i}().")
+            occ.range.extend([i, 0, 4])
+            occ.symbol_roles = 1 if i % 5 == 0 else 0
+            if i % 3 == 0:
+                occ.enclosing_range.extend([i, 0, i + 1, 0])
+    whole = occurrences_table(index)
+    batches = list(occurrence_batches(index, rows=100))
+    assert whole.num_rows == 1200
+    # A batch ends after the document that filled it: 3 documents of 40 rows each.
+    assert [b.num_rows for b in batches] == [120] * 10
+    assert pa.Table.from_batches(batches).equals(whole)

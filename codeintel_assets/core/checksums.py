@@ -69,12 +69,14 @@ def signed_xxh64(*parts: str | int) -> int:
 
 def table_checksum(*tables: pa.Table) -> str:
     """Return the xxh64 of Arrow tables' content (their IPC stream bytes, schema included)."""
-    parts = []
-    for table in tables:
-        digest = TableDigest(table.schema)
-        digest.update(table.combine_chunks())
-        parts.append(digest.hexdigest())
-    return digests_checksum(*parts)
+    return digests_checksum(*(table_digest(table) for table in tables))
+
+
+def table_digest(table: pa.Table) -> str:
+    """Return the ``TableDigest`` of ``table`` held whole (one batch)."""
+    digest = TableDigest(table.schema)
+    digest.update(table.combine_chunks())
+    return digest.hexdigest()
 
 
 def digests_checksum(*digests: str) -> str:

@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import modules as modules_core
 from codeintel_assets.core.checksums import (
     atomic_path,
+    digests_checksum,
     table_checksum,
+    table_digest,
     write_json_atomic,
     write_text_atomic,
     xxh64_file,
@@ -43,7 +45,11 @@ from codeintel_assets.core.schemas import (
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
 from codeintel_assets.core.scip.indexer import run_scip_python
-from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
+from codeintel_assets.core.scip.tables import (
+    occurrence_batches,
+    repo_text_reader,
+    symbols_table,
+)
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
     python_syntax_sites,
@@ -205,40 +211,46 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
     def build() -> StageOutput:
         source = next((p for p in (layout.scip_index, layout.scip_index_json) if p.exists()), None)
         facts: dict[str, Any] = {"source": str(source) if source else None}
+        index = None
         if source is None:
-            occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
             facts["note"] = "no SCIP index (see scip_index's metadata): tables are empty"
         else:
             try:
                 index = decode_scip_file(source)
             except BadInputError as exc:
-                index = None
                 facts["scip_error"] = str(exc)
-            if index is None:
-                occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
-            else:
+        with parquet_stream(layout.scip_occurrences, SCIP_OCCURRENCES) as occurrences:
+            if index is not None:
                 index, outside = _within_manifest(index, set(_scip_uris(ctx)))
                 facts["documents_outside_manifest"] = len(outside)
                 facts["documents_outside_manifest_examples"] = outside[:_EXAMPLES]
-                occurrences = occurrences_table(index, repo_text_reader(ctx.repo.root))
-                symbols = symbols_table(index)
                 facts["documents"] = len(index.documents)
-        write_parquet(occurrences, layout.scip_occurrences, SCIP_OCCURRENCES)
+                # Document by document: all occurrences as Python values would not fit.
+                for batch in occurrence_batches(index, repo_text_reader(ctx.repo.root)):
+                    occurrences.write(batch)
+        symbols = symbols_table(index) if index is not None else SCIP_SYMBOLS.empty_table()
         write_parquet(symbols, layout.scip_symbols, SCIP_SYMBOLS)
-        roles = Counter(occurrences.column("role").to_pylist())
+        definitions = _count_equal(layout.scip_occurrences, "role", "def")
         return StageOutput(
-            table_checksum(occurrences, symbols),
+            digests_checksum(occurrences.digest, table_digest(symbols)),
             {
                 **facts,
-                "rows": occurrences.num_rows,
+                "rows": occurrences.rows,
                 "symbols": symbols.num_rows,
-                "definitions": roles.get("def", 0),
-                "references": roles.get("ref", 0),
+                "definitions": definitions,
+                "references": occurrences.rows - definitions,
                 "path": str(layout.scip_occurrences),
             },
         )
 
     return run_stage(ctx, stage, {}, build)
+
+
+def _count_equal(path: Path, column: str, value: str) -> int:
+    """Return how many rows of a Parquet table hold ``value`` in ``column``, row group by
+    row group."""
+    batches = pq.ParquetFile(path).iter_batches(columns=[column])
+    return sum(pc.sum(pc.equal(batch[column], value)).as_py() or 0 for batch in batches)
 
 
 def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -265,8 +277,7 @@ def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
     def build() -> StageOutput:
         with parquet_stream(layout.cst_nodes, CST_NODES) as stream:
             diags = write_cst_nodes(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES), stream)
-        batches = pq.ParquetFile(layout.cst_nodes).iter_batches(columns=["kind"])
-        error_nodes = sum(pc.sum(pc.equal(b["kind"], "ERROR")).as_py() or 0 for b in batches)
+        error_nodes = _count_equal(layout.cst_nodes, "kind", "ERROR")
         return StageOutput(
             stream.checksum,
             {
