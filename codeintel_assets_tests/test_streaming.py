@@ -7,6 +7,7 @@ import sysconfig
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,12 +17,15 @@ from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
     NODE_TO_CHUNK,
+    SCIP_OCCURRENCES,
+    SCIP_SYMBOLS,
     file_batches,
     parquet_stream,
     write_parquet,
 )
 from codeintel_assets.core.scip import Index
 from codeintel_assets.core.scip.tables import occurrence_batches, occurrences_table
+from codeintel_assets.core.symbols import symbol_edges_by_file, symbol_edges_table
 from codeintel_assets.core.units import NODE_COLUMNS, build_units
 
 REPO = "stream"
@@ -150,3 +154,30 @@ def test_occurrence_batches_are_the_occurrence_table_document_by_document():
     # A batch ends after the document that filled it: 3 documents of 40 rows each.
     assert [b.num_rows for b in batches] == [120] * 10
     assert pa.Table.from_batches(batches).equals(whole)
+
+
+def test_symbol_edges_file_by_file_are_the_edges_of_the_whole_table(tmp_path: Path):
+    index = Index()
+    for d in range(12):
+        doc = index.documents.add(relative_path=f"pkg/m{d}.py")
+        module = doc.occurrences.add(symbol=f"scip-python python pkg 0 `pkg.m{d}`/__init__:")
+        module.range.extend([0, 0, 0])
+        module.symbol_roles = 1
+        for i in range(6):
+            definition = doc.occurrences.add(symbol=f"scip-python python pkg 0 `pkg.m{d}`/f{i}().")
+            definition.range.extend([10 * i, 4, 6])
+            definition.symbol_roles = 1
+            definition.enclosing_range.extend([10 * i, 0, 10 * i + 9, 0])
+            # Each function calls one of the previous module's.
+            callee = doc.occurrences.add(symbol=f"scip-python python pkg 0 `pkg.m{d - 1}`/f{i}().")
+            callee.range.extend([10 * i + 1, 4, 6])
+    occurrences = occurrences_table(index)
+    write_parquet(occurrences, tmp_path / "occ.parquet", SCIP_OCCURRENCES)
+    symbols = SCIP_SYMBOLS.empty_table()
+    calls = {(f"pkg/m{d}.py", 10 * i + 1, 4) for d in range(12) for i in range(0, 6, 2)}
+    whole = symbol_edges_table(occurrences, symbols, calls)
+    files = file_batches(tmp_path / "occ.parquet", SCIP_OCCURRENCES.names, rows=20)
+    definitions = occurrences.filter(pc.equal(occurrences["role"], "def"))
+    by_file = symbol_edges_by_file(files, definitions, symbols, calls)
+    assert whole.num_rows == 72 and set(whole["edge"].to_pylist()) == {"call", "reference"}
+    assert by_file.equals(whole)

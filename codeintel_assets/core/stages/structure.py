@@ -40,6 +40,7 @@ from codeintel_assets.core.schemas import (
     SCIP_OCCURRENCES,
     SCIP_SYMBOLS,
     SYMBOL_EDGES,
+    file_batches,
     parquet_stream,
     write_parquet,
 )
@@ -54,7 +55,7 @@ from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_s
 from codeintel_assets.core.symbols import (
     python_syntax_sites,
     read_symbol_graph_json,
-    symbol_edges_table,
+    symbol_edges_by_file,
     symbol_graph_json,
 )
 from codeintel_assets.core.syntax import Diagnostic, write_ast_nodes, write_cst_nodes
@@ -246,6 +247,18 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
     return run_stage(ctx, stage, {}, build)
 
 
+def _definitions_and_uris(occurrences: Path) -> tuple[pa.Table, list[str]]:
+    """Return the ``def`` rows (symbol, uri) of a ``scip_occurrences`` file in its order,
+    and its sorted uris, reading it row group by row group."""
+    parts, uris = [], set()
+    columns = ["symbol", "uri", "role"]
+    for batch in pq.ParquetFile(occurrences).iter_batches(columns=columns):
+        parts.append(batch.filter(pc.equal(batch["role"], "def")).select(["symbol", "uri"]))
+        uris.update(pc.unique(batch["uri"]).to_pylist())
+    schema = pa.schema([SCIP_OCCURRENCES.field("symbol"), SCIP_OCCURRENCES.field("uri")])
+    return pa.Table.from_batches(parts, schema=schema), sorted(uris)
+
+
 def _count_equal(path: Path, column: str, value: str) -> int:
     """Return how many rows of a Parquet table hold ``value`` in ``column``, row group by
     row group."""
@@ -347,12 +360,15 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
             edges, outside = _edges_within(read_symbol_graph_json(given), set(_scip_uris(ctx)))
             facts.update(source=f"ingested {given}", edges_outside_manifest=outside)
         else:
-            occurrences = pq.read_table(layout.scip_occurrences)
+            occurrences = layout.scip_occurrences
+            definitions, uris = _definitions_and_uris(occurrences)
             symbols = pq.read_table(layout.scip_symbols)
-            reader = repo_text_reader(ctx.repo.root)
-            uris = sorted(set(occurrences.column("uri").to_pylist()))
-            sites = python_syntax_sites(uris, reader)
-            edges = symbol_edges_table(occurrences, symbols, sites.calls, sites.import_lines)
+            sites = python_syntax_sites(uris, repo_text_reader(ctx.repo.root))
+            # File by file: all occurrences as Python values would not fit at scale.
+            files = file_batches(occurrences, SCIP_OCCURRENCES.names)
+            edges = symbol_edges_by_file(
+                files, definitions, symbols, sites.calls, sites.import_lines
+            )
             facts.update(source="derived", unparsed_files=len(sites.unparsed))
         write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
         write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges))
