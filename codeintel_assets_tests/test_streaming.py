@@ -3,6 +3,7 @@ same rows in the same order, same bytes for one row group, same checksum."""
 
 from __future__ import annotations
 
+import random
 import sysconfig
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 
 from codeintel_assets.core import syntax
 from codeintel_assets.core.checksums import table_checksum, xxh64_file
+from codeintel_assets.core.chunk_table import symbol_lookup
+from codeintel_assets.core.chunking import Chunk
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
@@ -181,3 +184,28 @@ def test_symbol_edges_file_by_file_are_the_edges_of_the_whole_table(tmp_path: Pa
     by_file = symbol_edges_by_file(files, definitions, symbols, calls)
     assert whole.num_rows == 72 and set(whole["edge"].to_pylist()) == {"call", "reference"}
     assert by_file.equals(whole)
+
+
+def test_symbol_lookup_from_arrow_columns_matches_a_plain_scan():
+    rng = random.Random(7)
+    rows = [
+        {
+            "uri": f"m{rng.randrange(5)}.py",
+            "start_line": rng.randrange(60),
+            "symbol": rng.choice(["local 1", "local 2"] + [f"pkg/f{i}()." for i in range(9)]),
+        }
+        for _ in range(3000)
+    ]
+    lookup = symbol_lookup(pa.Table.from_pylist(rows))
+    for uri in ("m0.py", "m3.py", "absent.py"):
+        for start, end in ((1, 10), (11, 11), (30, 61)):
+            chunk = Chunk(0, uri, start, end, 0, 0, "", "python", "function", None)
+            # The rule: symbols on the chunk's (1-based) lines, ordered by line then name.
+            inside = sorted(
+                (r["start_line"] + 1, r["symbol"])
+                for r in rows
+                if r["uri"] == uri
+                and start <= r["start_line"] + 1 <= end
+                and not r["symbol"].startswith("local ")
+            )
+            assert lookup(chunk) == list(dict.fromkeys(symbol for _, symbol in inside))

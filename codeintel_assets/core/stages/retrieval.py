@@ -52,7 +52,9 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
             ctx.repo.name, ctx.repo.root, manifest, embedder, ctx.chunk_tokens
         )
         lookup = (
-            symbol_lookup(pq.read_table(layout.scip_occurrences))
+            symbol_lookup(
+                pq.read_table(layout.scip_occurrences, columns=["uri", "start_line", "symbol"])
+            )
             if layout.scip_occurrences.exists()
             else None
         )
