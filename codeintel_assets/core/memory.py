@@ -5,11 +5,13 @@ of a build from the one before. Linux keeps the same high-water mark per process
 (``VmHWM`` in ``/proc/self/status``) and lets a process reset it (writing ``5`` to
 ``/proc/self/clear_refs``): resetting it when a stage starts and reading it when it ends
 gives the stage's exact peak, with no sampling. Child processes (scip-python's node) are
-other processes: a thread samples the resident size of every descendant while the block
-runs, and ``RUSAGE_CHILDREN``'s high-water mark, when it grew during the block, adds the
-peak of a child that ended between two samples. Stages of one process measured at the
-same time (threads) share the process's figure. Elsewhere than Linux, the process figure
-is ``ru_maxrss`` (the peak so far, an upper bound) and ``method`` says so.
+other processes: a thread reads, every 0.2 s, the high-water mark of every live
+descendant (their own ``VmHWM``, so a child's peak between two reads is not missed, only
+the growth of its last 0.2 s) and keeps the largest sum. ``RUSAGE_CHILDREN`` is no help:
+a forked child counts its parent's pages until it execs, so its ``ru_maxrss`` is the
+parent's size. Stages of one process measured at the same time (threads) share the
+process's figure. Elsewhere than Linux, the process figure is ``ru_maxrss`` (the peak so
+far, an upper bound) and ``method`` says so.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ def peak_rss() -> Iterator[PeakRss]:
     reset = _reset_high_water_mark()
     if not reset:
         measured.method = "ru_maxrss (process peak so far)"
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     sampler = threading.Thread(target=_sample_children, args=(measured,), daemon=True)
     sampler.start()
     try:
@@ -65,15 +66,12 @@ def peak_rss() -> Iterator[PeakRss]:
         measured._stop.set()
         sampler.join()
         hwm = _status_mib("VmHWM") if reset else None
-        measured.peak_mib = hwm if hwm is not None else _maxrss_mib(resource.RUSAGE_SELF)
-        if resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > children_before:
-            ended = _maxrss_mib(resource.RUSAGE_CHILDREN)
-            measured.children_peak_mib = max(measured.children_peak_mib, ended)
+        measured.peak_mib = hwm if hwm is not None else _maxrss_mib()
 
 
 def _sample_children(measured: PeakRss) -> None:
     while not measured._stop.wait(_SAMPLE_SECONDS):
-        total = sum(_rss_mib(pid) for pid in _descendants())
+        total = sum(_peak_mib(pid) for pid in _descendants())
         measured.children_peak_mib = max(measured.children_peak_mib, total)
 
 
@@ -91,9 +89,10 @@ def _descendants() -> list[int]:
     return found
 
 
-def _rss_mib(pid: int) -> float:
+def _peak_mib(pid: int) -> float:
+    """Return a process's peak resident size so far (0 once it is gone)."""
     with contextlib.suppress(OSError):
-        return _field_mib((Path("/proc") / str(pid) / "status").read_text(), "VmRSS") or 0.0
+        return _field_mib((Path("/proc") / str(pid) / "status").read_text(), "VmHWM") or 0.0
     return 0.0
 
 
@@ -118,7 +117,7 @@ def _field_mib(status: str, name: str) -> float | None:
     return int(found.group(1)) / 1024 if found else None
 
 
-def _maxrss_mib(who: int) -> float:
+def _maxrss_mib() -> float:
     # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    value = resource.getrusage(who).ru_maxrss
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return value / _MIB if sys.platform == "darwin" else value / 1024
