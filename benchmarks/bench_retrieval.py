@@ -149,7 +149,7 @@ def main() -> None:
             ("windows", windows, ChunkBuildStats(chunks=len(windows))),
         ):
             t = time.perf_counter()
-            table, _ = build_chunk_table(chunks, embedder, cache, chunk_stats)
+            table = build_chunk_table(chunks, embedder, cache, chunk_stats)
             cache.save()
             took = time.perf_counter() - t
             print(f"embedded {label}: {chunk_stats.embedded} new, {chunk_stats.from_cache} "

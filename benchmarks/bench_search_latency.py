@@ -71,7 +71,7 @@ def corpus(root: Path) -> tuple[pa.Table, pa.Table]:
     manifest = build_manifest(root).files
     chunks, stats = chunk_repository("bench", root, manifest, embedder, 128)
     cache = EmbeddingCache(root.parent / "cache", embedder.model_id, embedder.dim)
-    table, _ = build_chunk_table(chunks, embedder, cache, stats)
+    table = build_chunk_table(chunks, embedder, cache, stats)
     files = [(r["uri"], r["lang"], (root / r["uri"]).read_bytes()) for r in manifest.to_pylist()]
     nodes, _ = cst_nodes_table("bench", [f for f in files if f[1] == "python"])
     return table, nodes

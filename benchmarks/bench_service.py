@@ -42,19 +42,22 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 
-from bench_retrieval import jittered_copies, repeated_definitions  # noqa: E402
-from corpus import stdlib_corpus  # noqa: E402
+from corpus import jittered_copies, stdlib_corpus  # noqa: E402
 
-from codeintel_assets.core import faiss_store, lexical, lifecycle, registry  # noqa: E402
+from codeintel_assets.core import faiss_store, lifecycle, registry  # noqa: E402
 from codeintel_assets.core.catalog import build_catalog  # noqa: E402
-from codeintel_assets.core.channels import LexicalChannels  # noqa: E402
+from codeintel_assets.core.channels import build_unit_channels, unit_documents  # noqa: E402
 from codeintel_assets.core.checksums import signed_xxh64  # noqa: E402
-from codeintel_assets.core.definitions import build_definitions  # noqa: E402
-from codeintel_assets.core.embedding import embedding_text, load_embedder  # noqa: E402
+from codeintel_assets.core.embedding import load_embedder  # noqa: E402
 from codeintel_assets.core.layout import RepoLayout  # noqa: E402
-from codeintel_assets.core.schemas import chunk_schema, write_parquet  # noqa: E402
-from codeintel_assets.core.search import CodeIndex, recorded_embedder  # noqa: E402
+from codeintel_assets.core.schemas import CHUNK_UNITS, UNITS, chunk_schema, write_parquet  # noqa: E402
+from codeintel_assets.core.search import (  # noqa: E402
+    CodeIndex,
+    recorded_embedder,
+    use_query_threads,
+)
 from codeintel_assets.core.tuning import tune_and_lock  # noqa: E402
+from codeintel_assets.core.units import UnitSet, load_units, unit_id  # noqa: E402
 
 PACKAGES = (
     "json", "email", "http", "logging", "asyncio", "unittest", "xml",
@@ -76,30 +79,35 @@ def env_for(work: Path) -> dict[str, str]:
 
 
 def build_small(work: Path) -> None:
-    """Build and publish the ~10k-chunk corpus with `indexctl build` (real model), once."""
-    data = work / "data"
-    if lifecycle.current_version_or_none(RepoLayout(data, SMALL)):
-        return
-    lines = stdlib_corpus(work / "corpus", PACKAGES)
-    (work / "dagster_home").mkdir(parents=True, exist_ok=True)
+    """Build and publish the ~10k-chunk corpus with `indexctl build` (real model); a
+    rebuild of an earlier work folder only recomputes what this checkout changed."""
     env = env_for(work)
-    subprocess.run([INDEXCTL, "repo", "add", SMALL, str(work / "corpus")], env=env, check=True)
+    if not (work / "corpus").exists():
+        stdlib_corpus(work / "corpus", PACKAGES)
+        (work / "dagster_home").mkdir(parents=True, exist_ok=True)
+        subprocess.run([INDEXCTL, "repo", "add", SMALL, str(work / "corpus")], env=env, check=True)
+    lines = sum(p.read_text(errors="replace").count("\n") for p in (work / "corpus").rglob("*.py"))
     started = time.perf_counter()
     subprocess.run([INDEXCTL, "build", SMALL], env=env, check=True, capture_output=True)
     print(f"built {SMALL}: {lines} lines in {time.perf_counter() - started:.0f}s")
 
 
 def publish_large(work: Path) -> None:
-    """Derive and publish the ~100k-chunk version from the small build area, once."""
+    """Derive and publish the ~100k-chunk version from the small build area, once per
+    published version of the small one."""
     data = work / "data"
     repo = RepoLayout(data, LARGE)
+    small = lifecycle.current_layout(RepoLayout(data, SMALL))
+    manifest = json.loads(small.version_manifest.read_text())
     if lifecycle.current_version_or_none(repo):
-        return
+        published = json.loads(lifecycle.current_layout(repo).version_manifest.read_text())
+        if published.get("derived_from") == small.root.name:
+            return
     started = time.perf_counter()
     source = RepoLayout(data, SMALL).build
     target = repo.build
     linked = ("manifest", "scip", "ast", "cst", "modules", "symbol_graph", "eval")
-    for folder in ("vectors", "faiss", "bm25", *linked):
+    for folder in ("vectors", "faiss", "bm25", "units", *linked):
         shutil.rmtree(target.root / folder, ignore_errors=True)  # left by a run killed half way
     for folder in linked:
         shutil.copytree(source.root / folder, target.root / folder, copy_function=os.link)
@@ -128,30 +136,52 @@ def publish_large(work: Path) -> None:
     ids = table["id"].to_numpy()
     factory = faiss_store.choose_factory(len(ids))
     index = faiss_store.build_index(ids, vectors, factory)
-    manifest = json.loads(
-        lifecycle.current_layout(RepoLayout(data, SMALL)).version_manifest.read_text()
-    )
     embedder = load_embedder(recorded_embedder(manifest))
     audit, _ = tune_and_lock(index, ids, vectors, lambda: embedder, factory, target, "bench",
                              0.95, 10, 200)  # fmt: skip
     faiss_store.export_idmap(target.faiss_index(), target.faiss_idmap)
-    nodes = pq.read_table(source.cst_nodes, columns=["uri", "kind", "start_byte", "name"])
-    definitions = repeated_definitions(build_definitions(nodes, chunks), chunks, ids)
-    texts = [
-        embedding_text(u, m, c)
-        for u, m, c in zip(table["uri"].to_pylist(), table["name"].to_pylist(),
-                           table["content"].to_pylist(), strict=True)
-    ]  # fmt: skip
-    LexicalChannels(lexical.build_bm25(ids, texts), definitions).save(target.bm25_dir)
+    units = repeated_units(load_units(source), chunks["id"].to_pylist(), ids)
+    write_parquet(units.table, target.units, UNITS)
+    write_parquet(units.chunk_units, target.chunk_units, CHUNK_UNITS)
+    texts = unit_documents(units.table, table.drop_columns(["embedding"]))
+    build_unit_channels(units, texts).save(target.bm25_dir)
     lifecycle.publish_version(
         repo,
         build_catalog=lambda version: build_catalog(version, materialize=True).to_dict(),
         validate=lambda version: [],
-        extra_manifest={"embedder": manifest["embedder"]},
+        extra_manifest={"embedder": manifest["embedder"], "derived_from": small.root.name},
     )
     took = time.perf_counter() - started
     print(f"published {LARGE}: {len(ids)} chunks, {audit['factory']} {audit['knobs']} "
           f"(recall@10 {audit['measured_recall']:.3f}) in {took:.0f}s")  # fmt: skip
+
+
+def repeated_units(units: UnitSet, source_ids: list[int], ids: np.ndarray) -> UnitSet:
+    """Return ``units`` repeated as the chunks are: copy c of chunk row r is ``ids[c·n + r]``,
+    its file under ``c<c>/``; unit ids recomputed from the new paths, as the stage does."""
+    n = len(source_ids)
+    row_of = {chunk: r for r, chunk in enumerate(source_ids)}
+    base = units.table.to_pylist()
+    mapping = units.chunk_units.to_pylist()
+    rows, chunk_units = [], []
+    for c in range(len(ids) // n):
+        new_id = {}
+        for u in base:
+            uri = f"c{c}/{u['uri']}"
+            new_id[u["unit_id"]] = unit_id(LARGE, uri, u["start_byte"], u["end_byte"], u["kind"])
+        for u in base:
+            first = int(ids[c * n + row_of[u["first_chunk_id"]]])
+            rows.append({**u, "uri": f"c{c}/{u['uri']}", "unit_id": new_id[u["unit_id"]],
+                         "parent_unit_id": new_id.get(u["parent_unit_id"]),
+                         "first_chunk_id": first})  # fmt: skip
+        chunk_units.extend(
+            {"chunk_id": int(ids[c * n + row_of[m["chunk_id"]]]), "unit_id": new_id[m["unit_id"]]}
+            for m in mapping
+        )
+    return UnitSet(
+        pa.Table.from_pylist(rows, schema=UNITS),
+        pa.Table.from_pylist(chunk_units, schema=CHUNK_UNITS),
+    )
 
 
 def post(url: str, tool: str, args: dict) -> tuple[int, dict]:
@@ -219,6 +249,7 @@ def warm_latency(url: str, queries: list[str], repo: str) -> None:
 
 def in_process_baseline(work: Path, queries: list[str], repo: str) -> None:
     print(f"\n== baseline on {repo}: CodeIndex.search in one process, no HTTP")
+    use_query_threads()  # as `indexctl serve` does
     with CodeIndex.open(repo, root=work / "data") as index:
         index.search("warm up", k=10)
         for mode in ("hybrid", "bm25"):

@@ -7,6 +7,8 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_PACKAGES = ("json", "email", "http", "logging", "asyncio", "unittest", "xml")
 
 
@@ -26,3 +28,16 @@ def stdlib_corpus(
         subprocess.run(["git", "-C", str(target), "add", "-A"], check=True)
         subprocess.run(["git", *env, "-C", str(target), "commit", "-qm", "corpus"], check=True)
     return sum(p.read_text(errors="replace").count("\n") for p in target.rglob("*.py"))
+
+
+def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -> np.ndarray:
+    """Return ``count`` unit vectors: the real chunk vectors repeated, each copy jittered.
+
+    Copies of real embeddings keep the model's uneven, clumpy distribution, which is
+    what makes IVF lose recall; Gaussian noise of ``sigma`` per dimension makes every
+    copy distinct (cosine to its source ≈ 1 / sqrt(1 + sigma² · dim)).
+    """
+    rng = np.random.default_rng(seed)
+    x = real[np.arange(count) % len(real)] + rng.normal(scale=sigma, size=(count, real.shape[1]))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x, dtype=np.float32)

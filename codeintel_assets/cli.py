@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--modules-jsonl", help="an existing modules.jsonl to ingest")
     add.add_argument("--symbol-graph", help="an existing symbol_graph.json to ingest")
     add.add_argument(
+        "--python-env",
+        metavar="VENV|minimal",
+        help="the virtualenv scip-python resolves third-party imports against "
+        "(default: the repository's .venv or venv, else none)",
+    )
+    add.add_argument(
         "--replace", action="store_true", help="change the settings of a registered name"
     )
     add.set_defaults(handler=cmd_repo_add)
@@ -311,6 +317,7 @@ def cmd_repo_add(args: argparse.Namespace) -> int:
             scip_index=args.scip,
             modules_jsonl=args.modules_jsonl,
             symbol_graph_json=args.symbol_graph,
+            python_env=args.python_env,
         ),
         replace=args.replace,
     )
@@ -478,9 +485,10 @@ def _plain(cells: list[str]) -> list[Text]:
 
 def _search_in_process(args: argparse.Namespace) -> list[Any]:
     from codeintel_assets.core.catalog import ChunkFilter
-    from codeintel_assets.core.search import CodeIndex, recorded_embedder
+    from codeintel_assets.core.search import CodeIndex, recorded_embedder, use_query_threads
     from codeintel_assets.core.service.handles import LazyEmbedder, index_dimension
 
+    use_query_threads()
     filters = None
     if args.lang or args.include or args.exclude:
         filters = ChunkFilter(
@@ -530,10 +538,12 @@ def _search_server(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.search import use_query_threads
     from codeintel_assets.core.service.handles import HandleCache
     from codeintel_assets.server.http_api import require_token_for, serve
 
     require_token_for(args.host, args.token)
+    use_query_threads()
     cache = HandleCache(args.repo or None)
     err.print(
         f"indexctl: serving {', '.join(cache.repos)} on http://{args.host}:{args.port} "
@@ -545,9 +555,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    from codeintel_assets.core.search import use_query_threads
     from codeintel_assets.core.service.handles import HandleCache
     from codeintel_assets.server.mcp_server import run_stdio
 
+    use_query_threads()
     run_stdio(HandleCache(args.repo or None))
     return 0
 

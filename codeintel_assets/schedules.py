@@ -1,41 +1,54 @@
 """Schedules: a nightly uncached re-check of every repository's index.
 
-A build trusts its caches (the embedding cache, the checksum gates). Once a night,
-``nightly_recheck`` re-checks every registered repository the way the
-``chunks_match_clean_build`` check does, without rebuilding anything: a from-scratch
-chunking of the unchanged files compared with the stored chunks, and a fresh, uncached
-embedding of sampled chunks compared with the stored vectors. Each outcome is recorded
-as an evaluation of that check on the repository's partition, so it shows in the
-check's history in the UI.
+A build trusts its caches (the embedding cache, the checksum gates, incremental SCIP).
+Once a night, ``nightly_recheck`` re-checks every registered repository without
+rebuilding anything: the ``chunks_match_clean_build`` check (a from-scratch chunking of
+the unchanged files compared with the stored chunks, and a fresh, uncached embedding of
+sampled chunks compared with the stored vectors), and ``scip_matches_full_pass`` (a full
+scip-python pass from scratch compared row for row with the stored ``scip_occurrences``,
+``scip_symbols`` and ``symbol_edges``, which incremental updates made). The full pass is
+as slow as a first build's ``scip_index``, so it runs here and not with every build. Each
+outcome is recorded as an evaluation of its check on the repository's partition, so it
+shows in the check's history in the UI.
 """
 
 import dagster as dg
 
-from codeintel_assets.core.validation import check_chunks_match_clean_build
+from codeintel_assets.core.validation import (
+    check_chunks_match_clean_build,
+    check_scip_matches_full_pass,
+)
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
 
 NIGHTLY_CRON = "0 3 * * *"
 RECHECK = dg.AssetCheckKey(dg.AssetKey("chunks"), "chunks_match_clean_build")
+SCIP_RECHECK = dg.AssetCheckKey(dg.AssetKey("scip_occurrences"), "scip_matches_full_pass")
+RECHECKS = (
+    (RECHECK, check_chunks_match_clean_build),
+    (SCIP_RECHECK, check_scip_matches_full_pass),
+)
 
 
 @dg.op
 def recheck_repositories(context: dg.OpExecutionContext, codeintel: CodeintelResource) -> int:
-    """Re-check every repository partition; return how many failed."""
+    """Run every re-check on every repository partition; return how many failed."""
     failed = 0
     for name in sorted(context.instance.get_dynamic_partitions(REPOS.name)):
-        outcome = check_chunks_match_clean_build(codeintel.build_context(name))
-        failed += not outcome.passed
-        context.log_event(
-            dg.AssetCheckEvaluation(
-                asset_key=RECHECK.asset_key,
-                check_name=RECHECK.name,
-                passed=outcome.passed,
-                metadata={"detail": outcome.detail, **outcome.metadata},
-                description=outcome.detail,
-                partition=name,
+        ctx = codeintel.build_context(name)
+        for key, check in RECHECKS:
+            outcome = check(ctx)
+            failed += not outcome.passed
+            context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=key.asset_key,
+                    check_name=key.name,
+                    passed=outcome.passed,
+                    metadata={"detail": outcome.detail, **outcome.metadata},
+                    description=outcome.detail,
+                    partition=name,
+                )
             )
-        )
     return failed
 
 

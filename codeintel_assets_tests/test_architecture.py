@@ -129,3 +129,39 @@ def test_the_stage_table_is_in_build_order():
     for stage in STAGES:
         assert set(stage.inputs) <= seen, f"{stage.name} comes before one of {stage.inputs}"
         seen.add(stage.name)
+
+
+def test_tests_share_helpers_only_through_support_modules():
+    # Importing a test module from another runs its tests' collection twice and ties
+    # unrelated files together: shared helpers live in the *_support modules, fixtures in
+    # conftest (which nothing imports).
+    tests = Path(__file__).parent
+    offenders = []
+    for path in tests.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            offenders += [
+                (path.name, name)
+                for name in names
+                if name.rsplit(".", 1)[-1].startswith(("test_", "conftest"))
+            ]
+    assert offenders == []
+
+
+def test_entry_points_reach_the_dagster_layer_only_through_runner_and_resources():
+    graph = import_graph()
+    entry = [
+        m for m in graph if m == "codeintel_assets.cli" or m.startswith("codeintel_assets.server")
+    ]
+    reached = {
+        target
+        for module in entry
+        for target in graph.successors(module)
+        if not target.startswith(("codeintel_assets.core", "codeintel_assets.server"))
+    }
+    assert reached == {"codeintel_assets.runner", "codeintel_assets.resources"}

@@ -7,7 +7,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from test_catalog_views import CHUNK_ROWS, REPO, build_fixture_layout, chunk_id, idmap_table
 
 from codeintel_assets.core import metrics, schemas
 from codeintel_assets.core.catalog import (
@@ -21,6 +20,13 @@ from codeintel_assets.core.catalog import (
 )
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets_tests.catalog_support import (
+    CHUNK_ROWS,
+    REPO,
+    build_fixture_layout,
+    chunk_id,
+    idmap_table,
+)
 
 IDS = {(uri, start): chunk_id(uri, start) for uri, start, *_ in CHUNK_ROWS}
 CORE_1 = IDS[("pkg/core.py", 1)]

@@ -53,7 +53,7 @@ def built(tmp_path_factory):
     embedder = HashingEmbedder(dim=DIM)
     chunks, stats = chunk_repository("r", root, build_manifest(root).files, embedder)
     cache = EmbeddingCache(root.parent / "cache", embedder.model_id, DIM)
-    table, _ = build_chunk_table(chunks, embedder, cache, stats)
+    table = build_chunk_table(chunks, embedder, cache, stats)
     ids = table["id"].to_numpy()
     vectors = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, DIM)
     files: dict[str, list[tuple[int, str]]] = {}

@@ -12,11 +12,13 @@ import dagster as dg
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.embedding import HashingEmbedder
+from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 from codeintel_assets.core.search import CodeIndex
 from codeintel_assets.definitions import ALL_ASSETS
@@ -145,7 +147,10 @@ def test_one_function_edit_reembeds_only_the_changed_chunk(builds: Builds):
     meta = builds.edited["chunks"]
     assert meta["codeintel/ran"] is True
     assert meta["embedded"] == 1
-    assert meta["from_cache"] == after.num_rows - 1
+    # Only the edited file was chunked again; the other files' chunks were kept as they were.
+    edited_chunks = pc.sum(pc.equal(after["uri"], "pkg/vectors.py").cast(pa.int64())).as_py()
+    assert meta["from_cache"] == edited_chunks - 1
+    assert meta["chunks_reused"] == after.num_rows - edited_chunks > 0
 
     old_hashes = set(before.column("content_hash").to_pylist())
     changed = [r for r in after.to_pylist() if r["content_hash"] not in old_hashes]
@@ -169,6 +174,29 @@ def test_one_function_edit_reembeds_only_the_changed_chunk(builds: Builds):
             assert builds.edited[name]["codeintel/ran"] is True, name
 
 
+def test_one_function_edit_reparses_only_the_edited_file(builds: Builds):
+    manifest = pq.read_table(builds.incremental.build.repo_manifest)
+    langs = manifest["lang"].to_pylist()
+    in_scope = {
+        "ast_nodes": langs.count("python"),
+        "cst_nodes": sum(1 for lang in langs if lang in SYNTAX_LANGUAGES),
+        "chunks": len(langs),
+        "units": len(langs),
+        "modules": len(langs),
+    }
+    for name, files in in_scope.items():
+        meta = builds.edited[name]
+        assert meta["codeintel/ran"] is True, name
+        assert meta["reuse"] == "reused", name
+        assert (meta["files_processed"], meta["files_deleted"]) == (1, 0), name
+        assert meta["files_reused"] == files - 1 > 0, name
+        # A clean build processes every file and reuses none.
+        clean = builds.clean_run[name]
+        assert (clean["files_reused"], clean["files_processed"]) == (0, files), name
+    for name in ("ast_nodes", "cst_nodes", "modules"):
+        assert builds.edited[name]["diagnostics"] == builds.clean_run[name]["diagnostics"], name
+
+
 def _table(path: Path, drop: tuple[str, ...] = ()) -> pa.Table:
     table = pq.read_table(path)
     return table.drop_columns([c for c in drop if c in table.column_names])
@@ -183,6 +211,9 @@ TABLES = {
     "scip_occurrences": lambda lay: lay.scip_occurrences,
     "scip_symbols": lambda lay: lay.scip_symbols,
     "modules": lambda lay: lay.modules_parquet,
+    "module_files": lambda lay: lay.module_files,
+    "units": lambda lay: lay.units,
+    "chunk_units": lambda lay: lay.chunk_units,
     "symbol_edges": lambda lay: lay.symbol_edges,
 }
 
@@ -246,3 +277,103 @@ def test_incremental_published_artifacts_match_clean(builds: Builds):
 
     assert rows(inc) == rows(clean)
     assert rows(inc)["v_chunks"] == pq.read_table(builds.clean.build.chunks).num_rows
+
+
+# -- deletes, renames and additions -------------------------------------------------------
+
+DELETED = "pkg/parse.py"
+RENAMED = ("web/app.js", "web/main.js")
+ADDED = "pkg/extra.py"
+ADDED_TEXT = '''"""Extra helpers."""
+
+
+def double(value):
+    """Return twice the value."""
+    return 2 * value
+'''
+
+
+@dataclass
+class Moves:
+    incremental: RepoLayout  # built, then rebuilt after a delete, a rename and an addition
+    clean: RepoLayout  # built once from the changed tree
+    moved: dict[str, dict]
+    clean_run: dict[str, dict]
+
+
+@pytest.fixture(scope="module")
+def moves(tmp_path_factory: pytest.TempPathFactory) -> Moves:
+    tmp = tmp_path_factory.mktemp("moves")
+    repo = write_fixture_repo(tmp / "repo")
+    inc_root = registered_root(tmp / "inc", repo)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(REPOS.name, [NAME])
+    materialize(instance, inc_root)
+
+    (repo / DELETED).unlink()
+    (repo / RENAMED[0]).rename(repo / RENAMED[1])
+    (repo / ADDED).write_text(ADDED_TEXT, encoding="utf-8")
+    moved = materialize(instance, inc_root)
+
+    clean_root = registered_root(tmp / "clean", repo)
+    clean_instance = dg.DagsterInstance.ephemeral()
+    clean_instance.add_dynamic_partitions(REPOS.name, [NAME])
+    clean_run = materialize(clean_instance, clean_root)
+    return Moves(RepoLayout(inc_root, NAME), RepoLayout(clean_root, NAME), moved, clean_run)
+
+
+def test_deletes_and_renames_are_counted_and_only_new_files_parsed(moves: Moves):
+    # (processed, deleted): the added and the renamed file are new, the deleted and the
+    # renamed-away file are gone; every other file is reused.
+    expected = {
+        "ast_nodes": (1, 1),
+        "cst_nodes": (2, 2),
+        "chunks": (2, 2),
+        "units": (2, 2),
+        "modules": (2, 2),
+    }
+    for name, (processed, deleted) in expected.items():
+        meta = moves.moved[name]
+        assert (meta["files_processed"], meta["files_deleted"]) == (processed, deleted), name
+        assert meta["files_reused"] > 0, name
+
+
+def test_deletes_and_renames_leave_no_stale_rows(moves: Moves):
+    layout = moves.incremental.build
+    uris = set(pq.read_table(layout.repo_manifest)["uri"].to_pylist())
+    assert {RENAMED[1], ADDED} <= uris and not {DELETED, RENAMED[0]} & uris
+    for path in (layout.chunks, layout.units, layout.ast_nodes, layout.cst_nodes):
+        assert set(pq.read_table(path, columns=["uri"])["uri"].to_pylist()) <= uris, path
+    chunks = pq.read_table(layout.chunks, columns=["id", "uri"])
+    assert {RENAMED[1], ADDED} <= set(chunks["uri"].to_pylist())
+    chunk_ids = set(chunks["id"].to_pylist())
+    node_ids = set(pq.read_table(layout.ast_nodes)["node_id"].to_pylist())
+    node_ids |= set(pq.read_table(layout.cst_nodes)["node_id"].to_pylist())
+    mapping = pq.read_table(layout.node_to_chunk)
+    mapped = set(mapping["chunk_id"].to_pylist())
+    new_files = pc.is_in(chunks["uri"], pa.array([RENAMED[1], ADDED]))
+    assert set(chunks.filter(new_files)["id"].to_pylist()) <= mapped <= chunk_ids
+    assert set(mapping["node_id"].to_pylist()) <= node_ids
+    assert set(pq.read_table(layout.chunk_units)["chunk_id"].to_pylist()) == chunk_ids
+    prefixes = pq.read_table(layout.modules_parquet)["uri_prefix"].to_pylist()
+    assert DELETED not in prefixes and ADDED in prefixes
+    # The FAISS index holds exactly the chunks of the files present, by uri too.
+    idmap = pq.read_table(layout.faiss_idmap)
+    assert set(idmap["faiss_id"].to_pylist()) == chunk_ids
+    index = faiss.read_index(str(layout.faiss_index()))
+    assert index.ntotal == len(chunk_ids)
+    by_id = dict(zip(chunks["id"].to_pylist(), chunks["uri"].to_pylist(), strict=True))
+    assert {by_id[i] for i in idmap["faiss_id"].to_pylist()} == set(chunks["uri"].to_pylist())
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_table_after_deletes_and_renames_equals_clean_build(moves: Moves, table: str):
+    inc = _table(TABLES[table](moves.incremental.build))
+    clean = _table(TABLES[table](moves.clean.build))
+    assert inc.num_rows > 0
+    assert inc.equals(clean), table
+    assert _table(moves.incremental.build.faiss_idmap, ("ts",)).equals(
+        _table(moves.clean.build.faiss_idmap, ("ts",))
+    )
+    for name in ("ast_nodes", "cst_nodes", "chunks", "units", "modules"):
+        assert moves.moved[name]["data_version"] == moves.clean_run[name]["data_version"], name

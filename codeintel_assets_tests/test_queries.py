@@ -46,7 +46,7 @@ def stdlib_chunks(tmp_path_factory) -> pa.Table:
     manifest = build_manifest(root).files
     chunks, stats = chunk_repository("r", root, manifest, embedder)
     cache = EmbeddingCache(root.parent / "cache", embedder.model_id, embedder.dim)
-    table, _ = build_chunk_table(chunks, embedder, cache, stats)
+    table = build_chunk_table(chunks, embedder, cache, stats)
     return table
 
 

@@ -13,7 +13,7 @@ import pytest
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
-from codeintel_assets.schedules import RECHECK, nightly_recheck, nightly_recheck_job
+from codeintel_assets.schedules import RECHECK, SCIP_RECHECK, nightly_recheck, nightly_recheck_job
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +36,10 @@ def test_nightly_recheck_passes_on_a_clean_build_and_catches_a_stale_vector(
     failed, evaluations = recheck(published, data_dir)
     assert failed == 0
     assert [(e.asset_check_key, e.partition, e.passed) for e in evaluations] == [
-        (RECHECK, published, True)
+        (RECHECK, published, True),
+        (SCIP_RECHECK, published, True),
     ]
+    assert evaluations[1].metadata["checked"].value is True
     # A stored vector that no longer matches a fresh embedding of its text is caught.
     chunks_path = RepoLayout(data_dir, published).build.chunks
     table = pq.read_table(chunks_path)
@@ -47,3 +49,21 @@ def test_nightly_recheck_passes_on_a_clean_build_and_catches_a_stale_vector(
     pq.write_table(table.set_column(column, "embedding", flipped), chunks_path)
     failed, evaluations = recheck(published, data_dir)
     assert failed == 1 and not evaluations[0].passed
+
+
+def test_nightly_full_scip_pass_catches_a_wrong_stored_index(published: str, data_dir: Path):
+    # A stored occurrence table an incremental update got wrong: one row lost, one moved.
+    layout = RepoLayout(data_dir, published).build
+    table = pq.read_table(layout.scip_occurrences)
+    lines = table.column("start_line").to_pylist()
+    lines[1] += 1
+    column = table.schema.get_field_index("start_line")
+    wrong = table.set_column(column, "start_line", pa.array(lines, pa.int32())).slice(1)
+    pq.write_table(wrong, layout.scip_occurrences)
+    failed, evaluations = recheck(published, data_dir)
+    scip = {e.asset_check_key: e for e in evaluations}[SCIP_RECHECK]
+    assert failed == 1 and not scip.passed
+    assert scip.description.startswith("scip_occurrences: 1 stale and 2 missing rows")
+    tables = scip.metadata["tables"].value
+    assert tables["scip_occurrences"]["stale"] == 1 and tables["scip_occurrences"]["missing"] == 2
+    assert tables["scip_symbols"]["missing"] == tables["symbol_edges"]["stale"] == 0

@@ -90,6 +90,7 @@ def test_search_page(server: str) -> None:
     status, content_type, page = get(server + "/")
     assert status == 200 and content_type.startswith("text/html")
     assert 'id="q"' in page and '"/api/" + tool' in page and "references" in page
+    assert "<option>hybrid</option><option>dense</option><option>bm25</option>" in page
 
 
 def test_bad_input_answers_clearly_and_the_server_stays_up(server: str) -> None:

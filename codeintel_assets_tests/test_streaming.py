@@ -15,7 +15,6 @@ import pytest
 from codeintel_assets.core import syntax
 from codeintel_assets.core.checksums import table_checksum, xxh64_file
 from codeintel_assets.core.chunk_table import symbol_lookup
-from codeintel_assets.core.chunking import Chunk
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
@@ -199,7 +198,6 @@ def test_symbol_lookup_from_arrow_columns_matches_a_plain_scan():
     lookup = symbol_lookup(pa.Table.from_pylist(rows))
     for uri in ("m0.py", "m3.py", "absent.py"):
         for start, end in ((1, 10), (11, 11), (30, 61)):
-            chunk = Chunk(0, uri, start, end, 0, 0, "", "python", "function", None)
             # The rule: symbols on the chunk's (1-based) lines, ordered by line then name.
             inside = sorted(
                 (r["start_line"] + 1, r["symbol"])
@@ -208,4 +206,4 @@ def test_symbol_lookup_from_arrow_columns_matches_a_plain_scan():
                 and start <= r["start_line"] + 1 <= end
                 and not r["symbol"].startswith("local ")
             )
-            assert lookup(chunk) == list(dict.fromkeys(symbol for _, symbol in inside))
+            assert lookup(uri, start, end) == list(dict.fromkeys(symbol for _, symbol in inside))

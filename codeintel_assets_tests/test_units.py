@@ -72,7 +72,7 @@ def _build(root: Path, files: dict[str, str], chunk_tokens: int = 32):
     manifest = build_manifest(root).files
     chunks, stats = chunk_repository("r", root, manifest, embedder, chunk_tokens)
     cache = EmbeddingCache(root.parent / f"{root.name}-cache", embedder.model_id, 16)
-    table, _ = build_chunk_table(chunks, embedder, cache, stats)
+    table = build_chunk_table(chunks, embedder, cache, stats)
     parsed = [
         (row["uri"], row["lang"], (root / row["uri"]).read_bytes())
         for row in manifest.to_pylist()

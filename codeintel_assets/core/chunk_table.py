@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from codeintel_assets.core.checksums import xxh64_bytes, xxh64_parts
+from codeintel_assets.core.checksums import xxh64_bytes
 from codeintel_assets.core.chunking import Chunk, chunk_file
 from codeintel_assets.core.embedding import (
     SPECIAL_TOKENS,
@@ -25,7 +25,6 @@ from codeintel_assets.core.embedding import (
     EmbeddingCache,
     embedding_matrix,
     embedding_text,
-    text_key,
     text_token_limit,
 )
 from codeintel_assets.core.schemas import chunk_schema
@@ -33,7 +32,7 @@ from codeintel_assets.core.schemas import chunk_schema
 # Tokens kept free in the budget for the header (path and qualified name) of each chunk.
 NAME_RESERVE_TOKENS = 16
 
-SymbolLookup = Callable[[Chunk], list[str]]
+SymbolLookup = Callable[[str, int, int], list[str]]
 
 
 @dataclass
@@ -43,18 +42,19 @@ class ChunkBuildStats:
     embedded: int = 0
     from_cache: int = 0
     over_budget: int = 0  # embedded texts longer than the model reads (should stay 0)
-    changed_since_manifest: int = 0
+    changed_files: list[str] = field(default_factory=list)  # bytes no longer the manifest's
     embed_seconds: float = 0.0
     by_kind: Counter = field(default_factory=Counter)
 
 
 def symbol_lookup(occurrences: pa.Table) -> SymbolLookup:
-    """Return a function giving the SCIP symbols defined or referenced in a chunk's lines.
+    """Return a function giving the SCIP symbols defined or referenced in a file's lines
+    ``(uri, start_line, end_line)`` (1-based, inclusive).
 
     Occurrence lines are 0-based (SCIP), chunk lines 1-based; local symbols are left out.
     Symbols are ordered by the line of their first occurrence. ``occurrences`` needs
     ``uri, start_line, symbol``; they stay Arrow columns, sorted once, and only the rows
-    of the chunk's file become Python values (a repository's occurrences would not fit).
+    of the asked file become Python values (a repository's occurrences would not fit).
     """
     table = occurrences.select(["uri", "start_line", "symbol"])
     table = table.filter(pc.invert(pc.starts_with(table.column("symbol"), "local ")))
@@ -74,14 +74,32 @@ def symbol_lookup(occurrences: pa.Table) -> SymbolLookup:
     lines = table.column("start_line").to_numpy() + 1
     symbols = table.column("symbol")
 
-    def lookup(chunk: Chunk) -> list[str]:
-        start, count = spans.get(chunk.uri, (0, 0))
+    def lookup(uri: str, start_line: int, end_line: int) -> list[str]:
+        start, count = spans.get(uri, (0, 0))
         file_lines = lines[start : start + count]
-        lo = int(np.searchsorted(file_lines, chunk.start_line, side="left"))
-        hi = int(np.searchsorted(file_lines, chunk.end_line, side="right"))
+        lo = int(np.searchsorted(file_lines, start_line, side="left"))
+        hi = int(np.searchsorted(file_lines, end_line, side="right"))
         return list(dict.fromkeys(symbols.slice(start + lo, hi - lo).to_pylist()))
 
     return lookup
+
+
+def with_symbols(table: pa.Table, symbols_for: SymbolLookup) -> pa.Table:
+    """Return the chunks table with its ``symbols`` column filled by ``symbols_for`` (the
+    SCIP index spans the repository, so every chunk's symbols are looked up again)."""
+    symbols = [
+        symbols_for(uri, first, last)
+        for uri, first, last in zip(
+            table["uri"].to_pylist(),
+            table["start_line"].to_pylist(),
+            table["end_line"].to_pylist(),
+            strict=True,
+        )
+    ]
+    column = table.schema.get_field_index("symbols")
+    return table.set_column(
+        column, table.schema.field(column), pa.array(symbols, pa.list_(pa.string()))
+    )
 
 
 def chunk_repository(
@@ -98,7 +116,7 @@ def chunk_repository(
     for row in manifest.select(["uri", "lang", "xxh64"]).to_pylist():
         data = (root / row["uri"]).read_bytes()
         if xxh64_bytes(data) != row["xxh64"]:
-            stats.changed_since_manifest += 1
+            stats.changed_files.append(row["uri"])
         text = data.decode("utf-8", errors="replace")
         header = embedder.count_tokens([row["uri"]])[0] + NAME_RESERVE_TOKENS
         budget = max(32, limit - SPECIAL_TOKENS - header)
@@ -128,13 +146,10 @@ def embedding_texts(chunks: list[Chunk], embedder: Embedder) -> tuple[list[str],
 
 
 def build_chunk_table(
-    chunks: list[Chunk],
-    embedder: Embedder,
-    cache: EmbeddingCache,
-    stats: ChunkBuildStats,
-    symbols_for: SymbolLookup | None = None,
-) -> tuple[pa.Table, str]:
-    """Embed (through the cache) and return (chunks table, data version)."""
+    chunks: list[Chunk], embedder: Embedder, cache: EmbeddingCache, stats: ChunkBuildStats
+) -> pa.Table:
+    """Embed (through the cache) and return the chunks table; ``symbols`` are left empty
+    (``with_symbols`` fills them)."""
     texts, counts = embedding_texts(chunks, embedder)
     stats.over_budget = sum(1 for n in counts if n > text_token_limit(embedder))
     started = time.perf_counter()
@@ -143,7 +158,7 @@ def build_chunk_table(
     stats.embedded, stats.from_cache = cache_stats.misses, cache_stats.hits
     dim = embedder.dim
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
-    table = pa.table(
+    return pa.table(
         {
             "id": pa.array([c.id for c in chunks], pa.int64()),
             "uri": [c.uri for c in chunks],
@@ -155,9 +170,7 @@ def build_chunk_table(
             "content": [c.content for c in chunks],
             "lang": [c.lang for c in chunks],
             "content_hash": [c.content_hash for c in chunks],
-            "symbols": pa.array(
-                [symbols_for(c) if symbols_for else [] for c in chunks], pa.list_(pa.string())
-            ),
+            "symbols": pa.array([[] for _ in chunks], pa.list_(pa.string())),
             "kind": [c.kind for c in chunks],
             "name": [c.name for c in chunks],
             "token_count": pa.array(counts, pa.int32()),
@@ -165,12 +178,6 @@ def build_chunk_table(
         },
         schema=chunk_schema(dim),
     )
-    version = xxh64_parts(
-        [embedder.model_id]
-        + [f"{c.id}:{text_key(t)}" for c, t in zip(chunks, texts, strict=True)]
-        + [str(s) for s in table.column("symbols").to_pylist()]
-    )
-    return table, version
 
 
 def read_chunk_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ Every stage, check and CLI command that builds or evaluates takes one ``BuildCon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,9 @@ class BuildContext:
     tune_queries: int = 200
     eval_queries: int = 200
     eval_k_factor: int = 2
+    # Keep unchanged files' rows from the previous build (core/reuse.py); False re-processes
+    # every file (the outputs are the same: benchmarks measure against it).
+    reuse_files: bool = True
 
     @classmethod
     def for_repo(
@@ -48,12 +51,14 @@ class BuildContext:
         return RepoLayout(self.root or data_root(), self.repo.name)
 
     def manifest_files(
-        self, languages: frozenset[str] | None = None
+        self, languages: frozenset[str] | None = None, uris: Collection[str] | None = None
     ) -> Iterator[tuple[str, str, bytes]]:
-        """Yield (uri, lang, bytes) of the manifest's files, optionally of some languages only."""
+        """Yield (uri, lang, bytes) of the manifest's files, optionally of some languages only
+        and of some files (``uris``) only."""
         manifest = pq.read_table(self.layout.build.repo_manifest, columns=["uri", "lang"])
+        wanted = None if uris is None else set(uris)
         for uri, lang in zip(
             manifest.column("uri").to_pylist(), manifest.column("lang").to_pylist(), strict=True
         ):
-            if languages is None or lang in languages:
+            if (languages is None or lang in languages) and (wanted is None or uri in wanted):
                 yield uri, lang, (self.repo.root / uri).read_bytes()

@@ -32,14 +32,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from codeintel_assets.core.grammars import DEFINITION_KINDS
 from codeintel_assets.core.schemas import DEFINITIONS
 from codeintel_assets.core.tokens import IDENTIFIER, identifier_parts
 
 MAX_RUN_WORDS = 5
-# Unit kinds that define a name (not module blocks, not the chunks of unparsed files).
-DEFINITION_UNIT_KINDS = frozenset(
-    {"function", "method", "class", "interface", "enum", "type", "namespace"}
-)
 WHOLE_IDENTIFIER_BONUS = 0.5
 
 
@@ -58,7 +55,7 @@ def definition_table(units: pa.Table) -> pa.Table:
     columns = ["unit_id", "uri", "kind", "start_line", "name"]
     for unit in units.select(columns).to_pylist():
         name = unit["name"]
-        if unit["kind"] not in DEFINITION_UNIT_KINDS or not name:
+        if unit["kind"] not in DEFINITION_KINDS or not name:
             continue
         key = definition_key(name)
         if key:

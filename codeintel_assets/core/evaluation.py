@@ -531,7 +531,7 @@ def evaluate_layout(
 
 
 def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str | None]:
-    """Return chunk id → module id, by the longest ``uri_prefix`` (as ``v_chunk_modules``)."""
+    """Return chunk id → module id, by the longest ``uri_prefix`` (as ``uri_modules``)."""
     modules = pq.read_table(layout.modules_parquet, columns=["module_id", "uri_prefix"])
     by_prefix = dict(
         zip(

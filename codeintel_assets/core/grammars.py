@@ -19,9 +19,8 @@ _LANGUAGES = {
 SYNTAX_LANGUAGES = frozenset(_LANGUAGES)
 
 # Tree-sitter node types that define a name (their ``name`` field), across the Python,
-# JavaScript and TypeScript grammars, with the kind reported for them. These are also
-# the chunker's units: a definition is kept whole in a chunk when it fits.
-DEFINITION_NODES = {
+# JavaScript and TypeScript grammars, with the kind a user reads: the one table of them.
+DEFINITION_KINDS_BY_NODE = {
     "function_definition": "function",
     "class_definition": "class",
     "function_declaration": "function",
@@ -33,6 +32,12 @@ DEFINITION_NODES = {
     "enum_declaration": "enum",
     "type_alias_declaration": "type",
     "internal_module": "namespace",
+    "function_expression": "function",
+    "generator_function": "function",
+    "class": "class",
+    "method_signature": "method",
+    "abstract_method_signature": "method",
+    "function_signature": "function",
 }
 # Named definitions that are expressions or signatures (``const f = function g() {}``,
 # an interface's method): the definition channel indexes them, the chunker does not cut
@@ -47,8 +52,16 @@ NAMED_ONLY_DEFINITION_NODES = frozenset(
         "function_signature",
     }
 )
+# The chunker's units: a definition of these is kept whole in a chunk when it fits.
+DEFINITION_NODES = {
+    node: kind
+    for node, kind in DEFINITION_KINDS_BY_NODE.items()
+    if node not in NAMED_ONLY_DEFINITION_NODES
+}
 # Every node type that defines a name (``cst_nodes`` rows of these kinds carry it).
-CST_DEFINITION_KINDS = frozenset(DEFINITION_NODES) | NAMED_ONLY_DEFINITION_NODES
+CST_DEFINITION_KINDS = frozenset(DEFINITION_KINDS_BY_NODE)
+# The kinds of named definitions (the catalog's ``definitions`` view lists the same).
+DEFINITION_KINDS = frozenset(DEFINITION_KINDS_BY_NODE.values())
 
 
 @cache

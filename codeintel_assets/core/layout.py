@@ -59,6 +59,11 @@ class ArtifactLayout:
         return self.root / "scip" / "index.scip"
 
     @property
+    def scip_state(self) -> Path:
+        """What ``index.scip`` was made from (file hashes, environment), for incremental SCIP."""
+        return self.root / "scip" / "scip_state.json"
+
+    @property
     def scip_index_json(self) -> Path:
         """An ingested ``scip print --json`` index (kept as given; we write no protobuf)."""
         return self.root / "scip" / "index.scip.json"
@@ -86,6 +91,11 @@ class ArtifactLayout:
     @property
     def modules_jsonl(self) -> Path:
         return self.root / "modules" / "modules.jsonl"
+
+    @property
+    def module_files(self) -> Path:
+        """What the modules table is made from, per file (kept for per-file reuse)."""
+        return self.root / "modules" / "module_files.parquet"
 
     @property
     def symbol_edges(self) -> Path:
@@ -144,6 +154,31 @@ class ArtifactLayout:
     def chunk_units(self) -> Path:
         """Each chunk's innermost unit."""
         return self.units_dir / "chunk_units.parquet"
+
+    # -- per-file reuse (build area only; never published) --------------------------
+    def file_ledger(self, stage: str) -> Path:
+        """The file ledger of a per-file stage (``core.reuse``)."""
+        return self.root / "ledgers" / f"{stage}.parquet"
+
+    @property
+    def ast_ledger(self) -> Path:
+        return self.file_ledger("ast_nodes")
+
+    @property
+    def cst_ledger(self) -> Path:
+        return self.file_ledger("cst_nodes")
+
+    @property
+    def chunks_ledger(self) -> Path:
+        return self.file_ledger("chunks")
+
+    @property
+    def units_ledger(self) -> Path:
+        return self.file_ledger("units")
+
+    @property
+    def modules_ledger(self) -> Path:
+        return self.file_ledger("modules")
 
     # -- catalog and evaluation ---------------------------------------------------
     @property

@@ -16,7 +16,7 @@ What a module is (every file belongs to exactly one, so every chunk maps to one)
   the name, in that order, and the other module takes its ``uri_prefix`` as id.
 
 Files and chunks are attributed to the module with the **longest** ``uri_prefix``
-that prefixes their uri — the rule of the catalog's ``v_chunk_modules`` — and the
+that prefixes their uri — in SQL the catalog's ``uri_modules`` macro — and the
 columns are:
 
 * ``language``: ``python`` for Python modules; the most common language of its files
@@ -63,7 +63,7 @@ import pyarrow.compute as pc
 
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.jsonl import jsonl_records
-from codeintel_assets.core.schemas import MODULES
+from codeintel_assets.core.schemas import MODULE_FILES, MODULES
 from codeintel_assets.core.syntax import Diagnostic
 
 ROOT_MODULE_ID = "."
@@ -120,20 +120,62 @@ def modules_table(
     ``module_id``. Python files that are not UTF-8 or do not parse still get their
     module row (without AST metrics) and a ``Diagnostic``; nothing is raised for them.
     """
-    sources = list(files)
-    modules = _declare_modules(sources)
-    by_prefix = {module.uri_prefix: module for module in modules}
+    facts, diagnostics = module_file_facts(files)
+    return modules_from_facts(facts, chunks), diagnostics
 
+
+def module_file_facts(
+    files: Iterable[tuple[str, str, bytes]],
+) -> tuple[pa.Table, list[Diagnostic]]:
+    """Return what the modules table needs of each file ``(uri, lang, bytes)``, one
+    ``MODULE_FILES`` row per file in input order, and the diagnostics of ``.py`` files that
+    do not parse (their row has no AST metrics). Each row depends on its file alone."""
+    rows = []
     diagnostics: list[Diagnostic] = []
-    for uri, lang, data in sources:
-        owner = longest_prefix_owner(by_prefix, uri)
-        assert owner is not None  # every file declared its own module or directory module
-        owner.files.append((uri, lang))
-        owner.size_loc += sum(1 for line in data.splitlines() if line.strip())
-        if uri == owner.source_uri:
-            owner.stats, problem = _python_stats(uri, data)
+    for uri, lang, data in files:
+        stats = None
+        if uri.endswith(".py"):
+            stats, problem = _python_stats(uri, data)
             if problem is not None:
                 diagnostics.append(problem)
+        rows.append(
+            {
+                "uri": uri,
+                "lang": lang,
+                "size_loc": sum(1 for line in data.splitlines() if line.strip()),
+                "parsed": stats is not None,
+                "cyclomatic": stats.cyclomatic if stats else None,
+                "public_defs": stats.public_defs if stats else None,
+                "documented_defs": stats.documented_defs if stats else None,
+                "def_count": stats.def_count if stats else None,
+                "imports": [
+                    {"level": level, "module": module, "names": list(names)}
+                    for level, module, names in (stats.imports if stats else ())
+                ],
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=MODULE_FILES), diagnostics
+
+
+def modules_from_facts(facts: pa.Table, chunks: pa.Table | None = None) -> pa.Table:
+    """Return the ``MODULES`` table from every file's ``MODULE_FILES`` row (see
+    ``modules_table``): modules, import graph and PageRank span the repository."""
+    files = facts.to_pylist()
+    modules = _declare_modules([row["uri"] for row in files])
+    by_prefix = {module.uri_prefix: module for module in modules}
+    for row in files:
+        owner = longest_prefix_owner(by_prefix, row["uri"])
+        assert owner is not None  # every file declared its own module or directory module
+        owner.files.append((row["uri"], row["lang"]))
+        owner.size_loc += row["size_loc"]
+        if row["parsed"] and row["uri"] == owner.source_uri:
+            owner.stats = _PythonStats(
+                row["cyclomatic"],
+                row["public_defs"],
+                row["documented_defs"],
+                row["def_count"],
+                tuple((i["level"], i["module"], tuple(i["names"])) for i in row["imports"]),
+            )
     for module in modules:
         if module.source_uri is None:
             module.language = _majority_language(module.files)
@@ -162,16 +204,16 @@ def modules_table(
             }
         )
     rows.sort(key=lambda row: row["module_id"])
-    return pa.Table.from_pylist(rows, schema=MODULES), diagnostics
+    return pa.Table.from_pylist(rows, schema=MODULES)
 
 
 # -- which modules exist ----------------------------------------------------------------
 
 
-def _declare_modules(sources: list[tuple[str, str, bytes]]) -> list[_Module]:
+def _declare_modules(uris: list[str]) -> list[_Module]:
     """Return one module per Python file and per directory holding other files."""
     # Sorted, so which of two colliding names is renamed never depends on input order.
-    uris = sorted(uri for uri, _, _ in sources)
+    uris = sorted(uris)
     package_dirs = {uri.rsplit("/", 1)[0] for uri in uris if uri.endswith("/__init__.py")}
     python_modules = [_python_module(uri, package_dirs) for uri in uris if uri.endswith(".py")]
     # Packages first: like Python's import system, `pkg/` wins over `pkg.py` for the name.
@@ -221,7 +263,7 @@ def _directory(uri: str) -> str:
 
 def longest_prefix_owner(by_prefix: Mapping[str, T], uri: str) -> T | None:
     """Return the value (a module) whose ``uri_prefix`` key is the longest prefix of ``uri``,
-    or None: the rule that attributes files and chunks to modules (``v_chunk_modules``)."""
+    or None: the rule that attributes files and chunks to modules (in SQL ``uri_modules``)."""
     for length in range(len(uri), -1, -1):
         owner = by_prefix.get(uri[:length])
         if owner is not None:

@@ -24,6 +24,7 @@ from codeintel_assets.core.errors import (
 )
 from codeintel_assets.core.layout import PROJECT_ROOT, data_root, registry_lock_path, registry_path
 from codeintel_assets.core.pathfilter import PathFilter
+from codeintel_assets.core.scip.environment import MINIMAL, resolve_python_env
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # The JSON type each registry field must have (None allowed where the default is None).
@@ -35,6 +36,7 @@ _FIELD_TYPES = {
     "scip_index": str,
     "modules_jsonl": str,
     "symbol_graph_json": str,
+    "python_env": str,
 }
 
 
@@ -51,6 +53,9 @@ class RepoConfig:
     scip_index: str | None = None
     modules_jsonl: str | None = None
     symbol_graph_json: str | None = None
+    # The virtualenv scip-python resolves third-party imports against (a path, or
+    # "minimal"); None: the repository's own .venv/venv if it has one, else minimal.
+    python_env: str | None = None
 
     @property
     def root(self) -> Path:
@@ -189,7 +194,18 @@ def _checked(config: RepoConfig) -> RepoConfig:
             raise BadInputError(f"{artifact}: {key} given for {config.name!r} is not a file")
         # Absolute now: a relative path would depend on where `build` is run from.
         given[key] = str(artifact.resolve())
+    if config.python_env is not None:
+        given["python_env"] = _checked_python_env(config.python_env)
     return dataclasses.replace(config, path=str(path.resolve()), **given)
+
+
+def _checked_python_env(python_env: str) -> str:
+    """Return ``python_env`` with a virtualenv path made absolute; raise ``BadInputError``
+    when it is neither ``minimal`` nor a virtualenv."""
+    if python_env == MINIMAL:
+        return python_env
+    environment = resolve_python_env(Path("."), python_env)
+    return str(environment.venv)
 
 
 @contextlib.contextmanager

@@ -198,6 +198,44 @@ MODULES = pa.schema(
     ]
 )
 
+# modules/module_files.parquet: what the modules table is made from, per manifest file
+# (core/modules.py); the AST metrics are null for a file that is not a .py or does not parse.
+MODULE_FILES = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("lang", pa.string()),
+        ("size_loc", pa.int64()),  # non-blank lines
+        ("parsed", pa.bool_()),  # a .py file whose AST metrics follow
+        ("cyclomatic", pa.int64()),
+        ("public_defs", pa.int64()),  # the module itself included
+        ("documented_defs", pa.int64()),
+        ("def_count", pa.int64()),
+        (
+            "imports",  # every import statement: relative level, module, imported names
+            pa.list_(
+                pa.struct(
+                    [
+                        ("level", pa.int32()),
+                        ("module", pa.string()),
+                        ("names", pa.list_(pa.string())),
+                    ]
+                )
+            ),
+        ),
+    ]
+)
+
+# ledgers/<stage>.parquet: per file a per-file stage covers, the signature of what its rows
+# were made from and its diagnostic (core/reuse.py); the stage's basis is in the metadata.
+FILE_LEDGER = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("signature", pa.string()),  # '' when the rows may match no manifest: never reused
+        ("reason", pa.string()),  # the file's diagnostic, null when none
+        ("detail", pa.string()),
+    ]
+)
+
 SYMBOL_EDGES = pa.schema(
     [
         ("src_symbol", pa.string()),

@@ -19,9 +19,13 @@ channel's rank and score.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import faiss
 
 from codeintel_assets.core import faiss_store, lifecycle
 from codeintel_assets.core.catalog import HYDRATION_COLUMNS, CatalogReader, ChunkFilter
@@ -52,6 +56,10 @@ DEFAULT_MAX_TOKENS = 4000
 MIN_CANDIDATES = 100
 OVERFETCH = 4
 UNBOUNDED = 1 << 62  # the excerpt budget when max_tokens is None
+QUERY_THREADS_ENV = "CODEINTEL_QUERY_THREADS"
+# Set by use_query_threads: FAISS's OpenMP thread count is per calling thread, so every
+# thread that searches sets it (torch's is process-wide).
+_query_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,8 @@ class CodeIndex:
         the best dense chunk of each unit."""
         hits = None
         if mode in ("dense", "hybrid"):
+            if _query_threads is not None:
+                faiss.omp_set_num_threads(_query_threads)
             found = faiss_store.search(self.index, vector, fetch)
             hits = [
                 (int(i), float(s))
@@ -350,3 +360,27 @@ class CodeIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def use_query_threads(threads: int | None = None) -> int:
+    """Give FAISS and torch ``threads`` threads per operation (default: ``$CODEINTEL_QUERY_THREADS``
+    or 1) in a process that answers queries; return the number set.
+
+    One query is a tiny matrix product: splitting it over cores costs more in hand-offs
+    than it saves, and on a busy 2-core machine a two-thread product waits for both cores
+    (a query embedding took 118 ms with 2 threads and 14 ms with 1 under load). Concurrent
+    requests are the parallelism of a server. Builds keep every core.
+    """
+    global _query_threads
+    if threads is None:
+        text = os.environ.get(QUERY_THREADS_ENV) or "1"
+        threads = int(text) if text.strip().isdigit() else 0
+        if threads < 1:
+            raise CodeintelError(f"{QUERY_THREADS_ENV} must be a whole number ≥ 1 (got {text!r})")
+    _query_threads = threads
+    faiss.omp_set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:  # read by torch when the model loads
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    return threads

@@ -98,6 +98,13 @@ def read_stamp(repo: RepoLayout, stage: str) -> dict[str, Any] | None:
         return None
 
 
+def outputs_intact(repo: RepoLayout, stage: str) -> bool:
+    """Return whether the stage's last stamp exists and every output it recorded is on disk
+    with the recorded checksum (the outputs are the ones that build wrote, together)."""
+    stamp = read_stamp(repo, stage)
+    return stamp is not None and _intact(repo, stamp)
+
+
 def upstream_version(repo: RepoLayout, stage: str) -> str:
     """Return the data version recorded by an upstream stage ('' when it never ran)."""
     stamp = read_stamp(repo, stage)

@@ -33,35 +33,19 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import signed_xxh64
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.grammars import (
+    CST_DEFINITION_KINDS,
+    DEFINITION_KINDS,
+    DEFINITION_KINDS_BY_NODE,
+)
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.schemas import CHUNK_UNITS, UNITS
-from codeintel_assets.core.syntax import CST_DEFINITION_KINDS
 
-# Tree-sitter definition node types → the kind a user reads.
-UNIT_KINDS = {
-    "function_definition": "function",
-    "function_declaration": "function",
-    "generator_function_declaration": "function",
-    "function_expression": "function",
-    "generator_function": "function",
-    "function_signature": "function",
-    "class_definition": "class",
-    "class_declaration": "class",
-    "class": "class",
-    "abstract_class_declaration": "class",
-    "method_definition": "method",
-    "method_signature": "method",
-    "abstract_method_signature": "method",
-    "interface_declaration": "interface",
-    "enum_declaration": "enum",
-    "type_alias_declaration": "type",
-    "internal_module": "namespace",
-}
 # Nodes that wrap a definition and belong to it (decorators, ``export``).
 _WRAPPERS = frozenset({"decorated_definition", "export_statement"})
 MODULE_KIND = "module"
 # The kinds of units made from the syntax tree; any other kind is a chunk's own unit.
-SYNTAX_UNIT_KINDS = frozenset(UNIT_KINDS.values()) | {"method", MODULE_KIND}
+SYNTAX_UNIT_KINDS = DEFINITION_KINDS | {MODULE_KIND}
 CONTAINER_KINDS = frozenset({"class", "interface", "namespace", "enum"})
 # The ``cst_nodes`` columns units are made from.
 NODE_COLUMNS = ["node_id", "uri", "kind", "start_line", "end_line", "parent_id", "name"]
@@ -242,7 +226,7 @@ def _definition_units(source: _File, definitions: list[dict]) -> list[Unit]:
         if row["start_line"] > len(source.lines):
             continue  # the syntax tree of another version of the file than its chunks
         parent = units.get(row["enclosing"]) if row["enclosing"] is not None else None
-        kind = UNIT_KINDS[row["kind"]]
+        kind = DEFINITION_KINDS_BY_NODE[row["kind"]]
         if kind == "function" and parent is not None and parent.kind == "class":
             kind = "method"
         qualified = f"{parent.qualified_name}.{row['name']}" if parent else row["name"]

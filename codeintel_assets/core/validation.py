@@ -6,6 +6,7 @@ returns a ``CheckOutcome``; ``validate_version`` runs the blocking ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,11 @@ from codeintel_assets.core import faiss_store
 from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.chunk_table import chunk_repository, embedding_texts
 from codeintel_assets.core.embedding import load_embedder
+from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.scip.incremental import scip_job
+from codeintel_assets.core.scip.recheck import compare_with_full_pass
+from codeintel_assets.core.syntax import ast_nodes_table, cst_nodes_table, node_to_chunk_table
 
 if TYPE_CHECKING:
     from codeintel_assets.core.context import BuildContext
@@ -110,7 +115,9 @@ CLEAN_SAMPLE = 8
 
 def check_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
     """Incremental ≡ clean: re-chunking the files from scratch gives the stored chunk ids and
-    content hashes, and a sample of chunks embedded afresh (no cache) gives the stored vectors.
+    content hashes, a sample of chunks embedded afresh (no cache) gives the stored vectors,
+    and a sample of files parsed afresh gives their stored AST and CST rows and node→chunk
+    rows (which a build may have kept from an earlier one, ``core.reuse``).
 
     Files edited since the build (bytes no longer match the manifest) are left out.
     """
@@ -157,16 +164,64 @@ def check_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
         problems.append(
             f"{len(drift)} of {len(sample)} sampled vectors differ from a fresh embedding"
         )
+    parsed = _sampled_files(ctx, manifest, unchanged)
+    problems += _syntax_rows_differ(ctx, parsed)
     detail = "; ".join(problems) or (
         f"{len(actual)} chunks of {len(unchanged)} unchanged files match a clean chunking; "
-        f"{len(sample)} sampled vectors match a fresh embedding"
+        f"{len(sample)} sampled vectors match a fresh embedding; the syntax rows of "
+        f"{len(parsed)} sampled files match a fresh parse"
     )
     return CheckOutcome(
         "chunks_match_clean_build",
         not problems,
         detail,
-        {"chunks": len(actual), "sampled": len(sample)},
+        {"chunks": len(actual), "sampled": len(sample), "files_parsed": len(parsed)},
     )
+
+
+def _sampled_files(
+    ctx: BuildContext, manifest: pa.Table, unchanged: list[str]
+) -> list[tuple[str, str, bytes]]:
+    """Return (uri, lang, bytes) of up to ``CLEAN_SAMPLE`` unchanged files with a syntax
+    tree, in uri order."""
+    langs = dict(zip(manifest["uri"].to_pylist(), manifest["lang"].to_pylist(), strict=True))
+    candidates = [uri for uri in unchanged if langs[uri] in SYNTAX_LANGUAGES]
+    rng = np.random.default_rng(1)
+    picked = rng.choice(len(candidates), size=min(CLEAN_SAMPLE, len(candidates)), replace=False)
+    uris = sorted(candidates[i] for i in picked)
+    return [(uri, langs[uri], (ctx.repo.root / uri).read_bytes()) for uri in uris]
+
+
+def _syntax_rows_differ(ctx: BuildContext, files: list[tuple[str, str, bytes]]) -> list[str]:
+    """Return the problems found parsing ``files`` afresh: AST, CST and node→chunk rows that
+    differ from the stored ones."""
+    layout = ctx.layout.build
+    if not files:
+        return []
+    uris = [uri for uri, _, _ in files]
+    python = [(uri, data) for uri, lang, data in files if lang == "python"]
+    fresh = {
+        "AST": (layout.ast_nodes, ast_nodes_table(ctx.repo.name, python)[0]),
+        "CST": (layout.cst_nodes, cst_nodes_table(ctx.repo.name, files)[0]),
+    }
+    problems = []
+    for name, (path, table) in fresh.items():
+        stored = pq.read_table(path, filters=[("uri", "in", uris)]) if path.exists() else None
+        if stored is None or not stored.cast(table.schema).equals(table):
+            problems.append(f"the {name} rows of {len(files)} sampled files differ from a parse")
+    chunks = pq.read_table(
+        layout.chunks,
+        columns=["id", "uri", "start_byte", "end_byte"],
+        filters=[("uri", "in", uris)],
+    )
+    nodes = pa.concat_tables([table for _, table in fresh.values()])
+    expected = node_to_chunk_table(nodes, chunks)
+    stored_map = pq.read_table(layout.node_to_chunk) if layout.node_to_chunk.exists() else None
+    if stored_map is not None:
+        stored_map = stored_map.filter(pa.compute.is_in(stored_map["chunk_id"], chunks["id"]))
+    if stored_map is None or not stored_map.cast(expected.schema).equals(expected):
+        problems.append(f"the node→chunk rows of {len(files)} sampled files differ")
+    return problems
 
 
 def _count(layout: ArtifactLayout, sql: str) -> tuple[int, list[tuple]]:
@@ -271,3 +326,54 @@ def validate_version(layout: ArtifactLayout) -> list[str]:
         if not outcome.passed:
             failures.append(f"{outcome.name}: {outcome.detail}")
     return failures
+
+
+def check_scip_matches_full_pass(ctx: BuildContext) -> CheckOutcome:
+    """Incremental SCIP ≡ a full pass: scip-python run from scratch (no stored index, no
+    state) over the manifest's Python files gives the stored ``scip_occurrences``,
+    ``scip_symbols`` and ``symbol_edges`` row for row.
+
+    Not checked (and reported so) when the index was ingested, is missing, or a Python
+    file changed since the build (the next build re-indexes it).
+    """
+    name = "scip_matches_full_pass"
+    layout = ctx.layout.build
+    job = scip_job(ctx)
+    if ctx.repo.scip_index or not layout.scip_index.exists():
+        detail = "not checked: no index made by scip-python"
+        return CheckOutcome(name, True, detail, {"checked": False})
+    edited = [
+        uri
+        for uri, digest in job.files.items()
+        if not (ctx.repo.root / uri).is_file()
+        or (digest != "empty" and xxh64_file(ctx.repo.root / uri) != digest)
+    ]
+    if edited:
+        detail = f"not checked: {len(edited)} Python files changed since the build"
+        return CheckOutcome(name, True, detail, {"checked": False, "edited": edited[:10]})
+    stored = {
+        "scip_occurrences": pq.read_table(layout.scip_occurrences),
+        "scip_symbols": pq.read_table(layout.scip_symbols),
+        "symbol_edges": pq.read_table(layout.symbol_edges),
+    }
+    comparison = compare_with_full_pass(job, stored)
+    if not comparison.ok:
+        detail = f"the full scip-python pass failed: {comparison.failure}"
+        return CheckOutcome(name, False, detail, {"checked": True})
+    tables = {d.table: dataclasses.asdict(d) for d in comparison.differences}
+    wrong = [
+        f"{d.table}: {d.stale} stale and {d.missing} missing rows"
+        for d in comparison.differences
+        if d.stale or d.missing
+    ]
+    detail = "; ".join(wrong) or (
+        f"a full pass of {comparison.documents} documents gives the stored tables "
+        f"({', '.join(f'{d.table} {d.stored_rows}' for d in comparison.differences)} rows)"
+    )
+    return CheckOutcome(
+        name,
+        comparison.equal,
+        detail,
+        {"checked": True, "full_pass_seconds": round(comparison.seconds, 2), "tables": tables},
+    )
+

@@ -36,6 +36,7 @@ from codeintel_assets.core.errors import (
     NothingPublishedError,
     UnknownRepositoryError,
 )
+from codeintel_assets.core.fusion import SEARCH_MODES
 from codeintel_assets.core.service.handles import HandleCache
 from codeintel_assets.core.service.navigation import UnknownSymbolError
 from codeintel_assets.core.service.tools import (
@@ -127,6 +128,10 @@ def create_app(cache: HandleCache, host: str = "127.0.0.1", token: str | None = 
         max_request_body_size=MAX_BODY_BYTES,
     )
     page = resources.files("codeintel_assets.server").joinpath("page.html").read_text("utf-8")
+    # The mode choices come from the one list of them, like the CLI's and the tools'.
+    page = page.replace(
+        "<!--search-modes-->", "".join(f"<option>{m}</option>" for m in SEARCH_MODES)
+    )
 
     async def home(request: Request) -> Response:
         return HTMLResponse(page)

@@ -231,7 +231,7 @@ _MATERIALIZED_SQL = {name: _materialized_sql(name, spec) for name, spec in _MATE
 
 @dataclass(frozen=True)
 class ViewDefinition:
-    """One derived view of ``views.sql``: its name, sources, comment and DDL."""
+    """One derived view (or table macro) of ``views.sql``: its name, sources, comment and DDL."""
 
     name: str
     sources: tuple[str, ...]
@@ -323,10 +323,22 @@ class CatalogStatus:
 
 def load_view_definitions() -> tuple[ViewDefinition, ...]:
     """Return the derived views of ``views.sql`` in file (= creation) order."""
+    return _definitions("view")
+
+
+def load_macro_definitions() -> tuple[ViewDefinition, ...]:
+    """Return the table macros of ``views.sql`` (``uri_modules``), created before the views."""
+    return _definitions("macro")
+
+
+def _definitions(kind: str) -> tuple[ViewDefinition, ...]:
+    """Return the ``-- <kind>: <name>`` blocks of ``views.sql`` in file order."""
     text = resources.files("codeintel_assets.core.catalog").joinpath("views.sql").read_text()
-    blocks = re.split(r"^-- view: ", text, flags=re.MULTILINE)[1:]
+    blocks = re.split(r"^-- (view|macro): ", text, flags=re.MULTILINE)[1:]
     definitions = []
-    for block in blocks:
+    for block_kind, block in zip(blocks[::2], blocks[1::2], strict=True):
+        if block_kind != kind:
+            continue
         header, _, rest = block.partition("\n")
         sources_line, _, rest = rest.partition("\n")
         comment_line, _, ddl = rest.partition("\n")
@@ -401,6 +413,8 @@ def ensure_views(
         statuses.append(
             ViewStatus(spec.name, "source", True, None, (spec.name,), source.checksum, error, ddl)
         )
+    for macro in load_macro_definitions():
+        con.execute(macro.ddl)
     for definition in load_view_definitions():
         con.execute(definition.ddl)
         missing = [s for s in definition.sources if not _usable(sources[s], s)]

@@ -27,6 +27,7 @@ import numpy as np
 
 from codeintel_assets.core import metrics
 from codeintel_assets.core.catalog.catalog import CHUNKS_MAT, FAISS_IDMAP_MAT, connect_read_only
+from codeintel_assets.core.catalog.spans import ChunkSpans
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.pathfilter import PathFilter
 
@@ -173,20 +174,16 @@ def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
     return "SELECT unnest(?::BIGINT[])", [ids]
 
 
-# Longest-prefix module of each hit (one row per hit: never duplicates a chunk).
+# The module of each hit by the catalog's one rule, ``uri_modules`` (views.sql: the
+# longest prefix, one row per uri, so a chunk is never duplicated).
 _JOIN_MODULES = HydrationJoin(
     cte="""
 , hit_module AS (
-    SELECT hit.id, m.module_id, m.language
-    FROM hit JOIN modules AS m ON starts_with(hit.uri, m.uri_prefix)
-    WHERE hit._keep
-    QUALIFY row_number() OVER (
-        PARTITION BY hit.id ORDER BY length(m.uri_prefix) DESC, m.module_id
-    ) = 1
+    SELECT * FROM uri_modules((SELECT list(DISTINCT hit.uri) FROM hit WHERE hit._keep))
 )""",
     needs=("uri",),
     columns=(("module_id", "hm.module_id"), ("language", "hm.language")),
-    join="LEFT JOIN hit_module AS hm ON hm.id = hit.id",
+    join="LEFT JOIN hit_module AS hm ON hm.uri = hit.uri",
 )
 
 # Symbols whose SCIP definition lies inside the hit's lines, aggregated to one list.
@@ -297,6 +294,7 @@ class CatalogReader:
     _chunk_relation: str = field(init=False)
     _idmap_relation: str = field(init=False)
     _chunks: HydrationSource = field(init=False, repr=False)
+    _spans: ChunkSpans | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.catalog_path = Path(self.catalog_path)
@@ -454,23 +452,26 @@ class CatalogReader:
 
     def span_lines(self, spans: Sequence[tuple[str, int, int]]) -> list[list[str]]:
         """Return, per ``(uri, first, last)`` span, its lines (1-based inclusive) as indexed,
-        put back together from the chunks — one query for all spans; a span no chunk holds
-        gives []."""
+        put back together from the chunks — the chunks found by ``ChunkSpans`` (read once
+        per reader), then fetched by id in one query; a span no chunk holds gives []."""
         if not spans:
             return []
-        where = " OR ".join(["(uri = ? AND start_line <= ? AND end_line >= ?)"] * len(spans))
-        params = [v for uri, first, last in spans for v in (str(uri), int(last), int(first))]
-        rows = self._con.execute(
-            f"SELECT uri, start_line, content FROM {self._chunk_relation} WHERE {where} "
-            "ORDER BY uri, start_line, start_byte",
-            params,
-        ).fetchall()
+        if self._spans is None:
+            self._spans = ChunkSpans(
+                self._con.sql(
+                    f"SELECT id, uri, start_line, end_line, start_byte FROM {self._chunk_relation}"
+                ).to_arrow_table()
+            )
+        rows = self.hydrate(
+            self._spans.covering_all(spans),
+            columns=("id", "uri", "start_line", "start_byte", "content"),
+        )
         files: dict[str, dict[int, str]] = {}
-        for uri, start, content in rows:
-            lines = files.setdefault(uri, {})
-            for offset, text in enumerate(content.split("\n")):
+        for row in sorted(rows, key=lambda r: (r["uri"], r["start_line"], r["start_byte"])):
+            lines = files.setdefault(row["uri"], {})
+            for offset, text in enumerate(row["content"].split("\n")):
                 # A long line cut into character windows comes back in pieces.
-                lines[start + offset] = lines.get(start + offset, "") + text
+                lines[row["start_line"] + offset] = lines.get(row["start_line"] + offset, "") + text
         return [
             [files[uri][n] for n in range(first, last + 1) if n in files.get(uri, {})]
             for uri, first, last in spans

@@ -5,10 +5,22 @@
 -- repo_manifest, last_eval_pool) are registered first by catalog.py over the
 -- ABSOLUTE paths of one artifact layout, so nothing here depends on the
 -- reader's working directory. Statements run in file order; each starts with
--- "-- view: <name>" and "-- sources: <source views>", then one comment line
--- saying what the view is.
+-- "-- view: <name>" (or "-- macro: <name>", a table macro the views and the
+-- query API call) and "-- sources: <source views>", then one comment line
+-- saying what it is.
 -- Line columns: chunk lines are 1-based inclusive; scip_occurrences keep
 -- SCIP's 0-based lines (v_scip_defs adds a 1-based `line`).
+
+-- macro: uri_modules
+-- sources: modules
+-- The rule that attributes a uri to a module, in one place: for each distinct uri of the list uri_list, the module with the LONGEST uri_prefix that prefixes it (ties: smallest module_id); a uri no prefix matches gives no row.
+CREATE OR REPLACE MACRO uri_modules(uri_list) AS TABLE
+SELECT u.uri, m.module_id, m.language
+FROM (SELECT DISTINCT unnest(uri_list) AS uri) AS u
+JOIN modules AS m ON starts_with(u.uri, m.uri_prefix)
+QUALIFY row_number() OVER (
+    PARTITION BY u.uri ORDER BY length(m.uri_prefix) DESC, m.module_id
+) = 1;
 
 -- view: v_chunks
 -- sources: chunks
@@ -68,23 +80,15 @@ FROM v_chunks;
 
 -- view: v_chunk_modules
 -- sources: chunks, modules
--- Exactly one row per chunk: the module with the LONGEST uri_prefix that prefixes the chunk's uri (ties: smallest module_id; NULL module when none).
+-- Exactly one row per chunk: its module by uri_modules (the longest uri_prefix; NULL module when none, the chunk's lang as language then).
 CREATE OR REPLACE VIEW v_chunk_modules AS
-WITH uri_module AS (
-    SELECT u.uri, m.module_id, m.language
-    FROM (SELECT DISTINCT uri FROM v_chunk_min) AS u
-    JOIN modules AS m ON starts_with(u.uri, m.uri_prefix)
-    QUALIFY row_number() OVER (
-        PARTITION BY u.uri ORDER BY length(m.uri_prefix) DESC, m.module_id
-    ) = 1
-)
 SELECT
     c.id AS chunk_id,
     c.uri,
     um.module_id,
     coalesce(um.language, c.lang) AS language
 FROM v_chunk_min AS c
-LEFT JOIN uri_module AS um ON um.uri = c.uri;
+LEFT JOIN uri_modules((SELECT list(DISTINCT uri) FROM v_chunk_min)) AS um ON um.uri = c.uri;
 
 -- view: v_scip_defs
 -- sources: scip_occurrences
@@ -105,20 +109,13 @@ WHERE role = 'def';
 
 -- view: v_symbol_neighbors
 -- sources: symbol_edges, modules
--- Symbol graph edges with the (longest-prefix) module of each end and whether the edge crosses modules.
+-- Symbol graph edges with the module of each end (uri_modules: the longest prefix) and whether the edge crosses modules.
 CREATE OR REPLACE VIEW v_symbol_neighbors AS
-WITH edge_uris AS (
-    SELECT src_uri AS uri FROM symbol_edges WHERE src_uri IS NOT NULL
-    UNION
-    SELECT dst_uri AS uri FROM symbol_edges WHERE dst_uri IS NOT NULL
-),
-uri_module AS (
-    SELECT u.uri, m.module_id
-    FROM edge_uris AS u
-    JOIN modules AS m ON starts_with(u.uri, m.uri_prefix)
-    QUALIFY row_number() OVER (
-        PARTITION BY u.uri ORDER BY length(m.uri_prefix) DESC, m.module_id
-    ) = 1
+WITH uri_module AS (
+    SELECT *
+    FROM uri_modules((
+        SELECT list_concat(list(DISTINCT src_uri), list(DISTINCT dst_uri)) FROM symbol_edges
+    ))
 )
 SELECT
     e.src_symbol,
@@ -206,7 +203,7 @@ JOIN units AS u ON u.unit_id = cu.unit_id;
 
 -- view: definitions
 -- sources: units
--- The named definitions among the units (what the definition channel of search matches).
+-- The named definitions among the units (what the definition channel of search matches; the kinds are grammars.DEFINITION_KINDS).
 CREATE OR REPLACE VIEW definitions AS
 SELECT unit_id, uri, start_line, end_line, kind, name, qualified_name, lang
 FROM units

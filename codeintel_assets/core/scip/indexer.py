@@ -6,23 +6,30 @@ scip-python (0.6.6, with its bundled pyright) indexes every ``.py``/``.pyi`` und
 files the manifest skipped (symlinks leaving the repository, oversized or excluded
 files, whatever pyright's config names). So it never sees the work tree: we copy the
 manifest's Python files into a private staging tree, with the same relative paths
-and nothing else, and index that (``--cwd`` and ``--target-only`` are the staging
-tree, whose own ``pyrightconfig.json`` includes all of it). Document paths stay
-repository-relative and every document is a manifest file.
+and nothing else, and index that (``--cwd`` is the staging tree, whose own
+``pyrightconfig.json`` names what to index). Document paths stay repository-relative
+and every document is a manifest file.
 
-scip-python otherwise shells out to ``pip list`` / ``pip show`` to name third-party
-packages, which is slow, needs ``pip`` on ``PATH`` and makes the index depend on
-whichever interpreter is first on ``PATH``. We pass ``--environment`` with a package
-list made from the running interpreter's ``importlib.metadata`` instead, and put that
-interpreter first on ``PATH`` so pyright resolves imports against the same
-site-packages.
+Only some files may be indexed (``targets``, for an incremental update): the whole tree
+is still staged, so their imports resolve to the project's other files as in a full
+pass, but the config's ``include`` names only the targets, and only their documents are
+kept (scip-python also emits documents for the project files they import directly).
+
+Imports of third-party packages resolve against the repository's ``PythonEnvironment``
+(``environment.py``): the config names its virtualenv and Python version, and
+``--environment`` lists its packages, so neither pyright nor scip-python runs an
+interpreter or ``pip`` of their own, and nothing depends on this tool's site-packages.
+
+The index is written in a canonical form (``canonical_index``): documents sorted by
+path, external symbols sorted and limited to those some document uses. So a full pass
+and an incremental update of the same tree can be compared, and the same tree gives
+the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.metadata
 import json
 import os
 import re
@@ -30,17 +37,18 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from codeintel_assets.core.checksums import atomic_path, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import PROJECT_ROOT
+from codeintel_assets.core.scip.environment import PythonEnvironment, minimal_environment
 from codeintel_assets.core.scip.proto.scip_pb2 import Index
+from codeintel_assets.core.scip.symbol_names import is_local_symbol
 
 SCIP_PYTHON_ENV = "CODEINTEL_SCIP_PYTHON"
 DEFAULT_SCIP_PYTHON = PROJECT_ROOT / "tools/scip-python/node_modules/.bin/scip-python"
@@ -55,7 +63,7 @@ class ScipRunResult:
     ``ok`` is true only when the index was written to ``output``; on failure ``output``
     is left as it was. ``reason`` says why it failed (empty when ok); ``stderr_tail``
     holds the end of the indexer's combined output; ``python_files`` counts the files
-    scip-python was given.
+    staged for scip-python, ``documents`` the documents written.
     """
 
     ok: bool
@@ -64,6 +72,7 @@ class ScipRunResult:
     python_files: int
     reason: str = ""
     stderr_tail: str = ""
+    documents: int = 0
 
 
 def scip_python_binary() -> Path:
@@ -128,24 +137,6 @@ def _stage_tree(repo_root: Path, uris: Sequence[str], tree: Path) -> int:
     return copied
 
 
-def _environment_packages() -> list[dict[str, object]]:
-    """Return installed distributions in scip-python's ``--environment`` format."""
-    packages = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
-        if not name or name in packages:
-            continue
-        files = [
-            str(f)
-            for f in dist.files or ()
-            if str(f).endswith((".py", ".pyi"))
-            and not str(f).startswith("..")
-            and "__pycache__" not in str(f)
-        ]
-        packages[name] = {"name": name, "version": dist.version, "files": files}
-    return sorted(packages.values(), key=lambda p: str(p["name"]).lower())
-
-
 def _tail(text: str) -> str:
     return text[-_STDERR_TAIL_CHARS:]
 
@@ -157,13 +148,19 @@ def run_scip_python(
     project_version: str,
     *,
     uris: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
+    keep: Collection[str] | None = None,
+    environment: PythonEnvironment | None = None,
     timeout_s: float = 1800,
 ) -> ScipRunResult:
-    """Index the Python files ``uris`` of ``repo_root`` with scip-python into ``output``.
+    """Index the Python files ``targets`` of ``repo_root`` with scip-python into ``output``.
 
-    ``uris`` are repository-relative ``.py``/``.pyi`` paths (the manifest's); None means
-    those of the default manifest of ``repo_root``. Only these files are indexed (see
-    the module docstring). The index is written to a temp file, then renamed.
+    ``uris`` are the repository-relative ``.py``/``.pyi`` paths staged (the manifest's);
+    None means those of the default manifest of ``repo_root``. ``targets`` (a subset of
+    ``uris``) are indexed in the order given (see ``order.py``); None means all of them,
+    in scip-python's own order. ``keep`` are the documents written (None: all indexed).
+    ``environment`` is what third-party imports resolve against (None: the minimal
+    one). The index is written in canonical form to a temp file, then renamed.
 
     Never raises for an indexer problem: a missing binary, a repository without
     Python files, a non-zero exit, a timeout or an empty output all return
@@ -173,6 +170,7 @@ def run_scip_python(
     started = time.monotonic()
     repo_root = repo_root.resolve()
     output = output.resolve()
+    environment = environment or minimal_environment()
 
     def failed(reason: str, python_files: int = 0, tail: str = "") -> ScipRunResult:
         return ScipRunResult(False, time.monotonic() - started, output, python_files, reason, tail)
@@ -197,20 +195,30 @@ def run_scip_python(
         python_files = _stage_tree(repo_root, uris, tree)
         if python_files == 0:
             return failed(f"none of the {len(uris)} Python files of {repo_root} could be read")
+        wanted = None
+        if targets is not None:
+            wanted = [uri for uri in targets if (tree / uri).is_file()]
+            if not wanted:
+                return failed("none of the files to index could be read", python_files)
         # Our config in the tree's root wins over any pyrightconfig.json above it; an empty
         # exclude list drops pyright's defaults, so every staged (manifest) file is indexed.
         (tree / "pyrightconfig.json").write_text(
-            json.dumps({"include": ["."], "exclude": []}), encoding="utf-8"
+            json.dumps(
+                {
+                    "include": wanted or ["."],
+                    "exclude": [],
+                    **_pyright_environment(environment, Path(scratch)),
+                }
+            ),
+            encoding="utf-8",
         )
-        environment = Path(scratch) / "environment.json"
-        environment.write_text(json.dumps(_environment_packages()), encoding="utf-8")
+        packages = Path(scratch) / "environment.json"
+        packages.write_text(json.dumps(environment.packages()), encoding="utf-8")
         partial = Path(scratch) / "index.scip"
         command = [
             str(binary),
             "index",
             "--cwd",
-            str(tree),
-            "--target-only",
             str(tree),
             "--project-name",
             project_name,
@@ -219,16 +227,13 @@ def run_scip_python(
             "--output",
             str(partial),
             "--environment",
-            str(environment),
+            str(packages),
             "--show-progress-rate-limit",
             "60",
         ]
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         process = subprocess.Popen(
             command,
             cwd=tree,
-            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -255,17 +260,70 @@ def run_scip_python(
             return failed("scip-python selected no files", python_files, _tail(log))
         if not partial.exists() or partial.stat().st_size == 0:
             return failed("scip-python wrote no index", python_files, _tail(log))
-        with atomic_path(output) as target:
-            _root_at(partial, repo_root, target)
-    return ScipRunResult(True, time.monotonic() - started, output, python_files, "", _tail(log))
+        index = Index.FromString(partial.read_bytes())
+        # scip-python also writes the project files the targets import directly.
+        written = set(keep if keep is not None else wanted or ())
+        if keep is not None or wanted is not None:
+            kept = [doc for doc in index.documents if doc.relative_path in written]
+            del index.documents[:]
+            index.documents.extend(kept)
+        # The index describes the repository, not the staging tree (whose path varies).
+        index.metadata.project_root = repo_root.as_uri()
+        write_index(canonical_index(index), output)
+    return ScipRunResult(
+        True, time.monotonic() - started, output, python_files, "", _tail(log), len(index.documents)
+    )
 
 
-def _root_at(index_file: Path, repo_root: Path, target: Path) -> None:
-    """Write ``index_file`` to ``target`` with its project root set to ``repo_root``.
+def _pyright_environment(environment: PythonEnvironment, scratch: Path) -> dict[str, str]:
+    """Return the pyright settings naming ``environment``'s virtualenv and Python version.
 
-    scip-python ran in a staging tree whose path changes from run to run; the index
-    describes the repository, and the same tree must give the same bytes.
+    The minimal environment is an empty virtualenv made in ``scratch``: with no
+    ``venv`` setting pyright would ask the ``python`` on ``PATH`` for its site-packages.
     """
-    index = Index.FromString(index_file.read_bytes())
-    index.metadata.project_root = repo_root.as_uri()
-    target.write_bytes(index.SerializeToString(deterministic=True))
+    venv = environment.venv
+    if venv is None:
+        venv = scratch / "minimal-venv"
+        (venv / "lib" / f"python{environment.python_version}" / "site-packages").mkdir(
+            parents=True
+        )
+    return {
+        "venvPath": str(venv.parent),
+        "venv": venv.name,
+        "pythonVersion": environment.python_version,
+    }
+
+
+def canonical_index(index: Index) -> Index:
+    """Return ``index`` in canonical form: documents sorted by path, external symbols
+    sorted by symbol and limited to those a document's occurrences or relationships use.
+
+    scip-python writes documents in its traversal order and external symbols in the
+    order it met them, and lists a few it never uses (even ``local N`` ones, whose names
+    mean something only inside one document); none of that is information.
+    """
+    used: set[str] = set()
+    for doc in index.documents:
+        used.update(occ.symbol for occ in doc.occurrences)
+        for info in doc.symbols:
+            used.update(rel.symbol for rel in info.relationships)
+    canonical = Index()
+    canonical.metadata.CopyFrom(index.metadata)
+    canonical.documents.extend(sorted(index.documents, key=lambda doc: doc.relative_path))
+    canonical.external_symbols.extend(
+        sorted(
+            (
+                info
+                for info in index.external_symbols
+                if info.symbol in used and not is_local_symbol(info.symbol)
+            ),
+            key=lambda info: info.symbol,
+        )
+    )
+    return canonical
+
+
+def write_index(index: Index, output: Path) -> None:
+    """Write ``index`` to ``output`` atomically, serialized deterministically."""
+    with atomic_path(output) as target:
+        target.write_bytes(index.SerializeToString(deterministic=True))

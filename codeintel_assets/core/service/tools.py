@@ -385,6 +385,10 @@ def definition(cache: HandleCache, args: dict[str, Any]) -> dict[str, Any]:
                 )
             lines = navigation.file_lines(cursor, match.uri) or []
             entry["source"] = _lines_text(lines, match.start_line, match.end_line)
+            if match.symbol and match.symbol.startswith("local "):
+                # SCIP names a local by its number in the file; the source has its name.
+                local = _identifier_at(lines, match.line, match.character or 0)
+                entry["name"] = entry["qualified_name"] = local or match.symbol
             answers.append(entry)
         kept, cut = _fit(answers, args["max_tokens"])
         if cut:

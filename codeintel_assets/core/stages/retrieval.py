@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, tuning
 from codeintel_assets.core.channels import build_unit_channels, unit_documents
-from codeintel_assets.core.checksums import xxh64_file, xxh64_json
+from codeintel_assets.core.checksums import table_checksum, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import (
     build_chunk_table,
     chunk_repository,
     read_chunk_vectors,
     symbol_lookup,
+    with_symbols,
 )
 from codeintel_assets.core.context import BuildContext
-from codeintel_assets.core.embedding import EmbeddingCache, load_embedder
+from codeintel_assets.core.embedding import EmbeddingCache, load_embedder, text_token_limit
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.reuse import (
+    FilePlan,
+    combined_signatures,
+    manifest_hashes,
+    manifest_signatures,
+    merged_in_uri_order,
+    merged_rows,
+    plan_files,
+    stage_basis,
+    upstream_ledger,
+    write_ledger,
+)
 from codeintel_assets.core.schemas import (
     CHUNK_UNITS,
     CST_NODES,
@@ -35,53 +51,65 @@ from codeintel_assets.core.stamps import (
     run_stage,
     upstream_version,
 )
-from codeintel_assets.core.syntax import write_node_to_chunk
+from codeintel_assets.core.syntax import node_to_chunk_table, write_node_to_chunk
 from codeintel_assets.core.units import NODE_COLUMNS, build_units, load_units
 
 
 def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
     """`vectors/chunks/chunks.parquet`: functions, methods and classes under the model's
     token budget, with their SCIP symbols and L2-normalized embeddings (unchanged texts come
-    from the embedding cache); also `vectors/node_to_chunk.parquet`."""
+    from the embedding cache); also `vectors/node_to_chunk.parquet`. Unchanged files' chunks
+    and node mappings come from the previous build (``core.reuse``); symbols are looked up
+    again for every chunk."""
     layout = ctx.layout.build
+    config = {
+        "embedder": ctx.embedder.describe(),
+        "repo": ctx.repo.name,
+        "chunk_tokens": ctx.chunk_tokens,
+    }
 
     def build() -> StageOutput:
         embedder = load_embedder(ctx.embedder)
         manifest = pq.read_table(layout.repo_manifest)
+        plan = _chunk_plan(ctx, stage, config, manifest)
+        todo = manifest.filter(pc.is_in(manifest["uri"], pa.array(plan.process, pa.string())))
         chunks, stats = chunk_repository(
-            ctx.repo.name, ctx.repo.root, manifest, embedder, ctx.chunk_tokens
+            ctx.repo.name, ctx.repo.root, todo, embedder, ctx.chunk_tokens
         )
-        lookup = (
-            symbol_lookup(
-                pq.read_table(layout.scip_occurrences, columns=["uri", "start_line", "symbol"])
-            )
-            if layout.scip_occurrences.exists()
-            else None
-        )
+        plan.stale.update(stats.changed_files)
         cache = EmbeddingCache(
             ctx.layout.embedding_cache_dir,
             embedder.model_id,
             embedder.dim,
             ctx.embedding_cache_entries,
         )
-        table, version = build_chunk_table(chunks, embedder, cache, stats, lookup)
+        new = build_chunk_table(chunks, embedder, cache, stats)
+        table = merged_rows(plan, layout.chunks, new)
+        if layout.scip_occurrences.exists():
+            columns = ["uri", "start_line", "symbol"]
+            occurrences = pq.read_table(layout.scip_occurrences, columns=columns)
+            table = with_symbols(table, symbol_lookup(occurrences))
+        node_rows = _node_to_chunk(layout, table, new, plan)
         write_parquet(table, layout.chunks)
+        write_ledger(plan.ledger(), layout.chunks_ledger, plan.basis)
         cache.save()
-        node_rows = _node_to_chunk(layout, table)
-        with_symbols = sum(1 for s in table.column("symbols").to_pylist() if s)
+        with_symbols_count = pc.sum(pc.greater(pc.list_value_length(table["symbols"]), 0))
+        over_budget = pc.greater(table["token_count"], text_token_limit(embedder))
         return StageOutput(
-            version,
+            table_checksum(table),
             {
-                "chunks": stats.chunks,
-                "files": stats.files,
+                "chunks": table.num_rows,
+                "files": manifest.num_rows,
+                **plan.metadata(),
+                "chunks_reused": table.num_rows - new.num_rows,
                 "embedded": stats.embedded,
                 "from_cache": stats.from_cache,
-                "over_budget": stats.over_budget,
+                "over_budget": pc.sum(over_budget.cast(pa.int64())).as_py() or 0,
                 "embed_seconds": round(stats.embed_seconds, 3),
-                "chunks_with_symbols": with_symbols,
+                "chunks_with_symbols": with_symbols_count.as_py() or 0,
                 "node_to_chunk_rows": node_rows,
-                "changed_since_manifest": stats.changed_since_manifest,
-                "by_kind": dict(stats.by_kind),
+                "changed_since_manifest": len(stats.changed_files),
+                "by_kind": dict(sorted(Counter(table["kind"].to_pylist()).items())),
                 "model_id": embedder.model_id,
                 "embedder": ctx.embedder.describe(),
                 "dim": embedder.dim,
@@ -91,21 +119,60 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
             },
         )
 
-    config = {
-        "embedder": ctx.embedder.describe(),
-        "repo": ctx.repo.name,
-        "chunk_tokens": ctx.chunk_tokens,
-    }
     return run_stage(ctx, stage, config, build)
 
 
-def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table) -> int:
-    """Write ``node_to_chunk`` for the AST and CST nodes present; return its row count."""
-    node_files = [path for path in (layout.ast_nodes, layout.cst_nodes) if path.exists()]
-    with parquet_stream(layout.node_to_chunk, NODE_TO_CHUNK) as stream:
-        if node_files:
-            write_node_to_chunk(node_files, chunks, stream)
-    return stream.rows
+def _chunk_plan(
+    ctx: BuildContext, stage: Stage, config: dict[str, Any], manifest: pa.Table
+) -> FilePlan:
+    """Return the chunk stage's reuse plan: a file's chunks and node mappings are kept when
+    its bytes and its AST and CST rows are the ones they were made from."""
+    layout = ctx.layout.build
+    ast, cst = upstream_ledger(layout.ast_ledger), upstream_ledger(layout.cst_ledger)
+    return plan_files(
+        ctx.layout,
+        stage,
+        layout.chunks_ledger,
+        stage_basis(stage, config, ast, cst),
+        combined_signatures(manifest_signatures(manifest), ast.signatures(), cst.signatures()),
+        manifest_hashes(manifest),
+        ctx.reuse_files,
+    )
+
+
+_SPAN = ["node_id", "uri", "start_byte", "end_byte"]
+
+
+def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table, new: pa.Table, plan: FilePlan) -> int:
+    """Write ``node_to_chunk`` for the AST and CST nodes present: the previous rows of the
+    reused files' chunks, the processed files' mapped afresh; return its row count.
+
+    With nothing reused (a first build) DuckDB maps the node files as they are on disk,
+    so the nodes are never in memory at once."""
+    paths = [path for path in (layout.ast_nodes, layout.cst_nodes) if path.exists()]
+    if not paths:
+        write_parquet(NODE_TO_CHUNK.empty_table(), layout.node_to_chunk, NODE_TO_CHUNK)
+        return 0
+    if not plan.reused:
+        with parquet_stream(layout.node_to_chunk, NODE_TO_CHUNK) as stream:
+            write_node_to_chunk(paths, new, stream)
+        return stream.rows
+    wanted = pa.array(plan.process, pa.string())
+    nodes = pa.concat_tables(
+        [n.filter(pc.is_in(n["uri"], wanted)) for n in (_spans(p) for p in paths)]
+    )
+    mapping = node_to_chunk_table(nodes, new.select(["id", "uri", "start_byte", "end_byte"]))
+    previous = pq.read_table(layout.node_to_chunk)
+    kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
+    mapping = pa.concat_tables([kept.cast(mapping.schema), mapping]).sort_by(
+        [("chunk_id", "ascending"), ("node_id", "ascending")]
+    )
+    write_parquet(mapping, layout.node_to_chunk, NODE_TO_CHUNK)
+    return mapping.num_rows
+
+
+def _spans(path: Path) -> pa.Table:
+    return pq.read_table(path, columns=_SPAN)
 
 
 def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -169,29 +236,70 @@ def stage_faiss_idmap(ctx: BuildContext, stage: Stage) -> StageResult:
 def stage_units(ctx: BuildContext, stage: Stage) -> StageResult:
     """`units/units.parquet`: what search ranks and returns — every function, method,
     class... of `cst_nodes` and the module blocks around them — and
-    `units/chunk_units.parquet`: each chunk's innermost unit."""
+    `units/chunk_units.parquet`: each chunk's innermost unit. Unchanged files' units come
+    from the previous build (``core.reuse``)."""
     layout = ctx.layout.build
 
     def build() -> StageOutput:
         columns = ["id", "uri", "lang", "start_line", "end_line", "start_byte", "end_byte"]
         columns += ["kind", "name", "content"]
         chunks = pq.read_table(layout.chunks, columns=columns)
+        chunk_ledger = upstream_ledger(layout.chunks_ledger)
+        cst = upstream_ledger(layout.cst_ledger)
+        plan = plan_files(
+            ctx.layout,
+            stage,
+            layout.units_ledger,
+            stage_basis(stage, {}, chunk_ledger, cst),
+            combined_signatures(chunk_ledger.signatures(), cst.signatures()),
+            enabled=ctx.reuse_files,
+        )
+        wanted = pa.array(plan.process, pa.string())
         # File by file: a whole syntax tree as Python values would not fit at scale.
         nodes = (
-            file_batches(layout.cst_nodes, NODE_COLUMNS)
+            (
+                batch.filter(pc.is_in(batch["uri"], wanted)) if plan.reused else batch
+                for batch in file_batches(layout.cst_nodes, NODE_COLUMNS)
+            )
             if layout.cst_nodes.exists()
             else CST_NODES.empty_table()
         )
-        units, chunk_units = build_units(ctx.repo.name, nodes, chunks)
+        new_units, new_chunk_units = build_units(
+            ctx.repo.name,
+            nodes,
+            chunks.filter(pc.is_in(chunks["uri"], wanted)) if plan.reused else chunks,
+        )
+        units = merged_rows(plan, layout.units, new_units)
+        chunk_units = new_chunk_units
+        if plan.reused:
+            previous = pq.read_table(layout.chunk_units)
+            kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
+            chunk_units = merged_in_uri_order(
+                kept,
+                new_chunk_units,
+                _chunk_uris(kept["chunk_id"], chunks),
+                _chunk_uris(new_chunk_units["chunk_id"], chunks),
+            )
         write_parquet(units, layout.units, UNITS)
         write_parquet(chunk_units, layout.chunk_units, CHUNK_UNITS)
+        write_ledger(plan.ledger(), layout.units_ledger, plan.basis)
         kinds = Counter(units.column("kind").to_pylist())
         return StageOutput(
             xxh64_json(["units", xxh64_file(layout.units), xxh64_file(layout.chunk_units)]),
-            {"units": units.num_rows, "chunks": chunk_units.num_rows, "kinds": dict(kinds)},
+            {
+                "units": units.num_rows,
+                "chunks": chunk_units.num_rows,
+                "kinds": dict(kinds),
+                **plan.metadata(),
+            },
         )
 
     return run_stage(ctx, stage, {}, build)
+
+
+def _chunk_uris(chunk_ids: pa.ChunkedArray, chunks: pa.Table) -> pa.ChunkedArray:
+    """Return the uri of each chunk id (ids of ``chunks``)."""
+    return chunks["uri"].take(pc.index_in(chunk_ids, chunks["id"]))
 
 
 def stage_bm25_index(ctx: BuildContext, stage: Stage) -> StageResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +34,31 @@ from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.manifest import language_of
+from codeintel_assets.core.reuse import (
+    FilePlan,
+    ledger_diagnostics,
+    manifest_hashes,
+    manifest_signatures,
+    merged_rows,
+    plan_files,
+    stage_basis,
+    write_ledger,
+)
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
+    MODULE_FILES,
     MODULES,
     SCIP_OCCURRENCES,
     SCIP_SYMBOLS,
     SYMBOL_EDGES,
+    ParquetStream,
     file_batches,
     parquet_stream,
     write_parquet,
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
-from codeintel_assets.core.scip.indexer import run_scip_python
+from codeintel_assets.core.scip.incremental import scip_job, update_scip_index
 from codeintel_assets.core.scip.tables import (
     occurrence_batches,
     repo_text_reader,
@@ -58,7 +71,13 @@ from codeintel_assets.core.symbols import (
     symbol_edges_by_file,
     symbol_graph_json,
 )
-from codeintel_assets.core.syntax import Diagnostic, write_ast_nodes, write_cst_nodes
+from codeintel_assets.core.syntax import (
+    Diagnostic,
+    ast_nodes_table,
+    cst_nodes_table,
+    write_ast_nodes,
+    write_cst_nodes,
+)
 
 _EXAMPLES = 20
 
@@ -82,36 +101,39 @@ def _given_config(given: Path | None) -> dict[str, Any]:
 
 
 def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
-    """`scip/index.scip` from scip-python (or the user's index). A failed run is recorded in
+    """`scip/index.scip` from scip-python (or the user's index), updated incrementally when
+    only some files changed (``core/scip/incremental.py``). A failed run is recorded in
     metadata with its stderr tail and downstream assets get empty SCIP tables."""
     layout = ctx.layout.build
     given = Path(ctx.repo.scip_index) if ctx.repo.scip_index else None
     config = _given_config(given)
+    job = None if given is not None else scip_job(ctx)
+    if job is not None:
+        # Another environment gives other symbols: the stage must run, and runs a full pass.
+        config["python_env"] = job.environment.fingerprint()
 
     def build() -> StageOutput:
-        if given is not None:
+        if job is None:
+            layout.scip_state.unlink(missing_ok=True)
             return _ingest_scip(given, set(_scip_uris(ctx)), layout)
         layout.scip_index_json.unlink(missing_ok=True)
-        run = run_scip_python(
-            ctx.repo.root,
-            layout.scip_index,
-            project_name=ctx.repo.name,
-            project_version=_project_version(ctx),
-            uris=_scip_uris(ctx, "python"),
-            timeout_s=ctx.scip_timeout_s,
-        )
+        update = update_scip_index(job)
         facts = {
-            "ok": run.ok,
-            "seconds": round(run.seconds, 2),
-            "python_files": run.python_files,
-            "reason": run.reason,
-            "stderr_tail": run.stderr_tail,
+            "ok": update.ok,
+            "seconds": round(update.seconds, 2),
+            "python_files": len(job.files),
+            **update.facts(),
+            "python_env": job.environment.fingerprint(),
+            "tree_version": _project_version(ctx),
+            "reason": update.failure,
+            "stderr_tail": update.stderr_tail,
             "source": "scip-python",
         }
-        if not run.ok:
+        if not update.ok:
             # A stale index would describe another tree: downstream gets empty tables.
             layout.scip_index.unlink(missing_ok=True)
-            failed = ["failed", stage.upstream(ctx.layout), run.reason]
+            layout.scip_state.unlink(missing_ok=True)
+            failed = ["failed", stage.upstream(ctx.layout), update.failure]
             return StageOutput(xxh64_json(failed), facts)
         return StageOutput(
             xxh64_file(layout.scip_index),
@@ -122,7 +144,8 @@ def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
 
 
 def _project_version(ctx: BuildContext) -> str:
-    """Return the git commit of the tree, or its manifest checksum outside git."""
+    """Return the git commit of the tree, or its manifest checksum outside git (metadata
+    only: symbols carry ``PROJECT_VERSION``)."""
     stamp = read_stamp(ctx.layout, "repo_manifest") or {}
     commit = stamp.get("metadata", {}).get("git_commit")
     return commit or (stamp.get("data_version") or "unversioned")[:16]
@@ -267,16 +290,31 @@ def _count_equal(path: Path, column: str, value: str) -> int:
 
 
 def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
-    """`ast/ast_nodes.parquet`: Python `ast` nodes; files that do not parse are counted."""
+    """`ast/ast_nodes.parquet`: Python `ast` nodes; files that do not parse are counted.
+    Unchanged files' rows come from the previous build (``core.reuse``)."""
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        files = ((uri, data) for uri, _, data in ctx.manifest_files(frozenset({"python"})))
-        with parquet_stream(layout.ast_nodes, AST_NODES) as stream:
-            diags = write_ast_nodes(ctx.repo.name, files, stream)
+        def python(files: Iterable[tuple[str, str, bytes]]) -> Iterator[tuple[str, bytes]]:
+            return ((uri, data) for uri, _, data in files)
+
+        stream, diags, plan = _node_table(
+            ctx,
+            stage,
+            PYTHON,
+            (layout.ast_nodes, layout.ast_ledger),
+            AST_NODES,
+            lambda files: ast_nodes_table(ctx.repo.name, python(files)),
+            lambda files, out: write_ast_nodes(ctx.repo.name, python(files), out),
+        )
         return StageOutput(
             stream.checksum,
-            {"rows": stream.rows, **_diagnostics(diags), "path": str(layout.ast_nodes)},
+            {
+                "rows": stream.rows,
+                **plan.metadata(),
+                **_diagnostics(diags),
+                "path": str(layout.ast_nodes),
+            },
         )
 
     return run_stage(ctx, stage, {}, build)
@@ -284,24 +322,83 @@ def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
 
 def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
     """`cst/cst_nodes.parquet`: tree-sitter nodes of Python, JavaScript and TypeScript files,
-    with comments, tokens and ERROR nodes."""
+    with comments, tokens and ERROR nodes. Unchanged files' rows come from the previous
+    build (``core.reuse``)."""
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        with parquet_stream(layout.cst_nodes, CST_NODES) as stream:
-            diags = write_cst_nodes(ctx.repo.name, ctx.manifest_files(SYNTAX_LANGUAGES), stream)
+        stream, diags, plan = _node_table(
+            ctx,
+            stage,
+            SYNTAX_LANGUAGES,
+            (layout.cst_nodes, layout.cst_ledger),
+            CST_NODES,
+            lambda files: cst_nodes_table(ctx.repo.name, files),
+            lambda files, out: write_cst_nodes(ctx.repo.name, files, out),
+        )
         error_nodes = _count_equal(layout.cst_nodes, "kind", "ERROR")
         return StageOutput(
             stream.checksum,
             {
                 "rows": stream.rows,
                 "error_nodes": error_nodes,
+                **plan.metadata(),
                 **_diagnostics(diags),
                 "path": str(layout.cst_nodes),
             },
         )
 
     return run_stage(ctx, stage, {}, build)
+
+
+PYTHON = frozenset({"python"})
+Files = Iterable[tuple[str, str, bytes]]  # (uri, lang, bytes)
+# Returns the node rows of files and their diagnostics...
+NodeParser = Callable[[Files], tuple[pa.Table, list[Diagnostic]]]
+# ...or writes them to a stream and returns the diagnostics.
+NodeWriter = Callable[[Files, ParquetStream], list[Diagnostic]]
+
+
+def _node_table(
+    ctx: BuildContext,
+    stage: Stage,
+    languages: frozenset[str],
+    paths: tuple[Path, Path],
+    schema: pa.Schema,
+    parse: NodeParser,
+    write: NodeWriter,
+) -> tuple[ParquetStream, list[Diagnostic], FilePlan]:
+    """Write a syntax node table and its ledger (``paths``), parsing only the files that
+    changed since the previous build; return the finished stream (rows, checksum), every
+    file's diagnostics and the reuse plan.
+
+    With nothing to reuse (a first build) the rows go to the file as they are parsed
+    (``write``); otherwise the processed files' rows (``parse``) merge with the reused ones,
+    Arrow tables, not Python values.
+    """
+    target, ledger_path = paths
+    manifest = pq.read_table(ctx.layout.build.repo_manifest, columns=["uri", "lang", "xxh64"])
+    plan = plan_files(
+        ctx.layout,
+        stage,
+        ledger_path,
+        stage_basis(stage, {}),
+        manifest_signatures(manifest, languages),
+        manifest_hashes(manifest, languages),
+        ctx.reuse_files,
+    )
+    files = plan.read(ctx.manifest_files(languages, plan.process))
+    if plan.reused:
+        new, diags = parse(files)
+        table = merged_rows(plan, target, new)
+        with parquet_stream(target, schema) as stream:
+            stream.write(table)
+    else:
+        with parquet_stream(target, schema) as stream:
+            diags = write(files, stream)
+    ledger = plan.ledger(diags)
+    write_ledger(ledger, ledger_path, plan.basis)
+    return stream, ledger_diagnostics(ledger), plan
 
 
 def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -317,12 +414,14 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
             if not given.is_file():
                 raise BadInputError(f"{given}: modules.jsonl given in the registry does not exist")
             table, diags, source = modules_core.read_modules_jsonl(given), [], f"ingested {given}"
+            reuse = {}
         else:
             chunks = (
                 pq.read_table(layout.chunks, columns=["uri"]) if layout.chunks.exists() else None
             )
-            table, diags = modules_core.modules_table(ctx.manifest_files(), chunks)
-            source = "derived"
+            facts, diags, plan = _module_file_facts(ctx, stage, config)
+            table, source = modules_core.modules_from_facts(facts, chunks), "derived"
+            reuse = plan.metadata()
         write_parquet(table, layout.modules_parquet, MODULES)
         write_text_atomic(layout.modules_jsonl, modules_core.modules_jsonl(table))
         top = table.sort_by([("centrality", "descending")]).slice(0, 10)
@@ -331,6 +430,7 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
             {
                 "rows": table.num_rows,
                 "source": source,
+                **reuse,
                 "top_by_centrality": [
                     {"module_id": r["module_id"], "centrality": round(r["centrality"] or 0, 4)}
                     for r in top.select(["module_id", "centrality"]).to_pylist()
@@ -341,6 +441,30 @@ def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
         )
 
     return run_stage(ctx, stage, config, build)
+
+
+def _module_file_facts(
+    ctx: BuildContext, stage: Stage, config: dict[str, Any]
+) -> tuple[pa.Table, list[Diagnostic], FilePlan]:
+    """Write `modules/module_files.parquet`, parsing only the files that changed since the
+    previous build; return it, every file's diagnostics and the reuse plan."""
+    layout = ctx.layout.build
+    manifest = pq.read_table(layout.repo_manifest, columns=["uri", "lang", "xxh64"])
+    plan = plan_files(
+        ctx.layout,
+        stage,
+        layout.modules_ledger,
+        stage_basis(stage, config),
+        manifest_signatures(manifest),
+        manifest_hashes(manifest),
+        ctx.reuse_files,
+    )
+    new, diags = modules_core.module_file_facts(plan.read(ctx.manifest_files(uris=plan.process)))
+    facts = merged_rows(plan, layout.module_files, new)
+    ledger = plan.ledger(diags)
+    write_parquet(facts, layout.module_files, MODULE_FILES)
+    write_ledger(ledger, layout.modules_ledger, plan.basis)
+    return facts, ledger_diagnostics(ledger), plan
 
 
 def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:

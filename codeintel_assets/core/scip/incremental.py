@@ -1,0 +1,528 @@
+"""Incremental SCIP: re-index only the files a change affects and merge their documents into
+the previous index, so that the result equals a full pass of the same tree.
+
+Beside ``index.scip`` the build keeps ``scip_state.json``: the content hash of every
+Python file the index describes, the order they were indexed in (``order.py``), the
+environment's fingerprint, the indexer's identity and the index's own checksum.
+
+What a file's document holds depends on other files in three ways, and each is followed:
+
+* **What it uses.** A file is re-indexed when it changed or was added; when a file it
+  uses a symbol of was deleted; when it names the module of an added file (an
+  unresolved ``import pkg.new`` already names it); and when a re-indexed file's
+  **interface** changed — the information of the symbols it defines (names, signatures
+  and inferred types as pyright shows them, docstrings, relationships) or the set of
+  symbols it uses (a re-export that disappears) — and it uses one of that file's
+  symbols. The staging tree always holds the whole current tree, so a re-indexed file
+  sees every change at once.
+* **Who used a symbol first.** scip-python names a symbol at its first use in a run: a
+  file gets no ``SymbolInformation`` for a symbol an earlier file of the run used, and
+  an external symbol's hover text comes from its first use. Every run indexes in the
+  one processing order, with the earlier files that use a target's symbols as context
+  (indexed, not kept); a kept file whose "used earlier" status changes is re-indexed;
+  an external symbol's text is taken from the run that indexed its first user, else
+  kept when its first user is the same as before, else that user is indexed as context.
+* **The environment.** Another ``python_env`` (or its packages or Python version),
+  another scip-python, project name or root, no previous index, or an index that does
+  not match its state: a **full pass**.
+
+Also a full pass: more than ``FULL_FRACTION`` of the files affected, rounds still
+finding work after ``MAX_ROUNDS``, or an incremental run that fails. Not covered: a use
+no symbol records — an attribute reached through a module object (``import pkg`` then
+``pkg.sub.name``) when ``pkg/sub.py`` is added, or an import of a name a file does not
+define yet — which the nightly full pass (``check_scip_matches_full_pass``) would report.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+
+from codeintel_assets.core.checksums import write_json_atomic, xxh64_file
+from codeintel_assets.core.manifest import language_of
+from codeintel_assets.core.scip.environment import PythonEnvironment, resolve_python_env
+from codeintel_assets.core.scip.indexer import (
+    ScipRunResult,
+    canonical_index,
+    run_scip_python,
+    scip_python_binary,
+    write_index,
+)
+from codeintel_assets.core.scip.order import module_names, processing_order
+from codeintel_assets.core.scip.proto.scip_pb2 import Document, Index, SymbolInformation, SymbolRole
+from codeintel_assets.core.scip.protobuf_reader import read_scip_protobuf
+from codeintel_assets.core.scip.symbol_names import is_local_symbol
+
+if TYPE_CHECKING:
+    from codeintel_assets.core.context import BuildContext
+
+# Symbols carry this version, not the commit: a commit would rename every symbol of every
+# document, so no document could be kept (SCIP's placeholder for an empty value).
+PROJECT_VERSION = "."
+FULL_FRACTION = 0.5
+MAX_ROUNDS = 3
+STATE_FORMAT = 1
+_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class ScipUpdate:
+    """What one update of ``index.scip`` did.
+
+    ``mode`` is ``full`` or ``incremental`` and ``reason`` says why; ``reindexed`` are the
+    files whose documents were made afresh (all of them for a full pass); ``changed``,
+    ``added`` and ``deleted`` compare the files with the stored state; ``rounds`` counts
+    the incremental runs. ``ok`` is false when the final scip-python run failed (then
+    ``failure`` says why and the index is left as it was).
+    """
+
+    ok: bool
+    mode: str
+    reason: str
+    documents: int = 0
+    reindexed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    rounds: int = 0
+    seconds: float = 0.0
+    failure: str = ""
+    stderr_tail: str = ""
+
+    def facts(self) -> dict[str, object]:
+        """Return the update as stage metadata (counts, and the first paths of each list)."""
+        return {
+            "mode": self.mode,
+            "mode_reason": self.reason,
+            "documents": self.documents,
+            "documents_reindexed": len(self.reindexed),
+            "reindexed_examples": self.reindexed[:_EXAMPLES],
+            "files_changed": len(self.changed),
+            "files_added": len(self.added),
+            "files_deleted": len(self.deleted),
+            "incremental_rounds": self.rounds,
+        }
+
+
+@dataclass(frozen=True)
+class ScipJob:
+    """One repository's indexing job: where the index goes and what it is made from.
+
+    ``files`` maps every Python file (repository-relative) to its content hash;
+    ``state`` is the ``scip_state.json`` beside ``output``.
+    """
+
+    repo_root: Path
+    output: Path
+    state: Path
+    project_name: str
+    project_version: str
+    files: Mapping[str, str]
+    environment: PythonEnvironment
+    timeout_s: float = 1800.0
+
+    def identity(self) -> dict[str, object]:
+        """Return what a stored index must share with this job to be updated in place."""
+        return {
+            "format": STATE_FORMAT,
+            "indexer": indexer_version(),
+            "environment": self.environment.fingerprint(),
+            "project": [self.project_name, self.project_version, str(self.repo_root.resolve())],
+        }
+
+    def run(
+        self, output: Path, indexed: Sequence[str], keep: Collection[str] | None = None
+    ) -> ScipRunResult:
+        """Run scip-python on the whole staged tree, indexing ``indexed`` in that order and
+        writing the documents of ``keep`` (all indexed when None) to ``output``."""
+        return run_scip_python(
+            self.repo_root,
+            output,
+            self.project_name,
+            self.project_version,
+            uris=sorted(self.files),
+            targets=indexed,
+            keep=keep,
+            environment=self.environment,
+            timeout_s=self.timeout_s,
+        )
+
+
+def scip_job(ctx: BuildContext, output: Path | None = None) -> ScipJob:
+    """Return the indexing job of a build: its manifest's Python files (and the empty ones
+    it skipped: an empty ``__init__.py`` still makes a package) with their hashes, and the
+    repository's environment. ``output`` defaults to the build's ``index.scip``.
+
+    Raises ``BadInputError`` when the registry's ``python_env`` is not a virtualenv.
+    """
+    build = ctx.layout.build
+    manifest = pq.read_table(build.repo_manifest, columns=["uri", "lang", "xxh64"]).to_pylist()
+    skips = pq.read_table(build.manifest_skips, columns=["uri", "reason"]).to_pylist()
+    files = {row["uri"]: row["xxh64"] for row in manifest if row["lang"] == "python"}
+    files.update(
+        (row["uri"], "empty")
+        for row in skips
+        if row["reason"] == "empty" and language_of(row["uri"]) == "python"
+    )
+    output = output or build.scip_index
+    return ScipJob(
+        ctx.repo.root,
+        output,
+        output.parent / build.scip_state.name,
+        ctx.repo.name,
+        PROJECT_VERSION,
+        files,
+        resolve_python_env(ctx.repo.root, ctx.repo.python_env),
+        ctx.scip_timeout_s,
+    )
+
+
+def indexer_version() -> str:
+    """Return the pinned scip-python's version (its ``package.json``), or its path."""
+    package = scip_python_binary().resolve().parent / "package.json"
+    try:
+        return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return str(scip_python_binary())
+
+
+def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
+    """Bring ``job.output`` up to date with ``job.files``, incrementally when the stored
+    state allows it (see the module docstring), else by a full pass.
+
+    Returns the ``ScipUpdate``; the index and its state are written only on success.
+    Never raises for an indexer problem (see ``run_scip_python``).
+    """
+    started = time.monotonic()
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    order = processing_order(job.repo_root, sorted(job.files))
+    previous, why_full = _previous_index(job, force_full)
+    if previous is None:
+        return _full(job, order, why_full, started)
+    state = json.loads(job.state.read_text(encoding="utf-8"))
+    old_files = state["files"]
+    changed = sorted(u for u in job.files if u in old_files and old_files[u] != job.files[u])
+    added = sorted(u for u in job.files if u not in old_files)
+    deleted = sorted(u for u in old_files if u not in job.files)
+    update = _Update(job, order, previous, state["order"], deleted)
+    pending = set(changed) | set(added)
+    pending |= update.users(_defined(update.old_docs[u] for u in deleted if u in update.old_docs))
+    pending |= update.importers(added)
+    context: set[str] = set()
+    while pending or context:
+        affected = len(update.reindexed | pending)
+        if affected > FULL_FRACTION * len(job.files):
+            why = f"{affected} of {len(job.files)} files affected"
+            return _full(job, order, why, started, changed, added, deleted)
+        if update.rounds == MAX_ROUNDS:
+            why = f"still finding files to re-index after {MAX_ROUNDS} incremental rounds"
+            return _full(job, order, why, started, changed, added, deleted)
+        if not update.run(pending, context):
+            return _full(job, order, "an incremental run failed", started, changed, added, deleted)
+        pending, context = update.next_round()
+    merged = update.merged()
+    _write(job, merged, order)
+    return ScipUpdate(
+        True,
+        "incremental",
+        f"{len(changed)} changed, {len(added)} added, {len(deleted)} deleted Python files",
+        len(merged.documents),
+        sorted(update.reindexed),
+        changed,
+        added,
+        deleted,
+        update.rounds,
+        time.monotonic() - started,
+    )
+
+
+class _Update:
+    """The documents of an incremental update, round by round (see the module docstring)."""
+
+    def __init__(
+        self,
+        job: ScipJob,
+        order: list[str],
+        previous: Index,
+        old_order: list[str],
+        deleted: list[str],
+    ) -> None:
+        self.job = job
+        self.rank = {uri: i for i, uri in enumerate(order)}
+        self.old_rank = {uri: i for i, uri in enumerate(old_order)}
+        self.old_docs = {doc.relative_path: doc for doc in previous.documents}
+        self.docs = {u: d for u, d in self.old_docs.items() if u in job.files and u not in deleted}
+        self.old_externals = {info.symbol: info for info in previous.external_symbols}
+        self.metadata = previous.metadata
+        # id -> (document, the global symbols it uses); holding the document keeps its id.
+        self._uses: dict[int, tuple[Document, set[str]]] = {}
+        self.old_first = _first_users(self.old_docs, self.old_rank, self.used)
+        self.reindexed: set[str] = set()
+        self.rounds = 0
+        # uri -> the externals of the last run that indexed it (as target or context).
+        self.externals_by_run: dict[str, dict[str, SymbolInformation]] = {}
+        # The last run: its targets' documents before it, and every file it indexed.
+        self.last_targets: dict[str, Document | None] = {}
+        self.last_indexed: set[str] = set()
+
+    def used(self, doc: Document) -> set[str]:
+        """Return the global symbols ``doc`` uses (computed once per document)."""
+        if id(doc) not in self._uses:
+            self._uses[id(doc)] = (doc, _used(doc))
+        return self._uses[id(doc)][1]
+
+    def users(self, symbols: set[str], exclude: set[str] = frozenset()) -> set[str]:
+        """Return the current documents (other than ``exclude``) using one of ``symbols``."""
+        if not symbols:
+            return set()
+        return {
+            uri
+            for uri, doc in self.docs.items()
+            if uri not in exclude and not symbols.isdisjoint(self.used(doc))
+        }
+
+    def importers(self, uris: Iterable[str]) -> set[str]:
+        """Return the current documents naming the module of one of ``uris`` (a suffix of
+        the symbol: an unresolved import names the module under a guessed package)."""
+        ends = tuple(
+            f" `{name}`/__init__:" if "." in name else f" {name}/__init__:"
+            for uri in uris
+            for name in module_names(uri)
+        )
+        if not ends:
+            return set()
+        return {
+            uri
+            for uri, doc in self.docs.items()
+            if any(symbol.endswith(ends) for symbol in self.used(doc))
+        }
+
+    def run(self, targets: set[str], extra_context: set[str]) -> bool:
+        """Index ``targets`` with their context; merge their documents. Return False when
+        scip-python failed."""
+        self.rounds += 1
+        context = set(extra_context) | self._earlier_users(targets)
+        indexed = sorted((targets | context) & set(self.rank), key=self.rank.__getitem__)
+        with tempfile.TemporaryDirectory(prefix=".scip-part-", dir=self.job.output.parent) as tmp:
+            partial = Path(tmp) / "index.scip"
+            result = self.job.run(partial, indexed, keep=targets)
+            if not result.ok:
+                return False
+            fresh = read_scip_protobuf(partial)
+        new_docs = {doc.relative_path: doc for doc in fresh.documents}
+        externals = {info.symbol: info for info in fresh.external_symbols}
+        self.last_targets = {}
+        for uri in targets:
+            self.last_targets[uri] = self.docs.pop(uri, None)
+            if uri in new_docs:
+                self.docs[uri] = new_docs[uri]
+        for uri in indexed:
+            self.externals_by_run[uri] = externals
+        self.last_indexed = set(indexed)
+        self.reindexed |= targets
+        return True
+
+    def _earlier_users(self, targets: set[str]) -> set[str]:
+        """Return the kept documents before a target (in order) that use one of its symbols:
+        in a full pass they come first, so they must in the run too."""
+        context = set()
+        for target in targets:
+            defined = _defined([d for d in (self.docs.get(target),) if d is not None])
+            for uri in self.users(defined, exclude=targets):
+                if self.rank[uri] < self.rank.get(target, -1):
+                    context.add(uri)
+        return context
+
+    def next_round(self) -> tuple[set[str], set[str]]:
+        """Return the files to re-index next, and the files to index as context only."""
+        moved: set[str] = set()
+        for uri, old in self.last_targets.items():
+            moved |= _moved(old, self.docs.get(uri))
+        pending = self.users(moved, exclude=self.reindexed)
+        first = _first_users(self.docs, self.rank, self.used)
+        for uri, doc in self.docs.items():
+            if uri in self.reindexed or uri in pending:
+                continue
+            # Kept as it was indexed; re-index it if "another file used it first" flipped.
+            if any(
+                _used_before(self.old_first, symbol, self.old_rank[uri])
+                != _used_before(first, symbol, self.rank[uri])
+                for symbol in _defined([doc])
+            ):
+                pending.add(uri)
+        # A target defining a symbol that an earlier file outside its run uses.
+        for uri in self.last_targets:
+            if uri in self.docs and self._earlier_users({uri}) - self.last_indexed:
+                pending.add(uri)
+        defined = _defined(self.docs.values())
+        context = set()
+        for symbol, (user, _) in first.items():
+            if symbol in defined or user in self.externals_by_run or user in pending:
+                continue
+            if self.old_first.get(symbol, ("", 0))[0] != user:
+                context.add(user)
+        return pending, context
+
+    def merged(self) -> Index:
+        """Return the merged index: current documents, and each used external symbol's
+        information from the run that indexed its first user, else the stored one."""
+        first = _first_users(self.docs, self.rank, self.used)
+        defined = _defined(self.docs.values())
+        merged = Index()
+        merged.metadata.CopyFrom(self.metadata)
+        merged.documents.extend(self.docs.values())
+        for symbol, (user, _) in first.items():
+            if symbol in defined:
+                continue
+            run = self.externals_by_run.get(user)
+            info = run.get(symbol) if run is not None else self.old_externals.get(symbol)
+            if info is not None:
+                merged.external_symbols.append(info)
+        return canonical_index(merged)
+
+
+def _previous_index(job: ScipJob, force_full: bool) -> tuple[Index | None, str]:
+    """Return the stored index when it may be updated in place, else None and why not."""
+    if force_full:
+        return None, "full pass requested"
+    if not job.state.is_file() or not job.output.is_file():
+        return None, "no previous index"
+    try:
+        state = json.loads(job.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, "the stored state is not readable"
+    if state.get("index_xxh64") != xxh64_file(job.output):
+        return None, "the stored index does not match its state"
+    identity = job.identity()
+    for key, what in (
+        ("format", "the state format"),
+        ("indexer", "scip-python"),
+        ("environment", "the Python environment"),
+        ("project", "the project (name, version or root)"),
+    ):
+        if state.get("identity", {}).get(key) != identity[key]:
+            return None, f"{what} changed"
+    return read_scip_protobuf(job.output), ""
+
+
+def _full(
+    job: ScipJob,
+    order: list[str],
+    reason: str,
+    started: float,
+    changed: list[str] | None = None,
+    added: list[str] | None = None,
+    deleted: list[str] | None = None,
+) -> ScipUpdate:
+    """Index every file; write the index and its state when the run succeeds."""
+    with tempfile.TemporaryDirectory(prefix=".scip-full-", dir=job.output.parent) as scratch:
+        partial = Path(scratch) / "index.scip"
+        run = job.run(partial, order)
+        if run.ok:
+            _write(job, read_scip_protobuf(partial), order)
+    return ScipUpdate(
+        run.ok,
+        "full",
+        reason,
+        run.documents,
+        sorted(job.files) if run.ok else [],
+        changed or [],
+        added or [],
+        deleted or [],
+        0,
+        time.monotonic() - started,
+        run.reason,
+        run.stderr_tail,
+    )
+
+
+def _index_some(job: ScipJob, targets: set[str]) -> Index | None:
+    """Return the index of ``targets`` (in the whole current tree), or None when it failed."""
+    with tempfile.TemporaryDirectory(prefix=".scip-part-", dir=job.output.parent) as scratch:
+        partial = Path(scratch) / "index.scip"
+        run = job.run(partial, targets)
+        return read_scip_protobuf(partial) if run.ok else None
+
+
+def _write(job: ScipJob, index: Index, order: list[str]) -> None:
+    """Write ``index`` and then its state (the state names the index's checksum)."""
+    write_index(index, job.output)
+    write_json_atomic(
+        job.state,
+        {
+            "identity": job.identity(),
+            "index_xxh64": xxh64_file(job.output),
+            "files": dict(sorted(job.files.items())),
+            "order": order,
+        },
+    )
+
+
+def _first_users(
+    docs: Mapping[str, Document],
+    rank: Mapping[str, int],
+    used: Callable[[Document], set[str]],
+) -> dict[str, tuple[str, int]]:
+    """Return, for every global symbol the documents use, its first user and that user's rank."""
+    first: dict[str, tuple[str, int]] = {}
+    for uri, doc in docs.items():
+        position = rank[uri]
+        for symbol in used(doc):
+            if symbol not in first or position < first[symbol][1]:
+                first[symbol] = (uri, position)
+    return first
+
+
+def _used_before(first: Mapping[str, tuple[str, int]], symbol: str, position: int) -> bool:
+    """Return whether a file ranked before ``position`` uses ``symbol``."""
+    return symbol in first and first[symbol][1] < position
+
+
+def _defined(docs: Iterable[Document]) -> set[str]:
+    """Return the global symbols the documents define."""
+    symbols: set[str] = set()
+    for doc in docs:
+        symbols.update(info.symbol for info in doc.symbols)
+        symbols.update(
+            occ.symbol for occ in doc.occurrences if occ.symbol_roles & SymbolRole.Definition
+        )
+    return {symbol for symbol in symbols if not is_local_symbol(symbol)}
+
+
+def _used(doc: Document) -> set[str]:
+    return {occ.symbol for occ in doc.occurrences if not is_local_symbol(occ.symbol)}
+
+
+def _moved(old: Document | None, new: Document | None) -> set[str]:
+    """Return the symbols of a re-indexed file whose users must be re-indexed: those whose
+    information changed, appeared or disappeared; and when the set of symbols the file
+    uses changed (a re-export may be gone), its module symbol, which importers name."""
+    before, after = _information(old), _information(new)
+    moved = {s for s in before.keys() | after.keys() if before.get(s) != after.get(s)}
+    if _used_elsewhere(old, before) != _used_elsewhere(new, after):
+        moved |= {s for s in before.keys() | after.keys() if s.endswith("/__init__:")}
+    return moved
+
+
+def _used_elsewhere(doc: Document | None, defined: Mapping[str, bytes]) -> set[str]:
+    """Return the global symbols ``doc`` uses that it does not define."""
+    return _used(doc) - defined.keys() if doc is not None else set()
+
+
+def _information(doc: Document | None) -> dict[str, bytes]:
+    """Return each global symbol ``doc`` defines with its serialized information (empty
+    bytes for a definition without any)."""
+    if doc is None:
+        return {}
+    information = dict.fromkeys(_defined([doc]), b"")
+    for info in doc.symbols:
+        if not is_local_symbol(info.symbol):
+            information[info.symbol] = info.SerializeToString(deterministic=True)
+    return information

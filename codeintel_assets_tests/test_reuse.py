@@ -1,0 +1,148 @@
+"""Per-file reuse (``core/reuse.py``) through the real per-file stages, without Dagster: what
+a rebuild keeps, and the cases where it must keep nothing (damaged outputs, reuse turned off,
+a file that changed between the manifest and the parse)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.embedding import EmbedderSpec
+from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.registry import RepoConfig
+from codeintel_assets.core.reuse import STALE, read_ledger
+from codeintel_assets.core.schemas import CST_NODES, NODE_TO_CHUNK, write_parquet
+from codeintel_assets.core.stages import run_named
+from codeintel_assets.core.validation import check_chunks_match_clean_build
+from codeintel_assets_tests.support import write_fixture_repo
+
+# The per-file stages and what they need (no SCIP: chunks then carry no symbols).
+PER_FILE = ("ast_nodes", "cst_nodes", "chunks", "modules", "units")
+TABLES = {
+    "ast_nodes": lambda lay: lay.ast_nodes,
+    "cst_nodes": lambda lay: lay.cst_nodes,
+    "chunks": lambda lay: lay.chunks,
+    "node_to_chunk": lambda lay: lay.node_to_chunk,
+    "module_files": lambda lay: lay.module_files,
+    "modules": lambda lay: lay.modules_parquet,
+    "units": lambda lay: lay.units,
+    "chunk_units": lambda lay: lay.chunk_units,
+}
+
+
+def context(repo: Path, root: Path) -> BuildContext:
+    return BuildContext(
+        RepoConfig(name="reuse", path=str(repo)), EmbedderSpec(kind="hashing"), root=root
+    )
+
+
+def build(ctx: BuildContext) -> dict[str, dict]:
+    """Run the manifest and the per-file stages; return the metadata of those that ran."""
+    ran = {}
+    for name in ("repo_manifest", *PER_FILE):
+        result = run_named(ctx, name)
+        if result.ran:
+            ran[name] = result.metadata
+    return ran
+
+
+def assert_equals_clean_build(ctx: BuildContext, tmp: Path) -> None:
+    clean = dataclasses.replace(ctx, root=tmp / "clean")
+    build(clean)
+    for name, path in TABLES.items():
+        assert pq.read_table(path(ctx.layout.build)).equals(
+            pq.read_table(path(clean.layout.build))
+        ), name
+        assert path(ctx.layout.build).read_bytes() == path(clean.layout.build).read_bytes(), name
+
+
+def edit(repo: Path, uri: str = "pkg/vectors.py") -> None:
+    path = repo / uri
+    path.write_text(path.read_text() + "\n\ndef added():\n    return 1\n")
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> BuildContext:
+    repo = write_fixture_repo(tmp_path / "repo", git=False)
+    ctx = context(repo, tmp_path / "data")
+    first = build(ctx)
+    assert all(first[name]["reuse"] == "first build" for name in PER_FILE)
+    return ctx
+
+
+def test_an_edit_reuses_every_other_file(built: BuildContext, tmp_path: Path):
+    edit(built.repo.root)
+    ran = build(built)
+    for name in PER_FILE:
+        assert ran[name]["reuse"] == "reused", name
+        assert ran[name]["files_processed"] == 1, name
+    assert_equals_clean_build(built, tmp_path)
+
+
+def test_a_damaged_output_is_never_reused(built: BuildContext, tmp_path: Path):
+    # node_to_chunk no longer matches the chunks stage's stamp: its rows cannot be trusted.
+    built.layout.build.node_to_chunk.write_bytes(b"not parquet")
+    edit(built.repo.root)
+    ran = build(built)
+    assert ran["chunks"]["reuse"] == "previous outputs not intact"
+    assert ran["chunks"]["files_reused"] == 0
+    assert ran["ast_nodes"]["reuse"] == "reused"
+    assert_equals_clean_build(built, tmp_path)
+
+
+def test_reuse_turned_off_processes_every_file_and_writes_the_same(
+    built: BuildContext, tmp_path: Path
+):
+    edit(built.repo.root)
+    off = dataclasses.replace(built, reuse_files=False)
+    ran = build(off)
+    for name in PER_FILE:
+        assert (ran[name]["reuse"], ran[name]["files_reused"]) == ("disabled", 0), name
+    assert_equals_clean_build(off, tmp_path)
+
+
+def test_a_file_changed_after_the_manifest_is_parsed_again_next_time(
+    built: BuildContext, tmp_path: Path
+):
+    repo = built.repo.root
+    edit(repo, "pkg/parse.py")
+    in_manifest = (repo / "pkg/parse.py").read_text()
+    run_named(built, "repo_manifest")
+    edit(repo, "pkg/parse.py")  # after the manifest was made, before the parse
+    assert run_named(built, "ast_nodes").metadata["files_processed"] == 1
+    ledger = read_ledger(ArtifactLayout(built.layout.repo_dir).ast_ledger)
+    assert ledger is not None and ledger.signatures()["pkg/parse.py"] == STALE
+
+    # parse.py is back as the manifest has it, yet its rows were parsed from the later edit:
+    # they are made again when the next change (another file) runs the stage.
+    (repo / "pkg/parse.py").write_text(in_manifest)
+    edit(repo, "pkg/__init__.py")
+    ran = build(built)
+    assert ran["ast_nodes"]["files_processed"] == 2
+    assert_equals_clean_build(built, tmp_path)
+
+
+def test_the_clean_build_check_reparses_kept_syntax_rows(built: BuildContext):
+    edit(built.repo.root)
+    build(built)
+    outcome = check_chunks_match_clean_build(built)
+    assert outcome.passed, outcome.detail
+    assert outcome.metadata["files_parsed"] == 5
+    # A kept row that a fresh parse would not give (a stale text hash) is caught, and so is
+    # a node→chunk row gone missing.
+    layout = built.layout.build
+    nodes = pq.read_table(layout.cst_nodes)
+    hashes = nodes["text_hash"].to_pylist()
+    hashes[0] = "0" * 16
+    write_parquet(nodes.set_column(10, "text_hash", pa.array(hashes)), layout.cst_nodes, CST_NODES)
+    mapping = pq.read_table(layout.node_to_chunk)
+    write_parquet(mapping.slice(1), layout.node_to_chunk, NODE_TO_CHUNK)
+    detail = check_chunks_match_clean_build(built).detail
+    assert "the CST rows of 5 sampled files differ" in detail
+    assert "AST rows" not in detail
+    assert "node→chunk rows of 5 sampled files differ" in detail
