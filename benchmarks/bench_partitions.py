@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import stdlib_corpus  # noqa: E402
 
-REPOS = {"alpha": ("json", "http", "logging"), "beta": ("email",)}
+REPOS = {"alpha": ("json", "http"), "beta": ("logging", "html")}
 TABLES = (
     "repo_manifest/repo_manifest.parquet",
     "scip/scip_occurrences.parquet",

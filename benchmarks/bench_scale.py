@@ -213,6 +213,7 @@ def figures(label: str, report: dict, full_wall: float | None) -> dict:
         "chunks_embedded": chunks.get("embedded", 0) if "chunks" in ran else 0,
         "files_reparsed": {stage: _count(ran.get(stage), REPARSED_KEYS) for stage in PARSE_STAGES},
         "scip_documents_reindexed": _count(ran.get("scip_index"), REINDEXED_KEYS),
+        "scip_mode": ran.get("scip_index", {}).get("metadata", {}).get("mode", "-"),
         "peak_rss_mib": dict(sorted(rss.items(), key=lambda kv: -kv[1])),
     }
 
@@ -254,7 +255,10 @@ def print_rows(rows: list[dict], embedder: str) -> None:
             f"{name} {secs:.1f}s/{row['peak_rss_mib'].get(name, 0):.0f}"
             for name, secs in row["stage_seconds"].items()
         )
-        print(f"  {row['build']}: {cells or 'none'}; outside the stages {row['outside_stages_s']}s")
+        print(
+            f"  {row['build']}: {cells or 'none'}; outside the stages {row['outside_stages_s']}s;"
+            f" scip: {row['scip_mode']}"
+        )
 
 
 def _verdict(row: dict) -> str:
