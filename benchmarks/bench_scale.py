@@ -126,7 +126,12 @@ def used_from_other_files(data: Path) -> list[tuple[str, str, int]]:
         if row["symbol"] in home and row["uri"] != home[row["symbol"]]:
             users.setdefault(row["symbol"], set()).add(row["uri"])
     ranked = sorted(users.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    return [(home[symbol], symbol, len(files)) for symbol, files in ranked]
+    # A small corpus may have none (stdlib imports resolve to typeshed's stubs): then any
+    # top-level function, labelled as used from 0 other files.
+    unused = sorted(set(home) - set(users))
+    return [(home[symbol], symbol, len(files)) for symbol, files in ranked] + [
+        (home[symbol], symbol, 0) for symbol in unused
+    ]
 
 
 def change_signature(root: Path, candidates: list[tuple[str, str, int]]) -> str:
