@@ -29,17 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import stdlib_corpus  # noqa: E402
 
 REPOS = {"alpha": ("json", "http"), "beta": ("logging", "html")}
+# The build's tables (``ArtifactLayout`` names) compared after both phases.
 TABLES = (
-    "repo_manifest/repo_manifest.parquet",
-    "scip/scip_occurrences.parquet",
-    "scip/scip_symbols.parquet",
-    "ast/ast_nodes.parquet",
-    "cst/cst_nodes.parquet",
-    "vectors/chunks/chunks.parquet",
-    "vectors/node_to_chunk.parquet",
-    "units/units.parquet",
-    "modules/modules.parquet",
-    "symbol_graph/symbol_edges.parquet",
+    "repo_manifest",
+    "scip_occurrences",
+    "scip_symbols",
+    "ast_nodes",
+    "cst_nodes",
+    "chunks",
+    "node_to_chunk",
+    "units",
+    "modules_parquet",
+    "symbol_edges",
 )
 
 
@@ -97,11 +98,12 @@ def run_windows(env: dict[str, str]) -> dict[str, tuple[float, float]]:
 
 
 def checksums(env: dict[str, str]) -> dict[str, str]:
-    import xxhash
+    from codeintel_assets.core.checksums import xxh64_file
+    from codeintel_assets.core.layout import RepoLayout
 
     data = Path(env["CODEINTEL_DATA"])
     return {
-        f"{name}/{table}": xxhash.xxh64((data / name / table).read_bytes()).hexdigest()
+        f"{name}/{table}": xxh64_file(getattr(RepoLayout(data, name).build, table))
         for name in REPOS
         for table in TABLES
     }
