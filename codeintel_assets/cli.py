@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "-v", "--verbose", action="store_true", help="show the Dagster log of the run"
     )
+    build.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON: every stage's ran, seconds and metadata",
+    )
     build.set_defaults(handler=cmd_build)
 
     search = verbs.add_parser("search", help="search the published index")
@@ -382,7 +387,9 @@ def cmd_build(args: argparse.Namespace) -> int:
             on_step=on_step,
             log_level="DEBUG" if args.verbose else "CRITICAL",
         )
-    if report.success or args.verbose:
+    if args.json:
+        _print_json(_report_json(report))
+    elif report.success or args.verbose:
         for summary in report.assets:
             out.print(_summary_line(summary), markup=False)
     for warning in report.warnings:
@@ -393,9 +400,32 @@ def cmd_build(args: argparse.Namespace) -> int:
         more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
         hint = "" if args.verbose else "; -v shows the Dagster log"
         raise CodeintelError(f"build of {repo.name!r} failed at {first}{more}{hint}")
-    version = lifecycle.current_version_or_none(_layout(repo.name))
-    out.print(f"published {repo.name} version {version}", markup=False)
+    if not args.json:
+        version = lifecycle.current_version_or_none(_layout(repo.name))
+        if not report.run_id:
+            out.print("up to date: no stage was stale, no Dagster run", markup=False)
+        out.print(f"published {repo.name} version {version}", markup=False)
     return 0
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    plain = (str, int, float, bool, list, dict, type(None))
+    return {
+        "success": report.success,
+        "dagster_run_id": report.run_id or None,
+        "failures": report.failures,
+        "warnings": report.warnings,
+        "stages": [
+            {
+                "asset": s.asset,
+                "ran": s.ran,
+                "seconds": s.seconds,
+                # Dagster's own values (the table schema) are left out: they are not JSON.
+                "metadata": {k: v for k, v in s.metadata.items() if isinstance(v, plain)},
+            }
+            for s in report.assets
+        ],
+    }
 
 
 def _summary_line(summary: Any) -> str:
@@ -404,6 +434,8 @@ def _summary_line(summary: Any) -> str:
     state = "ran" if summary.ran else "skipped"
     rows = f"{summary.rows} rows" if summary.rows is not None else "-"
     line = f"{summary.asset:<18} {state:<8} {rows:<14} {summary.seconds or 0:.2f}s"
+    if summary.ran and "peak_rss_mib" in summary.metadata:
+        line += f"  peak {summary.metadata['peak_rss_mib']:.0f} MiB"
     if summary.asset == "chunks":
         # A skipped stage reports its stamp's old counts; this build embedded nothing.
         meta = summary.metadata if summary.ran else {}

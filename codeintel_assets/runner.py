@@ -2,7 +2,10 @@
 
 Runs the whole graph for the partition in the instance named by ``$DAGSTER_HOME``
 (default ``./dagster_home``), reports progress as steps finish, and returns a
-per-asset summary (ran or skipped, rows, seconds, embedding cache use).
+per-asset summary (ran or skipped, rows, seconds, embedding cache use). When no stage
+is stale (``core.stages.results_if_current``: every gate checked as the run would) there
+is no Dagster run at all: launching one costs seconds even when every step skips, and
+a run would only repeat the last one's data versions.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from typing import Any
 
 import dagster as dg
 
+from codeintel_assets.core.checksums import write_json_atomic
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.layout import PROJECT_ROOT
+from codeintel_assets.core.layout import PROJECT_ROOT, RepoLayout
 from codeintel_assets.core.lifecycle import build_lock
+from codeintel_assets.core.stages import results_if_current
+from codeintel_assets.core.stamps import StageResult
 from codeintel_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
@@ -38,7 +44,7 @@ class AssetSummary:
 @dataclass(frozen=True)
 class BuildReport:
     success: bool
-    run_id: str
+    run_id: str  # '' when nothing was stale and no Dagster run was launched
     assets: list[AssetSummary]
     failures: list[str]
     warnings: list[str]  # failed non-blocking checks
@@ -67,15 +73,50 @@ def build_repository(
 ) -> BuildReport:
     """Materialize every asset (and check) of partition ``name``; never raises on step failure.
 
+    Returns at once, without a Dagster run, when no stage is stale (``run_id`` is '').
     ``log_level`` is the Dagster console log's: the default shows nothing (a failure is
     reported once, in the returned ``failures``); ``DEBUG`` shows the whole run.
+    Raises ``CodeintelError`` when another build of the repository holds its lock.
     """
-    instance = instance or dagster_instance()
-    ensure_partitions(instance, [name])
-    layout = resource.build_context(name).layout
+    ctx = resource.build_context(name)
+    started = time.time()
     # Two in-process builds of one repository would race on its build area.
-    with build_lock(layout):
-        return _materialize(name, resource, instance, on_step, log_level)
+    with build_lock(ctx.layout):
+        current = results_if_current(ctx)
+        if current is not None:
+            report = _up_to_date_report(current)
+        else:
+            instance = instance or dagster_instance()
+            ensure_partitions(instance, [name])
+            report = _materialize(name, resource, instance, on_step, log_level)
+        _record(ctx.layout, report, started)
+    return report
+
+
+def _up_to_date_report(results: list[StageResult]) -> BuildReport:
+    summaries = [
+        AssetSummary(r.stage, False, _rows(r.metadata), r.seconds, r.metadata) for r in results
+    ]
+    return BuildReport(True, "", summaries, [], [])
+
+
+def _record(layout: RepoLayout, report: BuildReport, started: float) -> None:
+    """Write what this build did to ``last_build.json`` (a no-op build has no Dagster run)."""
+    write_json_atomic(
+        layout.last_build,
+        {
+            "started": started,
+            "seconds": round(time.time() - started, 3),
+            "success": report.success,
+            "dagster_run_id": report.run_id or None,
+            "ran": [a.asset for a in report.assets if a.ran],
+            "failures": report.failures,
+        },
+    )
+
+
+def _rows(metadata: dict[str, Any]) -> int | None:
+    return next((int(metadata[k]) for k in _ROW_KEYS if isinstance(metadata.get(k), int)), None)
 
 
 def _materialize(
@@ -145,14 +186,11 @@ def _report(result: dg.ExecuteInProcessResult) -> BuildReport:
                 summaries.append(AssetSummary(key.to_user_string(), None, None, None, {}))
                 continue
             metadata = {k: v.value for k, v in events[-1].metadata.items()}
-            rows = next(
-                (int(metadata[k]) for k in _ROW_KEYS if isinstance(metadata.get(k), int)), None
-            )
             summaries.append(
                 AssetSummary(
                     key.to_user_string(),
                     bool(metadata.get("codeintel/ran")),
-                    rows,
+                    _rows(metadata),
                     metadata.get("codeintel/seconds"),
                     metadata,
                 )

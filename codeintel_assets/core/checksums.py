@@ -69,16 +69,66 @@ def signed_xxh64(*parts: str | int) -> int:
 
 def table_checksum(*tables: pa.Table) -> str:
     """Return the xxh64 of Arrow tables' content (their IPC stream bytes, schema included)."""
-    parts = []
-    for table in tables:
+    return digests_checksum(*(table_digest(table) for table in tables))
+
+
+def table_digest(table: pa.Table) -> str:
+    """Return the ``TableDigest`` of ``table`` held whole (one batch)."""
+    digest = TableDigest(table.schema)
+    digest.update(table.combine_chunks())
+    return digest.hexdigest()
+
+
+def digests_checksum(*digests: str) -> str:
+    """Return the checksum of tables from their ``TableDigest``s (``table_checksum``'s)."""
+    return xxh64_parts(digests)
+
+
+class TableDigest:
+    """The xxh64 of a table's IPC stream, fed batch by batch without holding the stream.
+
+    A table given as one batch digests as ``table_checksum`` digests it; given as several
+    batches (``schemas.ParquetStream``'s row groups) it digests the stream of those
+    batches, so a table's digest depends on its rows and on where its batches end.
+    """
+
+    def __init__(self, schema: pa.Schema) -> None:
         # Imported here: processes that only read `current` (the CLI client) skip pyarrow.
         import pyarrow as pa
 
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table.combine_chunks())
-        parts.append(xxh64_bytes(sink.getvalue().to_pybytes()))
-    return xxh64_parts(parts)
+        self._digest = xxhash.xxh64()
+        self._writer = pa.ipc.new_stream(pa.PythonFile(_DigestSink(self._digest), "w"), schema)
+
+    def update(self, rows: pa.Table | pa.RecordBatch) -> None:
+        """Add ``rows`` (a table is added one record batch per chunk) to the stream."""
+        self._writer.write(rows)
+
+    def hexdigest(self) -> str:
+        """End the stream and return its xxh64 hex digest (no ``update`` may follow)."""
+        self._writer.close()
+        return self._digest.hexdigest()
+
+
+class _DigestSink:
+    """A write-only file object that hashes what is written to it."""
+
+    closed = False
+
+    def __init__(self, digest: xxhash.xxh64) -> None:
+        self._digest = digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _current_umask() -> int:

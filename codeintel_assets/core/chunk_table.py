@@ -6,7 +6,6 @@ embedding cache, which embeds only texts it has not seen for this model.
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import xxh64_bytes
@@ -52,29 +52,34 @@ def symbol_lookup(occurrences: pa.Table) -> SymbolLookup:
     ``(uri, start_line, end_line)`` (1-based, inclusive).
 
     Occurrence lines are 0-based (SCIP), chunk lines 1-based; local symbols are left out.
-    Symbols are ordered by the line of their first occurrence.
+    Symbols are ordered by the line of their first occurrence. ``occurrences`` needs
+    ``uri, start_line, symbol``; they stay Arrow columns, sorted once, and only the rows
+    of the asked file become Python values (a repository's occurrences would not fit).
     """
-    by_uri: dict[str, tuple[list[int], list[str]]] = {}
-    rows = sorted(
-        (uri, line + 1, symbol)
-        for uri, line, symbol in zip(
-            occurrences.column("uri").to_pylist(),
-            occurrences.column("start_line").to_pylist(),
-            occurrences.column("symbol").to_pylist(),
-            strict=True,
-        )
-        if not symbol.startswith("local ")
+    table = occurrences.select(["uri", "start_line", "symbol"])
+    table = table.filter(pc.invert(pc.starts_with(table.column("symbol"), "local ")))
+    table = table.sort_by(
+        [("uri", "ascending"), ("start_line", "ascending"), ("symbol", "ascending")]
     )
-    for uri, line, symbol in rows:
-        lines, symbols = by_uri.setdefault(uri, ([], []))
-        lines.append(line)
-        symbols.append(symbol)
+    uris = table.column("uri")
+    runs = pc.value_counts(uris)  # in order of first appearance: the sorted order
+    counts = runs.field("counts").to_numpy()
+    starts = (np.cumsum(counts) - counts).tolist()
+    spans = {
+        uri: (start, count)
+        for uri, start, count in zip(
+            runs.field("values").to_pylist(), starts, counts.tolist(), strict=True
+        )
+    }
+    lines = table.column("start_line").to_numpy() + 1
+    symbols = table.column("symbol")
 
     def lookup(uri: str, start_line: int, end_line: int) -> list[str]:
-        lines, symbols = by_uri.get(uri, ([], []))
-        lo = bisect.bisect_left(lines, start_line)
-        hi = bisect.bisect_right(lines, end_line)
-        return list(dict.fromkeys(symbols[lo:hi]))
+        start, count = spans.get(uri, (0, 0))
+        file_lines = lines[start : start + count]
+        lo = int(np.searchsorted(file_lines, start_line, side="left"))
+        hi = int(np.searchsorted(file_lines, end_line, side="right"))
+        return list(dict.fromkeys(symbols.slice(start + lo, hi - lo).to_pylist()))
 
     return lookup
 

@@ -251,6 +251,11 @@ class RepoLayout:
         return self.repo_dir / "staged.json"
 
     @property
+    def last_build(self) -> Path:
+        """``last_build.json``: what the last ``indexctl build`` did (run id, stages run)."""
+        return self.repo_dir / "last_build.json"
+
+    @property
     def publish_history(self) -> Path:
         return self.repo_dir / "versions" / "history.json"
 

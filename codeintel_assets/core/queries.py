@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codeintel_assets.core.checksums import write_text_atomic, xxh64_text
 from codeintel_assets.core.errors import BadInputError
@@ -98,7 +99,7 @@ class Definition:
 
 def synthetic_queries(
     symbols: pa.Table | None,
-    occurrences: pa.Table | None,
+    occurrences: pa.Table | Iterable[pa.RecordBatch] | None,
     chunks: pa.Table,
     *,
     count: int = 200,
@@ -115,27 +116,43 @@ def synthetic_queries(
     return queries_for_definitions(definitions, chunks, count=count, seed=seed)
 
 
-def scip_definitions(symbols: pa.Table, occurrences: pa.Table | None) -> list[Definition]:
-    """Return the documented functions, methods and classes of a SCIP index, by symbol."""
+def scip_definitions(
+    symbols: pa.Table, occurrences: pa.Table | Iterable[pa.RecordBatch] | None
+) -> list[Definition]:
+    """Return the documented functions, methods and classes of a SCIP index, by symbol.
+
+    ``occurrences`` (``symbol, uri, role, start_line``) may come as record batches; only
+    the rows of documented definitions' symbols become Python values.
+    """
     if occurrences is None or symbols.num_rows == 0:
         return []
+    columns = ["symbol", "kind", "display_name", "documentation", "uri"]
+    candidates = [
+        row
+        for row in symbols.select(columns).to_pylist()
+        if (row["kind"] or "").lower() in DEFINITION_KINDS
+        and (row["documentation"] or "").strip()
+        and row["uri"]
+        and row["display_name"]
+    ]
+    wanted = pa.array(sorted({row["symbol"] for row in candidates}), pa.string())
     def_lines: dict[tuple[str, str], int] = {}
     uses: dict[str, set[tuple[str, int]]] = {}
-    for row in occurrences.select(["symbol", "uri", "role", "start_line"]).to_pylist():
-        # SCIP lines are 0-based; definitions are kept 1-based like chunks.
-        line = row["start_line"] + 1
-        if row["role"] == "def":
-            key = (row["symbol"], row["uri"])
-            def_lines[key] = min(def_lines.get(key, line), line)
-        else:
-            uses.setdefault(row["symbol"], set()).add((row["uri"], line))
+    batches = [occurrences] if isinstance(occurrences, pa.Table) else occurrences
+    for batch in batches:
+        kept = batch.filter(pc.is_in(batch["symbol"], value_set=wanted))
+        for row in kept.select(["symbol", "uri", "role", "start_line"]).to_pylist():
+            # SCIP lines are 0-based; definitions are kept 1-based like chunks.
+            line = row["start_line"] + 1
+            if row["role"] == "def":
+                key = (row["symbol"], row["uri"])
+                def_lines[key] = min(def_lines.get(key, line), line)
+            else:
+                uses.setdefault(row["symbol"], set()).add((row["uri"], line))
     out = []
-    columns = ["symbol", "kind", "display_name", "documentation", "uri"]
-    for row in symbols.select(columns).to_pylist():
-        kind = (row["kind"] or "").lower()
-        doc = (row["documentation"] or "").strip()
-        if kind not in DEFINITION_KINDS or not doc or not row["uri"] or not row["display_name"]:
-            continue
+    for row in candidates:
+        kind = row["kind"].lower()
+        doc = row["documentation"].strip()
         line = def_lines.get((row["symbol"], row["uri"]))
         if line is not None:
             sites = tuple(sorted(uses.get(row["symbol"], ())))

@@ -14,12 +14,15 @@ Writers, readers, tests and the catalog all use these. Line conventions:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from codeintel_assets.core.checksums import atomic_path
+from codeintel_assets.core.checksums import TableDigest, atomic_path, digests_checksum
 
 # One row per selected file of the work tree.
 REPO_MANIFEST = pa.schema(
@@ -265,6 +268,97 @@ def write_parquet(table: pa.Table, target: Path, schema: pa.Schema | None = None
         table = table.select(schema.names).cast(schema)
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=True)
+
+
+# pyarrow's own row group length: a table streamed in row groups of this many rows is the
+# very file ``write_parquet`` writes from the whole table held at once.
+ROW_GROUP_ROWS = 1024 * 1024
+
+
+class ParquetStream:
+    """One Parquet table written batch by batch: rows are held only until a row group is
+    full, so a stage never holds a large table whole. Row groups have ``row_group_rows``
+    rows whatever the batches given, so the file and its ``digest`` (the ``TableDigest``
+    of the row groups) depend on the rows alone; ``checksum`` is ``table_checksum``'s
+    for a table of one row group. Made by ``parquet_stream``.
+    """
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, row_group_rows: int) -> None:
+        self._writer = writer
+        self._schema = schema
+        self._row_group_rows = row_group_rows
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._digest = TableDigest(schema)
+        self.rows = 0  # rows written so far
+        self.digest = ""  # set when the stream ends
+
+    def write(self, rows: pa.Table | pa.RecordBatch) -> None:
+        """Append ``rows``; raises ``ValueError`` when they cannot be cast to the schema."""
+        table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
+        table = table.select(self._schema.names).cast(self._schema)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        while self._pending_rows >= self._row_group_rows:
+            self._write_row_group(self._row_group_rows)
+
+    def _write_row_group(self, size: int) -> None:
+        pending = pa.concat_tables(self._pending or [self._schema.empty_table()])
+        # One chunk per row group: the bytes written depend on the rows, not on the batches.
+        group = pending.slice(0, size).combine_chunks()
+        self._writer.write_table(group)
+        self._digest.update(group)
+        rest = pending.slice(size)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def _finish(self) -> None:
+        if self._pending_rows or self.rows == 0:
+            self._write_row_group(self._pending_rows)
+        self.digest = self._digest.hexdigest()
+
+    @property
+    def checksum(self) -> str:
+        """The table's checksum (``digests_checksum`` of its digest), once the stream ended."""
+        return digests_checksum(self.digest)
+
+
+@contextlib.contextmanager
+def parquet_stream(
+    target: Path, schema: pa.Schema, row_group_rows: int = ROW_GROUP_ROWS
+) -> Iterator[ParquetStream]:
+    """Yield a ``ParquetStream`` writing ``target`` atomically (dictionary encoding, zstd,
+    as ``write_parquet``); the file replaces ``target`` when the block ends without error,
+    and the stream's ``rows``, ``digest`` and ``checksum`` are then final."""
+    with atomic_path(target) as tmp:
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd", use_dictionary=True)
+        stream = ParquetStream(writer, schema, row_group_rows)
+        try:
+            yield stream
+            stream._finish()
+        finally:
+            writer.close()
+
+
+def file_batches(path: Path, columns: list[str], rows: int = 65_536) -> Iterator[pa.Table]:
+    """Yield a Parquet table written file by file (the rows of one ``uri`` together) in
+    tables of about ``rows`` rows (more when one file has more), each ending where a
+    file ends: no file's rows are split between two tables. ``columns`` must name ``uri``.
+    """
+    carry: pa.Table | None = None
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+        table = pa.Table.from_batches([batch])
+        if carry is not None:
+            table = pa.concat_tables([carry, table])
+        uris = table.column("uri")
+        # The last file may go on in the next batch: hold its rows back.
+        last_file = pc.index(uris, uris[-1]).as_py()
+        if last_file > 0:
+            yield table.slice(0, last_file)
+        carry = table.slice(last_file)
+    if carry is not None and carry.num_rows:
+        yield carry
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:

@@ -10,6 +10,7 @@ work and reports the same data version, so nothing downstream changes either.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -19,9 +20,32 @@ from typing import TYPE_CHECKING, Any
 
 from codeintel_assets.core.checksums import file_lock, write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
+from codeintel_assets.core.memory import peak_rss
 
 if TYPE_CHECKING:
     from codeintel_assets.core.context import BuildContext
+
+
+_PROBING = contextvars.ContextVar("codeintel_stamps_probing", default=False)
+
+
+class StageIsStale(Exception):
+    """Raised by ``run_stage`` inside ``probing()`` for a stage that would run."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"stage {stage} is stale")
+        self.stage = stage
+
+
+@contextlib.contextmanager
+def probing() -> Iterator[None]:
+    """Within the block, ``run_stage`` builds nothing: it returns the result of a current
+    stage as usual and raises ``StageIsStale`` for one that would run."""
+    token = _PROBING.set(True)
+    try:
+        yield
+    finally:
+        _PROBING.reset(token)
 
 
 @dataclass(frozen=True)
@@ -104,6 +128,8 @@ def run_stage(
     """Run ``build`` unless the stamp shows the same inputs (``stage.inputs``' data versions,
     ``config``, the code version) and intact outputs.
 
+    The stage's peak resident memory (``core.memory.peak_rss``: this process and its
+    children, ``peak_rss_mib``...) joins the metadata of a stage that ran.
     The stamp is written only after ``build`` returned, so a crash leaves the old
     stamp (or none) and the next run redoes the work; temporary files a killed writer
     left beside the outputs are removed first. The stage's lock is held throughout:
@@ -147,8 +173,12 @@ def _run_stage_locked(
             stamp.get("metadata", {}),
             time.perf_counter() - started,
         )
+    if _PROBING.get():
+        raise StageIsStale(stage.name)
     remove_stale_temp_files(outputs)
-    output = build()
+    with peak_rss() as memory:
+        output = build()
+    metadata = {**output.metadata, **memory.metadata()}
     # Relative to the repository folder, so a data root can be moved or copied whole.
     checksums = {_stamp_key(repo, p): xxh64_file(p) for p in outputs if p.exists()}
     write_json_atomic(
@@ -157,11 +187,11 @@ def _run_stage_locked(
             "fingerprint": input_fingerprint,
             "data_version": output.data_version,
             "outputs": checksums,
-            "metadata": output.metadata,
+            "metadata": metadata,
         },
     )
     return StageResult(
-        stage.name, True, output.data_version, output.metadata, time.perf_counter() - started
+        stage.name, True, output.data_version, metadata, time.perf_counter() - started
     )
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codeintel_assets.core import schemas
 from codeintel_assets.core.errors import BadInputError
@@ -151,12 +152,12 @@ def python_syntax_sites(uris: Iterable[str], read_text: TextReader) -> SyntaxSit
     return sites
 
 
-def _module_symbols(occurrences: pa.Table) -> dict[str, str]:
+def _module_symbols(definitions: pa.Table) -> dict[str, str]:
     """Return the module symbol defined by each uri (the fallback source of edges)."""
     modules: dict[str, str] = {}
-    rows = occurrences.select(["symbol", "uri", "role"]).to_pydict()
-    for symbol, uri, role in zip(rows["symbol"], rows["uri"], rows["role"], strict=True):
-        if role == "def" and uri not in modules and infer_kind(symbol) == "Module":
+    rows = definitions.select(["symbol", "uri"]).to_pydict()
+    for symbol, uri in zip(rows["symbol"], rows["uri"], strict=True):
+        if uri not in modules and infer_kind(symbol) == "Module":
             modules[uri] = symbol
     return modules
 
@@ -168,9 +169,13 @@ def _is_parameter(symbol: str) -> bool:
 
 
 def _reference_edges(
-    occurrences: pa.Table, call_sites: set[Site], import_lines: set[tuple[str, int]]
-) -> Counter[tuple[str, str, str, str]]:
-    """Count (src, dst, edge, uri) over reference occurrences, file by file."""
+    occurrences: pa.Table,
+    modules: dict[str, str],
+    call_sites: set[Site],
+    import_lines: set[tuple[str, int]],
+    counts: Counter[tuple[str, str, str, str]],
+) -> None:
+    """Count (src, dst, edge, uri) over the reference occurrences of whole files."""
     columns = occurrences.select(
         [
             "symbol",
@@ -196,8 +201,6 @@ def _reference_edges(
                 defs.append((enc_start, enc_end, symbol, line))
         else:
             refs.append((line, char, roles, symbol))
-    modules = _module_symbols(occurrences)
-    counts: Counter[tuple[str, str, str, str]] = Counter()
     for uri, (defs, refs) in by_uri.items():
         # Python definitions nest, so a stack of open definitions finds the innermost one.
         defs.sort(key=lambda d: (d[0], -d[1]))
@@ -224,7 +227,6 @@ def _reference_edges(
             else:
                 edge = "reference"
             counts[(src, dst, edge, uri)] += 1
-    return counts
 
 
 def _relationship_edges(symbols: pa.Table) -> Counter[tuple[str, str, str, str | None]]:
@@ -257,17 +259,34 @@ def symbol_edges_table(
     the same (uri, 0-based line, code-point column) positions. Rows are sorted by
     (src_symbol, dst_symbol, edge).
     """
+    definitions = occurrences.filter(pc.equal(occurrences.column("role"), "def"))
+    return symbol_edges_by_file([occurrences], definitions, symbols, call_sites, import_lines)
+
+
+def symbol_edges_by_file(
+    files: Iterable[pa.Table],
+    definitions: pa.Table,
+    symbols: pa.Table,
+    call_sites: set[Site],
+    import_lines: set[tuple[str, int]] | None = None,
+) -> pa.Table:
+    """Return ``symbol_edges_table``'s edges from occurrences given file by file.
+
+    ``files`` are ``scip_occurrences`` tables that each hold whole files
+    (``schemas.file_batches``), so no more than one of them is Python values at a time;
+    ``definitions`` are the ``def`` rows of all files (``symbol``, ``uri``).
+    """
     # A target's file is where its definition occurs; scip-python sometimes lists a
     # symbol's SymbolInformation in a file that only assigns to it, so that is not used.
     defined: dict[str, str] = {}
-    occ_rows = occurrences.select(["symbol", "uri", "role"]).to_pydict()
-    for symbol, uri, role in zip(
-        occ_rows["symbol"], occ_rows["uri"], occ_rows["role"], strict=True
-    ):
-        if role == "def":
-            defined.setdefault(symbol, uri)
+    def_rows = definitions.select(["symbol", "uri"]).to_pydict()
+    for symbol, uri in zip(def_rows["symbol"], def_rows["uri"], strict=True):
+        defined.setdefault(symbol, uri)
 
-    counts = _reference_edges(occurrences, call_sites, import_lines or set())
+    modules = _module_symbols(definitions)
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for table in files:
+        _reference_edges(table, modules, call_sites, import_lines or set(), counts)
     counts.update(_relationship_edges(symbols))
     rows = sorted(
         (src, dst, edge, weight, src_uri, defined.get(dst))

@@ -35,8 +35,10 @@ from __future__ import annotations
 import ast
 import bisect
 import codecs
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -44,7 +46,7 @@ from tree_sitter import Node
 
 from codeintel_assets.core.checksums import signed_xxh64, xxh64_bytes
 from codeintel_assets.core.grammars import CST_DEFINITION_KINDS, SYNTAX_LANGUAGES, parser_for
-from codeintel_assets.core.schemas import AST_NODES, CST_NODES, NODE_TO_CHUNK
+from codeintel_assets.core.schemas import AST_NODES, CST_NODES, NODE_TO_CHUNK, ParquetStream
 
 __all__ = [
     "Diagnostic",
@@ -53,7 +55,13 @@ __all__ = [
     "cst_nodes_table",
     "node_to_chunk_table",
     "parser_for",
+    "write_ast_nodes",
+    "write_cst_nodes",
+    "write_node_to_chunk",
 ]
+
+# Rows held as Python values before a streaming writer hands them to Arrow (~30 MB).
+BATCH_ROWS = 65_536
 
 # AST node types whose ``name`` attribute is a defined (or imported) name.
 _AST_NAMED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.alias)
@@ -78,6 +86,9 @@ class _Columns:
 
     def __init__(self, repo: str) -> None:
         self.repo = repo
+        self._empty()
+
+    def _empty(self) -> None:
         self.node_id: list[int] = []
         self.uri: list[str] = []
         self.kind: list[str] = []
@@ -123,6 +134,15 @@ class _Columns:
         self.text_hash.append(xxh64_bytes(data[start:end]))
         return node_id
 
+    def __len__(self) -> int:
+        return len(self.node_id)
+
+    def take(self, schema: pa.Schema) -> pa.Table:
+        """Return the rows so far as a table and start empty again."""
+        table = self.table(schema)
+        self._empty()
+        return table
+
     def table(self, schema: pa.Schema) -> pa.Table:
         return pa.table(
             {
@@ -154,12 +174,48 @@ def ast_nodes_table(
     ``Diagnostic``; nothing is raised for bad input.
     """
     columns = _Columns(repo)
+    diagnostics = _add_ast_files(columns, files)
+    return columns.table(AST_NODES), diagnostics
+
+
+def write_ast_nodes(
+    repo: str, files: Iterable[tuple[str, bytes]], stream: ParquetStream
+) -> list[Diagnostic]:
+    """Write the ``AST_NODES`` rows of ``files`` to ``stream`` (the rows of
+    ``ast_nodes_table``, in its order), a batch every ``BATCH_ROWS`` rows; return the
+    diagnostics."""
+    columns = _Columns(repo)
+    diagnostics = _add_ast_files(columns, files, _batch_writer(columns, stream, AST_NODES))
+    stream.write(columns.take(AST_NODES))
+    return diagnostics
+
+
+def _batch_writer(
+    columns: _Columns, stream: ParquetStream, schema: pa.Schema
+) -> Callable[[], None]:
+    """Return the function that moves the rows collected so far to ``stream`` once they
+    are ``BATCH_ROWS`` or more (called between files: a file's rows stay together)."""
+
+    def flush() -> None:
+        if len(columns) >= BATCH_ROWS:
+            stream.write(columns.take(schema))
+
+    return flush
+
+
+def _add_ast_files(
+    columns: _Columns,
+    files: Iterable[tuple[str, bytes]],
+    after_file: Callable[[], None] | None = None,
+) -> list[Diagnostic]:
     diagnostics: list[Diagnostic] = []
     for uri, data in files:
         problem = _add_ast_file(columns, uri, data)
         if problem is not None:
             diagnostics.append(problem)
-    return columns.table(AST_NODES), diagnostics
+        if after_file is not None:
+            after_file()
+    return diagnostics
 
 
 def _parse_python(text: str, uri: str) -> ast.Module:
@@ -269,6 +325,27 @@ def cst_nodes_table(
     ``syntax_error`` diagnostic counting them. Nothing is raised for bad input.
     """
     columns = _Columns(repo)
+    diagnostics = _add_cst_files(columns, files)
+    return columns.table(CST_NODES), diagnostics
+
+
+def write_cst_nodes(
+    repo: str, files: Iterable[tuple[str, str, bytes]], stream: ParquetStream
+) -> list[Diagnostic]:
+    """Write the ``CST_NODES`` rows of ``files`` to ``stream`` (the rows of
+    ``cst_nodes_table``, in its order), a batch every ``BATCH_ROWS`` rows; return the
+    diagnostics."""
+    columns = _Columns(repo)
+    diagnostics = _add_cst_files(columns, files, _batch_writer(columns, stream, CST_NODES))
+    stream.write(columns.take(CST_NODES))
+    return diagnostics
+
+
+def _add_cst_files(
+    columns: _Columns,
+    files: Iterable[tuple[str, str, bytes]],
+    after_file: Callable[[], None] | None = None,
+) -> list[Diagnostic]:
     diagnostics: list[Diagnostic] = []
     for uri, lang, data in files:
         if lang not in SYNTAX_LANGUAGES:
@@ -277,7 +354,9 @@ def cst_nodes_table(
         problem = _add_cst_file(columns, uri, lang, data)
         if problem is not None:
             diagnostics.append(problem)
-    return columns.table(CST_NODES), diagnostics
+        if after_file is not None:
+            after_file()
+    return diagnostics
 
 
 def _add_cst_file(columns: _Columns, uri: str, lang: str, data: bytes) -> Diagnostic | None:
@@ -363,6 +442,7 @@ JOIN chunks AS c
  AND greatest(n.end_byte, n.start_byte + 1) > c.start_byte
 ORDER BY chunk_id, node_id
 """
+_NODE_TO_CHUNK_MEMORY = "1GB"
 
 
 def node_to_chunk_table(nodes: pa.Table, chunks: pa.Table) -> pa.Table:
@@ -379,3 +459,22 @@ def node_to_chunk_table(nodes: pa.Table, chunks: pa.Table) -> pa.Table:
         con.register("chunks", chunk_columns)
         result = con.sql(_NODE_TO_CHUNK_SQL).to_arrow_table()
     return result.cast(NODE_TO_CHUNK)
+
+
+def write_node_to_chunk(node_files: list[Path], chunks: pa.Table, stream: ParquetStream) -> None:
+    """Write the rows of ``node_to_chunk_table`` for the nodes of the ``ast_nodes`` /
+    ``cst_nodes`` Parquet files ``node_files`` to ``stream``, batch by batch.
+
+    DuckDB reads the node files itself and spills its sort to disk beyond
+    ``_NODE_TO_CHUNK_MEMORY``, so the nodes are never in this process's memory at once.
+    """
+    chunk_columns = chunks.select(["id", "uri", "start_byte", "end_byte"])
+    with tempfile.TemporaryDirectory(prefix="node-to-chunk-") as spill, duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{_NODE_TO_CHUNK_MEMORY}'")
+        con.execute("SET temp_directory = $dir", {"dir": spill})
+        files = [str(path) for path in node_files]
+        con.read_parquet(files).select("node_id, uri, start_byte, end_byte").create_view("nodes")
+        con.register("chunks", chunk_columns)
+        reader = con.sql(_NODE_TO_CHUNK_SQL).to_arrow_reader(BATCH_ROWS)
+        for batch in reader:
+            stream.write(batch)

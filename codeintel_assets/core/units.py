@@ -47,6 +47,8 @@ MODULE_KIND = "module"
 # The kinds of units made from the syntax tree; any other kind is a chunk's own unit.
 SYNTAX_UNIT_KINDS = DEFINITION_KINDS | {MODULE_KIND}
 CONTAINER_KINDS = frozenset({"class", "interface", "namespace", "enum"})
+# The ``cst_nodes`` columns units are made from.
+NODE_COLUMNS = ["node_id", "uri", "kind", "start_line", "end_line", "parent_id", "name"]
 
 
 def unit_id(repo: str, uri: str, start_byte: int, end_byte: int, kind: str) -> int:
@@ -90,12 +92,16 @@ class _File:
         return self.offsets[first - 1], self.offsets[last]
 
 
-def build_units(repo: str, nodes: pa.Table, chunks: pa.Table) -> tuple[pa.Table, pa.Table]:
+def build_units(
+    repo: str, nodes: pa.Table | Iterable[pa.Table], chunks: pa.Table
+) -> tuple[pa.Table, pa.Table]:
     """Return (``UNITS`` table, ``CHUNK_UNITS`` table) of a repository.
 
-    ``nodes`` are ``cst_nodes`` rows; ``chunks`` need ``id, uri, lang, start_line,
-    end_line, start_byte, end_byte, content`` (they cover each file's lines in order).
-    Rows are ordered by file and position.
+    ``nodes`` are ``cst_nodes`` rows (``NODE_COLUMNS`` at least): one table, or tables
+    that each hold whole files (``schemas.file_batches``), so that no more than one
+    table's rows are Python values at a time. ``chunks`` need ``id, uri, lang,
+    start_line, end_line, start_byte, end_byte, content`` (they cover each file's lines
+    in order). Rows are ordered by file and position.
     """
     files = _files(chunks)
     by_uri = _definition_nodes(nodes)
@@ -178,13 +184,18 @@ def _files(chunks: pa.Table) -> dict[str, _File]:
     return files
 
 
-def _definition_nodes(nodes: pa.Table) -> dict[str, list[dict]]:
+def _definition_nodes(nodes: pa.Table | Iterable[pa.Table]) -> dict[str, list[dict]]:
     """Return, per uri, the definition nodes with the line their wrappers start on and
-    the node id of the nearest enclosing definition."""
-    columns = ["node_id", "uri", "kind", "start_line", "end_line", "parent_id", "name"]
-    rows = nodes.select(columns).to_pylist()
-    by_id = {row["node_id"]: row for row in rows}
+    the node id of the nearest enclosing definition (``nodes``: see ``build_units``)."""
     found: dict[str, list[dict]] = defaultdict(list)
+    for table in [nodes] if isinstance(nodes, pa.Table) else nodes:
+        _add_definition_nodes(table, found)
+    return found
+
+
+def _add_definition_nodes(nodes: pa.Table, found: dict[str, list[dict]]) -> None:
+    rows = nodes.select(NODE_COLUMNS).to_pylist()
+    by_id = {row["node_id"]: row for row in rows}
     for row in rows:
         if row["kind"] not in CST_DEFINITION_KINDS or not row["name"]:
             continue
@@ -205,7 +216,6 @@ def _definition_nodes(nodes: pa.Table) -> dict[str, list[dict]]:
                 "enclosing": enclosing["node_id"] if enclosing is not None else None,
             }
         )
-    return found
 
 
 def _definition_units(source: _File, definitions: list[dict]) -> list[Unit]:

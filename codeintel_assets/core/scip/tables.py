@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -143,17 +143,27 @@ def occurrences_table(index: Index, read_text: TextReader | None = None) -> pa.T
     Characters are code points of the line (see module doc); ``read_text`` supplies file
     text for documents that do not carry it.
     """
-    symbol, uri, role, roles = [], [], [], []
-    start_line, start_char, end_line, end_char = [], [], [], []
-    enclosing_start, enclosing_end = [], []
+    batches = list(occurrence_batches(index, read_text, rows=None))
+    return pa.Table.from_batches(batches, schema=schemas.SCIP_OCCURRENCES)
+
+
+def occurrence_batches(
+    index: Index, read_text: TextReader | None = None, rows: int | None = 65_536
+) -> Iterator[pa.RecordBatch]:
+    """Yield the rows of ``occurrences_table`` in its order, a batch each time ``rows``
+    rows or more were collected (after a whole document), so that no more than one
+    batch's rows are Python values at a time; ``rows=None``: one batch in all."""
+    columns: list[list] = [[] for _ in schemas.SCIP_OCCURRENCES.names]
+    (symbol, uri, role, roles, start_line, start_char, end_line, end_char) = columns[:8]
+    enclosing_start, enclosing_end = columns[8:]
     for doc in index.documents:
-        columns = _columns_for(doc, read_text)
+        text_columns = _columns_for(doc, read_text)
         path = doc.relative_path
         for occ in doc.occurrences:
             line0, char0, line1, char1 = full_range(occ.range)
-            if columns is not None:
-                char0 = columns.column(line0, char0)
-                char1 = columns.column(line1, char1)
+            if text_columns is not None:
+                char0 = text_columns.column(line0, char0)
+                char1 = text_columns.column(line1, char1)
             # Each field is read once: every read of a message field builds a Python value.
             flags = occ.symbol_roles
             symbol.append(occ.symbol)
@@ -171,21 +181,12 @@ def occurrences_table(index: Index, read_text: TextReader | None = None) -> pa.T
             else:
                 enclosing_start.append(None)
                 enclosing_end.append(None)
-    return pa.table(
-        [
-            symbol,
-            uri,
-            role,
-            roles,
-            start_line,
-            start_char,
-            end_line,
-            end_char,
-            enclosing_start,
-            enclosing_end,
-        ],
-        schema=schemas.SCIP_OCCURRENCES,
-    )
+        if rows is not None and len(symbol) >= rows:
+            yield pa.record_batch(columns, schema=schemas.SCIP_OCCURRENCES)
+            for column in columns:
+                column.clear()
+    if symbol or rows is None:
+        yield pa.record_batch(columns, schema=schemas.SCIP_OCCURRENCES)
 
 
 def split_documentation(info: SymbolInformation) -> tuple[str | None, str | None]:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codeintel_assets.core.context import BuildContext
+from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.stages import catalog, evaluation, publish, retrieval, source, structure
-from codeintel_assets.core.stamps import Stage, StageResult
+from codeintel_assets.core.stamps import Stage, StageIsStale, StageResult, probing
 
 
 def files(*names: str) -> Callable[[ArtifactLayout], list[Path]]:
@@ -196,3 +197,22 @@ def run_named(ctx: BuildContext, name: str) -> StageResult:
     """
     stage = STAGE_BY_NAME[name]
     return stage.run(ctx, stage)
+
+
+def results_if_current(ctx: BuildContext) -> list[StageResult] | None:
+    """Return every stage's result in build order when no stage would run, else None.
+
+    Each stage is gated exactly as in a build (its fingerprint and intact outputs, see
+    ``core.stamps``) but builds nothing: the first stale stage ends the probe, and so does
+    a gate's user-facing error (``NothingIndexableError`` for a tree without indexable
+    files...), which the build then reports as that stage's failure. Scanning the work
+    tree (``repo_manifest``) is the real cost.
+    """
+    results = []
+    with probing():
+        for stage in STAGES:
+            try:
+                results.append(stage.run(ctx, stage))
+            except (StageIsStale, CodeintelError):
+                return None
+    return results

@@ -29,7 +29,11 @@ def stage_synthetic_queries(ctx: BuildContext, stage: Stage) -> StageResult:
     def build() -> StageOutput:
         symbols = pq.read_table(layout.scip_symbols) if layout.scip_symbols.exists() else None
         occurrences = (
-            pq.read_table(layout.scip_occurrences) if layout.scip_occurrences.exists() else None
+            pq.ParquetFile(layout.scip_occurrences).iter_batches(
+                columns=["symbol", "uri", "role", "start_line"]
+            )
+            if layout.scip_occurrences.exists()
+            else None
         )
         chunks = pq.read_table(
             layout.chunks,

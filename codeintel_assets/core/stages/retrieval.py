@@ -40,6 +40,8 @@ from codeintel_assets.core.schemas import (
     CST_NODES,
     NODE_TO_CHUNK,
     UNITS,
+    file_batches,
+    parquet_stream,
     write_parquet,
 )
 from codeintel_assets.core.stamps import (
@@ -49,8 +51,8 @@ from codeintel_assets.core.stamps import (
     run_stage,
     upstream_version,
 )
-from codeintel_assets.core.syntax import node_to_chunk_table
-from codeintel_assets.core.units import build_units, load_units
+from codeintel_assets.core.syntax import node_to_chunk_table, write_node_to_chunk
+from codeintel_assets.core.units import NODE_COLUMNS, build_units, load_units
 
 
 def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -84,7 +86,9 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
         new = build_chunk_table(chunks, embedder, cache, stats)
         table = merged_rows(plan, layout.chunks, new)
         if layout.scip_occurrences.exists():
-            table = with_symbols(table, symbol_lookup(pq.read_table(layout.scip_occurrences)))
+            columns = ["uri", "start_line", "symbol"]
+            occurrences = pq.read_table(layout.scip_occurrences, columns=columns)
+            table = with_symbols(table, symbol_lookup(occurrences))
         node_rows = _node_to_chunk(layout, table, new, plan)
         write_parquet(table, layout.chunks)
         write_ledger(plan.ledger(), layout.chunks_ledger, plan.basis)
@@ -141,25 +145,28 @@ _SPAN = ["node_id", "uri", "start_byte", "end_byte"]
 
 def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table, new: pa.Table, plan: FilePlan) -> int:
     """Write ``node_to_chunk`` for the AST and CST nodes present: the previous rows of the
-    reused files' chunks, the processed files' mapped afresh; return its row count."""
+    reused files' chunks, the processed files' mapped afresh; return its row count.
+
+    With nothing reused (a first build) DuckDB maps the node files as they are on disk,
+    so the nodes are never in memory at once."""
     paths = [path for path in (layout.ast_nodes, layout.cst_nodes) if path.exists()]
     if not paths:
         write_parquet(NODE_TO_CHUNK.empty_table(), layout.node_to_chunk, NODE_TO_CHUNK)
         return 0
-    if plan.reused:
-        wanted = pa.array(plan.process, pa.string())
-        nodes = pa.concat_tables(
-            [n.filter(pc.is_in(n["uri"], wanted)) for n in (_spans(p) for p in paths)]
-        )
-    else:
-        nodes = pa.concat_tables([_spans(path) for path in paths])
+    if not plan.reused:
+        with parquet_stream(layout.node_to_chunk, NODE_TO_CHUNK) as stream:
+            write_node_to_chunk(paths, new, stream)
+        return stream.rows
+    wanted = pa.array(plan.process, pa.string())
+    nodes = pa.concat_tables(
+        [n.filter(pc.is_in(n["uri"], wanted)) for n in (_spans(p) for p in paths)]
+    )
     mapping = node_to_chunk_table(nodes, new.select(["id", "uri", "start_byte", "end_byte"]))
-    if plan.reused:
-        previous = pq.read_table(layout.node_to_chunk)
-        kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
-        mapping = pa.concat_tables([kept.cast(mapping.schema), mapping]).sort_by(
-            [("chunk_id", "ascending"), ("node_id", "ascending")]
-        )
+    previous = pq.read_table(layout.node_to_chunk)
+    kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
+    mapping = pa.concat_tables([kept.cast(mapping.schema), mapping]).sort_by(
+        [("chunk_id", "ascending"), ("node_id", "ascending")]
+    )
     # One chunk of rows: Parquet pages break where the input's chunks do, so the file's
     # bytes would depend on how the rows were put together (DuckDB's batches, a merge).
     write_parquet(mapping.combine_chunks(), layout.node_to_chunk, NODE_TO_CHUNK)
@@ -249,15 +256,19 @@ def stage_units(ctx: BuildContext, stage: Stage) -> StageResult:
             combined_signatures(chunk_ledger.signatures(), cst.signatures()),
             enabled=ctx.reuse_files,
         )
+        wanted = pa.array(plan.process, pa.string())
+        # File by file: a whole syntax tree as Python values would not fit at scale.
         nodes = (
-            pq.read_table(layout.cst_nodes)
+            (
+                batch.filter(pc.is_in(batch["uri"], wanted)) if plan.reused else batch
+                for batch in file_batches(layout.cst_nodes, NODE_COLUMNS)
+            )
             if layout.cst_nodes.exists()
             else CST_NODES.empty_table()
         )
-        wanted = pa.array(plan.process, pa.string())
         new_units, new_chunk_units = build_units(
             ctx.repo.name,
-            nodes.filter(pc.is_in(nodes["uri"], wanted)) if plan.reused else nodes,
+            nodes,
             chunks.filter(pc.is_in(chunks["uri"], wanted)) if plan.reused else chunks,
         )
         units = merged_rows(plan, layout.units, new_units)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 from codeintel_assets.core import modules as modules_core
 from codeintel_assets.core.checksums import (
     atomic_path,
+    digests_checksum,
     table_checksum,
+    table_digest,
     write_json_atomic,
     write_text_atomic,
     xxh64_file,
@@ -50,19 +52,32 @@ from codeintel_assets.core.schemas import (
     SCIP_OCCURRENCES,
     SCIP_SYMBOLS,
     SYMBOL_EDGES,
+    ParquetStream,
+    file_batches,
+    parquet_stream,
     write_parquet,
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
 from codeintel_assets.core.scip.incremental import scip_job, update_scip_index
-from codeintel_assets.core.scip.tables import occurrences_table, repo_text_reader, symbols_table
+from codeintel_assets.core.scip.tables import (
+    occurrence_batches,
+    repo_text_reader,
+    symbols_table,
+)
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
     python_syntax_sites,
     read_symbol_graph_json,
-    symbol_edges_table,
+    symbol_edges_by_file,
     symbol_graph_json,
 )
-from codeintel_assets.core.syntax import Diagnostic, ast_nodes_table, cst_nodes_table
+from codeintel_assets.core.syntax import (
+    Diagnostic,
+    ast_nodes_table,
+    cst_nodes_table,
+    write_ast_nodes,
+    write_cst_nodes,
+)
 
 _EXAMPLES = 20
 
@@ -220,40 +235,58 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
     def build() -> StageOutput:
         source = next((p for p in (layout.scip_index, layout.scip_index_json) if p.exists()), None)
         facts: dict[str, Any] = {"source": str(source) if source else None}
+        index = None
         if source is None:
-            occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
             facts["note"] = "no SCIP index (see scip_index's metadata): tables are empty"
         else:
             try:
                 index = decode_scip_file(source)
             except BadInputError as exc:
-                index = None
                 facts["scip_error"] = str(exc)
-            if index is None:
-                occurrences, symbols = SCIP_OCCURRENCES.empty_table(), SCIP_SYMBOLS.empty_table()
-            else:
+        with parquet_stream(layout.scip_occurrences, SCIP_OCCURRENCES) as occurrences:
+            if index is not None:
                 index, outside = _within_manifest(index, set(_scip_uris(ctx)))
                 facts["documents_outside_manifest"] = len(outside)
                 facts["documents_outside_manifest_examples"] = outside[:_EXAMPLES]
-                occurrences = occurrences_table(index, repo_text_reader(ctx.repo.root))
-                symbols = symbols_table(index)
                 facts["documents"] = len(index.documents)
-        write_parquet(occurrences, layout.scip_occurrences, SCIP_OCCURRENCES)
+                # Document by document: all occurrences as Python values would not fit.
+                for batch in occurrence_batches(index, repo_text_reader(ctx.repo.root)):
+                    occurrences.write(batch)
+        symbols = symbols_table(index) if index is not None else SCIP_SYMBOLS.empty_table()
         write_parquet(symbols, layout.scip_symbols, SCIP_SYMBOLS)
-        roles = Counter(occurrences.column("role").to_pylist())
+        definitions = _count_equal(layout.scip_occurrences, "role", "def")
         return StageOutput(
-            table_checksum(occurrences, symbols),
+            digests_checksum(occurrences.digest, table_digest(symbols)),
             {
                 **facts,
-                "rows": occurrences.num_rows,
+                "rows": occurrences.rows,
                 "symbols": symbols.num_rows,
-                "definitions": roles.get("def", 0),
-                "references": roles.get("ref", 0),
+                "definitions": definitions,
+                "references": occurrences.rows - definitions,
                 "path": str(layout.scip_occurrences),
             },
         )
 
     return run_stage(ctx, stage, {}, build)
+
+
+def _definitions_and_uris(occurrences: Path) -> tuple[pa.Table, list[str]]:
+    """Return the ``def`` rows (symbol, uri) of a ``scip_occurrences`` file in its order,
+    and its sorted uris, reading it row group by row group."""
+    parts, uris = [], set()
+    columns = ["symbol", "uri", "role"]
+    for batch in pq.ParquetFile(occurrences).iter_batches(columns=columns):
+        parts.append(batch.filter(pc.equal(batch["role"], "def")).select(["symbol", "uri"]))
+        uris.update(pc.unique(batch["uri"]).to_pylist())
+    schema = pa.schema([SCIP_OCCURRENCES.field("symbol"), SCIP_OCCURRENCES.field("uri")])
+    return pa.Table.from_batches(parts, schema=schema), sorted(uris)
+
+
+def _count_equal(path: Path, column: str, value: str) -> int:
+    """Return how many rows of a Parquet table hold ``value`` in ``column``, row group by
+    row group."""
+    batches = pq.ParquetFile(path).iter_batches(columns=[column])
+    return sum(pc.sum(pc.equal(batch[column], value)).as_py() or 0 for batch in batches)
 
 
 def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -262,16 +295,22 @@ def stage_ast_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        def parse(files: Iterable[tuple[str, str, bytes]]) -> tuple[pa.Table, list[Diagnostic]]:
-            return ast_nodes_table(ctx.repo.name, ((uri, data) for uri, _, data in files))
+        def python(files: Iterable[tuple[str, str, bytes]]) -> Iterator[tuple[str, bytes]]:
+            return ((uri, data) for uri, _, data in files)
 
-        table, diags, plan = _node_table(
-            ctx, stage, PYTHON, (layout.ast_nodes, layout.ast_ledger), AST_NODES, parse
+        stream, diags, plan = _node_table(
+            ctx,
+            stage,
+            PYTHON,
+            (layout.ast_nodes, layout.ast_ledger),
+            AST_NODES,
+            lambda files: ast_nodes_table(ctx.repo.name, python(files)),
+            lambda files, out: write_ast_nodes(ctx.repo.name, python(files), out),
         )
         return StageOutput(
-            table_checksum(table),
+            stream.checksum,
             {
-                "rows": table.num_rows,
+                "rows": stream.rows,
                 **plan.metadata(),
                 **_diagnostics(diags),
                 "path": str(layout.ast_nodes),
@@ -288,17 +327,20 @@ def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
     layout = ctx.layout.build
 
     def build() -> StageOutput:
-        def parse(files: Iterable[tuple[str, str, bytes]]) -> tuple[pa.Table, list[Diagnostic]]:
-            return cst_nodes_table(ctx.repo.name, files)
-
-        table, diags, plan = _node_table(
-            ctx, stage, SYNTAX_LANGUAGES, (layout.cst_nodes, layout.cst_ledger), CST_NODES, parse
+        stream, diags, plan = _node_table(
+            ctx,
+            stage,
+            SYNTAX_LANGUAGES,
+            (layout.cst_nodes, layout.cst_ledger),
+            CST_NODES,
+            lambda files: cst_nodes_table(ctx.repo.name, files),
+            lambda files, out: write_cst_nodes(ctx.repo.name, files, out),
         )
-        error_nodes = pc.sum(pc.equal(table["kind"], "ERROR").cast(pa.int64())).as_py() or 0
+        error_nodes = _count_equal(layout.cst_nodes, "kind", "ERROR")
         return StageOutput(
-            table_checksum(table),
+            stream.checksum,
             {
-                "rows": table.num_rows,
+                "rows": stream.rows,
                 "error_nodes": error_nodes,
                 **plan.metadata(),
                 **_diagnostics(diags),
@@ -310,7 +352,11 @@ def stage_cst_nodes(ctx: BuildContext, stage: Stage) -> StageResult:
 
 
 PYTHON = frozenset({"python"})
-NodeParser = Callable[[Iterable[tuple[str, str, bytes]]], tuple[pa.Table, list[Diagnostic]]]
+Files = Iterable[tuple[str, str, bytes]]  # (uri, lang, bytes)
+# Returns the node rows of files and their diagnostics...
+NodeParser = Callable[[Files], tuple[pa.Table, list[Diagnostic]]]
+# ...or writes them to a stream and returns the diagnostics.
+NodeWriter = Callable[[Files, ParquetStream], list[Diagnostic]]
 
 
 def _node_table(
@@ -320,10 +366,16 @@ def _node_table(
     paths: tuple[Path, Path],
     schema: pa.Schema,
     parse: NodeParser,
-) -> tuple[pa.Table, list[Diagnostic], FilePlan]:
+    write: NodeWriter,
+) -> tuple[ParquetStream, list[Diagnostic], FilePlan]:
     """Write a syntax node table and its ledger (``paths``), parsing only the files that
-    changed since the previous build; return the table, every file's diagnostics and the
-    reuse plan."""
+    changed since the previous build; return the finished stream (rows, checksum), every
+    file's diagnostics and the reuse plan.
+
+    With nothing to reuse (a first build) the rows go to the file as they are parsed
+    (``write``); otherwise the processed files' rows (``parse``) merge with the reused ones,
+    Arrow tables, not Python values.
+    """
     target, ledger_path = paths
     manifest = pq.read_table(ctx.layout.build.repo_manifest, columns=["uri", "lang", "xxh64"])
     plan = plan_files(
@@ -335,12 +387,18 @@ def _node_table(
         manifest_hashes(manifest, languages),
         ctx.reuse_files,
     )
-    new, diags = parse(plan.read(ctx.manifest_files(languages, plan.process)))
-    table = merged_rows(plan, target, new)
+    files = plan.read(ctx.manifest_files(languages, plan.process))
+    if plan.reused:
+        new, diags = parse(files)
+        table = merged_rows(plan, target, new)
+        with parquet_stream(target, schema) as stream:
+            stream.write(table)
+    else:
+        with parquet_stream(target, schema) as stream:
+            diags = write(files, stream)
     ledger = plan.ledger(diags)
-    write_parquet(table, target, schema)
     write_ledger(ledger, ledger_path, plan.basis)
-    return table, ledger_diagnostics(ledger), plan
+    return stream, ledger_diagnostics(ledger), plan
 
 
 def stage_modules(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -426,12 +484,15 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
             edges, outside = _edges_within(read_symbol_graph_json(given), set(_scip_uris(ctx)))
             facts.update(source=f"ingested {given}", edges_outside_manifest=outside)
         else:
-            occurrences = pq.read_table(layout.scip_occurrences)
+            occurrences = layout.scip_occurrences
+            definitions, uris = _definitions_and_uris(occurrences)
             symbols = pq.read_table(layout.scip_symbols)
-            reader = repo_text_reader(ctx.repo.root)
-            uris = sorted(set(occurrences.column("uri").to_pylist()))
-            sites = python_syntax_sites(uris, reader)
-            edges = symbol_edges_table(occurrences, symbols, sites.calls, sites.import_lines)
+            sites = python_syntax_sites(uris, repo_text_reader(ctx.repo.root))
+            # File by file: all occurrences as Python values would not fit at scale.
+            files = file_batches(occurrences, SCIP_OCCURRENCES.names)
+            edges = symbol_edges_by_file(
+                files, definitions, symbols, sites.calls, sites.import_lines
+            )
             facts.update(source="derived", unparsed_files=len(sites.unparsed))
         write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
         write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges))

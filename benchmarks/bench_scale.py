@@ -1,0 +1,344 @@
+"""What builds cost at the size of a real repository: the running Python's whole standard
+library (~860k lines with its tests) or a part of it (``--lines``), through `indexctl build`.
+
+Five builds of one corpus, each a separate `indexctl build --json` process timed by the
+wall clock (process start, imports and Dagster's run machinery included): the full build,
+a no-op rebuild, a one-function edit (one statement inserted into a function body), a
+signature change of a function other files use (a parameter added), and a deleted file
+that other files import. Per build it prints the wall time and its share of the full
+build, chunks embedded, files re-parsed, SCIP documents re-indexed, the peak resident
+memory of every stage that ran (``peak_rss_mib`` in its metadata), the stage that bounds
+the wall time and the one that bounds memory. The counts come from the stages' metadata:
+a stage that ran without recording one prints ``n/a`` (the stages that ran are listed
+with their seconds), a stage that skipped did 0.
+
+The default embedder is the real model (all-MiniLM-L6-v2: ~45 min of embedding for the
+whole library on 2 cores); ``--embedder hashing`` is the fast deterministic stand-in for a
+structural run and every line of output says which was used.
+
+    python benchmarks/bench_scale.py [--lines 200000] [--embedder hashing] [--json out.json]
+        [--full-only] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import tokenize
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+NAME = "stdlib"
+# Targets of issue 15, as shares of the full build and wall seconds.
+TARGETS = {"no-op": (0.01, 5.0), "one-function edit": (0.03, 60.0)}
+RSS_TARGET_MIB = 6 * 1024
+# Metadata keys that count per-file work, first found wins (stages without them re-do all).
+REPARSED_KEYS = ("files_parsed", "files_processed", "parsed_files", "files_reparsed")
+REINDEXED_KEYS = ("documents_reindexed", "documents_indexed", "files_indexed")
+PARSE_STAGES = ("ast_nodes", "cst_nodes")
+
+
+def stdlib_tree(target: Path, lines: int | None) -> tuple[int, int]:
+    """Copy the standard library's ``.py`` files (all, or top-level packages and modules in
+    name order until about ``lines`` lines) into a new git repository at ``target``.
+
+    Returns (files, lines) copied.
+    """
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    entries = sorted(p for p in stdlib.iterdir() if p.name not in ("site-packages", "__pycache__"))
+    files, total = 0, 0
+    for entry in entries:
+        sources = [entry] if entry.suffix == ".py" else sorted(entry.rglob("*.py"))
+        sources = [p for p in sources if "__pycache__" not in p.parts]
+        size = sum(p.read_bytes().count(b"\n") for p in sources)
+        if not sources or (lines is not None and total + size > lines * 1.05):
+            continue
+        for path in sources:
+            copy = target / path.relative_to(stdlib)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+        files, total = files + len(sources), total + size
+        if lines is not None and total >= lines * 0.95:
+            break
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@local", "-C", str(target)]
+    subprocess.run(["git", "init", "-q", str(target)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "corpus"], check=True)
+    return files, total
+
+
+def indexctl(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).parent / "indexctl"), *argv]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def build(env: dict[str, str], embedder: str) -> dict:
+    """Run `indexctl build --json`; return its report with the wall seconds."""
+    started = time.perf_counter()
+    done = indexctl(env, "build", NAME, "--embedder", embedder, "--json")
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"indexctl build failed: {done.stderr.strip()[-2000:]}")
+    return {**json.loads(done.stdout), "wall": wall}
+
+
+# -- the edits -----------------------------------------------------------------------------
+
+
+def edit_one_function(root: Path) -> str:
+    """Insert one statement into the first multi-statement function of the corpus."""
+    for path in sorted(root.rglob("*.py")):
+        tree = _parsed(path)
+        for node in ast.walk(tree) if tree else ():
+            if isinstance(node, ast.FunctionDef) and len(node.body) >= 2:
+                lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+                target = node.body[1]
+                indent = lines[target.lineno - 1][: target.col_offset]
+                lines.insert(target.lineno - 1, f"{indent}_bench_edit = {time.time_ns()}\n")
+                path.write_text("".join(lines), encoding="utf-8")
+                return f"{path.relative_to(root)}:{node.name}"
+    raise SystemExit("no function to edit")
+
+
+def used_from_other_files(data: Path) -> list[tuple[str, str, int]]:
+    """Return (uri, symbol, files referring to it) of top-level functions that other files
+    refer to, from the build's ``scip_occurrences``, most referred to first."""
+    occurrences = pq.read_table(
+        data / NAME / "scip" / "scip_occurrences.parquet", columns=["symbol", "uri", "role"]
+    )
+    # A top-level function of a module: `... `pkg.mod`/name().`
+    functions = occurrences.filter(pc.match_substring_regex(occurrences["symbol"], r"/\w+\(\)\.$"))
+    defs = functions.filter(pc.equal(functions["role"], "def")).to_pylist()
+    home = {row["symbol"]: row["uri"] for row in defs}
+    users: dict[str, set[str]] = {}
+    for row in functions.filter(pc.equal(functions["role"], "ref")).to_pylist():
+        if row["symbol"] in home and row["uri"] != home[row["symbol"]]:
+            users.setdefault(row["symbol"], set()).add(row["uri"])
+    ranked = sorted(users.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    # A small corpus may have none (stdlib imports resolve to typeshed's stubs): then any
+    # top-level function, labelled as used from 0 other files.
+    unused = sorted(set(home) - set(users))
+    return [(home[symbol], symbol, len(files)) for symbol, files in ranked] + [
+        (home[symbol], symbol, 0) for symbol in unused
+    ]
+
+
+def change_signature(root: Path, candidates: list[tuple[str, str, int]]) -> str:
+    """Add a defaulted parameter to the first candidate function that takes no ``**kwargs``."""
+    for uri, symbol, users in candidates:
+        name = symbol.rsplit("/", 1)[-1].removesuffix("().")
+        path = root / uri
+        tree = _parsed(path)
+        node = next(
+            (
+                n
+                for n in (tree.body if tree else [])
+                if isinstance(n, ast.FunctionDef) and n.name == name and n.args.kwarg is None
+            ),
+            None,
+        )
+        if node is None:
+            continue
+        text = path.read_text(encoding="utf-8")
+        offset = _closing_paren(text, node.lineno)
+        before = text[:offset].rstrip()
+        separator = "" if before.endswith(("(", ",")) else ", "
+        text = text[:offset] + separator + "_bench_extra=None" + text[offset:]
+        path.write_text(text, encoding="utf-8")
+        return f"{uri}:{name} (used from {users} other files)"
+    raise SystemExit("no function used from other files to change")
+
+
+def delete_imported_file(root: Path, candidates: list[tuple[str, str, int]], keep: str) -> str:
+    """Delete (``git rm``) the file of the first candidate other than ``keep``."""
+    for uri, _, users in candidates:
+        if uri != keep.split(":", 1)[0] and not uri.endswith("__init__.py"):
+            subprocess.run(["git", "-C", str(root), "rm", "-q", uri], check=True)
+            return f"{uri} (its functions used from up to {users} other files)"
+    raise SystemExit("no file to delete")
+
+
+def _parsed(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _closing_paren(text: str, def_line: int) -> int:
+    """Return the character offset of the ``)`` that closes the parameters of the ``def``
+    on line ``def_line``."""
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    depth = 0
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.start[0] < def_line or token.type != tokenize.OP:
+            continue
+        if token.string == "(":
+            depth += 1
+        elif token.string == ")":
+            depth -= 1
+            if depth == 0:
+                return starts[token.start[0] - 1] + token.start[1]
+    raise SystemExit(f"no parameter list on line {def_line}")
+
+
+# -- the figures ---------------------------------------------------------------------------
+
+
+def figures(label: str, report: dict, full_wall: float | None) -> dict:
+    """Return one build's row: wall, share, counts, per-stage peak RSS and bounding stages."""
+    stages = {s["asset"]: s for s in report["stages"]}
+    ran = {name: s for name, s in stages.items() if s["ran"]}
+    chunks = ran.get("chunks", {}).get("metadata", {})
+    seconds = {name: s["seconds"] or 0.0 for name, s in ran.items()}
+    rss = {name: s["metadata"].get("peak_rss_mib") for name, s in ran.items()}
+    rss = {name: value for name, value in rss.items() if value is not None}
+    wall = report["wall"]
+    return {
+        "build": label,
+        "wall_s": round(wall, 2),
+        "share_of_full": round(wall / (full_wall or wall), 4),
+        "dagster_run": bool(report.get("dagster_run_id")),
+        "stages_ran": sorted(ran),
+        "stage_seconds": dict(sorted(seconds.items(), key=lambda kv: -kv[1])),
+        "outside_stages_s": round(wall - sum(seconds.values()), 2),
+        "chunks_embedded": chunks.get("embedded", 0) if "chunks" in ran else 0,
+        "files_reparsed": {stage: _count(ran.get(stage), REPARSED_KEYS) for stage in PARSE_STAGES},
+        "scip_documents_reindexed": _count(ran.get("scip_index"), REINDEXED_KEYS),
+        "scip_mode": ran.get("scip_index", {}).get("metadata", {}).get("mode", "-"),
+        "peak_rss_mib": dict(sorted(rss.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def _count(stage: dict | None, keys: tuple[str, ...]) -> int | str:
+    """Return a stage's per-file count: 0 when it skipped, its metadata's count when it
+    records one, ``n/a`` when it ran without one."""
+    if stage is None:
+        return 0
+    metadata = stage["metadata"]
+    found = next((metadata[k] for k in keys if isinstance(metadata.get(k), int)), None)
+    return found if found is not None else "n/a"
+
+
+def print_rows(rows: list[dict], embedder: str) -> None:
+    print(f"\nembedder: {embedder}")
+    print(
+        f"{'build':<22} {'wall s':>8} {'% full':>7} {'embedded':>9} {'re-parsed ast/cst':>18}"
+        f" {'scip docs':>10} {'max RSS MiB':>12}  bounded by"
+    )
+    for row in rows:
+        rss = row["peak_rss_mib"]
+        top_rss = max(rss.items(), key=lambda kv: kv[1]) if rss else ("-", 0)
+        slowest = next(iter(row["stage_seconds"].items()), None)
+        bound = (
+            f"{slowest[0]} {slowest[1]:.1f}s"
+            if slowest and slowest[1] > row["outside_stages_s"]
+            else f"outside the stages {row['outside_stages_s']:.1f}s"
+        )
+        parsed = "/".join(str(v) for v in row["files_reparsed"].values())
+        print(
+            f"{row['build']:<22} {row['wall_s']:>8.1f} {100 * row['share_of_full']:>6.2f}%"
+            f" {row['chunks_embedded']:>9} {parsed:>18} {row['scip_documents_reindexed']!s:>10}"
+            f" {top_rss[1]:>12.0f}  {bound}; memory: {top_rss[0]}{_verdict(row)}"
+        )
+    print("\nper stage (seconds / peak RSS MiB) of the stages that ran:")
+    for row in rows:
+        cells = ", ".join(
+            f"{name} {secs:.1f}s/{row['peak_rss_mib'].get(name, 0):.0f}"
+            for name, secs in row["stage_seconds"].items()
+        )
+        print(
+            f"  {row['build']}: {cells or 'none'}; outside the stages {row['outside_stages_s']}s;"
+            f" scip: {row['scip_mode']}"
+        )
+
+
+def _verdict(row: dict) -> str:
+    target = TARGETS.get(row["build"])
+    marks = []
+    if target is not None:
+        share, wall = target
+        ok = row["share_of_full"] <= share and row["wall_s"] <= wall
+        marks.append(f"target <= {share:.0%} and <= {wall:.0f}s: {'ok' if ok else 'MISSED'}")
+    if row["peak_rss_mib"] and max(row["peak_rss_mib"].values()) > RSS_TARGET_MIB:
+        marks.append("RSS over 6 GiB")
+    return f" [{'; '.join(marks)}]" if marks else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, help="about this many lines (default: all)")
+    parser.add_argument(
+        "--embedder",
+        choices=["sentence-transformers", "hashing"],
+        default="sentence-transformers",
+        help="'hashing': the fast deterministic stand-in, for a structural run",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep", type=Path, help="build in this (new) folder and keep it")
+    parser.add_argument(
+        "--full-only", action="store_true", help="only the full build (an older checkout's memory)"
+    )
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    repo, data, home = work / "repo", work / "data", work / "dagster_home"
+    for folder in (repo, data, home):
+        folder.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "CODEINTEL_DATA": str(data), "DAGSTER_HOME": str(home)}
+    try:
+        files, lines = stdlib_tree(repo, args.lines)
+        print(f"corpus: {files} files, {lines} lines of the Python {sys.version.split()[0]} stdlib")
+        print(
+            f"embedder: {args.embedder}"
+            + (" (structural run)" if args.embedder == "hashing" else "")
+        )
+        added = indexctl(env, "repo", "add", NAME, str(repo))
+        if added.returncode != 0:
+            raise SystemExit(added.stderr)
+        reports = [("full", build(env, args.embedder))]
+        edited = changed = deleted = "-"
+        if not args.full_only:
+            reports.append(("no-op", build(env, args.embedder)))
+            edited = edit_one_function(repo)
+            reports.append(("one-function edit", build(env, args.embedder)))
+            changed = change_signature(repo, used_from_other_files(data))
+            reports.append(("signature change", build(env, args.embedder)))
+            deleted = delete_imported_file(repo, used_from_other_files(data), changed)
+            reports.append(("file deleted", build(env, args.embedder)))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    full_wall = reports[0][1]["wall"]
+    rows = [figures(label, report, full_wall) for label, report in reports]
+    print(f"edited: {edited}\nsignature changed: {changed}\ndeleted: {deleted}")
+    print_rows(rows, args.embedder)
+    if args.json:
+        payload = {
+            "files": files,
+            "lines": lines,
+            "embedder": args.embedder,
+            "edited": edited,
+            "signature_changed": changed,
+            "deleted": deleted,
+            "builds": rows,
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
