@@ -14,8 +14,9 @@ leak from one option into the next):
   OpenVINO in fp32 (``openvino``), and ONNX Runtime with int8 weights (``onnx-int8``,
   opt-in only).
 
-Each option embeds the sample ``--repeat`` times after a warm-up batch; the figure is
-the median chunks/s, with the 1-minute load average around it. Quality: mean and
+Each option embeds the sample once per round after a warm-up batch, in ``--repeat``
+rounds; the figure is the median chunks/s, with the mean 1-minute load average over its
+runs. Quality: mean and
 minimum cosine of each option's vectors to today's. With ``--external``, each backend
 also builds the six repositories of ``../shared/benchmarks/semble/`` through the
 pipeline and is scored dense-only (NDCG@10, chunk protocol, mean over repositories) —
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,20 +62,36 @@ OUT = Path(__file__).resolve().parent / "out"
 EXPORTS = OUT / "models"  # the local ONNX exports, made once from the local weights
 WARMUP = 64
 
-# name -> (backend, batch size, how batches are formed, torch intra-op threads,
-# torch inter-op threads, bf16 autocast)
-OPTIONS: dict[str, tuple[str, int, str, int | None, int | None, bool]] = {
-    "today (torch, sentence-transformers batches)": (TORCH, 64, "st", None, None, False),
-    "torch, token-sorted batches": (TORCH, 64, "tokens", None, None, False),
-    "torch, token-sorted, batch 16": (TORCH, 16, "tokens", None, None, False),
-    "torch, token-sorted, batch 32": (TORCH, 32, "tokens", None, None, False),
-    "torch, token-sorted, batch 128": (TORCH, 128, "tokens", None, None, False),
-    "torch, 1 intra-op thread": (TORCH, 64, "tokens", 1, None, False),
-    "torch, 1 inter-op thread": (TORCH, 64, "tokens", None, 1, False),
-    "torch, bf16 autocast": (TORCH, 64, "tokens", None, None, True),
-    "onnx (ONNX Runtime fp32)": (ONNX, 64, "tokens", None, None, False),
-    "openvino (fp32)": (OPENVINO, 64, "tokens", None, None, False),
-    "onnx-int8 (opt-in)": (ONNX_INT8, 64, "tokens", None, None, False),
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    backend: str = TORCH
+    batch: int = 64
+    batching: str = "tokens"  # "st": sentence-transformers' own (sorted by characters)
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    interop: int | None = None  # torch inter-op threads
+    bf16: bool = False  # torch bf16 autocast
+
+    @property
+    def backend_vectors(self) -> bool:
+        """Whether the option computes its backend's vectors (batching and threads change
+        the order of work, not the arithmetic of a text)."""
+        return not self.bf16
+
+
+OPTIONS = {
+    "today": Option("today: torch, sentence-transformers batches", batching="st"),
+    "torch": Option("torch, token-sorted batches"),
+    "torch-b16": Option("torch, token-sorted, batch 16", batch=16),
+    "torch-b32": Option("torch, token-sorted, batch 32", batch=32),
+    "torch-b128": Option("torch, token-sorted, batch 128", batch=128),
+    "torch-1thread": Option("torch, 1 intra-op thread", threads=1),
+    "torch-1interop": Option("torch, 1 inter-op thread", interop=1),
+    "torch-bf16": Option("torch, bf16 autocast (measured, not offered)", bf16=True),
+    "onnx": Option("onnx: ONNX Runtime fp32", ONNX),
+    "openvino": Option("openvino: OpenVINO fp32", OPENVINO),
+    "onnx-int8": Option("onnx-int8: ONNX Runtime, int8 weights (opt-in)", ONNX_INT8),
 }
 BASELINE = next(iter(OPTIONS))
 
@@ -90,58 +108,56 @@ def sample_texts(packages: tuple[str, ...], size: int, seed: int) -> tuple[list[
     return random.Random(seed).sample(texts, min(size, len(texts))), lines, len(chunks)
 
 
-def measure(option: str, texts: list[str], repeat: int, vectors_out: Path) -> dict:
-    """Embed ``texts`` with ``option`` ``repeat`` times; save the vectors; return the figures."""
-    backend, batch, batching, threads, interop, bf16 = OPTIONS[option]
+def measure(option: str, texts: list[str], vectors_out: Path) -> dict:
+    """Embed ``texts`` once with ``option`` (after a warm-up batch); save the vectors;
+    return chunks/s, the mean 1-minute load average over the run and the load time."""
+    chosen = OPTIONS[option]
     import torch
 
-    if interop is not None:
-        torch.set_num_interop_threads(interop)  # only possible before any parallel work
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if chosen.interop is not None:
+        torch.set_num_interop_threads(chosen.interop)  # only possible before any parallel work
+    if chosen.threads is not None:
+        torch.set_num_threads(chosen.threads)
     started = time.perf_counter()
-    if backend == TORCH:
-        embedder = SentenceTransformerEmbedder(device="cpu", batch_size=batch)
+    if chosen.backend == TORCH:
+        embedder = SentenceTransformerEmbedder(device="cpu", batch_size=chosen.batch)
     else:
-        embedder = ExportedEmbedder(backend, batch_size=batch, exports=EXPORTS)
+        embedder = ExportedEmbedder(chosen.backend, batch_size=chosen.batch, exports=EXPORTS)
     loaded = time.perf_counter() - started
 
     def embed(chunk: list[str]) -> np.ndarray:
-        if batching == "st":
+        if chosen.batching == "st":
             return embedder.model.encode(
-                chunk, batch_size=batch, normalize_embeddings=True, show_progress_bar=False
+                chunk, batch_size=chosen.batch, normalize_embeddings=True, show_progress_bar=False
             )
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=chosen.bf16):
             return embedder.embed(chunk)
 
     embed(texts[:WARMUP])
-    rates, loads = [], []
-    for _ in range(repeat):
-        before = os.getloadavg()[0]
-        started = time.perf_counter()
-        vectors = embed(texts)
-        rates.append(len(texts) / (time.perf_counter() - started))
-        loads.append((before + os.getloadavg()[0]) / 2)
+    before = os.getloadavg()[0]
+    started = time.perf_counter()
+    vectors = embed(texts)
+    rate = len(texts) / (time.perf_counter() - started)
     np.save(vectors_out, np.asarray(vectors, dtype=np.float32))
     return {
-        "chunks_per_s": statistics.median(rates),
-        "runs": rates,
-        "load": statistics.mean(loads),
+        "chunks_per_s": rate,
+        "load": (before + os.getloadavg()[0]) / 2,
         "load_seconds": loaded,
         "threads": torch.get_num_threads(),
         "model_id": embedder.model_id,
     }
 
 
-def run_option(option: str, texts_file: Path, repeat: int, vectors_out: Path) -> dict:
-    """Measure ``option`` in a child process; return its figures."""
+def run_option(option: str, texts_file: Path, vectors_out: Path) -> dict:
+    """Measure one run of ``option`` in a child process; return its figures."""
     child = subprocess.run(
         [sys.executable, __file__, "--child", option, "--texts", str(texts_file)]
-        + ["--repeat", str(repeat), "--vectors", str(vectors_out)],
-        check=True,
+        + ["--vectors", str(vectors_out)],
         capture_output=True,
         text=True,
     )
+    if child.returncode != 0:
+        raise SystemExit(f"option {option} failed:\n{child.stderr[-3000:]}")
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
@@ -184,7 +200,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="chunks embedded per option")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--options", default=None, help="comma-separated subset of the options")
+    parser.add_argument("--options", default=None, help=f"a subset of: {','.join(OPTIONS)}")
     parser.add_argument("--external", action="store_true", help="dense NDCG@10 per backend")
     parser.add_argument("--data", type=Path, default=None, help="builds of --external, kept")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -193,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         texts = json.loads(args.texts.read_text(encoding="utf-8"))
-        print(json.dumps(measure(args.child, texts, args.repeat, args.vectors)))
+        print(json.dumps(measure(args.child, texts, args.vectors)))
         return
 
     options = args.options.split(",") if args.options else list(OPTIONS)
@@ -205,23 +221,33 @@ def main() -> None:
         f"{len(texts)} sampled, {args.repeat} runs per option, {os.cpu_count()} CPUs"
     )
     OUT.mkdir(exist_ok=True)
-    figures: dict[str, dict] = {}
+    # Rounds: every option once, then again, so a change of load falls on all of them.
+    runs: dict[str, list[dict]] = {option: [] for option in options}
+    vectors: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         texts_file = Path(tmp) / "texts.json"
         texts_file.write_text(json.dumps(texts), encoding="utf-8")
-        vectors: dict[str, np.ndarray] = {}
-        for option in options:
-            out = Path(tmp) / f"{len(vectors)}.npy"
-            figures[option] = run_option(option, texts_file, args.repeat, out)
-            vectors[option] = np.load(out)
-            runs = ", ".join(f"{r:.1f}" for r in figures[option]["runs"])
-            print(f"  {option}: {runs} chunks/s (load {figures[option]['load']:.2f})")
-    for option in options:
-        figures[option]["cosine"] = cosines(vectors[option], vectors[BASELINE])
+        for round_ in range(1, args.repeat + 1):
+            for option in options:
+                out = Path(tmp) / f"{option}.npy"
+                runs[option].append(run_option(option, texts_file, out))
+                vectors[option] = np.load(out)
+                run = runs[option][-1]
+                print(f"  round {round_}, {OPTIONS[option].label}: "
+                      f"{run['chunks_per_s']:.1f} chunks/s (load {run['load']:.2f})")  # fmt: skip
+    figures = {
+        option: {
+            "chunks_per_s": statistics.median(r["chunks_per_s"] for r in per_run),
+            "load": statistics.mean(r["load"] for r in per_run),
+            "cosine": cosines(vectors[option], vectors[BASELINE]),
+            "runs": per_run,
+        }
+        for option, per_run in runs.items()
+    }
 
     ndcg = {}
     if args.external:
-        backends = list(dict.fromkeys(OPTIONS[o][0] for o in options if OPTIONS[o][2] == "tokens"))
+        backends = list(dict.fromkeys(OPTIONS[o].backend for o in options))
         data = (args.data or Path(tempfile.mkdtemp(prefix="codeintel-embed-"))).resolve()
         ndcg = dense_ndcg([TORCH] + [b for b in backends if b != TORCH], data)
 
@@ -233,12 +259,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for option in options:
         f = figures[option]
-        backend, _, batching, _, _, bf16 = OPTIONS[option]
-        same_vectors = batching == "tokens" and not bf16
-        score = ndcg.get(backend, {}).get("mean") if same_vectors else None
+        chosen = OPTIONS[option]
+        score = ndcg.get(chosen.backend, {}).get("mean") if chosen.backend_vectors else None
         cell = f"{score:.3f}" if score is not None else "-"
         print(
-            f"| {option} | {f['chunks_per_s']:.1f} | {f['chunks_per_s'] / base:.2f} | "
+            f"| {chosen.label} | {f['chunks_per_s']:.1f} | {f['chunks_per_s'] / base:.2f} | "
             f"{f['load']:.2f} | {f['cosine'][0]:.5f} / {f['cosine'][1]:.5f} | {cell} |"
         )
     if ndcg:
