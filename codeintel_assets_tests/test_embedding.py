@@ -74,9 +74,11 @@ def test_token_sorted_batches_keep_the_input_order(torch_model: SentenceTransfor
     assert torch_model.embed([]).shape == (0, torch_model.dim)
 
 
-def test_unknown_backend_is_a_clear_error():
+def test_unknown_backend_or_device_is_a_clear_error():
     with pytest.raises(CodeintelError, match="'tensorrt' is not one of"):
         load_embedder(EmbedderSpec(backend="tensorrt"))
+    with pytest.raises(CodeintelError, match="runs on the CPU; device 'cuda' needs backend"):
+        load_embedder(EmbedderSpec(backend=ONNX, device="cuda"))
 
 
 def test_the_backend_is_part_of_what_the_build_records():

@@ -335,13 +335,19 @@ class EmbedderSpec:
 def load_embedder(spec: EmbedderSpec) -> Embedder:
     """Return the embedder for ``spec`` (loaded once per process).
 
-    Raises ``CodeintelError`` for an unknown backend or a model folder without a config.
+    Raises ``CodeintelError`` for an unknown backend, a device other than the CPU for an
+    exported backend, or a model folder without a config.
     """
     if spec.kind == "hashing":
         return HashingEmbedder(dim=spec.dim)
     path = Path(spec.model_path) if spec.model_path else None
     if spec.backend == TORCH:
         return SentenceTransformerEmbedder(path, device=spec.device, batch_size=spec.batch_size)
+    if spec.device not in (None, "cpu"):
+        raise CodeintelError(
+            f"embedding backend {spec.backend!r} runs on the CPU; device {spec.device!r} "
+            f"needs backend {TORCH!r}"
+        )
     return ExportedEmbedder(spec.backend, path, batch_size=spec.batch_size)
 
 
