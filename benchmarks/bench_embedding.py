@@ -167,24 +167,28 @@ def cosines(vectors: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(values.min())
 
 
-def dense_ndcg(backends: list[str], data: Path) -> dict[str, dict[str, float]]:
+def dense_ndcg(
+    backends: list[str], semble: Path, data: Path, repos: list[str] | None
+) -> dict[str, dict[str, float]]:
     """Return {backend: {repo: dense NDCG@10 (chunk protocol), "mean": ...}} on the external
-    benchmark, each backend building every repository through the pipeline in ``data``."""
+    benchmark, each backend building every repository (or ``repos``) through the pipeline
+    in ``data``."""
     import bench_external
     import dagster as dg
 
     from codeintel_assets.resources import CodeintelResource
 
     os.environ["CODEINTEL_DATA"] = str(data)
-    specs = json.loads((bench_external.SEMBLE / "repos.json").read_text(encoding="utf-8"))
+    specs = json.loads((semble / "repos.json").read_text(encoding="utf-8"))
+    specs = [s for s in specs if repos is None or s["name"] in repos]
     instance = dg.DagsterInstance.ephemeral()
     scores: dict[str, dict[str, float]] = {}
     for backend in backends:
         resource = CodeintelResource(data_root=str(data), backend=backend)
         scores[backend] = {}
         for spec in specs:
-            seconds = bench_external.build(spec, bench_external.SEMBLE, data, resource, instance)
-            annotations = bench_external.SEMBLE / "annotations" / f"{spec['name']}.json"
+            seconds = bench_external.build(spec, semble, data, resource, instance)
+            annotations = semble / "annotations" / f"{spec['name']}.json"
             queries = json.loads(annotations.read_text(encoding="utf-8"))
             found = bench_external.run_queries(f"ext-{spec['name']}", data, queries, ["dense"])
             value = bench_external.mean([q["chunk"] for q in found["dense"]])
@@ -202,7 +206,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--options", default=None, help=f"a subset of: {','.join(OPTIONS)}")
     parser.add_argument("--external", action="store_true", help="dense NDCG@10 per backend")
+    parser.add_argument("--semble", type=Path, default=None, help="the external benchmark")
     parser.add_argument("--data", type=Path, default=None, help="builds of --external, kept")
+    parser.add_argument("--repos", default=None, help="--external on these repositories only")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--vectors", type=Path, default=None, help=argparse.SUPPRESS)
@@ -249,12 +255,16 @@ def main() -> None:
     if args.external:
         backends = list(dict.fromkeys(OPTIONS[o].backend for o in options))
         data = (args.data or Path(tempfile.mkdtemp(prefix="codeintel-embed-"))).resolve()
-        ndcg = dense_ndcg([TORCH] + [b for b in backends if b != TORCH], data)
+        repos = args.repos.split(",") if args.repos else None
+        import bench_external
+
+        semble = args.semble or bench_external.SEMBLE
+        ndcg = dense_ndcg([TORCH] + [b for b in backends if b != TORCH], semble, data, repos)
 
     base = figures[BASELINE]["chunks_per_s"]
     print(
         "\n| option | chunks/s (median) | × today | load (1 min) | cosine to today: mean / min "
-        "| dense NDCG@10 (mean of 6 repos) |"
+        "| dense NDCG@10 (mean over repos) |"
     )
     print("|---|---|---|---|---|---|")
     for option in options:
