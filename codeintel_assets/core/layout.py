@@ -33,6 +33,12 @@ def data_root() -> Path:
     return root
 
 
+def model_exports_dir() -> Path:
+    """Return where local exports of embedding models (ONNX files) are kept: shared by
+    every repository of the data root, since they depend on the weights alone."""
+    return data_root() / "cache" / "models"
+
+
 def audit_beside(index_path: Path) -> Path:
     """Return the audit sidecar of a FAISS index file: ``<name>.audit.json`` beside it."""
     return index_path.with_name(f"{index_path.stem}.audit.json")

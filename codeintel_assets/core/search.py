@@ -36,7 +36,13 @@ from codeintel_assets.core.channels import (
     rank_units,
     unit_channels,
 )
-from codeintel_assets.core.embedding import Embedder, EmbedderSpec, load_embedder, text_token_limit
+from codeintel_assets.core.embedding import (
+    TORCH,
+    Embedder,
+    EmbedderSpec,
+    load_embedder,
+    text_token_limit,
+)
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
 from codeintel_assets.core.excerpts import excerpt, share_budget
 from codeintel_assets.core.fusion import SEARCH_MODES, channel_ranks
@@ -118,6 +124,8 @@ def recorded_embedder(manifest: dict[str, Any]) -> EmbedderSpec:
         kind=recorded.get("kind", "sentence-transformers"),
         model_path=recorded.get("model_path"),
         dim=recorded.get("dim", 64),
+        # Builds that predate the record of a backend were all run by torch.
+        backend=recorded.get("backend", TORCH),
     )
 
 
