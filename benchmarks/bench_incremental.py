@@ -10,7 +10,6 @@ and the stages that bound each build (targets: no-op <= 5 %, one-function edit <
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dagster as dg  # noqa: E402
-from corpus import DEFAULT_PACKAGES, stdlib_corpus  # noqa: E402
+from corpus import DEFAULT_PACKAGES, edit_one_function, stdlib_corpus  # noqa: E402
 
 from codeintel_assets.checks import ALL_CHECKS  # noqa: E402
 from codeintel_assets.core import registry  # noqa: E402
@@ -52,21 +51,6 @@ def materialize(instance: dg.DagsterInstance, resource: CodeintelResource) -> di
             meta = {k: v.value for k, v in events[-1].metadata.items()}
             assets[key.path[-1]] = meta
     return {"wall": wall, "assets": assets}
-
-
-def edit_one_function(root: Path) -> str:
-    """Insert one statement into the first multi-statement function of the corpus."""
-    for path in sorted(root.rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.FunctionDef) and len(node.body) >= 2:
-                lines = text.splitlines(keepends=True)
-                target = node.body[1]
-                indent = lines[target.lineno - 1][: target.col_offset]
-                lines.insert(target.lineno - 1, f"{indent}_bench_edit = {time.time_ns()}\n")
-                path.write_text("".join(lines), encoding="utf-8")
-                return f"{path.relative_to(root)}:{node.name}"
-    raise SystemExit("no function to edit")
 
 
 def summarize(label: str, build: dict, full_wall: float) -> dict:

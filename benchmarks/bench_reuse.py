@@ -20,7 +20,6 @@ symbols up in it.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import shutil
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import DEFAULT_PACKAGES, stdlib_corpus  # noqa: E402
+from corpus import DEFAULT_PACKAGES, edit_one_function, stdlib_corpus  # noqa: E402
 
 from codeintel_assets.core.checksums import xxh64_file  # noqa: E402
 from codeintel_assets.core.context import BuildContext  # noqa: E402
@@ -72,21 +71,6 @@ def build(ctx: BuildContext) -> dict[str, tuple[float, dict]]:
         result = run_named(ctx, name)
         out[name] = (time.perf_counter() - started, result.metadata if result.ran else {})
     return out
-
-
-def edit_one_function(root: Path) -> str:
-    """Insert one statement into the first multi-statement function of the corpus."""
-    for path in sorted(root.rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.FunctionDef) and len(node.body) >= 2:
-                lines = text.splitlines(keepends=True)
-                target = node.body[1]
-                indent = lines[target.lineno - 1][: target.col_offset]
-                lines.insert(target.lineno - 1, f"{indent}_bench_edit = {time.time_ns()}\n")
-                path.write_text("".join(lines), encoding="utf-8")
-                return f"{path.relative_to(root)}:{node.name}"
-    raise SystemExit("no function to edit")
 
 
 def copy_scip(source: BuildContext, target: BuildContext) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sysconfig
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +43,18 @@ def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -
     x = real[np.arange(count) % len(real)] + rng.normal(scale=sigma, size=(count, real.shape[1]))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def edit_one_function(root: Path) -> str:
+    """Insert one statement into the first multi-statement function of the corpus."""
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef) and len(node.body) >= 2:
+                lines = text.splitlines(keepends=True)
+                target = node.body[1]
+                indent = lines[target.lineno - 1][: target.col_offset]
+                lines.insert(target.lineno - 1, f"{indent}_bench_edit = {time.time_ns()}\n")
+                path.write_text("".join(lines), encoding="utf-8")
+                return f"{path.relative_to(root)}:{node.name}"
+    raise SystemExit("no function to edit")

@@ -470,7 +470,7 @@ def write_node_to_chunk(node_files: list[Path], chunks: pa.Table, stream: Parque
     """
     chunk_columns = chunks.select(["id", "uri", "start_byte", "end_byte"])
     with tempfile.TemporaryDirectory(prefix="node-to-chunk-") as spill, duckdb.connect() as con:
-        con.execute(f"SET memory_limit = '{_NODE_TO_CHUNK_MEMORY}'")
+        con.execute("SET memory_limit = $limit", {"limit": _NODE_TO_CHUNK_MEMORY})
         con.execute("SET temp_directory = $dir", {"dir": spill})
         files = [str(path) for path in node_files]
         con.read_parquet(files).select("node_id, uri, start_byte, end_byte").create_view("nodes")
