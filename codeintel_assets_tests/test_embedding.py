@@ -4,6 +4,7 @@ made once and keyed apart in the cache."""
 from __future__ import annotations
 
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,21 @@ def test_unknown_backend_or_device_is_a_clear_error():
 def test_the_backend_is_part_of_what_the_build_records():
     assert EmbedderSpec().describe()["backend"] == DEFAULT_BACKEND
     assert EmbedderSpec(backend=ONNX).describe() != EmbedderSpec().describe()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", [ONNX, OPENVINO])
+def test_exported_backend_answers_threads_at_once_with_one_thread_each(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A server embeds queries on several request threads at once, each session given one
+    # inference thread (use_query_threads): every thread must get its own text's vector.
+    monkeypatch.setattr(embedding, "_inference_threads", None)
+    embedding.set_inference_threads(1)
+    exported = ExportedEmbedder(backend, batch_size=1, exports=tmp_path)
+    texts = real_texts()
+    alone = [exported.embed([text])[0] for text in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda text: exported.embed([text])[0], texts * 4))
+    for index, vector in enumerate(together):
+        np.testing.assert_allclose(vector, alone[index % len(texts)], atol=1e-5)

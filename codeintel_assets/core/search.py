@@ -41,6 +41,7 @@ from codeintel_assets.core.embedding import (
     Embedder,
     EmbedderSpec,
     load_embedder,
+    set_inference_threads,
     text_token_limit,
 )
 from codeintel_assets.core.errors import CodeintelError, EmptyQueryError
@@ -371,7 +372,8 @@ class CodeIndex:
 
 
 def use_query_threads(threads: int | None = None) -> int:
-    """Give FAISS and torch ``threads`` threads per operation (default: ``$CODEINTEL_QUERY_THREADS``
+    """Give FAISS, torch and the exported embedding backends (ONNX Runtime, OpenVINO)
+    ``threads`` threads per operation (default: ``$CODEINTEL_QUERY_THREADS``
     or 1) in a process that answers queries; return the number set.
 
     One query is a tiny matrix product: splitting it over cores costs more in hand-offs
@@ -387,6 +389,7 @@ def use_query_threads(threads: int | None = None) -> int:
             raise CodeintelError(f"{QUERY_THREADS_ENV} must be a whole number ≥ 1 (got {text!r})")
     _query_threads = threads
     faiss.omp_set_num_threads(threads)
+    set_inference_threads(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     else:  # read by torch when the model loads
