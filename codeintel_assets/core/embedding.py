@@ -272,9 +272,7 @@ def onnx_runtime_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndar
     if _inference_threads is not None:
         options.intra_op_num_threads = _inference_threads
         options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        str(path), options, providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     # InferenceSession.run is safe to call from several threads at once.
     return lambda feeds: session.run(None, feeds)[0]
 
