@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ class CodeIndex:
             load_unit_channels(layout.bm25_dir, self.units) if layout.bm25_ids.exists() else None
         )
         self.catalog = CatalogReader(layout.catalog)
-        self.notes: list[str] = []  # what the last search had to adjust (e.g. truncation)
+        self._last = threading.local()  # each thread's last search, see ``notes``
 
     @classmethod
     def open(
@@ -183,6 +184,12 @@ class CodeIndex:
     @property
     def build_version(self) -> str:
         return self.manifest["build_version"]
+
+    @property
+    def notes(self) -> list[str]:
+        """What the last search of the calling thread had to adjust (e.g. truncation):
+        per thread, so that a server's threads can search one index at once."""
+        return getattr(self._last, "notes", [])
 
     def search(
         self,
@@ -214,9 +221,9 @@ class CodeIndex:
             raise CodeintelError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
         if max_tokens is not None and max_tokens < 1:
             raise CodeintelError(f"max_tokens must be at least 1 (got {max_tokens})")
-        self.notes = []
+        self._last.notes = []
         if mode != "dense" and self.channels is None:
-            self.notes.append("this version has no BM25 index: searching dense only")
+            self._last.notes.append("this version has no BM25 index: searching dense only")
             mode = "dense"
         total = self.index.ntotal
         fetch = max(MIN_CANDIDATES, k * OVERFETCH)
@@ -234,7 +241,7 @@ class CodeIndex:
         limit = text_token_limit(self.embedder)
         tokens = self.embedder.count_tokens([query])[0]
         if tokens > limit:
-            self.notes.append(
+            self._last.notes.append(
                 f"the query has {tokens} tokens; the model reads the first {limit}, the rest is "
                 "ignored by dense search (BM25 still sees all of it)"
             )
@@ -355,7 +362,7 @@ class CodeIndex:
                 )
             )
         if cut:
-            self.notes.append(
+            self._last.notes.append(
                 f"{cut} of {len(results)} excerpts were cut to fit max_tokens={max_tokens} "
                 "(signature and matched lines kept); read a result's uri and lines for the rest"
             )
