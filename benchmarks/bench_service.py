@@ -56,7 +56,7 @@ from codeintel_assets.core.search import (  # noqa: E402
     recorded_embedder,
     use_query_threads,
 )
-from codeintel_assets.core.tuning import tune_and_lock  # noqa: E402
+from codeintel_assets.core.tuning import TARGET_RECALL, tune_and_lock  # noqa: E402
 from codeintel_assets.core.units import UnitSet, load_units, unit_id  # noqa: E402
 
 PACKAGES = (
@@ -138,7 +138,7 @@ def publish_large(work: Path) -> None:
     index = faiss_store.build_index(ids, vectors, factory)
     embedder = load_embedder(recorded_embedder(manifest))
     audit, _ = tune_and_lock(index, ids, vectors, lambda: embedder, factory, target, "bench",
-                             0.95, 10, 200)  # fmt: skip
+                             TARGET_RECALL, 10, 200)  # fmt: skip
     faiss_store.export_idmap(target.faiss_index(), target.faiss_idmap)
     units = repeated_units(load_units(source), chunks["id"].to_pylist(), ids)
     write_parquet(units.table, target.units, UNITS)
