@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import sysconfig
 import tempfile
 import time
@@ -31,6 +32,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import jittered_copies  # noqa: E402
 
 from codeintel_assets.core import faiss_store
 from codeintel_assets.core.channels import (
@@ -80,13 +85,12 @@ def corpus(root: Path) -> tuple[pa.Table, pa.Table]:
 def copies(table: pa.Table, nodes: pa.Table, count: int) -> tuple[pa.Table, pa.Table]:
     """Return about ``count`` chunks: whole copies of ``table`` (and their syntax nodes)."""
     repeat = max(1, round(count / table.num_rows))
-    rng = np.random.default_rng(0)
     dim = table.schema.field("embedding").type.list_size
     base = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    jittered = jittered_copies(base, repeat * len(base), sigma=0.03)
     parts, node_parts = [], []
     for c in range(repeat):
-        vectors = base + rng.normal(scale=0.03, size=base.shape)
-        vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+        vectors = jittered[c * len(base) : (c + 1) * len(base)]
         part = table.set_column(0, "id", pa.array(table["id"].to_numpy() + c * (1 << 40)))
         part = part.set_column(1, "uri", pa.array([f"c{c}/{u}" for u in table["uri"].to_pylist()]))
         embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)
