@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow as pa
 
@@ -47,15 +46,17 @@ from codeintel_assets.core.channels import (
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.definitions import DefinitionIndex, definition_key
 from codeintel_assets.core.embedding import (
+    EmbedderSpec,
     EmbeddingCache,
     HashingEmbedder,
-    SentenceTransformerEmbedder,
     embedding_text,
+    load_embedder,
 )
 from codeintel_assets.core.fusion import rrf
 from codeintel_assets.core.lexical import build_bm25
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.schemas import DEFINITIONS
+from codeintel_assets.core.search import use_query_threads
 from codeintel_assets.core.syntax import CST_DEFINITION_KINDS, cst_nodes_table
 from codeintel_assets.core.units import UnitSet, build_units
 
@@ -160,7 +161,6 @@ def measure(table: pa.Table, nodes: pa.Table, queries: list[str], vectors: np.nd
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    faiss.omp_set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "corpus"
         root.mkdir()
@@ -169,7 +169,9 @@ def main() -> None:
         docs = [c.split("\n")[1].strip(' "') for c in table["content"].to_pylist()
                 if c.count("\n") > 2][: QUERIES - len(names)]  # fmt: skip
         queries = [q for q in names + docs if q][:QUERIES]
-        model = SentenceTransformerEmbedder()
+        use_query_threads(1)  # as a serving process does
+        spec = EmbedderSpec()
+        model = load_embedder(spec)
         model.embed(queries[:4])  # warm
         embed = []
         for q in queries:
@@ -177,7 +179,10 @@ def main() -> None:
             model.embed([q])
             embed.append(time.perf_counter() - t)
         e50, e95 = percentiles(embed)
-        print(f"query embedding (real MiniLM, one query): p50 {e50:.2f} ms  p95 {e95:.2f} ms")
+        print(
+            f"query embedding (real MiniLM, {spec.backend}, one query): "
+            f"p50 {e50:.2f} ms  p95 {e95:.2f} ms"
+        )
         vectors = HashingEmbedder(dim=384).embed(queries)
         for label, (chunks, syntax) in (
             ("~10k", (table, nodes)),
