@@ -18,6 +18,7 @@ from codeintel_assets.core.scip.parts import (
     PART_LINES_ENV,
     ScipBudget,
     budget_from_env,
+    shadowed_stdlib_modules,
     split_in_parts,
 )
 from codeintel_assets_tests.support import write_fixture_repo
@@ -131,3 +132,7 @@ def test_the_budget_sets_the_part_size_and_bad_settings_are_named():
             budget_from_env(bad)
     lines = {"a": 3, "b": 3, "c": 10, "d": 1}
     assert split_in_parts(["a", "b", "c", "d"], lines, 6) == [["a", "b"], ["c"], ["d"]]
+    assert shadowed_stdlib_modules(["codeop.py", "email/utils.py", "pkg/io.py"]) == [
+        "codeop",
+        "email",
+    ]

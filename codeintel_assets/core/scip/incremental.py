@@ -65,6 +65,7 @@ from codeintel_assets.core.scip.parts import (
     ScipBudget,
     budget_from_env,
     line_counts,
+    shadowed_stdlib_modules,
     split_in_parts,
 )
 from codeintel_assets.core.scip.proto.scip_pb2 import Document, Index, SymbolInformation, SymbolRole
@@ -450,6 +451,10 @@ def _full(
     """Index every file, in parts of the budget's size (``parts.py``) when the tree is
     bigger, else in one run; write the index and its state when every run succeeds."""
     parts = split_in_parts(order, line_counts(job.repo_root, order), job.budget.lines_per_part())
+    shadowed = shadowed_stdlib_modules(order)
+    if shadowed and len(parts) > 1:
+        reason = f"{reason}; in one run, not parts: the tree shadows {', '.join(shadowed[:5])}"
+        parts = [order]
     index, runs, failed = _index_in_parts(job, order, parts) if len(parts) > 1 else (None, 0, None)
     if index is None and failed is None:
         # One part, or parts that did not settle (see _index_in_parts): one run of the tree.

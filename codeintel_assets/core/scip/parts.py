@@ -21,6 +21,7 @@ own code.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +110,14 @@ def split_in_parts(order: Sequence[str], lines: Mapping[str, int], limit: int) -
     if current:
         parts.append(current)
     return parts
+
+
+def shadowed_stdlib_modules(uris: Sequence[str]) -> list[str]:
+    """Return the standard-library module names the tree's top-level modules shadow.
+
+    pyright resolves such a name to the tree's file or to typeshed's stub depending on
+    whether that file is among a run's files, so parts (and incremental runs) would name
+    other symbols than one run: a tree that shadows one is indexed in one run.
+    """
+    tops = {uri.split("/", 1)[0].removesuffix(".pyi").removesuffix(".py") for uri in uris}
+    return sorted(tops & sys.stdlib_module_names)
