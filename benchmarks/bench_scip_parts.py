@@ -8,6 +8,12 @@ processes, sampled by ``core/memory.py``), wall seconds, the number of parts and
 whether the two indexes are byte for byte the same. Memory does not depend on the
 machine's load; seconds do (the load average is printed).
 
+The standard library's top-level modules shadow standard-library names (``codeop``,
+``datetime``...), so a full pass of it is one run whatever the part size
+(``parts.shadowed_stdlib_modules``): its "parts" row then repeats the one run. The parts
+figures in the README were measured at commit 7224d6d, before that fallback; on a corpus
+that shadows nothing both rows are meaningful.
+
 Run: ``python benchmarks/bench_scip_parts.py [--lines 100000,250000] [--part-lines 25000]``.
 """
 
