@@ -31,6 +31,11 @@ finding work after ``MAX_ROUNDS``, or an incremental run that fails. Not covered
 no symbol records — an attribute reached through a module object (``import pkg`` then
 ``pkg.sub.name``) when ``pkg/sub.py`` is added, or an import of a name a file does not
 define yet — which the nightly full pass (``check_scip_matches_full_pass``) would report.
+
+A full pass of a tree bigger than the memory budget's part (``parts.py``) is indexed in
+parts, each an update adding the next slice of the processing order to the documents so
+far (``_index_in_parts``), so node's memory follows the part. An incremental round bigger
+than the budget fails at node's heap limit, and the full pass that follows is in parts.
 """
 
 from __future__ import annotations
@@ -56,6 +61,13 @@ from codeintel_assets.core.scip.indexer import (
     write_index,
 )
 from codeintel_assets.core.scip.order import module_names, processing_order
+from codeintel_assets.core.scip.parts import (
+    ScipBudget,
+    budget_from_env,
+    line_counts,
+    shadowed_stdlib_modules,
+    split_in_parts,
+)
 from codeintel_assets.core.scip.proto.scip_pb2 import Document, Index, SymbolInformation, SymbolRole
 from codeintel_assets.core.scip.protobuf_reader import read_scip_protobuf
 from codeintel_assets.core.scip.symbol_names import is_local_symbol
@@ -79,8 +91,9 @@ class ScipUpdate:
     ``mode`` is ``full`` or ``incremental`` and ``reason`` says why; ``reindexed`` are the
     files whose documents were made afresh (all of them for a full pass); ``changed``,
     ``added`` and ``deleted`` compare the files with the stored state; ``rounds`` counts
-    the incremental runs. ``ok`` is false when the final scip-python run failed (then
-    ``failure`` says why and the index is left as it was).
+    the incremental runs; ``parts`` the parts a full pass was indexed in (``parts.py``)
+    and ``runs`` the scip-python runs. ``ok`` is false when a scip-python run failed
+    (then ``failure`` says why and the index is left as it was).
     """
 
     ok: bool
@@ -95,6 +108,8 @@ class ScipUpdate:
     seconds: float = 0.0
     failure: str = ""
     stderr_tail: str = ""
+    parts: int = 0
+    runs: int = 0
 
     def facts(self) -> dict[str, object]:
         """Return the update as stage metadata (counts, and the first paths of each list)."""
@@ -108,6 +123,8 @@ class ScipUpdate:
             "files_added": len(self.added),
             "files_deleted": len(self.deleted),
             "incremental_rounds": self.rounds,
+            "full_pass_parts": self.parts,
+            "scip_python_runs": self.runs,
         }
 
 
@@ -116,7 +133,8 @@ class ScipJob:
     """One repository's indexing job: where the index goes and what it is made from.
 
     ``files`` maps every Python file (repository-relative) to its content hash;
-    ``state`` is the ``scip_state.json`` beside ``output``.
+    ``state`` is the ``scip_state.json`` beside ``output``; ``budget`` bounds every
+    scip-python run's memory (a full pass runs in parts of ``budget.lines_per_part()``).
     """
 
     repo_root: Path
@@ -127,6 +145,7 @@ class ScipJob:
     files: Mapping[str, str]
     environment: PythonEnvironment
     timeout_s: float = 1800.0
+    budget: ScipBudget = ScipBudget()
 
     def identity(self) -> dict[str, object]:
         """Return what a stored index must share with this job to be updated in place."""
@@ -152,6 +171,7 @@ class ScipJob:
             keep=keep,
             environment=self.environment,
             timeout_s=self.timeout_s,
+            heap_mib=self.budget.memory_mib,
         )
 
 
@@ -160,7 +180,8 @@ def scip_job(ctx: BuildContext, output: Path | None = None) -> ScipJob:
     it skipped: an empty ``__init__.py`` still makes a package) with their hashes, and the
     repository's environment. ``output`` defaults to the build's ``index.scip``.
 
-    Raises ``BadInputError`` when the registry's ``python_env`` is not a virtualenv.
+    Raises ``BadInputError`` when the registry's ``python_env`` is not a virtualenv or
+    the memory budget's settings are wrong (``parts.budget_from_env``).
     """
     build = ctx.layout.build
     manifest = pq.read_table(build.repo_manifest, columns=["uri", "lang", "xxh64"]).to_pylist()
@@ -181,6 +202,7 @@ def scip_job(ctx: BuildContext, output: Path | None = None) -> ScipJob:
         files,
         resolve_python_env(ctx.repo.root, ctx.repo.python_env),
         ctx.scip_timeout_s,
+        budget_from_env(),
     )
 
 
@@ -240,6 +262,7 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
         deleted,
         update.rounds,
         time.monotonic() - started,
+        runs=update.rounds,
     )
 
 
@@ -271,6 +294,7 @@ class _Update:
         # The last run: its targets' documents before it, and every file it indexed.
         self.last_targets: dict[str, Document | None] = {}
         self.last_indexed: set[str] = set()
+        self.failure: ScipRunResult | None = None
 
     def used(self, doc: Document) -> set[str]:
         """Return the global symbols ``doc`` uses (computed once per document)."""
@@ -314,8 +338,12 @@ class _Update:
             partial = Path(tmp) / "index.scip"
             result = self.job.run(partial, indexed, keep=targets)
             if not result.ok:
+                self.failure = result
                 return False
             fresh = read_scip_protobuf(partial)
+        if not self.metadata.ByteSize():
+            # Indexing in parts starts from no index: take the tool's and the tree's metadata.
+            self.metadata.CopyFrom(fresh.metadata)
         new_docs = {doc.relative_path: doc for doc in fresh.documents}
         externals = {info.symbol: info for info in fresh.external_symbols}
         self.last_targets = {}
@@ -420,34 +448,69 @@ def _full(
     added: list[str] | None = None,
     deleted: list[str] | None = None,
 ) -> ScipUpdate:
-    """Index every file; write the index and its state when the run succeeds."""
-    with tempfile.TemporaryDirectory(prefix=".scip-full-", dir=job.output.parent) as scratch:
-        partial = Path(scratch) / "index.scip"
-        run = job.run(partial, order)
-        if run.ok:
-            _write(job, read_scip_protobuf(partial), order)
+    """Index every file, in parts of the budget's size (``parts.py``) when the tree is
+    bigger, else in one run; write the index and its state when every run succeeds."""
+    parts = split_in_parts(order, line_counts(job.repo_root, order), job.budget.lines_per_part())
+    shadowed = shadowed_stdlib_modules(order)
+    if shadowed and len(parts) > 1:
+        reason = f"{reason}; in one run, not parts: the tree shadows {', '.join(shadowed[:5])}"
+        parts = [order]
+    index, runs, failed = _index_in_parts(job, order, parts) if len(parts) > 1 else (None, 0, None)
+    if index is None and failed is None:
+        # One part, or parts that did not settle (see _index_in_parts): one run of the tree.
+        with tempfile.TemporaryDirectory(prefix=".scip-full-", dir=job.output.parent) as scratch:
+            partial = Path(scratch) / "index.scip"
+            run = job.run(partial, order)
+            runs += 1
+            index = read_scip_protobuf(partial) if run.ok else None
+            failed = None if run.ok else run
+    if index is not None:
+        _write(job, index, order)
     return ScipUpdate(
-        run.ok,
+        index is not None,
         "full",
         reason,
-        run.documents,
-        sorted(job.files) if run.ok else [],
+        len(index.documents) if index is not None else 0,
+        sorted(job.files) if index is not None else [],
         changed or [],
         added or [],
         deleted or [],
         0,
         time.monotonic() - started,
-        run.reason,
-        run.stderr_tail,
+        failed.reason if failed is not None else "",
+        failed.stderr_tail if failed is not None else "",
+        len(parts),
+        runs,
     )
 
 
-def _index_some(job: ScipJob, targets: set[str]) -> Index | None:
-    """Return the index of ``targets`` (in the whole current tree), or None when it failed."""
-    with tempfile.TemporaryDirectory(prefix=".scip-part-", dir=job.output.parent) as scratch:
-        partial = Path(scratch) / "index.scip"
-        run = job.run(partial, targets)
-        return read_scip_protobuf(partial) if run.ok else None
+def _index_in_parts(
+    job: ScipJob, order: list[str], parts: list[list[str]]
+) -> tuple[Index | None, int, ScipRunResult | None]:
+    """Return the index of the whole tree made part by part, the number of scip-python
+    runs, and the run that failed. The index is None when a run failed, or when a part
+    still had files to re-index after ``MAX_ROUNDS`` runs (then no run failed).
+
+    Each part is an update of the documents so far that adds the part's files, so what
+    makes an incremental update equal a full pass makes the parts equal one run: the tree
+    is staged whole (imports, re-exports and base classes in other parts resolve), the
+    runs follow the one processing order, an external symbol's information comes from the
+    run of its first user, and a part's file defining a symbol that a file of an earlier
+    part already used is indexed again with that file as context (then scip-python gives
+    it no ``SymbolInformation`` for it, as in one run).
+    """
+    update = _Update(job, order, Index(), [], [])
+    for part in parts:
+        pending, context = set(part), set()
+        for _ in range(MAX_ROUNDS):
+            if not update.run(pending, context):
+                return None, update.rounds, update.failure
+            pending, context = update.next_round()
+            if not pending and not context:
+                break
+        else:
+            return None, update.rounds, None
+    return update.merged(), update.rounds, None
 
 
 def _write(job: ScipJob, index: Index, order: list[str]) -> None:

@@ -47,12 +47,14 @@ from codeintel_assets.core.checksums import atomic_path, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import PROJECT_ROOT
 from codeintel_assets.core.scip.environment import PythonEnvironment, minimal_environment
+from codeintel_assets.core.scip.parts import MEMORY_ENV, PART_LINES_ENV
 from codeintel_assets.core.scip.proto.scip_pb2 import Index
 from codeintel_assets.core.scip.symbol_names import is_local_symbol
 
 SCIP_PYTHON_ENV = "CODEINTEL_SCIP_PYTHON"
 DEFAULT_SCIP_PYTHON = PROJECT_ROOT / "tools/scip-python/node_modules/.bin/scip-python"
 _STDERR_TAIL_CHARS = 4000
+_OUT_OF_HEAP = "JavaScript heap out of memory"
 _TOTAL_FILES = re.compile(r"Total Project Files (\d+)")
 
 
@@ -152,6 +154,7 @@ def run_scip_python(
     keep: Collection[str] | None = None,
     environment: PythonEnvironment | None = None,
     timeout_s: float = 1800,
+    heap_mib: int | None = None,
 ) -> ScipRunResult:
     """Index the Python files ``targets`` of ``repo_root`` with scip-python into ``output``.
 
@@ -160,8 +163,10 @@ def run_scip_python(
     ``uris``) are indexed in the order given (see ``order.py``); None means all of them,
     in scip-python's own order. ``keep`` are the documents written (None: all indexed).
     ``environment`` is what third-party imports resolve against (None: the minimal
-    one). The index is written in canonical form to a temp file, then renamed; its
-    external symbols are those any indexed file used.
+    one). ``heap_mib`` is node's heap limit (``--max-old-space-size``; None: node's
+    default), so a run that needs more fails saying so. The index is written in
+    canonical form to a temp file, then renamed; its external symbols are those any
+    indexed file used.
 
     Never raises for an indexer problem: a missing binary, a repository without
     Python files, a non-zero exit, a timeout or an empty output all return
@@ -232,9 +237,13 @@ def run_scip_python(
             "--show-progress-rate-limit",
             "60",
         ]
+        env = dict(os.environ)
+        if heap_mib is not None:
+            env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} --max-old-space-size={heap_mib}"
         process = subprocess.Popen(
             command,
             cwd=tree,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -252,6 +261,13 @@ def run_scip_python(
                 f"scip-python timed out after {timeout_s:g}s", python_files, _tail(log or "")
             )
         log = log or ""
+        if process.returncode != 0 and _OUT_OF_HEAP in log:
+            return failed(
+                f"scip-python ran out of its {heap_mib} MiB heap indexing {len(wanted or uris)}"
+                f" files: raise {MEMORY_ENV} or lower {PART_LINES_ENV}",
+                python_files,
+                _tail(log),
+            )
         if process.returncode != 0:
             return failed(
                 f"scip-python exited with code {process.returncode}", python_files, _tail(log)

@@ -123,6 +123,7 @@ def stage_scip_index(ctx: BuildContext, stage: Stage) -> StageResult:
             "seconds": round(update.seconds, 2),
             "python_files": len(job.files),
             **update.facts(),
+            **job.budget.facts(),
             "python_env": job.environment.fingerprint(),
             "tree_version": _project_version(ctx),
             "reason": update.failure,
