@@ -4,13 +4,9 @@ scip-python). And the environment imports resolve against is the configured one.
 
 from __future__ import annotations
 
-import json
 import shutil
-import textwrap
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core import registry
@@ -20,99 +16,10 @@ from codeintel_assets.core.scip import decode_scip_file
 from codeintel_assets.core.scip.environment import MINIMAL, resolve_python_env
 from codeintel_assets.core.scip.order import processing_order
 from codeintel_assets.core.stages import run_named
+from codeintel_assets_tests.scip_support import CORPUS, assert_same_as_full, build
 from codeintel_assets_tests.support import write_fixture_repo
 
 pytestmark = pytest.mark.integration
-
-STAGES = ("repo_manifest", "scip_index", "scip_occurrences", "symbol_edges")
-
-CORPUS = {
-    "pkg/__init__.py": "from pkg.shapes import Shape as Shape\n",
-    "pkg/shapes.py": textwrap.dedent(
-        '''\
-        """Shapes."""
-
-
-        class Shape:
-            """A square of some size."""
-
-            def __init__(self, size: int) -> None:
-                self.size = size
-
-            def area(self) -> int:
-                return self.size * self.size
-
-
-        def make_shape(size: int) -> Shape:
-            """Make a shape."""
-            return Shape(size)
-        '''
-    ),
-    "pkg/render.py": textwrap.dedent(
-        '''\
-        import os.path
-
-        from pkg.shapes import Shape, make_shape
-
-
-        def render(n: int) -> str:
-            """Render the area of a shape of size n."""
-            shape: Shape = make_shape(n)
-            return os.path.join("out", str(shape.area()))
-        '''
-    ),
-    "pkg/util.py": "def helper(x: int) -> int:\n    return x * 2\n",
-    "pkg/report.py": textwrap.dedent(
-        """\
-        from pkg.render import render
-        from pkg.util import helper
-
-
-        def report() -> list[str]:
-            return [render(helper(i)) for i in range(3)]
-        """
-    ),
-    "app.py": textwrap.dedent(
-        """\
-        import pkg
-        from pkg.extra import bonus
-        from pkg.report import report
-
-        print(pkg.Shape(2).area(), report(), bonus())
-        """
-    ),
-    # Files no edit touches: an edit affects a minority of the tree, as in real ones.
-    **{f"lib/part{i}.py": f"def part{i}(x: int) -> int:\n    return x + {i}\n" for i in range(4)},
-}
-
-
-def build(name: str, repo: Path, data: Path) -> dict[str, object]:
-    """Run the SCIP stages of ``repo`` under the data root ``data``; return scip_index's
-    metadata and the three tables."""
-    registry.add_repo(registry.RepoConfig(name=name, path=str(repo)), root=data, replace=True)
-    ctx = BuildContext.for_repo(name, root=data)
-    results = {stage: run_named(ctx, stage) for stage in STAGES}
-    layout = ctx.layout.build
-    return {
-        "scip": results["scip_index"].metadata,
-        "scip_occurrences": pq.read_table(layout.scip_occurrences),
-        "scip_symbols": pq.read_table(layout.scip_symbols),
-        "symbol_edges": pq.read_table(layout.symbol_edges),
-    }
-
-
-def rows(table: pa.Table) -> list[str]:
-    return sorted(json.dumps(row, sort_keys=True, default=str) for row in table.to_pylist())
-
-
-def assert_same_as_full(incremental: dict[str, object], repo: Path, tmp: Path) -> None:
-    """A full pass of the same tree in a fresh data root gives the same three tables."""
-    fresh = tmp / f"full-{len(list(tmp.glob('full-*')))}"
-    full = build("corpus", repo, fresh)
-    assert full["scip"]["mode"] == "full"
-    for table in ("scip_occurrences", "scip_symbols", "symbol_edges"):
-        assert rows(incremental[table]) == rows(full[table]), table
-    assert incremental["scip"]["documents"] == full["scip"]["documents"]
 
 
 def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Path):
@@ -252,3 +159,24 @@ def test_processing_order_puts_a_file_after_the_files_it_imports(tmp_path: Path)
     # The cycle api <-> core/base is ordered by path, after what either imports.
     assert rank("pkg/api.py") < rank("pkg/core/base.py")
     assert rank("src/lib/helper.py") < rank("src/lib/tool.py")
+
+
+def test_a_tree_that_shadows_a_standard_library_module_is_indexed_by_full_passes(
+    tmp_path: Path,
+):
+    # pyright resolves `json.codec` to this tree's json/ only when json/ is in the run:
+    # an incremental run of app.py alone would name typeshed's json instead.
+    corpus = {
+        "json/__init__.py": "from json.codec import encode as encode\n",
+        "json/codec.py": "def encode(value: object) -> str:\n    return str(value)\n",
+        "app.py": "from json.codec import encode\n\nprint(encode(1))\n",
+        "other.py": "def unrelated() -> int:\n    return 1\n",
+    }
+    repo = write_fixture_repo(tmp_path / "repo", corpus, git=False)
+    data = tmp_path / "data"
+    assert build("corpus", repo, data)["scip"]["mode"] == "full"
+    (repo / "app.py").write_text("from json.codec import encode\n\nprint(encode(2))\n")
+    step = build("corpus", repo, data)
+    assert step["scip"]["mode"] == "full"
+    assert "shadows standard-library modules (json)" in step["scip"]["mode_reason"]
+    assert_same_as_full(step, repo, tmp_path)

@@ -21,8 +21,8 @@ from codeintel_assets.core.scip.parts import (
     shadowed_stdlib_modules,
     split_in_parts,
 )
+from codeintel_assets_tests.scip_support import CORPUS, build, rows
 from codeintel_assets_tests.support import write_fixture_repo
-from codeintel_assets_tests.test_scip_incremental import CORPUS, build, rows
 
 CROSS_PART = {
     **CORPUS,
