@@ -18,6 +18,7 @@ measures it against the alternatives (the same columns read one by one, an ``UNN
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -313,13 +314,19 @@ NO_FILTER = ChunkFilter()
 
 @dataclass
 class CatalogReader:
-    """A read-only connection to one catalog file; use as a context manager.
+    """A read-only connection to one catalog file; use as a context manager. Safe to use
+    from several threads at once (each gets its own cursor).
 
     Raises ``BadInputError`` when the catalog does not exist or is not a readable DuckDB file.
     """
 
     catalog_path: Path
-    _con: duckdb.DuckDBPyConnection = field(init=False, repr=False)
+    _root: duckdb.DuckDBPyConnection = field(init=False, repr=False)
+    _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
+    _cursors: list[duckdb.DuckDBPyConnection] = field(
+        init=False, repr=False, default_factory=list
+    )
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _chunk_relation: str = field(init=False)
     _idmap_relation: str = field(init=False)
     _chunks: HydrationSource = field(init=False, repr=False)
@@ -327,7 +334,8 @@ class CatalogReader:
 
     def __post_init__(self) -> None:
         self.catalog_path = Path(self.catalog_path)
-        self._con = connect_read_only(self.catalog_path)
+        self._root = connect_read_only(self.catalog_path)
+        self._local.con = self._root
         tables = dict(
             self._con.execute(
                 "SELECT table_name, list(column_name) FROM duckdb_columns() "
@@ -357,9 +365,26 @@ class CatalogReader:
         """Where chunks are read from: ``chunks_mat`` when materialized, else ``v_chunks``."""
         return self._chunk_relation
 
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        """The calling thread's connection: the reader's own in the thread that opened it,
+        a cursor of it in any other (a DuckDB connection is not safe to share between
+        threads; its cursors share the database and its buffer pool)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            with self._lock:
+                con = self._root.cursor()
+                self._cursors.append(con)
+            self._local.con = con
+        return con
+
     def close(self) -> None:
-        """Close the connection."""
-        self._con.close()
+        """Close the connection and every thread's cursor of it."""
+        with self._lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+        self._root.close()
 
     def __enter__(self) -> CatalogReader:
         return self

@@ -15,8 +15,8 @@ Thread safety, explicitly:
 * a request holds a reference to the handle it started with (``acquire``), so it
   finishes on that version even if a swap happens meanwhile; a swapped-out handle is
   closed when its last request releases it;
-* ``CodeIndex.search`` keeps per-call state (its notes, one catalog connection), so
-  searches on one handle run one at a time under the handle's search lock;
+* searches on one handle run at once: ``CodeIndex`` keeps each thread's notes, its
+  catalog reader gives each thread its own cursor, and FAISS and BM25 only read;
 * structural queries use a fresh DuckDB cursor per call (cursors of one read-only
   connection are safe to use from different threads);
 * the embedding model is loaded on first use and shared by every version built with
@@ -118,7 +118,6 @@ class VersionHandle:
     opened_at: float = field(default_factory=time.time)
     refs: int = 0
     retired: bool = False
-    search_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -269,16 +269,17 @@ def search(cache: HandleCache, args: dict[str, Any]) -> dict[str, Any]:
     with cache.acquire(args.get("repo")) as handle:
         # A module filter keeps the results whose longest-prefix module it is: over-fetch.
         fetch = min(MAX_K * 4, k * 4) if module else k
-        with handle.search_lock:
-            results = handle.index.search(
-                args["query"],
-                k=fetch,
-                filters=filters,
-                mode=args["mode"],
-                kind=args["kind"],
-                max_tokens=args["max_tokens"],
-            )
-            notes = list(handle.index.notes)
+        # Threads search one version at once: CodeIndex keeps each thread's notes and its
+        # catalog reader gives each thread a cursor.
+        results = handle.index.search(
+            args["query"],
+            k=fetch,
+            filters=filters,
+            mode=args["mode"],
+            kind=args["kind"],
+            max_tokens=args["max_tokens"],
+        )
+        notes = list(handle.index.notes)
         if module:
             results = [r for r in results if getattr(r, "module_id", None) == module][:k]
         hits, cut = _fit([r.to_dict() for r in results], args["max_tokens"])
