@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from codeintel_assets.core.catalog import ChunkFilter
@@ -126,3 +128,26 @@ def test_published_catalog_joins_units_and_chunks(published: str):
     assert per_chunk == (chunks, chunks)  # every chunk has exactly one unit
     assert named == [("pkg/parse.py", 6, "function")]
     assert [m[0] for m in methods] == ["Counter.constructor", "Counter.increment"]
+
+
+def test_threads_search_one_index_at_once_each_with_its_own_notes(published: str):
+    # A server's request threads share one CodeIndex: answers and notes must be those of
+    # each thread's own query, as if it had searched alone.
+    queries = [
+        ("render report rows table", 30),  # cut: a max_tokens note
+        ("parse_config json", None),  # whole: no note
+        ("normalize vector", 4000),
+        ("Counter.increment()", 30),
+    ]
+    with CodeIndex.open(published) as index:
+
+        def answer(query: tuple[str, int | None]) -> tuple[list[dict], list[str]]:
+            text, budget = query
+            results = index.search(text, k=5, max_tokens=budget, kind="all")
+            return [r.to_dict() for r in results], list(index.notes)
+
+        alone = [answer(q) for q in queries]
+        assert any(notes for _, notes in alone) and not all(notes for _, notes in alone)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            together = list(pool.map(answer, queries * 8))
+    assert together == alone * 8
