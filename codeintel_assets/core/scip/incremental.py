@@ -237,7 +237,7 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
     added = sorted(u for u in job.files if u not in old_files)
     deleted = sorted(u for u in old_files if u not in job.files)
     shadowed = shadowed_stdlib_modules(order)
-    if shadowed:
+    if shadowed and (changed or added or deleted):
         why = (
             f"the tree shadows standard-library modules ({', '.join(shadowed[:5])}): "
             "an incremental run would resolve them to typeshed's stubs"
