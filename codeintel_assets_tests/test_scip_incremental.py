@@ -5,6 +5,7 @@ scip-python). And the environment imports resolve against is the configured one.
 from __future__ import annotations
 
 import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -161,22 +162,23 @@ def test_processing_order_puts_a_file_after_the_files_it_imports(tmp_path: Path)
     assert rank("src/lib/helper.py") < rank("src/lib/tool.py")
 
 
-def test_a_tree_that_shadows_a_standard_library_module_is_indexed_by_full_passes(
+def test_incremental_updates_of_a_tree_that_shadows_a_standard_library_module_are_exact(
     tmp_path: Path,
 ):
-    # pyright resolves `json.codec` to this tree's json/ only when json/ is in the run:
-    # an incremental run of app.py alone would name typeshed's json instead.
+    # A top-level codeop.py shadows the standard library's: a full pass in parts names its
+    # symbols otherwise (parts.py), an incremental update of its user or of itself must not.
+    codeop = (Path(sysconfig.get_paths()["stdlib"]) / "codeop.py").read_text()
     corpus = {
-        "json/__init__.py": "from json.codec import encode as encode\n",
-        "json/codec.py": "def encode(value: object) -> str:\n    return str(value)\n",
-        "app.py": "from json.codec import encode\n\nprint(encode(1))\n",
+        "codeop.py": codeop,
+        "user.py": "from codeop import CommandCompiler\n\nprint(CommandCompiler()('x = 1'))\n",
         "other.py": "def unrelated() -> int:\n    return 1\n",
     }
     repo = write_fixture_repo(tmp_path / "repo", corpus, git=False)
     data = tmp_path / "data"
     assert build("corpus", repo, data)["scip"]["mode"] == "full"
-    (repo / "app.py").write_text("from json.codec import encode\n\nprint(encode(2))\n")
-    step = build("corpus", repo, data)
-    assert step["scip"]["mode"] == "full"
-    assert "shadows standard-library modules (json)" in step["scip"]["mode_reason"]
-    assert_same_as_full(step, repo, tmp_path)
+    for name in ("user.py", "codeop.py"):
+        (repo / name).write_text((repo / name).read_text() + "\nEDITED = 1\n")
+        step = build("corpus", repo, data)
+        assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
+        assert step["scip"]["reindexed_examples"] == [name]
+        assert_same_as_full(step, repo, tmp_path)

@@ -26,11 +26,8 @@ What a file's document holds depends on other files in three ways, and each is f
   another scip-python, project name or root, no previous index, or an index that does
   not match its state: a **full pass**.
 
-Also a full pass: a tree whose top-level modules shadow standard-library modules (a
-``json/`` package, an ``io.py``: pyright resolves such a name to the tree's file only
-when that file is in the run, else to typeshed's stub, so a run of some files names
-other symbols than a run of all), more than ``FULL_FRACTION`` of the files affected,
-rounds still finding work after ``MAX_ROUNDS``, or an incremental run that fails. Not covered: a use
+Also a full pass: more than ``FULL_FRACTION`` of the files affected, rounds still
+finding work after ``MAX_ROUNDS``, or an incremental run that fails. Not covered: a use
 no symbol records — an attribute reached through a module object (``import pkg`` then
 ``pkg.sub.name``) when ``pkg/sub.py`` is added, or an import of a name a file does not
 define yet — which the nightly full pass (``check_scip_matches_full_pass``) would report.
@@ -236,13 +233,6 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
     changed = sorted(u for u in job.files if u in old_files and old_files[u] != job.files[u])
     added = sorted(u for u in job.files if u not in old_files)
     deleted = sorted(u for u in old_files if u not in job.files)
-    shadowed = shadowed_stdlib_modules(order)
-    if shadowed and (changed or added or deleted):
-        why = (
-            f"the tree shadows standard-library modules ({', '.join(shadowed[:5])}): "
-            "an incremental run would resolve them to typeshed's stubs"
-        )
-        return _full(job, order, why, started, changed, added, deleted)
     update = _Update(job, order, previous, state["order"], deleted)
     pending = set(changed) | set(added)
     pending |= update.users(_defined(update.old_docs[u] for u in deleted if u in update.old_docs))

@@ -116,7 +116,7 @@ def shadowed_stdlib_modules(uris: Sequence[str]) -> list[str]:
     """Return the standard-library module names the tree's top-level modules shadow.
 
     pyright resolves such a name to the tree's file or to typeshed's stub depending on
-    whether that file is among a run's files, so parts (and incremental runs) would name
+    whether that file is among a run's files, so parts would name
     other symbols than one run: a tree that shadows one is indexed in one run.
     """
     tops = {uri.split("/", 1)[0].removesuffix(".pyi").removesuffix(".py") for uri in uris}
