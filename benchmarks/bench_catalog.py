@@ -18,12 +18,12 @@ Hydrating 200 ids (input order kept) is the catalog's invariant: at most 6 ms wa
 * the IN-list over a copy of ``chunks_mat`` with DuckDB's automatic compression;
 * the Parquet views (no materialized tables), and the opt-in joins and filters.
 
-Warm: one open reader, each option once per round on the same 200 random ids, rounds
-interleaved (so load on the machine hits every option alike); the median and the
-fastest round are printed. Twice: first with rows the reader has not read before (a
-new sample each round: every round reads blocks of its own, and an option may find
-blocks an earlier option of its round read), then after every block of the tables and
-of their id index was read into DuckDB's buffer pool (the invariant's "warm").
+Warm: one open reader, each option once per round, each on its own 200 random ids
+(drawn alike, so one option's rows are not in the CPU caches for the next), rounds
+interleaved and each starting one option further (so load, and the wake of the slowest
+options, hit every option alike); the median and the fastest round are printed. Twice:
+first with rows the reader has not read before, then after every block of the tables
+and of their id index was read into DuckDB's buffer pool (the invariant's "warm").
 
 Cold: a fresh Python process (``duckdb`` and the catalog package imported before the
 clock starts) opens the catalog (``open``: connect, check, look the tables up) and
@@ -34,7 +34,8 @@ dropped (``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file before the process
 starts, so every page the query needs comes from the disk); 200 random 4 KB reads of
 the same cold file are printed as the disk's own floor.
 
-    python benchmarks/bench_catalog.py [--chunks 100000] [--dim 384] [--runs 30] [--root DIR]
+    python benchmarks/bench_catalog.py [--chunks 100000] [--dim 384] [--runs 30]
+        [--cold-runs 15] [--root DIR | --data DIR]
 """
 
 from __future__ import annotations
@@ -262,7 +263,8 @@ def sql_options(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Callabl
 def interleaved(options: dict[str, Callable], ids: np.ndarray, runs: int, k: int) -> dict:
     """Return {name: (median ms, fastest ms, median CPU ms)}, each option once per round.
 
-    Every round hydrates one fresh sample with every option. CPU ms is the process's
+    Every round hydrates a fresh sample with each option (one sample per option),
+    starting one option further each round. CPU ms is the process's
     CPU time (all threads) per call: less sensitive than wall time to other work on the
     machine, higher than it where DuckDB scans on several threads.
     """
@@ -271,9 +273,15 @@ def interleaved(options: dict[str, Callable], ids: np.ndarray, runs: int, k: int
     cpu: dict[str, list[float]] = {name: [] for name in options}
     for option in options.values():  # one warm-up each
         option(rng.choice(ids, k, replace=False).tolist())
-    for _ in range(runs):
-        sample = rng.choice(ids, k, replace=False).tolist()
-        for name, option in options.items():
+    names = list(options)
+    for run in range(runs):
+        # Each option its own sample: rows one option read are not in the CPU caches
+        # (nor DuckDB's buffer pool) for the next; the ids are drawn alike for all. Each
+        # round starts one option further: the option after the slowest ones (their
+        # allocations, evicted caches) is not the same one every round.
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            option = options[name]
+            sample = rng.choice(ids, k, replace=False).tolist()
             started, started_cpu = time.perf_counter(), time.process_time()
             rows = option(sample)
             wall[name].append((time.perf_counter() - started) * 1e3)
