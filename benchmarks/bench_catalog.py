@@ -13,15 +13,17 @@ Hydrating 200 ids (input order kept) is the catalog's invariant: at most 6 ms wa
 * ``id = ANY(?::BIGINT[])`` (one list parameter, a semi join: a full scan);
 * row numbers first: ids to row numbers with ``searchsorted`` over the id column read
   when the reader opens, then ``rowid = ANY(?)``;
+* the same IN-list with DuckDB's index scan turned off: a scan of the id-sorted table
+  that row-group zonemaps prune;
 * the IN-list over a copy of ``chunks_mat`` with DuckDB's automatic compression;
 * the Parquet views (no materialized tables), and the opt-in joins and filters.
 
-Warm: one open reader, each option once per round on the same 200 random ids, rounds
-interleaved (so load on the machine hits every option alike); the median and the
-fastest round are printed. Twice: first with rows the reader has not read before (a
-new sample each round: every round reads blocks of its own, and an option may find
-blocks an earlier option of its round read), then after every block of the tables and
-of their id index was read into DuckDB's buffer pool (the invariant's "warm").
+Warm: one open reader, each option once per round, each on its own 200 random ids
+(drawn alike, so one option's rows are not in the CPU caches for the next), rounds
+interleaved and each starting one option further (so load, and the wake of the slowest
+options, hit every option alike); the median and the fastest round are printed. Twice:
+first with rows the reader has not read before, then after every block of the tables
+and of their id index was read into DuckDB's buffer pool (the invariant's "warm").
 
 Cold: a fresh Python process (``duckdb`` and the catalog package imported before the
 clock starts) opens the catalog (``open``: connect, check, look the tables up) and
@@ -32,12 +34,14 @@ dropped (``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file before the process
 starts, so every page the query needs comes from the disk); 200 random 4 KB reads of
 the same cold file are printed as the disk's own floor.
 
-    python benchmarks/bench_catalog.py [--chunks 100000] [--dim 384] [--runs 30] [--root DIR]
+    python benchmarks/bench_catalog.py [--chunks 100000] [--dim 384] [--runs 30]
+        [--cold-runs 15] [--root DIR | --data DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -79,12 +83,14 @@ import json, sys, time
 import duckdb
 from codeintel_assets.core.catalog import CatalogReader
 from pathlib import Path
-ids = json.loads(sys.argv[2])
-joins = sys.argv[3] == "joins"
+ids, mode = json.loads(sys.argv[2]), sys.argv[3]
 t0, c0 = time.perf_counter(), time.process_time()
 with CatalogReader(Path(sys.argv[1])) as reader:
     t1, c1 = time.perf_counter(), time.process_time()
-    rows = reader.hydrate(ids, join_modules=joins, join_faiss=joins)
+    if mode == "ids":
+        rows = reader.hydrate(ids, columns=("id",))
+    else:
+        rows = reader.hydrate(ids, join_modules=mode == "joins", join_faiss=mode == "joins")
     t2, c2 = time.perf_counter(), time.process_time()
     assert [r["id"] for r in rows] == ids
 times = {"open": (t1 - t0, c1 - c0), "query": (t2 - t1, c2 - c1)}
@@ -92,9 +98,9 @@ print(json.dumps({name: [1e3 * v for v in pair] for name, pair in times.items()}
 """
 
 
-def write_synthetic(layout: ArtifactLayout, n: int, dim: int, seed: int = 0) -> np.ndarray:
+def write_synthetic(layout: ArtifactLayout, n: int, dim: int, seed: int = 0) -> None:
     """Write n chunks (20 per file, 200 directories), modules, an id map and one SCIP
-    definition per chunk; return the ids."""
+    definition per chunk."""
     rng = np.random.default_rng(seed)
     files = max(1, n // 20)
     dirs = [f"pkg{i}/sub{j}" for i in range(20) for j in range(10)]
@@ -165,7 +171,6 @@ def write_synthetic(layout: ArtifactLayout, n: int, dim: int, seed: int = 0) -> 
         }
     )
     schemas.write_parquet(defs, layout.scip_occurrences, schemas.SCIP_OCCURRENCES)
-    return ids
 
 
 def copy_in_former_layout(catalog: Path, target: Path) -> None:
@@ -258,7 +263,8 @@ def sql_options(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Callabl
 def interleaved(options: dict[str, Callable], ids: np.ndarray, runs: int, k: int) -> dict:
     """Return {name: (median ms, fastest ms, median CPU ms)}, each option once per round.
 
-    Every round hydrates one fresh sample with every option. CPU ms is the process's
+    Every round hydrates a fresh sample with each option (one sample per option),
+    starting one option further each round. CPU ms is the process's
     CPU time (all threads) per call: less sensitive than wall time to other work on the
     machine, higher than it where DuckDB scans on several threads.
     """
@@ -267,9 +273,15 @@ def interleaved(options: dict[str, Callable], ids: np.ndarray, runs: int, k: int
     cpu: dict[str, list[float]] = {name: [] for name in options}
     for option in options.values():  # one warm-up each
         option(rng.choice(ids, k, replace=False).tolist())
-    for _ in range(runs):
-        sample = rng.choice(ids, k, replace=False).tolist()
-        for name, option in options.items():
+    names = list(options)
+    for run in range(runs):
+        # Each option its own sample: rows one option read are not in the CPU caches
+        # (nor DuckDB's buffer pool) for the next; the ids are drawn alike for all. Each
+        # round starts one option further: the option after the slowest ones (their
+        # allocations, evicted caches) is not the same one every round.
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            option = options[name]
+            sample = rng.choice(ids, k, replace=False).tolist()
             started, started_cpu = time.perf_counter(), time.process_time()
             rows = option(sample)
             wall[name].append((time.perf_counter() - started) * 1e3)
@@ -312,9 +324,13 @@ def drop_page_cache(root: Path) -> None:
 
 
 def cold(
-    catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None, joins: bool = False
+    catalog: Path, ids: np.ndarray, runs: int, drop_root: Path | None, mode: str = "default"
 ) -> dict:
-    """Return {"open"|"query": (median wall ms, fastest wall ms, median CPU ms)}."""
+    """Return {"open"|"query": (median wall ms, fastest wall ms, median CPU ms)}.
+
+    ``mode``: ``default`` hydrates the default columns, ``joins`` adds join_modules and
+    join_faiss, ``ids`` asks for the id alone (the id index and the id column: what any
+    layout of the rows reads at least)."""
     rng = np.random.default_rng(11)
     samples: dict[str, list[list[float]]] = {"open": [], "query": []}
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
@@ -323,7 +339,7 @@ def cold(
         if drop_root is not None:
             drop_page_cache(drop_root)
         out = subprocess.run(
-            [sys.executable, "-c", _COLD_SCRIPT, str(catalog), sample, "joins" if joins else ""],
+            [sys.executable, "-c", _COLD_SCRIPT, str(catalog), sample, mode],
             capture_output=True,
             text=True,
             check=True,
@@ -404,13 +420,65 @@ def print_table(
         )
 
 
+def prepare(data: Path, chunks: int, dim: int) -> tuple[ArtifactLayout, ArtifactLayout, Path, Path]:
+    """Write the synthetic data and the four catalogs under ``data``, unless a run with
+    the same ``chunks`` and ``dim`` prepared them there; return (Parquet-views layout,
+    materialized layout, automatic-compression copy, former-layout copy)."""
+    views, mat = ArtifactLayout(data / "views"), ArtifactLayout(data / "mat")
+    auto, former = data / "auto" / "auto.duckdb", data / "former" / "former.duckdb"
+    marker = data / "prepared.json"
+    wanted = {"chunks": chunks, "dim": dim}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        print(f"reusing the catalogs of {data} ({chunks} chunks, dim {dim})")
+        return views, mat, auto, former
+    for path in (views.root, mat.root, auto.parent, former.parent):
+        shutil.rmtree(path, ignore_errors=True)
+    started = time.perf_counter()
+    write_synthetic(mat, chunks, dim)
+    shutil.copytree(mat.root, views.root)
+    print(
+        f"synthetic data: {chunks} chunks, dim {dim}, "
+        f"{mat.chunks.stat().st_size / 1e6:.0f} MB Parquet, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    started = time.perf_counter()
+    build_catalog(views)
+    print(f"Parquet views catalog: build {time.perf_counter() - started:.2f} s")
+    started = time.perf_counter()
+    build_catalog(mat, materialize=True)
+    print(
+        f"materialized catalog: build {time.perf_counter() - started:.2f} s, "
+        f"{mat.catalog.stat().st_size / 1e6:.1f} MB"
+    )
+    auto.parent.mkdir(parents=True)
+    copy_with_automatic_compression(mat.catalog, auto)
+    print(f"chunks_mat with automatic compression: {auto.stat().st_size / 1e6:.1f} MB")
+    former.parent.mkdir(parents=True)
+    copy_in_former_layout(mat.catalog, former)
+    print(f"chunks_mat in the former layout: {former.stat().st_size / 1e6:.1f} MB")
+    marker.write_text(json.dumps(wanted))
+    return views, mat, auto, former
+
+
+def chunk_ids(catalog: Path) -> np.ndarray:
+    """Return the ids of ``catalog``'s chunks, in id order."""
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        return con.execute("SELECT id FROM chunks_mat ORDER BY id").fetchnumpy()["id"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cold-runs", type=int, default=15)
-    parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--root", type=Path, default=None, help="parent of the temp dir")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="keep the catalogs here and reuse them in the next run (same --chunks, --dim)",
+    )
     args = parser.parse_args()
     filters = {
         "glob pkg3/**": ChunkFilter(include_globs=["pkg3/**"]),
@@ -420,37 +488,30 @@ def main() -> None:
         ),
         "language python": ChunkFilter(languages=["python"]),
     }
-    with tempfile.TemporaryDirectory(dir=args.root) as tmp:
-        views = ArtifactLayout(Path(tmp) / "views")
-        mat = ArtifactLayout(Path(tmp) / "mat")
-        started = time.perf_counter()
-        ids = write_synthetic(mat, args.chunks, args.dim)
-        shutil.copytree(mat.root, views.root)
-        print(
-            f"synthetic data: {args.chunks} chunks, dim {args.dim}, "
-            f"{mat.chunks.stat().st_size / 1e6:.0f} MB Parquet, "
-            f"{time.perf_counter() - started:.1f} s"
-        )
-        started = time.perf_counter()
-        build_catalog(views)
-        print(f"Parquet views catalog: build {time.perf_counter() - started:.2f} s")
-        started = time.perf_counter()
-        build_catalog(mat, materialize=True)
-        print(
-            f"materialized catalog: build {time.perf_counter() - started:.2f} s, "
-            f"{mat.catalog.stat().st_size / 1e6:.1f} MB"
-        )
-        auto = Path(tmp) / "auto.duckdb"
-        copy_with_automatic_compression(mat.catalog, auto)
-        print(f"chunks_mat with automatic compression: {auto.stat().st_size / 1e6:.1f} MB")
-        former = Path(tmp) / "former.duckdb"
-        copy_in_former_layout(mat.catalog, former)
-        print(f"chunks_mat in the former layout: {former.stat().st_size / 1e6:.1f} MB")
+    with contextlib.ExitStack() as stack:
+        if args.data is None:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.root)))
+        else:
+            data = args.data
+        views, mat, auto, former = prepare(data, args.chunks, args.dim)
+        ids = chunk_ids(mat.catalog)
 
         with CatalogReader(mat.catalog) as reader, CatalogReader(views.catalog) as on_views:
             mat_con = duckdb.connect(str(mat.catalog), read_only=True)
             auto_con = duckdb.connect(str(auto), read_only=True)
             former_con = duckdb.connect(str(former), read_only=True)
+            # The id-sorted table without its index: a scan that row-group zonemaps prune.
+            # A copy of the file: the setting is global to a database instance, and
+            # connections to one path share one.
+            zonemap = data / "zonemap.duckdb"
+            shutil.copyfile(mat.catalog, zonemap)
+            zonemap_con = duckdb.connect(str(zonemap), read_only=True)
+            zonemap_con.execute("SET index_scan_max_count = 0")
+            zonemap_con.execute("SET index_scan_percentage = 0")
+            plan = zonemap_con.execute(
+                "EXPLAIN ANALYZE SELECT id FROM chunks_mat WHERE id IN (?, ?)", ids[:2].tolist()
+            ).fetchall()[0][1]
+            assert "Index Scan" not in plan, plan
             each_column = "IN-list reading each column (the former hydrate)"
             seed_join = "UNNEST WITH ORDINALITY join (the seed's query)"
             options = {
@@ -461,6 +522,9 @@ def main() -> None:
                 },
                 f"{each_column}, former layout (256 KB blocks)": sql_options(
                     former_con, "chunks_mat"
+                )[each_column],
+                f"{each_column}, index scan off (id zonemaps)": sql_options(
+                    zonemap_con, "chunks_mat"
                 )[each_column],
                 "IN-list, chunks_mat with automatic compression": sql_options(
                     auto_con, "chunks_auto"
@@ -491,6 +555,7 @@ def main() -> None:
                 1000,
             )
             former_con.close()
+            zonemap_con.close()
             auto_con.close()
             mat_con.close()
         print_table(
@@ -511,7 +576,7 @@ def main() -> None:
         cold_rows = []
         for label, catalog, root in (
             ("materialized", mat.catalog, mat.root),
-            ("former layout (256 KB blocks, no hydration_row)", former, Path(tmp)),
+            ("former layout (256 KB blocks, no hydration_row)", former, former.parent),
             ("Parquet views", views.catalog, views.root),
         ):
             for cache, drop_root in (("page cache warm", None), ("page cache dropped", root)):
@@ -521,14 +586,12 @@ def main() -> None:
                     (f"{label}: first query, {cache}", *measured["query"], target),
                     (f"{label}: open, {cache}", *measured["open"], None),
                 ]
-        joined = cold(mat.catalog, ids, args.cold_runs, None, joins=True)
-        cold_rows.append(
-            (
-                "materialized: first query + join_modules + join_faiss, page cache warm",
-                *joined["query"],
-                None,
-            )
-        )
+        for mode, label in (
+            ("joins", "first query + join_modules + join_faiss"),
+            ("ids", "first query, the ids alone (id index + id column)"),
+        ):
+            measured = cold(mat.catalog, ids, args.cold_runs, None, mode)
+            cold_rows.append((f"materialized: {label}, page cache warm", *measured["query"], None))
         cold_rows.append(
             (
                 f"disk floor: {K} random 4 KB reads of the dropped catalog file",

@@ -110,6 +110,23 @@ def test_long_id_lists_take_the_list_path_with_the_same_answer(
     ]
 
 
+def test_a_statement_parsed_for_one_reader_serves_another(tmp_path: Path) -> None:
+    # Parsed statements are shared by SQL text; the reader that parsed one may be closed.
+    first, second = (build_fixture_layout(tmp_path / name / REPO) for name in ("a", "b"))
+    build_catalog(first, materialize=True)
+    build_catalog(second, materialize=True)
+    order = [GUIDE, 4242, CORE_1]
+    with CatalogReader(first.catalog) as reader:
+        expected = reader.hydration(order)
+    with duckdb.connect(str(second.catalog)) as con:  # the second catalog differs
+        con.execute("DELETE FROM chunks_mat WHERE id = ?", [CORE_1])
+    with CatalogReader(second.catalog) as reader:
+        found = reader.hydration(order)
+    assert expected.unknown == [4242] and [r["id"] for r in expected.rows] == [GUIDE, CORE_1]
+    assert found.unknown == [4242, CORE_1]
+    assert found.rows == expected.rows[:1]
+
+
 def test_materialized_hydration_is_an_index_scan(tmp_path: Path) -> None:
     layout = build_fixture_layout(tmp_path / REPO)
     build_catalog(layout, materialize=True)

@@ -21,7 +21,7 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -169,7 +169,7 @@ def hydrate_rows(
         ["hit.*", *(f"{sql} AS {name}" for join in joins for name, sql in join.columns)]
     )
     sql = "".join(ctes) + f"\nSELECT {select} FROM hit " + " ".join(j.join for j in joins)
-    cursor = con.execute(_parsed(sql), bound)
+    cursor = con.execute(_parsed(con, sql), bound)
     names = [d[0] for d in cursor.description]
     found = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     rows, unknown, filtered_out = [], [], []
@@ -186,14 +186,27 @@ def hydrate_rows(
     return Hydration(rows, unknown, filtered_out)
 
 
-@lru_cache(maxsize=512)
-def _parsed(sql: str) -> duckdb.Statement:
+# Parsed statements by SQL text; cleared when full (a new shape per id count, filter
+# and join combination, so it stays small in practice).
+_STATEMENTS: dict[str, duckdb.Statement] = {}
+_STATEMENTS_MAX = 512
+
+
+def _parsed(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
     """Return ``sql`` parsed once: a warm reader binds it again without re-parsing.
 
-    Saves ~0.6 ms of the ~4 ms of a 200-id hydration (bench_catalog.py); DuckDB's Python
-    client has no prepared statement to keep, and SQL ``EXECUTE`` refuses bound values.
+    Saves ~0.5 ms of a 200-id hydration (bench_catalog.py); DuckDB's Python client has
+    no prepared statement to keep, and SQL ``EXECUTE`` refuses bound values. Parsed by
+    ``con``, not by ``duckdb.extract_statements``: that one opens the module's default
+    in-memory database, ~17 ms of a fresh process's first hydration. A parsed statement
+    runs on any connection.
     """
-    (statement,) = duckdb.extract_statements(sql)
+    statement = _STATEMENTS.get(sql)
+    if statement is None:
+        (statement,) = con.extract_statements(sql)
+        if len(_STATEMENTS) >= _STATEMENTS_MAX:
+            _STATEMENTS.clear()
+        _STATEMENTS[sql] = statement
     return statement
 
 
@@ -349,7 +362,6 @@ class CatalogReader:
         self._idmap_relation = _pick(
             _IDMAP_RELATIONS, FAISS_IDMAP_MAT if FAISS_IDMAP_MAT in tables else "faiss_idmap"
         )
-        _ensure_macros(self._con)
         # A chunks_mat of an older layout has no hydration_row: read its columns.
         packed = HYDRATION_ROW in tables.get(CHUNKS_MAT, [])
         self._chunks = HydrationSource(
@@ -429,15 +441,26 @@ class CatalogReader:
             joins.append(_JOIN_SYMBOLS)
         if join_faiss:
             joins.append(_join_faiss(self._idmap_relation))
-        found = hydrate_rows(
-            self._con,
-            self._chunks,
-            ids,
-            ["id", *(c for c in columns if c != "id")],
-            condition=condition,
-            params=params,
-            joins=joins,
-        )
+
+        def run() -> Hydration:
+            return hydrate_rows(
+                self._con,
+                self._chunks,
+                ids,
+                ["id", *(c for c in columns if c != "id")],
+                condition=condition,
+                params=params,
+                joins=joins,
+            )
+
+        try:
+            found = run()
+        except duckdb.CatalogException:
+            # A catalog built before the views.sql macros lacks uri_modules. Checked on
+            # this error only: listing the functions costs ~20-30 ms per reader.
+            if not (join_modules and _ensure_macros(self._con)):
+                raise
+            found = run()
         rows = [{"chunk_id": row["id"], **row} for row in found.rows]
         return Hydration(rows, found.unknown, found.filtered_out)
 
@@ -591,19 +614,20 @@ class CatalogReader:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _ensure_macros(con: duckdb.DuckDBPyConnection) -> None:
+def _ensure_macros(con: duckdb.DuckDBPyConnection) -> bool:
     """Create, for this connection only, the ``views.sql`` macros a catalog built before
     them lacks (``uri_modules``): a published version is never rebuilt, and a rollback
-    may return to one."""
+    may return to one. Return whether any was missing."""
     present = {
         row[0]
         for row in con.execute(
             "SELECT function_name FROM duckdb_functions() WHERE function_type = 'table_macro'"
         ).fetchall()
     }
-    for macro in load_macro_definitions():
-        if macro.name not in present:
-            con.execute(macro.ddl.replace("CREATE OR REPLACE MACRO", "CREATE TEMP MACRO", 1))
+    missing = [macro for macro in load_macro_definitions() if macro.name not in present]
+    for macro in missing:
+        con.execute(macro.ddl.replace("CREATE OR REPLACE MACRO", "CREATE TEMP MACRO", 1))
+    return bool(missing)
 
 
 def _pick(allowed: frozenset[str], relation: str) -> str:
