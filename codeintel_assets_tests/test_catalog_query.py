@@ -165,6 +165,14 @@ def test_joins_add_columns_without_duplicating_rows(reader: CatalogReader) -> No
     assert by_id[CORE_1]["faiss_row"] == 1 and by_id[CORE_1]["index_name"] == "chunks"
 
 
+def test_the_module_map_of_a_reader_is_what_join_modules_adds(reader: CatalogReader) -> None:
+    modules = reader.uri_modules()
+    for row in reader.hydrate(ALL_IDS, join_modules=True):
+        expected = (row["module_id"], row["language"]) if row["module_id"] else None
+        assert modules.get(row["uri"]) == expected, row["uri"]
+    assert modules[next(r["uri"] for r in reader.hydrate([DEEP]))][0] == "pkg.sub"
+
+
 def test_join_faiss_with_two_indexes_keeps_one_row(tmp_path: Path) -> None:
     layout = build_fixture_layout(tmp_path / REPO)
     first = idmap_table(ALL_IDS)
@@ -185,8 +193,10 @@ def test_a_catalog_built_before_the_module_macro_still_joins_modules(tmp_path: P
     with duckdb.connect(str(layout.catalog)) as con:  # as a catalog of an earlier build
         con.execute("DROP MACRO TABLE uri_modules")
     with CatalogReader(layout.catalog) as reader:
+        by_uri = reader.uri_modules()  # its first query: the macro is missing
         rows = reader.hydrate(ALL_IDS, join_modules=True)
     assert {r["id"]: r["module_id"] for r in rows}[DEEP] == "pkg.sub"
+    assert by_uri[next(r["uri"] for r in rows if r["id"] == DEEP)][0] == "pkg.sub"
     with duckdb.connect(str(layout.catalog), read_only=True) as con:  # the file is unchanged
         macros = con.execute(
             "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'uri_modules'"

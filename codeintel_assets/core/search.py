@@ -285,8 +285,10 @@ class CodeIndex:
         if scope.filters is not None:
             chunks = self.catalog.filter_ids(chunks, scope.filters)
         if scope.module is not None:
-            rows = self.catalog.hydrate(chunks, columns=("id", "uri"), join_modules=True)
-            chunks = [int(r["id"]) for r in rows if r.get("module_id") == scope.module]
+            modules = self.catalog.uri_modules()
+            chunks = [
+                c for c in chunks if modules.get(by_chunk[c], (None, None))[0] == scope.module
+            ]
         kept_uris = {by_chunk[c] for c in chunks}
         return {u for u in units if self.units.uri(u) in kept_uris}
 
@@ -309,9 +311,10 @@ class CodeIndex:
         chunks = {
             int(c["id"]): c
             for c in self.catalog.hydrate(
-                chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols", "content"), join_modules=True
+                chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols", "content")
             )
         }
+        modules = self.catalog.uri_modules()
         texts = self.catalog.span_lines(
             [(row["uri"], row["start_line"], row["end_line"]) for row in units]
         )
@@ -353,7 +356,7 @@ class CodeIndex:
                     truncated=text.truncated,
                     preview=chunk["preview"],
                     symbols=list(chunk.get("symbols") or []),
-                    module_id=chunk.get("module_id"),
+                    module_id=modules.get(row["uri"], (None, None))[0],
                     channels={
                         name: {"rank": hit[0], "score": hit[1]}
                         for name, found in positions.items()

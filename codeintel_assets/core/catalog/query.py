@@ -336,14 +336,13 @@ class CatalogReader:
     catalog_path: Path
     _root: duckdb.DuckDBPyConnection = field(init=False, repr=False)
     _local: threading.local = field(init=False, repr=False, default_factory=threading.local)
-    _cursors: list[duckdb.DuckDBPyConnection] = field(
-        init=False, repr=False, default_factory=list
-    )
+    _cursors: list[duckdb.DuckDBPyConnection] = field(init=False, repr=False, default_factory=list)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _chunk_relation: str = field(init=False)
     _idmap_relation: str = field(init=False)
     _chunks: HydrationSource = field(init=False, repr=False)
     _spans: ChunkSpans | None = field(init=False, repr=False, default=None)
+    _modules: dict[str, tuple[str, str]] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.catalog_path = Path(self.catalog_path)
@@ -539,6 +538,26 @@ class CatalogReader:
             f"SELECT symbols FROM {self._chunk_relation} WHERE id = ?", [int(chunk_id)]
         ).fetchone()
         return list(row[0]) if row and row[0] is not None else []
+
+    def uri_modules(self) -> dict[str, tuple[str, str]]:
+        """Return ``{uri: (module_id, language)}`` for every indexed file a module owns, by
+        ``views.sql``'s ``uri_modules`` rule (the longest ``uri_prefix``), read once per
+        reader: what ``join_modules`` adds to a chunk depends on its uri alone, so a
+        warm reader (a search, the service) looks it up here instead of joining per query.
+        """
+        if self._modules is None:
+            sql = (
+                "SELECT uri, module_id, language FROM uri_modules("
+                f"(SELECT list(DISTINCT uri) FROM {self._chunk_relation}))"
+            )
+            try:
+                rows = self._con.execute(sql).fetchall()
+            except duckdb.CatalogException:
+                if not _ensure_macros(self._con):  # a catalog built before the macro
+                    raise
+                rows = self._con.execute(sql).fetchall()
+            self._modules = {uri: (module, language) for uri, module, language in rows}
+        return self._modules
 
     def span_lines(self, spans: Sequence[tuple[str, int, int]]) -> list[list[str]]:
         """Return, per ``(uri, first, last)`` span, its lines (1-based inclusive) as indexed,
