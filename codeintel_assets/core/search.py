@@ -308,16 +308,18 @@ class CodeIndex:
         }
         units = [self.units.row(u) for u, _ in ranked]
         chunk_ids = [best.get(u) or self.units.best_chunk(u) for u, _ in ranked]
+        spans = [(row["uri"], row["start_line"], row["end_line"]) for row in units]
+        covering = self.catalog.span_chunk_ids(spans)
+        # One catalog query for the results' chunks and the chunks that hold their lines.
         chunks = {
             int(c["id"]): c
             for c in self.catalog.hydrate(
-                chunk_ids, columns=(*HYDRATION_COLUMNS, "symbols", "content")
+                list(dict.fromkeys([*chunk_ids, *covering])),
+                columns=(*HYDRATION_COLUMNS, "symbols", "content"),
             )
         }
         modules = self.catalog.uri_modules()
-        texts = self.catalog.span_lines(
-            [(row["uri"], row["start_line"], row["end_line"]) for row in units]
-        )
+        texts = self.catalog.span_lines(spans, [chunks[c] for c in covering if c in chunks])
         remaining = max_tokens
         cut = 0
         results = []

@@ -559,10 +559,9 @@ class CatalogReader:
             self._modules = {uri: (module, language) for uri, module, language in rows}
         return self._modules
 
-    def span_lines(self, spans: Sequence[tuple[str, int, int]]) -> list[list[str]]:
-        """Return, per ``(uri, first, last)`` span, its lines (1-based inclusive) as indexed,
-        put back together from the chunks — the chunks found by ``ChunkSpans`` (read once
-        per reader), then fetched by id in one query; a span no chunk holds gives []."""
+    def span_chunk_ids(self, spans: Sequence[tuple[str, int, int]]) -> list[int]:
+        """Return the ids of the chunks that hold the lines of the ``(uri, first, last)``
+        spans (1-based inclusive), found by ``ChunkSpans`` (read once per reader)."""
         if not spans:
             return []
         if self._spans is None:
@@ -571,10 +570,24 @@ class CatalogReader:
                     f"SELECT id, uri, start_line, end_line, start_byte FROM {self._chunk_relation}"
                 ).to_arrow_table()
             )
-        rows = self.hydrate(
-            self._spans.covering_all(spans),
-            columns=("id", "uri", "start_line", "start_byte", "content"),
-        )
+        return self._spans.covering_all(spans)
+
+    def span_lines(
+        self,
+        spans: Sequence[tuple[str, int, int]],
+        rows: Sequence[dict[str, Any]] | None = None,
+    ) -> list[list[str]]:
+        """Return, per ``(uri, first, last)`` span, its lines (1-based inclusive) as indexed,
+        put back together from the chunks of ``span_chunk_ids`` — ``rows`` when the caller
+        fetched them already (with ``uri``, ``start_line``, ``start_byte``, ``content``),
+        else fetched by id in one query; a span no chunk holds gives []."""
+        if not spans:
+            return []
+        if rows is None:
+            rows = self.hydrate(
+                self.span_chunk_ids(spans),
+                columns=("id", "uri", "start_line", "start_byte", "content"),
+            )
         files: dict[str, dict[int, str]] = {}
         for row in sorted(rows, key=lambda r: (r["uri"], r["start_line"], r["start_byte"])):
             lines = files.setdefault(row["uri"], {})
