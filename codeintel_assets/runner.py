@@ -10,10 +10,12 @@ a run would only repeat the last one's data versions.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +83,7 @@ def build_repository(
     ctx = resource.build_context(name)
     started = time.time()
     # Two in-process builds of one repository would race on its build area.
-    with build_lock(ctx.layout):
+    with sigint_default(), build_lock(ctx.layout):
         current = results_if_current(ctx)
         if current is not None:
             report = _up_to_date_report(current)
@@ -91,6 +93,31 @@ def build_repository(
             report = _materialize(name, resource, instance, on_step, log_level)
         _record(ctx.layout, report, started)
     return report
+
+
+@contextlib.contextmanager
+def sigint_default() -> Iterator[None]:
+    """Within the block, an ignored SIGINT (a background job's) has its default handler.
+
+    Dagster maps SIGTERM to the SIGINT handler while it executes in a main thread and maps
+    it back afterwards, so an ignored SIGINT leaves SIGTERM ignored too; every process
+    started after that inherits the ignored SIGTERM, and the compute-log ``tail`` children
+    Dagster terminates after each step then outlive ``terminate()``: it waits 30 s for each.
+    Outside the main thread (where no handler can be set) the block changes nothing.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    sigterm = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if sigterm is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 def _up_to_date_report(results: list[StageResult]) -> BuildReport:
