@@ -184,6 +184,8 @@ def test_one_function_edit_reparses_only_the_edited_file(builds: Builds):
         "units": len(langs),
         "modules": len(langs),
     }
+    # symbol_edges parses the Python files that SCIP describes (all of the fixture's).
+    in_scope["symbol_edges"] = in_scope["ast_nodes"]
     for name, files in in_scope.items():
         meta = builds.edited[name]
         assert meta["codeintel/ran"] is True, name
@@ -215,6 +217,7 @@ TABLES = {
     "units": lambda lay: lay.units,
     "chunk_units": lambda lay: lay.chunk_units,
     "symbol_edges": lambda lay: lay.symbol_edges,
+    "syntax_sites": lambda lay: lay.syntax_sites,
 }
 
 

@@ -186,6 +186,15 @@ class ArtifactLayout:
     def modules_ledger(self) -> Path:
         return self.file_ledger("modules")
 
+    @property
+    def syntax_sites(self) -> Path:
+        """Call sites and import lines of each Python file (``symbol_edges``' per-file part)."""
+        return self.root / "ledgers" / "syntax_sites.parquet"
+
+    @property
+    def symbol_edges_ledger(self) -> Path:
+        return self.file_ledger("symbol_edges")
+
     # -- catalog and evaluation ---------------------------------------------------
     @property
     def catalog(self) -> Path:
