@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
@@ -50,6 +50,11 @@ class BuildReport:
     assets: list[AssetSummary]
     failures: list[str]
     warnings: list[str]  # failed non-blocking checks
+    # Where a Dagster run's time went: seconds of each step (asset or check) from its start
+    # to its end event, and of the whole run from its first event to its last.
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    run_seconds: float = 0.0
+    probe_seconds: float = 0.0  # checking every gate before deciding to launch a run
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -85,12 +90,14 @@ def build_repository(
     # Two in-process builds of one repository would race on its build area.
     with sigint_default(), build_lock(ctx.layout):
         current = results_if_current(ctx)
+        probed = round(time.time() - started, 3)
         if current is not None:
             report = _up_to_date_report(current)
         else:
             instance = instance or dagster_instance()
             ensure_partitions(instance, [name])
             report = _materialize(name, resource, instance, on_step, log_level)
+        report = replace(report, probe_seconds=probed)
         _record(ctx.layout, report, started)
     return report
 
@@ -182,7 +189,26 @@ def _materialize(
     worker.join()
     if "error" in holder:
         raise holder["error"]
-    return _report(holder["result"])
+    report = _report(holder["result"])
+    return replace(report, **_run_timings(instance, report.run_id))
+
+
+def _run_timings(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    """Return ``step_seconds`` and ``run_seconds`` of a finished run, from its event log."""
+    logs = instance.all_logs(run_id)
+    started: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    for entry in logs:
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[entry.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            begun = started.get(entry.step_key, entry.timestamp)
+            steps[entry.step_key] = round(entry.timestamp - begun, 3)
+    span = logs[-1].timestamp - logs[0].timestamp if logs else 0.0
+    return {"step_seconds": steps, "run_seconds": round(span, 3)}
 
 
 def _progress(instance: dg.DagsterInstance, started: float) -> tuple[str, int]:

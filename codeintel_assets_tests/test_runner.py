@@ -22,6 +22,9 @@ def test_a_noop_build_launches_no_dagster_run_and_an_edit_does(
     assert code == 0, err
     first = json.loads(out)
     assert first["dagster_run_id"] and all(s["ran"] for s in first["stages"])
+    # Every asset's step is timed, and the run spans its steps.
+    assert {stage.name for stage in STAGES} <= set(first["step_seconds"])
+    assert first["run_seconds"] >= max(first["step_seconds"].values()) > 0
     chunks = next(s for s in first["stages"] if s["asset"] == "chunks")
     assert chunks["metadata"]["peak_rss_mib"] >= chunks["metadata"]["rss_before_mib"]
 
@@ -35,6 +38,8 @@ def test_a_noop_build_launches_no_dagster_run_and_an_edit_does(
     code, out, err = run_cli(capsys, "build", "fx", "--embedder", "hashing", "--json")
     noop = json.loads(out)
     assert noop["dagster_run_id"] is None
+    assert (noop["run_seconds"], noop["step_seconds"]) == (0.0, {})
+    assert noop["probe_seconds"] > 0
     assert [s["asset"] for s in noop["stages"]] == [stage.name for stage in STAGES]
     assert not any(s["ran"] for s in noop["stages"])
 
