@@ -198,6 +198,11 @@ def test_one_function_edit_reparses_only_the_edited_file(builds: Builds):
     for name in ("ast_nodes", "cst_nodes", "modules"):
         assert builds.edited[name]["diagnostics"] == builds.clean_run[name]["diagnostics"], name
 
+    # BM25 tokenizes only the texts the edit changed; a clean build tokenizes every one.
+    units = builds.edited["bm25_index"]["rows"]
+    assert 0 < builds.edited["bm25_index"]["texts_tokenized"] < units / 2
+    assert builds.clean_run["bm25_index"]["texts_tokenized"] == units
+
 
 def _table(path: Path, drop: tuple[str, ...] = ()) -> pa.Table:
     table = pq.read_table(path)

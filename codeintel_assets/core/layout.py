@@ -249,6 +249,11 @@ class RepoLayout:
         return self.repo_dir / "cache" / "embeddings"
 
     @property
+    def token_cache(self) -> Path:
+        """BM25 tokens of the last build's texts, by content hash (``lexical.TokenCache``)."""
+        return self.repo_dir / "cache" / "tokens.parquet"
+
+    @property
     def versions_dir(self) -> Path:
         return self.repo_dir / "versions"
 
