@@ -500,7 +500,8 @@ def _syntax_sites(
 
 def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
     """`symbol_graph/symbol_edges.parquet` + `symbol_graph.json`: call, reference, import,
-    inherits and implements edges between symbols, weighted by occurrence count."""
+    inherits and implements edges between symbols, weighted by occurrence count. Unchanged
+    files' call sites and import lines come from the previous build (``core.reuse``)."""
     layout = ctx.layout.build
     given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
     config = _given_config(given)
