@@ -207,6 +207,10 @@ def figures(label: str, report: dict, full_wall: float | None) -> dict:
     rss = {name: s["metadata"].get("peak_rss_mib") for name, s in ran.items()}
     rss = {name: value for name, value in rss.items() if value is not None}
     wall = report["wall"]
+    steps = report.get("step_seconds", {})
+    asset_steps = sum(secs for key, secs in steps.items() if key in stages)
+    worked = sum(stages[key]["seconds"] or 0.0 for key in steps if key in stages)
+    run = report.get("run_seconds", 0.0)
     return {
         "build": label,
         "wall_s": round(wall, 2),
@@ -215,6 +219,17 @@ def figures(label: str, report: dict, full_wall: float | None) -> dict:
         "stages_ran": sorted(ran),
         "stage_seconds": dict(sorted(seconds.items(), key=lambda kv: -kv[1])),
         "outside_stages_s": round(wall - sum(seconds.values()), 2),
+        # Where the wall time went: the stages' own work (gates included), Dagster's cost
+        # around each asset step, the checks' steps, the run outside its steps, and outside
+        # the run: process start, imports, the gate probe, the report.
+        "split_s": {
+            "stage work": round(worked, 2),
+            "asset step overhead": round(asset_steps - worked, 2),
+            "checks": round(sum(steps.values()) - asset_steps, 2),
+            "run outside steps": round(run - sum(steps.values()), 2),
+            "gate probe": round(report.get("probe_seconds", 0.0), 2),
+            "process, imports, report": round(wall - run - report.get("probe_seconds", 0.0), 2),
+        },
         "chunks_embedded": chunks.get("embedded", 0) if "chunks" in ran else 0,
         "files_reparsed": {stage: _count(ran.get(stage), REPARSED_KEYS) for stage in PARSE_STAGES},
         "scip_documents_reindexed": _count(ran.get("scip_index"), REINDEXED_KEYS),
@@ -264,6 +279,10 @@ def print_rows(rows: list[dict], embedder: str) -> None:
             f"  {row['build']}: {cells or 'none'}; outside the stages {row['outside_stages_s']}s;"
             f" scip: {row['scip_mode']}"
         )
+    print("\nwhere the wall time went (seconds):")
+    for row in rows:
+        split = ", ".join(f"{part} {secs:.2f}" for part, secs in row["split_s"].items())
+        print(f"  {row['build']}: {split}")
 
 
 def _verdict(row: dict) -> str:

@@ -425,6 +425,9 @@ def _report_json(report: Any) -> dict[str, Any]:
         "dagster_run_id": report.run_id or None,
         "failures": report.failures,
         "warnings": report.warnings,
+        "probe_seconds": report.probe_seconds,
+        "run_seconds": report.run_seconds,
+        "step_seconds": report.step_seconds,
         "stages": [
             {
                 "asset": s.asset,

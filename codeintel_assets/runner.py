@@ -10,11 +10,13 @@ a run would only repeat the last one's data versions.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
@@ -48,6 +50,11 @@ class BuildReport:
     assets: list[AssetSummary]
     failures: list[str]
     warnings: list[str]  # failed non-blocking checks
+    # Where a Dagster run's time went: seconds of each step (asset or check) from its start
+    # to its end event, and of the whole run from its first event to its last.
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    run_seconds: float = 0.0
+    probe_seconds: float = 0.0  # checking every gate before deciding to launch a run
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -81,16 +88,43 @@ def build_repository(
     ctx = resource.build_context(name)
     started = time.time()
     # Two in-process builds of one repository would race on its build area.
-    with build_lock(ctx.layout):
+    with sigint_default(), build_lock(ctx.layout):
         current = results_if_current(ctx)
+        probed = round(time.time() - started, 3)
         if current is not None:
             report = _up_to_date_report(current)
         else:
             instance = instance or dagster_instance()
             ensure_partitions(instance, [name])
             report = _materialize(name, resource, instance, on_step, log_level)
+        report = replace(report, probe_seconds=probed)
         _record(ctx.layout, report, started)
     return report
+
+
+@contextlib.contextmanager
+def sigint_default() -> Iterator[None]:
+    """Within the block, an ignored SIGINT (a background job's) has its default handler.
+
+    Dagster maps SIGTERM to the SIGINT handler while it executes in a main thread and maps
+    it back afterwards, so an ignored SIGINT leaves SIGTERM ignored too; every process
+    started after that inherits the ignored SIGTERM, and the compute-log ``tail`` children
+    Dagster terminates after each step then outlive ``terminate()``: it waits 30 s for each.
+    Outside the main thread (where no handler can be set) the block changes nothing.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    sigterm = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if sigterm is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 def _up_to_date_report(results: list[StageResult]) -> BuildReport:
@@ -155,7 +189,26 @@ def _materialize(
     worker.join()
     if "error" in holder:
         raise holder["error"]
-    return _report(holder["result"])
+    report = _report(holder["result"])
+    return replace(report, **_run_timings(instance, report.run_id))
+
+
+def _run_timings(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    """Return ``step_seconds`` and ``run_seconds`` of a finished run, from its event log."""
+    logs = instance.all_logs(run_id)
+    started: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    for entry in logs:
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[entry.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            begun = started.get(entry.step_key, entry.timestamp)
+            steps[entry.step_key] = round(entry.timestamp - begun, 3)
+    span = logs[-1].timestamp - logs[0].timestamp if logs else 0.0
+    return {"step_seconds": steps, "run_seconds": round(span, 3)}
 
 
 def _progress(instance: dg.DagsterInstance, started: float) -> tuple[str, int]:

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from codeintel_assets.core import registry
+from codeintel_assets.runner import sigint_default
 from codeintel_assets_tests.lifecycle_support import build_template, copy_root
 from codeintel_assets_tests.support import materialize_repo, write_fixture_repo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sigint_default():
+    """A suite run as a background job (SIGINT ignored) would wait 30 s per Dagster run."""
+    with sigint_default():
+        yield
 
 
 @pytest.fixture

@@ -88,6 +88,8 @@ def build(name: str, repo: Path, data: Path) -> dict[str, object]:
         "scip_occurrences": pq.read_table(layout.scip_occurrences),
         "scip_symbols": pq.read_table(layout.scip_symbols),
         "symbol_edges": pq.read_table(layout.symbol_edges),
+        # symbol_edges' per-file part, kept between builds.
+        "syntax_sites": pq.read_table(layout.syntax_sites),
     }
 
 
@@ -100,6 +102,6 @@ def assert_same_as_full(incremental: dict[str, object], repo: Path, tmp: Path) -
     fresh = tmp / f"full-{len(list(tmp.glob('full-*')))}"
     full = build("corpus", repo, fresh)
     assert full["scip"]["mode"] == "full"
-    for table in ("scip_occurrences", "scip_symbols", "symbol_edges"):
+    for table in ("scip_occurrences", "scip_symbols", "symbol_edges", "syntax_sites"):
         assert rows(incremental[table]) == rows(full[table]), table
     assert incremental["scip"]["documents"] == full["scip"]["documents"]

@@ -184,6 +184,8 @@ def test_one_function_edit_reparses_only_the_edited_file(builds: Builds):
         "units": len(langs),
         "modules": len(langs),
     }
+    # symbol_edges parses the Python files that SCIP describes (all of the fixture's).
+    in_scope["symbol_edges"] = in_scope["ast_nodes"]
     for name, files in in_scope.items():
         meta = builds.edited[name]
         assert meta["codeintel/ran"] is True, name
@@ -195,6 +197,11 @@ def test_one_function_edit_reparses_only_the_edited_file(builds: Builds):
         assert (clean["files_reused"], clean["files_processed"]) == (0, files), name
     for name in ("ast_nodes", "cst_nodes", "modules"):
         assert builds.edited[name]["diagnostics"] == builds.clean_run[name]["diagnostics"], name
+
+    # BM25 tokenizes only the texts the edit changed; a clean build tokenizes every one.
+    units = builds.edited["bm25_index"]["rows"]
+    assert 0 < builds.edited["bm25_index"]["texts_tokenized"] < units / 2
+    assert builds.clean_run["bm25_index"]["texts_tokenized"] == units
 
 
 def _table(path: Path, drop: tuple[str, ...] = ()) -> pa.Table:
@@ -215,6 +222,7 @@ TABLES = {
     "units": lambda lay: lay.units,
     "chunk_units": lambda lay: lay.chunk_units,
     "symbol_edges": lambda lay: lay.symbol_edges,
+    "syntax_sites": lambda lay: lay.syntax_sites,
 }
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core.checksums import atomic_folder
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.lexical import build_bm25, load_bm25
+from codeintel_assets.core.lexical import TokenCache, build_bm25, load_bm25
+from codeintel_assets.core.tokens import tokenize
 
 
 @pytest.fixture()
@@ -69,3 +71,38 @@ def test_bm25_empty_corpus_and_bad_inputs(tmp_path):
         build_bm25(np.array([1, 2]), ["one"])
     with pytest.raises(CodeintelError, match="missing or incomplete"):
         load_bm25(tmp_path / "nowhere")
+
+
+TEXTS = [
+    "def parse_url(text):\n    return urlsplit(text)",
+    "class HTTPServer:\n    def serve_forever(self): ...",
+    "def read_config(path):\n    '''Read the configuration file.'''",
+]
+
+
+def test_token_cache_gives_the_tokens_of_a_clean_run_and_keeps_only_this_runs_texts(tmp_path):
+    path = tmp_path / "cache" / "tokens.parquet"
+    first = TokenCache(path)
+    assert first.tokenize(TEXTS) == [tokenize(t) for t in TEXTS] and first.hits == 0
+    first.save()
+
+    again = TokenCache(path)
+    edited = [TEXTS[0], "def read_config(path, strict):\n    ...", TEXTS[2]]
+    assert again.tokenize(edited) == [tokenize(t) for t in edited]
+    assert again.hits == 2  # the edited text alone is tokenized
+    again.save()
+    assert pq.read_table(path).num_rows == 3  # TEXTS[1] left with the run that used it
+
+    # Through the cache or not, the index is the same.
+    ids = np.arange(3, dtype=np.int64)
+    cached = build_bm25(ids, edited, TokenCache(path))
+    assert cached.search("read config", 3) == build_bm25(ids, edited).search("read config", 3)
+
+
+def test_an_unreadable_token_cache_is_an_empty_one(tmp_path):
+    path = tmp_path / "tokens.parquet"
+    path.write_bytes(b"not parquet")
+    cache = TokenCache(path)
+    assert cache.tokenize(TEXTS) == [tokenize(t) for t in TEXTS] and cache.hits == 0
+    cache.save()
+    assert TokenCache(path).tokenize(TEXTS[:1]) == [tokenize(TEXTS[0])]

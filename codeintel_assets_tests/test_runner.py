@@ -1,8 +1,12 @@
-"""`indexctl build`'s runner: a build with nothing stale launches no Dagster run."""
+"""`indexctl build`'s runner: a build with nothing stale launches no Dagster run; a build
+where SIGINT is ignored still terminates its children."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from codeintel_assets.core.layout import RepoLayout
@@ -18,6 +22,9 @@ def test_a_noop_build_launches_no_dagster_run_and_an_edit_does(
     assert code == 0, err
     first = json.loads(out)
     assert first["dagster_run_id"] and all(s["ran"] for s in first["stages"])
+    # Every asset's step is timed, and the run spans its steps.
+    assert {stage.name for stage in STAGES} <= set(first["step_seconds"])
+    assert first["run_seconds"] >= max(first["step_seconds"].values()) > 0
     chunks = next(s for s in first["stages"] if s["asset"] == "chunks")
     assert chunks["metadata"]["peak_rss_mib"] >= chunks["metadata"]["rss_before_mib"]
 
@@ -31,6 +38,8 @@ def test_a_noop_build_launches_no_dagster_run_and_an_edit_does(
     code, out, err = run_cli(capsys, "build", "fx", "--embedder", "hashing", "--json")
     noop = json.loads(out)
     assert noop["dagster_run_id"] is None
+    assert (noop["run_seconds"], noop["step_seconds"]) == (0.0, {})
+    assert noop["probe_seconds"] > 0
     assert [s["asset"] for s in noop["stages"]] == [stage.name for stage in STAGES]
     assert not any(s["ran"] for s in noop["stages"])
 
@@ -40,3 +49,42 @@ def test_a_noop_build_launches_no_dagster_run_and_an_edit_does(
     edited = json.loads(out)
     ran = {s["asset"] for s in edited["stages"] if s["ran"]}
     assert edited["dagster_run_id"] and {"repo_manifest", "ast_nodes", "chunks"} <= ran
+
+
+_TERMINATE_AFTER_DAGSTER = """
+import contextlib, subprocess, sys
+from dagster._utils.interrupts import capture_interrupts  # what every Dagster run enters
+from codeintel_assets.runner import sigint_default
+
+with sigint_default() if sys.argv[1] == "restored" else contextlib.nullcontext():
+    with capture_interrupts():
+        pass
+    child = subprocess.Popen(["sleep", "30"])
+    child.terminate()
+    try:
+        print("exit", child.wait(timeout=5))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        print("terminate ignored")
+"""
+
+
+def test_a_build_where_sigint_is_ignored_can_still_terminate_its_children(tmp_path: Path):
+    # A background job ignores SIGINT; Dagster maps SIGTERM to the SIGINT handler and back,
+    # so the processes started afterwards (its compute-log `tail`s) ignore terminate().
+    script = tmp_path / "terminate.py"
+    script.write_text(_TERMINATE_AFTER_DAGSTER)
+
+    def run(mode: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(script), mode],
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert run("as inherited") == "terminate ignored"
+    assert run("restored") == f"exit {-signal.SIGTERM}"

@@ -31,7 +31,7 @@ from codeintel_assets.core.checksums import atomic_folder
 from codeintel_assets.core.definitions import DefinitionIndex, build_definitions
 from codeintel_assets.core.embedding import embedding_text
 from codeintel_assets.core.fusion import RRF_K, rrf
-from codeintel_assets.core.lexical import Bm25Index, build_bm25, load_bm25
+from codeintel_assets.core.lexical import Bm25Index, TokenCache, build_bm25, load_bm25
 from codeintel_assets.core.units import UnitSet, unit_texts
 
 Ranked = list[tuple[int, float]]
@@ -105,9 +105,12 @@ def unit_documents(
     ]
 
 
-def build_unit_channels(units: UnitSet, texts: list[str]) -> UnitChannels:
-    """Return the channels of ``units`` whose whole texts are ``texts`` (in table order)."""
-    bm25 = build_bm25(units.table["unit_id"].to_numpy(), texts)
+def build_unit_channels(
+    units: UnitSet, texts: list[str], tokens: TokenCache | None = None
+) -> UnitChannels:
+    """Return the channels of ``units`` whose whole texts are ``texts`` (in table order),
+    tokenized through ``tokens`` when given."""
+    bm25 = build_bm25(units.table["unit_id"].to_numpy(), texts, tokens)
     return UnitChannels(units, bm25, build_definitions(units.table))
 
 

@@ -55,6 +55,7 @@ from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K
 from codeintel_assets.core.heldout import HELD_OUT, HeldOutCorpus, held_out_corpus
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.lexical import TokenCache
 from codeintel_assets.core.modules import longest_prefix_owner
 from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery, read_queries_jsonl
 from codeintel_assets.core.schemas import EVAL_POOL
@@ -100,8 +101,10 @@ def evaluate(
     module_of: ModuleOf | None = None,
     fusion_depth: int = FUSION_DEPTH,
     oracle: ExactOracle | None = None,
+    tokens: TokenCache | None = None,
 ) -> EvalResult:
-    """Return the evaluation of ``queries`` against one built index (FAISS + BM25).
+    """Return the evaluation of ``queries`` against one built index (FAISS + BM25);
+    ``tokens`` tokenizes the held-out corpus' BM25 texts.
 
     ``chunks`` needs ``id`` and ``embedding`` (for the exact oracle, unless ``oracle`` is
     given), ``uri`` (for the default module: the chunk's directory) and ``lang,
@@ -118,7 +121,7 @@ def evaluate(
     limit = text_token_limit(embedder)
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
-    held_out = held_out_corpus(queries, chunks, channels, embedder)
+    held_out = held_out_corpus(queries, chunks, channels, embedder, tokens)
     pool = evaluation_pool(
         queries, vectors, index, oracle, channels, k, k_factor, fusion_depth, held_out
     )
@@ -524,6 +527,8 @@ def evaluate_layout(
         k=k,
         k_factor=k_factor,
         module_of=module_of,
+        # The BM25 stage's tokens: only the held-out files' stripped texts are new.
+        tokens=TokenCache(ctx.layout.token_cache),
     )
     if save_query_cache:
         cache.save()

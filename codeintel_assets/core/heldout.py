@@ -35,6 +35,7 @@ from codeintel_assets.core.channels import (
     unit_documents,
 )
 from codeintel_assets.core.embedding import Embedder, embedding_text
+from codeintel_assets.core.lexical import TokenCache
 from codeintel_assets.core.queries import SyntheticQuery
 from codeintel_assets.core.units import file_lines
 
@@ -100,8 +101,10 @@ def held_out_corpus(
     chunks: pa.Table,
     channels: UnitChannels,
     embedder: Embedder,
+    tokens: TokenCache | None = None,
 ) -> HeldOutCorpus | None:
-    """Return the corpus the ``heldout`` queries search, or None when there are none.
+    """Return the corpus the ``heldout`` queries search, or None when there are none; its
+    BM25 texts are tokenized through ``tokens`` when given (most are the build's own).
 
     ``chunks`` needs ``id, uri, lang, start_line, end_line, name, content``.
     """
@@ -133,6 +136,6 @@ def held_out_corpus(
     return HeldOutCorpus(
         chunk_ids=np.asarray(chunk_ids, dtype=np.int64),
         vectors=np.asarray(vectors, dtype=np.float32),
-        channels=build_unit_channels(units, documents),
+        channels=build_unit_channels(units, documents, tokens),
         documents={u: by_unit[u] for u in targets},
     )

@@ -186,6 +186,15 @@ class ArtifactLayout:
     def modules_ledger(self) -> Path:
         return self.file_ledger("modules")
 
+    @property
+    def syntax_sites(self) -> Path:
+        """Call sites and import lines of each Python file (``symbol_edges``' per-file part)."""
+        return self.root / "ledgers" / "syntax_sites.parquet"
+
+    @property
+    def symbol_edges_ledger(self) -> Path:
+        return self.file_ledger("symbol_edges")
+
     # -- catalog and evaluation ---------------------------------------------------
     @property
     def catalog(self) -> Path:
@@ -238,6 +247,11 @@ class RepoLayout:
     @property
     def embedding_cache_dir(self) -> Path:
         return self.repo_dir / "cache" / "embeddings"
+
+    @property
+    def token_cache(self) -> Path:
+        """BM25 tokens of the last build's texts, by content hash (``lexical.TokenCache``)."""
+        return self.repo_dir / "cache" / "tokens.parquet"
 
     @property
     def versions_dir(self) -> Path:

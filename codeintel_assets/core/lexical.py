@@ -8,12 +8,15 @@ English stopwords dropped). The index is persisted as ``bm25s``'s own files plus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bm25s
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from codeintel_assets.core.checksums import atomic_path, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import BM25_IDS_FILE as _IDS_FILE
 from codeintel_assets.core.tokens import tokenize
@@ -56,8 +59,68 @@ class Bm25Index:
             self.model.save(str(folder), show_progress=False)
 
 
-def build_bm25(ids: np.ndarray, texts: list[str]) -> Bm25Index:
-    """Return a BM25 index of ``texts`` keyed by ``ids`` (one id per text).
+_TOKEN_CACHE = pa.schema([("text_xxh64", pa.string()), ("tokens", pa.list_(pa.string()))])
+
+
+@dataclass
+class TokenCache:
+    """The tokens of texts tokenized before, by the texts' content hash, kept between
+    builds in one Parquet file (``path``; None: nothing kept).
+
+    Tokens are a function of the text alone, so a cached text gives what ``tokenize``
+    gives: an index built through the cache is the one a clean build makes. Reading them
+    back is an order of magnitude faster than tokenizing again. ``save`` keeps only the
+    texts of this run, so the file never outgrows the repository. A missing or
+    unreadable file is an empty cache.
+    """
+
+    path: Path | None
+    _known: dict[str, list[str]] | None = None
+    _used: dict[str, list[str]] = field(default_factory=dict)
+    hits: int = 0
+
+    def tokenize(self, texts: list[str]) -> list[list[str]]:
+        """Return each text's tokens (``tokenize``), from the cache where it has them."""
+        known = self._load()
+        out = []
+        for text in texts:
+            key = xxh64_text(text)
+            tokens = known.get(key)
+            if tokens is None:
+                tokens = tokenize(text)
+            else:
+                self.hits += 1
+            self._used[key] = tokens
+            out.append(tokens)
+        return out
+
+    def save(self) -> None:
+        """Write the tokens of the texts this cache tokenized (atomically, sorted by hash)."""
+        if self.path is None:
+            return
+        keys = sorted(self._used)
+        table = pa.table([keys, [self._used[k] for k in keys]], schema=_TOKEN_CACHE)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+
+    def _load(self) -> dict[str, list[str]]:
+        if self._known is None:
+            self._known = {}
+            if self.path is not None and self.path.is_file():
+                try:
+                    table = pq.read_table(self.path)
+                except (OSError, pa.ArrowInvalid):
+                    table = None
+                if table is not None and table.schema.equals(_TOKEN_CACHE):
+                    keys = table["text_xxh64"].to_pylist()
+                    self._known = dict(zip(keys, table["tokens"].to_pylist(), strict=True))
+        return self._known
+
+
+def build_bm25(ids: np.ndarray, texts: list[str], cache: TokenCache | None = None) -> Bm25Index:
+    """Return a BM25 index of ``texts`` keyed by ``ids`` (one id per text), their tokens
+    through ``cache`` when given.
 
     Raises ``CodeintelError`` when ids and texts differ in length.
     """
@@ -67,7 +130,8 @@ def build_bm25(ids: np.ndarray, texts: list[str]) -> Bm25Index:
     if not texts:
         return Bm25Index(ids=ids, model=None)
     model = bm25s.BM25()
-    model.index([tokenize(t) for t in texts], show_progress=False)
+    tokens = cache.tokenize(texts) if cache is not None else [tokenize(t) for t in texts]
+    model.index(tokens, show_progress=False)
     return Bm25Index(ids=ids, model=model)
 
 

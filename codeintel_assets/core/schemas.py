@@ -247,6 +247,17 @@ SYMBOL_EDGES = pa.schema(
     ]
 )
 
+# Call sites and import lines of each Python file (``core.symbols.syntax_site_rows``): the
+# per-file part of ``symbol_edges``, kept between builds beside its ledger (never published).
+SYNTAX_SITES = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("site", pa.string()),  # call (a callee name's position) | import (a line of one)
+        ("line", pa.int32()),  # 0-based
+        ("col", pa.int32()),  # code-point column of a call's callee name; null for import
+    ]
+)
+
 EVAL_POOL = pa.schema(
     [
         ("query_id", pa.string()),

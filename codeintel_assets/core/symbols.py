@@ -152,6 +152,45 @@ def python_syntax_sites(uris: Iterable[str], read_text: TextReader) -> SyntaxSit
     return sites
 
 
+def syntax_site_rows(files: Iterable[tuple[str, str, bytes]]) -> tuple[pa.Table, list[str]]:
+    """Return the call sites and import lines of ``files`` (uri, lang, bytes) as
+    ``schemas.SYNTAX_SITES`` rows, file by file in the given order and each file's rows
+    sorted, and the uris of the files that do not parse (``python_syntax_sites`` reads them
+    the same way: bytes decoded as UTF-8 with replacement)."""
+    rows: dict[str, list[Any]] = {name: [] for name in schemas.SYNTAX_SITES.names}
+    unparsed = []
+    for uri, _, data in files:
+        try:
+            tree, lines = _parse(data.decode("utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            unparsed.append(uri)
+            continue
+        found = [("call", line, col) for line, col in _call_sites(tree, lines)]
+        found += [("import", line, None) for line in _import_lines(tree)]
+        found.sort(key=lambda site: (site[0], site[1], -1 if site[2] is None else site[2]))
+        for site, line, col in found:
+            rows["uri"].append(uri)
+            rows["site"].append(site)
+            rows["line"].append(line)
+            rows["col"].append(col)
+    return pa.table(rows, schema=schemas.SYNTAX_SITES), unparsed
+
+
+def syntax_sites_of(table: pa.Table) -> SyntaxSites:
+    """Return the ``SyntaxSites`` a ``schemas.SYNTAX_SITES`` table holds (``unparsed``
+    left empty: the table does not record them)."""
+    columns = table.to_pydict()
+    sites = SyntaxSites()
+    for uri, site, line, col in zip(
+        columns["uri"], columns["site"], columns["line"], columns["col"], strict=True
+    ):
+        if site == "call":
+            sites.calls.add((uri, line, col))
+        else:
+            sites.import_lines.add((uri, line))
+    return sites
+
+
 def _module_symbols(definitions: pa.Table) -> dict[str, str]:
     """Return the module symbol defined by each uri (the fallback source of edges)."""
     modules: dict[str, str] = {}

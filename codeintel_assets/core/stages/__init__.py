@@ -98,9 +98,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "symbol_edges",
         ("scip_occurrences", "repo_manifest"),
-        "3",
+        "4",  # 4: call sites and import lines kept per file (ledgers/syntax_sites.parquet)
         structure.stage_symbol_edges,
-        files("symbol_edges", "symbol_graph_json"),
+        files("symbol_edges", "symbol_graph_json", "syntax_sites", "symbol_edges_ledger"),
         "structure",
         frozenset({"parquet"}),
     ),

@@ -23,6 +23,7 @@ from codeintel_assets.core.chunk_table import (
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbeddingCache, load_embedder, text_token_limit
 from codeintel_assets.core.layout import ArtifactLayout
+from codeintel_assets.core.lexical import TokenCache
 from codeintel_assets.core.reuse import (
     FilePlan,
     combined_signatures,
@@ -314,13 +315,17 @@ def stage_bm25_index(ctx: BuildContext, stage: Stage) -> StageResult:
         columns = ["id", "uri", "lang", "start_line", "end_line", "content"]
         units = load_units(layout)
         texts = unit_documents(units.table, pq.read_table(layout.chunks, columns=columns))
-        index = build_unit_channels(units, texts)
+        # Unchanged texts' tokens come from the last build's (a clean build's, exactly).
+        tokens = TokenCache(ctx.layout.token_cache)
+        index = build_unit_channels(units, texts, tokens)
         index.save(layout.bm25_dir)
+        tokens.save()
         return StageOutput(
             xxh64_json(["bm25", stage.upstream(ctx.layout), stage.code_version]),
             {
                 "rows": len(index.bm25),
                 "definitions": len(index.definitions),
+                "texts_tokenized": len(texts) - tokens.hits,
                 "path": str(layout.bm25_dir),
             },
         )

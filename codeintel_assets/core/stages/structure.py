@@ -52,6 +52,7 @@ from codeintel_assets.core.schemas import (
     SCIP_OCCURRENCES,
     SCIP_SYMBOLS,
     SYMBOL_EDGES,
+    SYNTAX_SITES,
     ParquetStream,
     file_batches,
     parquet_stream,
@@ -66,10 +67,12 @@ from codeintel_assets.core.scip.tables import (
 )
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
-    python_syntax_sites,
+    SyntaxSites,
     read_symbol_graph_json,
     symbol_edges_by_file,
     symbol_graph_json,
+    syntax_site_rows,
+    syntax_sites_of,
 )
 from codeintel_assets.core.syntax import (
     Diagnostic,
@@ -468,9 +471,38 @@ def _module_file_facts(
     return facts, ledger_diagnostics(ledger), plan
 
 
+def _syntax_sites(
+    ctx: BuildContext, stage: Stage, config: dict[str, Any], uris: list[str]
+) -> tuple[SyntaxSites, int, FilePlan]:
+    """Write `ledgers/syntax_sites.parquet` (call sites and import lines) for the Python
+    files among ``uris`` that the manifest holds, parsing only the files that changed since
+    the previous build; return the sites, how many of the files do not parse and the reuse
+    plan. (An empty file the manifest skipped has no sites.)"""
+    layout = ctx.layout.build
+    manifest = pq.read_table(layout.repo_manifest, columns=["uri", "lang", "xxh64"])
+    wanted = {uri for uri in uris if uri.endswith((".py", ".pyi"))}
+    signatures = {u: s for u, s in manifest_signatures(manifest).items() if u in wanted}
+    plan = plan_files(
+        ctx.layout,
+        stage,
+        layout.symbol_edges_ledger,
+        stage_basis(stage, config),
+        signatures,
+        manifest_hashes(manifest),
+        ctx.reuse_files,
+    )
+    new, unparsed = syntax_site_rows(plan.read(ctx.manifest_files(uris=plan.process)))
+    table = merged_rows(plan, layout.syntax_sites, new)
+    write_parquet(table, layout.syntax_sites, SYNTAX_SITES)
+    ledger = plan.ledger(Diagnostic(uri, "syntax_error", "") for uri in unparsed)
+    write_ledger(ledger, layout.symbol_edges_ledger, plan.basis)
+    return syntax_sites_of(table), len(ledger_diagnostics(ledger)), plan
+
+
 def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
     """`symbol_graph/symbol_edges.parquet` + `symbol_graph.json`: call, reference, import,
-    inherits and implements edges between symbols, weighted by occurrence count."""
+    inherits and implements edges between symbols, weighted by occurrence count. Unchanged
+    files' call sites and import lines come from the previous build (``core.reuse``)."""
     layout = ctx.layout.build
     given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
     config = _given_config(given)
@@ -483,18 +515,21 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
                     f"{given}: symbol_graph.json given in the registry does not exist"
                 )
             edges, outside = _edges_within(read_symbol_graph_json(given), set(_scip_uris(ctx)))
+            # What a derived graph kept per file would describe another build.
+            layout.syntax_sites.unlink(missing_ok=True)
+            layout.symbol_edges_ledger.unlink(missing_ok=True)
             facts.update(source=f"ingested {given}", edges_outside_manifest=outside)
         else:
             occurrences = layout.scip_occurrences
             definitions, uris = _definitions_and_uris(occurrences)
             symbols = pq.read_table(layout.scip_symbols)
-            sites = python_syntax_sites(uris, repo_text_reader(ctx.repo.root))
+            sites, unparsed, plan = _syntax_sites(ctx, stage, config, uris)
             # File by file: all occurrences as Python values would not fit at scale.
             files = file_batches(occurrences, SCIP_OCCURRENCES.names)
             edges = symbol_edges_by_file(
                 files, definitions, symbols, sites.calls, sites.import_lines
             )
-            facts.update(source="derived", unparsed_files=len(sites.unparsed))
+            facts.update(source="derived", unparsed_files=unparsed, **plan.metadata())
         write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
         write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges))
         heaviest = edges.sort_by([("weight", "descending")]).slice(0, 10).to_pylist()
