@@ -63,6 +63,7 @@ import pyarrow.compute as pc
 
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.jsonl import jsonl_records
+from codeintel_assets.core.pyparse import parse_python
 from codeintel_assets.core.schemas import MODULE_FILES, MODULES
 from codeintel_assets.core.syntax import Diagnostic
 
@@ -285,7 +286,7 @@ def _majority_language(files: list[tuple[str, str]]) -> str:
 def _python_stats(uri: str, data: bytes) -> tuple[_PythonStats | None, Diagnostic | None]:
     """Return the AST metrics of a Python file, or a diagnostic when it does not parse."""
     try:
-        tree = ast.parse(data.decode("utf-8-sig"), filename=uri)
+        tree = parse_python(data.decode("utf-8-sig"), uri)
     except UnicodeDecodeError as exc:
         return None, Diagnostic(uri, "not_utf8", f"byte {exc.start}: {exc.reason}")
     except SyntaxError as exc:
@@ -294,6 +295,8 @@ def _python_stats(uri: str, data: bytes) -> tuple[_PythonStats | None, Diagnosti
         return None, Diagnostic(uri, "syntax_error", str(exc))
     except (RecursionError, MemoryError) as exc:
         return None, Diagnostic(uri, "too_complex", f"{type(exc).__name__}: {exc}")
+    except SystemError as exc:
+        return None, Diagnostic(uri, "parser_error", f"{type(exc).__name__}: {exc}")
 
     cyclomatic = 0
     def_count = 0

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from codeintel_assets.core import schemas
 from codeintel_assets.core.errors import BadInputError
+from codeintel_assets.core.pyparse import PARSE_ERRORS, parse_python
 from codeintel_assets.core.scip.proto.scip_pb2 import SymbolRole
 from codeintel_assets.core.scip.symbol_names import infer_kind, is_local_symbol
 from codeintel_assets.core.scip.tables import LINE_BREAK, TextReader
@@ -82,7 +83,7 @@ def _attribute_name_start(lines: list[str], node: ast.Attribute) -> tuple[int, i
 
 
 def _parse(text: str) -> tuple[ast.Module, list[str]]:
-    return ast.parse(text), LINE_BREAK.split(text)
+    return parse_python(text), LINE_BREAK.split(text)
 
 
 def python_call_sites(text: str) -> set[tuple[int, int]]:
@@ -144,7 +145,7 @@ def python_syntax_sites(uris: Iterable[str], read_text: TextReader) -> SyntaxSit
             continue
         try:
             tree, lines = _parse(text)
-        except (SyntaxError, ValueError):
+        except PARSE_ERRORS:
             sites.unparsed.append(uri)
             continue
         sites.calls.update((uri, line, col) for line, col in _call_sites(tree, lines))
@@ -162,7 +163,7 @@ def syntax_site_rows(files: Iterable[tuple[str, str, bytes]]) -> tuple[pa.Table,
     for uri, _, data in files:
         try:
             tree, lines = _parse(data.decode("utf-8", errors="replace"))
-        except (SyntaxError, ValueError):
+        except PARSE_ERRORS:
             unparsed.append(uri)
             continue
         found = [("call", line, col) for line, col in _call_sites(tree, lines)]

@@ -46,6 +46,7 @@ from tree_sitter import Node
 
 from codeintel_assets.core.checksums import signed_xxh64, xxh64_bytes
 from codeintel_assets.core.grammars import CST_DEFINITION_KINDS, SYNTAX_LANGUAGES, parser_for
+from codeintel_assets.core.pyparse import parse_python
 from codeintel_assets.core.schemas import AST_NODES, CST_NODES, NODE_TO_CHUNK, ParquetStream
 
 __all__ = [
@@ -218,19 +219,6 @@ def _add_ast_files(
     return diagnostics
 
 
-def _parse_python(text: str, uri: str) -> ast.Module:
-    """Return ``ast.parse(text)``, parsed again once after CPython's spurious SystemError.
-
-    CPython before 3.11.8/3.12.1 can raise "AST constructor recursion depth mismatch"
-    for a valid file when its recursion counter was left off by an earlier parse in the
-    same process (gh-106905); the next call starts from a reset counter.
-    """
-    try:
-        return ast.parse(text, filename=uri)
-    except SystemError:
-        return ast.parse(text, filename=uri)
-
-
 def _add_ast_file(columns: _Columns, uri: str, data: bytes) -> Diagnostic | None:
     """Append the rows of one file, all or nothing; return a diagnostic when it fails."""
     # The BOM is not part of the text ast sees, so offsets on line 1 shift by it.
@@ -242,7 +230,7 @@ def _add_ast_file(columns: _Columns, uri: str, data: bytes) -> Diagnostic | None
     except UnicodeDecodeError as exc:
         return Diagnostic(uri, "not_utf8", f"byte {bom + exc.start}: {exc.reason}")
     try:
-        tree = _parse_python(text, uri)
+        tree = parse_python(text, uri)
     except SyntaxError as exc:
         return Diagnostic(uri, "syntax_error", f"line {exc.lineno}: {exc.msg}")
     except ValueError as exc:
