@@ -39,6 +39,10 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import edit_one_function  # noqa: E402
+
 NAME = "stdlib"
 # Targets of issue 15, as shares of the full build and wall seconds.
 TARGETS = {"no-op": (0.01, 5.0), "one-function edit": (0.03, 60.0)}
@@ -94,21 +98,6 @@ def build(env: dict[str, str], embedder: str) -> dict:
 
 
 # -- the edits -----------------------------------------------------------------------------
-
-
-def edit_one_function(root: Path) -> str:
-    """Insert one statement into the first multi-statement function of the corpus."""
-    for path in sorted(root.rglob("*.py")):
-        tree = _parsed(path)
-        for node in ast.walk(tree) if tree else ():
-            if isinstance(node, ast.FunctionDef) and len(node.body) >= 2:
-                lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-                target = node.body[1]
-                indent = lines[target.lineno - 1][: target.col_offset]
-                lines.insert(target.lineno - 1, f"{indent}_bench_edit = {time.time_ns()}\n")
-                path.write_text("".join(lines), encoding="utf-8")
-                return f"{path.relative_to(root)}:{node.name}"
-    raise SystemExit("no function to edit")
 
 
 def used_from_other_files(data: Path) -> list[tuple[str, str, int]]:

@@ -46,10 +46,15 @@ def jittered_copies(real: np.ndarray, count: int, sigma: float, seed: int = 0) -
 
 
 def edit_one_function(root: Path) -> str:
-    """Insert one statement into the first multi-statement function of the corpus."""
+    """Insert one statement into the first multi-statement function of the corpus (files
+    that are not UTF-8 Python, as some of the standard library's test data, are skipped)."""
     for path in sorted(root.rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        for node in ast.walk(ast.parse(text)):
+        try:
+            text = path.read_text(encoding="utf-8")
+            tree = ast.parse(text)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and len(node.body) >= 2:
                 lines = text.splitlines(keepends=True)
                 target = node.body[1]
