@@ -16,8 +16,14 @@ The default embedder is the real model (all-MiniLM-L6-v2: ~45 min of embedding f
 whole library on 2 cores); ``--embedder hashing`` is the fast deterministic stand-in for a
 structural run and every line of output says which was used.
 
+The corpus is laid out as in CPython's repository (``Lib/``) unless ``--layout root``.
+``--full-only --keep DIR`` makes and keeps the full build; ``--resume DIR`` later builds it
+once with the checkout's current code (the "catch-up" row: what a code upgrade costs), then
+the no-op and the edits, as shares of that full build — so a full build measured once can
+serve the edit figures of a later commit.
+
     python benchmarks/bench_scale.py [--lines 200000] [--embedder hashing] [--json out.json]
-        [--full-only] [--keep DIR]
+        [--layout cpython|root] [--full-only] [--keep DIR] [--resume DIR]
 """
 
 from __future__ import annotations
@@ -53,9 +59,12 @@ REINDEXED_KEYS = ("documents_reindexed", "documents_indexed", "files_indexed")
 PARSE_STAGES = ("ast_nodes", "cst_nodes")
 
 
-def stdlib_tree(target: Path, lines: int | None) -> tuple[int, int]:
+def stdlib_tree(target: Path, lines: int | None, layout: str = "cpython") -> tuple[int, int]:
     """Copy the standard library's ``.py`` files (all, or top-level packages and modules in
-    name order until about ``lines`` lines) into a new git repository at ``target``.
+    name order until about ``lines`` lines) into a new git repository at ``target``: under
+    ``Lib/`` as in CPython's own repository (``layout="cpython"``), or at its root
+    (``layout="root"``, where its top-level modules shadow the standard library's names, so
+    scip-python indexes it in one run, see README "SCIP").
 
     Returns (files, lines) copied.
     """
@@ -69,7 +78,7 @@ def stdlib_tree(target: Path, lines: int | None) -> tuple[int, int]:
         if not sources or (lines is not None and total + size > lines * 1.05):
             continue
         for path in sources:
-            copy = target / path.relative_to(stdlib)
+            copy = target / ("Lib" if layout == "cpython" else "") / path.relative_to(stdlib)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
         files, total = files + len(sources), total + size
@@ -295,57 +304,122 @@ def main() -> None:
         default="sentence-transformers",
         help="'hashing': the fast deterministic stand-in, for a structural run",
     )
+    parser.add_argument(
+        "--layout",
+        choices=["cpython", "root"],
+        default="cpython",
+        help="the files under Lib/ as in CPython's repository (default), or at the root",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", type=Path, help="build in this (new) folder and keep it")
     parser.add_argument(
         "--full-only", action="store_true", help="only the full build (an older checkout's memory)"
     )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        help="a --keep folder of a --full-only run: build it once with this checkout's code"
+        " (reported as 'catch-up'), then the no-op and the edits, against that full build",
+    )
     args = parser.parse_args()
+    if args.resume is not None:
+        return resume(args)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     repo, data, home = work / "repo", work / "data", work / "dagster_home"
     for folder in (repo, data, home):
         folder.mkdir(parents=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "CODEINTEL_DATA": str(data), "DAGSTER_HOME": str(home)}
+    env = _env(work)
     try:
-        files, lines = stdlib_tree(repo, args.lines)
-        print(f"corpus: {files} files, {lines} lines of the Python {sys.version.split()[0]} stdlib")
-        print(
-            f"embedder: {args.embedder}"
-            + (" (structural run)" if args.embedder == "hashing" else "")
-        )
+        files, lines = stdlib_tree(repo, args.lines, args.layout)
+        corpus = {"files": files, "lines": lines, "layout": args.layout, "embedder": args.embedder}
+        _describe(corpus)
         added = indexctl(env, "repo", "add", NAME, str(repo))
         if added.returncode != 0:
             raise SystemExit(added.stderr)
         reports = [("full", build(env, args.embedder))]
-        edited = changed = deleted = "-"
-        if not args.full_only:
-            reports.append(("no-op", build(env, args.embedder)))
-            edited = edit_one_function(repo)
-            reports.append(("one-function edit", build(env, args.embedder)))
-            changed = change_signature(repo, used_from_other_files(data))
-            reports.append(("signature change", build(env, args.embedder)))
-            deleted = delete_imported_file(repo, used_from_other_files(data), changed)
-            reports.append(("file deleted", build(env, args.embedder)))
+        if args.keep is not None:
+            # What --resume needs: the corpus and the full build's report.
+            (work / "bench_scale.json").write_text(
+                json.dumps({**corpus, "commit": _commit(), "reports": reports})
+            )
+        edits = {} if args.full_only else run_edits(env, repo, data, args.embedder, reports)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    report(args, corpus, reports, edits)
+
+
+def resume(args: argparse.Namespace) -> None:
+    """Build a kept full build with this checkout's code, then the no-op and the edits."""
+    work = args.resume
+    saved = json.loads((work / "bench_scale.json").read_text())
+    corpus = {k: saved[k] for k in ("files", "lines", "layout", "embedder")}
+    print(f"resuming {work}: full build made by commit {saved['commit']}, now {_commit()}")
+    _describe(corpus)
+    env = _env(work)
+    reports = [tuple(pair) for pair in saved["reports"]][:1]
+    reports.append(("catch-up", build(env, corpus["embedder"])))
+    edits = run_edits(env, work / "repo", work / "data", corpus["embedder"], reports)
+    report(args, corpus, reports, edits)
+
+
+def run_edits(
+    env: dict[str, str], repo: Path, data: Path, embedder: str, reports: list
+) -> dict[str, str]:
+    """Append the no-op, one-function edit, signature change and deletion builds."""
+    reports.append(("no-op", build(env, embedder)))
+    edited = edit_one_function(repo)
+    reports.append(("one-function edit", build(env, embedder)))
+    changed = change_signature(repo, used_from_other_files(data))
+    reports.append(("signature change", build(env, embedder)))
+    deleted = delete_imported_file(repo, used_from_other_files(data), changed)
+    reports.append(("file deleted", build(env, embedder)))
+    return {"edited": edited, "signature_changed": changed, "deleted": deleted}
+
+
+def report(args: argparse.Namespace, corpus: dict, reports: list, edits: dict[str, str]) -> None:
     full_wall = reports[0][1]["wall"]
     rows = [figures(label, report, full_wall) for label, report in reports]
-    print(f"edited: {edited}\nsignature changed: {changed}\ndeleted: {deleted}")
-    print_rows(rows, args.embedder)
+    for key in ("edited", "signature_changed", "deleted"):
+        print(f"{key.replace('_', ' ')}: {edits.get(key, '-')}")
+    print_rows(rows, corpus["embedder"])
     if args.json:
-        payload = {
-            "files": files,
-            "lines": lines,
-            "embedder": args.embedder,
-            "edited": edited,
-            "signature_changed": changed,
-            "deleted": deleted,
-            "builds": rows,
-        }
-        args.json.write_text(json.dumps(payload, indent=2))
+        args.json.write_text(json.dumps({**corpus, **edits, "builds": rows}, indent=2))
+
+
+def _env(work: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CODEINTEL_DATA": str(work / "data"),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+    }
+
+
+def _describe(corpus: dict) -> None:
+    print(
+        f"corpus: {corpus['files']} files, {corpus['lines']} lines of the Python"
+        f" {sys.version.split()[0]} stdlib, layout {corpus['layout']}"
+    )
+    hashing = corpus["embedder"] == "hashing"
+    print(f"embedder: {corpus['embedder']}" + (" (structural run)" if hashing else ""))
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(Path(__file__).resolve().parent), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return done.stdout.strip() + ("+changes" if dirty else "")
 
 
 if __name__ == "__main__":
