@@ -93,7 +93,9 @@ class ScipUpdate:
     ``added`` and ``deleted`` compare the files with the stored state; ``rounds`` counts
     the incremental runs; ``parts`` the parts a full pass was indexed in (``parts.py``)
     and ``runs`` the scip-python runs. ``ok`` is false when a scip-python run failed
-    (then ``failure`` says why and the index is left as it was).
+    (then ``failure`` says why and the index is left as it was). ``crashed`` maps the files
+    scip-python crashed on (no document; see ``run_scip_python``) to the error, this
+    update's and the earlier ones' that still hold.
     """
 
     ok: bool
@@ -110,6 +112,7 @@ class ScipUpdate:
     stderr_tail: str = ""
     parts: int = 0
     runs: int = 0
+    crashed: Mapping[str, str] = field(default_factory=dict)
 
     def facts(self) -> dict[str, object]:
         """Return the update as stage metadata (counts, and the first paths of each list)."""
@@ -125,6 +128,8 @@ class ScipUpdate:
             "incremental_rounds": self.rounds,
             "full_pass_parts": self.parts,
             "scip_python_runs": self.runs,
+            "files_scip_python_crashed_on": len(self.crashed),
+            "scip_python_crashes": dict(sorted(self.crashed.items())[:_EXAMPLES]),
         }
 
 
@@ -234,6 +239,11 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
     added = sorted(u for u in job.files if u not in old_files)
     deleted = sorted(u for u in old_files if u not in job.files)
     update = _Update(job, order, previous, state["order"], deleted)
+    update.crashed = {
+        uri: why
+        for uri, why in state.get("crashed", {}).items()
+        if job.files.get(uri) == old_files.get(uri)
+    }
     pending = set(changed) | set(added)
     pending |= update.users(_defined(update.old_docs[u] for u in deleted if u in update.old_docs))
     pending |= update.importers(added)
@@ -250,7 +260,7 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
             return _full(job, order, "an incremental run failed", started, changed, added, deleted)
         pending, context = update.next_round()
     merged = update.merged()
-    _write(job, merged, order)
+    _write(job, merged, order, update.crashed)
     return ScipUpdate(
         True,
         "incremental",
@@ -263,6 +273,7 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
         update.rounds,
         time.monotonic() - started,
         runs=update.rounds,
+        crashed=dict(update.crashed),
     )
 
 
@@ -295,6 +306,8 @@ class _Update:
         self.last_targets: dict[str, Document | None] = {}
         self.last_indexed: set[str] = set()
         self.failure: ScipRunResult | None = None
+        # uri -> why: files scip-python crashed on (they have no document).
+        self.crashed: dict[str, str] = {}
 
     def used(self, doc: Document) -> set[str]:
         """Return the global symbols ``doc`` uses (computed once per document)."""
@@ -345,6 +358,10 @@ class _Update:
             # Indexing in parts starts from no index: take the tool's and the tree's metadata.
             self.metadata.CopyFrom(fresh.metadata)
         new_docs = {doc.relative_path: doc for doc in fresh.documents}
+        for uri in targets:
+            self.crashed.pop(uri, None)
+        # A context file it crashed on keeps its stored document (only targets' are written).
+        self.crashed.update((uri, why) for uri, why in result.crashed if uri in targets)
         externals = {info.symbol: info for info in fresh.external_symbols}
         self.last_targets = {}
         for uri in targets:
@@ -455,7 +472,10 @@ def _full(
     if shadowed and len(parts) > 1:
         reason = f"{reason}; in one run, not parts: the tree shadows {', '.join(shadowed[:5])}"
         parts = [order]
-    index, runs, failed = _index_in_parts(job, order, parts) if len(parts) > 1 else (None, 0, None)
+    crashed: dict[str, str] = {}
+    index, runs, failed = (
+        _index_in_parts(job, order, parts, crashed) if len(parts) > 1 else (None, 0, None)
+    )
     if index is None and failed is None:
         # One part, or parts that did not settle (see _index_in_parts): one run of the tree.
         with tempfile.TemporaryDirectory(prefix=".scip-full-", dir=job.output.parent) as scratch:
@@ -464,8 +484,9 @@ def _full(
             runs += 1
             index = read_scip_protobuf(partial) if run.ok else None
             failed = None if run.ok else run
+            crashed = dict(run.crashed)
     if index is not None:
-        _write(job, index, order)
+        _write(job, index, order, crashed)
     return ScipUpdate(
         index is not None,
         "full",
@@ -481,11 +502,12 @@ def _full(
         failed.stderr_tail if failed is not None else "",
         len(parts),
         runs,
+        crashed,
     )
 
 
 def _index_in_parts(
-    job: ScipJob, order: list[str], parts: list[list[str]]
+    job: ScipJob, order: list[str], parts: list[list[str]], crashed: dict[str, str]
 ) -> tuple[Index | None, int, ScipRunResult | None]:
     """Return the index of the whole tree made part by part, the number of scip-python
     runs, and the run that failed. The index is None when a run failed, or when a part
@@ -497,7 +519,8 @@ def _index_in_parts(
     runs follow the one processing order, an external symbol's information comes from the
     run of its first user, and a part's file defining a symbol that a file of an earlier
     part already used is indexed again with that file as context (then scip-python gives
-    it no ``SymbolInformation`` for it, as in one run).
+    it no ``SymbolInformation`` for it, as in one run). The files scip-python crashed on
+    go into ``crashed``.
     """
     update = _Update(job, order, Index(), [], [])
     for part in parts:
@@ -510,11 +533,13 @@ def _index_in_parts(
                 break
         else:
             return None, update.rounds, None
+    crashed.update(update.crashed)
     return update.merged(), update.rounds, None
 
 
-def _write(job: ScipJob, index: Index, order: list[str]) -> None:
-    """Write ``index`` and then its state (the state names the index's checksum)."""
+def _write(job: ScipJob, index: Index, order: list[str], crashed: Mapping[str, str]) -> None:
+    """Write ``index`` and then its state (the state names the index's checksum and the
+    files scip-python crashed on, which stay without a document until they change)."""
     write_index(index, job.output)
     write_json_atomic(
         job.state,
@@ -523,6 +548,7 @@ def _write(job: ScipJob, index: Index, order: list[str]) -> None:
             "index_xxh64": xxh64_file(job.output),
             "files": dict(sorted(job.files.items())),
             "order": order,
+            "crashed": dict(sorted(crashed.items())),
         },
     )
 

@@ -56,6 +56,15 @@ DEFAULT_SCIP_PYTHON = PROJECT_ROOT / "tools/scip-python/node_modules/.bin/scip-p
 _STDERR_TAIL_CHARS = 4000
 _OUT_OF_HEAP = "JavaScript heap out of memory"
 _TOTAL_FILES = re.compile(r"Total Project Files (\d+)")
+# scip-python 0.6.6 stops the whole run at an internal error in one file's emit phase
+# (e.g. pyright's "Debug Failure. False expression." in getTypeFromWildcardImport on the
+# standard library's signal.py when asyncio/unix_events.py is indexed before it).
+_FATAL = re.compile(
+    r"Experienced Fatal Error While Indexing:.*?currentFilepath: '([^']+)',\s*error: ([^\n]+)",
+    re.DOTALL,
+)
+# Runs of one call at most: each crash drops the file it names and indexes the rest again.
+MAX_CRASH_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class ScipRunResult:
     reason: str = ""
     stderr_tail: str = ""
     documents: int = 0
+    # Files left out because scip-python crashed on them: (uri, its error), in crash order.
+    crashed: tuple[tuple[str, str], ...] = ()
 
 
 def scip_python_binary() -> Path:
@@ -170,16 +181,23 @@ def run_scip_python(
 
     Never raises for an indexer problem: a missing binary, a repository without
     Python files, a non-zero exit, a timeout or an empty output all return
-    ``ok=False`` with a ``reason``. Raises only for programming errors (e.g. an
-    unwritable ``output`` directory surfaces as ``OSError``).
+    ``ok=False`` with a ``reason``. A crash of scip-python on one file (its "Fatal Error
+    While Indexing" naming that file) drops that file from ``targets`` and runs again, up
+    to ``MAX_CRASH_RETRIES`` times: the result lists it in ``crashed`` with the error, it
+    gets no document, and the others are indexed. Raises only for programming errors
+    (e.g. an unwritable ``output`` directory surfaces as ``OSError``).
     """
     started = time.monotonic()
     repo_root = repo_root.resolve()
     output = output.resolve()
     environment = environment or minimal_environment()
 
+    crashed: list[tuple[str, str]] = []
+
     def failed(reason: str, python_files: int = 0, tail: str = "") -> ScipRunResult:
-        return ScipRunResult(False, time.monotonic() - started, output, python_files, reason, tail)
+        return ScipRunResult(
+            False, time.monotonic() - started, output, python_files, reason, tail, 0, tuple(crashed)
+        )
 
     binary = scip_python_binary()
     if not binary.exists():
@@ -206,72 +224,42 @@ def run_scip_python(
             wanted = [uri for uri in targets if (tree / uri).is_file()]
             if not wanted:
                 return failed("none of the files to index could be read", python_files)
-        # Our config in the tree's root wins over any pyrightconfig.json above it; an empty
-        # exclude list drops pyright's defaults, so every staged (manifest) file is indexed.
-        (tree / "pyrightconfig.json").write_text(
-            json.dumps(
-                {
-                    "include": wanted or ["."],
-                    "exclude": [],
-                    **_pyright_environment(environment, Path(scratch)),
-                }
-            ),
-            encoding="utf-8",
-        )
         packages = Path(scratch) / "environment.json"
         packages.write_text(json.dumps(environment.packages()), encoding="utf-8")
         partial = Path(scratch) / "index.scip"
-        command = [
-            str(binary),
-            "index",
-            "--cwd",
-            str(tree),
-            "--project-name",
-            project_name,
-            "--project-version",
-            project_version,
-            "--output",
-            str(partial),
-            "--environment",
-            str(packages),
-            "--show-progress-rate-limit",
-            "60",
-        ]
-        env = dict(os.environ)
-        if heap_mib is not None:
-            env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} --max-old-space-size={heap_mib}"
-        process = subprocess.Popen(
-            command,
-            cwd=tree,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            text=True,
-            errors="replace",
-        )
-        try:
-            log, _ = process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            # node spawns helpers; kill the whole session we started, not only the shim.
-            os.killpg(process.pid, signal.SIGKILL)
-            log, _ = process.communicate()
-            return failed(
-                f"scip-python timed out after {timeout_s:g}s", python_files, _tail(log or "")
+        settings = _pyright_environment(environment, Path(scratch))
+        while True:
+            code, log = _run_once(
+                binary,
+                tree,
+                wanted,
+                partial,
+                project_name,
+                project_version,
+                packages,
+                settings,
+                heap_mib,
+                timeout_s,
             )
-        log = log or ""
-        if process.returncode != 0 and _OUT_OF_HEAP in log:
+            if code is None:
+                return failed(f"scip-python timed out after {timeout_s:g}s", python_files, log)
+            crash = _crashed_file(log, tree) if code != 0 else None
+            indexed = wanted if wanted is not None else [u for u in uris if (tree / u).is_file()]
+            if crash is None or crash[0] not in indexed or len(crashed) == MAX_CRASH_RETRIES:
+                break
+            crashed.append(crash)
+            wanted = [uri for uri in indexed if uri != crash[0]]
+            if not wanted:
+                return failed("scip-python crashed on every file to index", python_files, log)
+        if code != 0 and _OUT_OF_HEAP in log:
             return failed(
                 f"scip-python ran out of its {heap_mib} MiB heap indexing {len(wanted or uris)}"
                 f" files: raise {MEMORY_ENV} or lower {PART_LINES_ENV}",
                 python_files,
                 _tail(log),
             )
-        if process.returncode != 0:
-            return failed(
-                f"scip-python exited with code {process.returncode}", python_files, _tail(log)
-            )
+        if code != 0:
+            return failed(f"scip-python exited with code {code}", python_files, _tail(log))
         total = _TOTAL_FILES.search(log)
         if total is not None and int(total.group(1)) == 0:
             return failed("scip-python selected no files", python_files, _tail(log))
@@ -289,8 +277,89 @@ def run_scip_python(
         index.metadata.project_root = repo_root.as_uri()
         write_index(index, output)
     return ScipRunResult(
-        True, time.monotonic() - started, output, python_files, "", _tail(log), len(index.documents)
+        True,
+        time.monotonic() - started,
+        output,
+        python_files,
+        "",
+        _tail(log),
+        len(index.documents),
+        tuple(crashed),
     )
+
+
+def _run_once(
+    binary: Path,
+    tree: Path,
+    wanted: Sequence[str] | None,
+    partial: Path,
+    project_name: str,
+    project_version: str,
+    packages: Path,
+    pyright_environment: dict[str, str],
+    heap_mib: int | None,
+    timeout_s: float,
+) -> tuple[int | None, str]:
+    """Run scip-python once on the staged ``tree``, indexing ``wanted`` (None: all of it)
+    into ``partial``; return its exit code (None on a timeout) and its combined output."""
+    # Our config in the tree's root wins over any pyrightconfig.json above it; an empty
+    # exclude list drops pyright's defaults, so every staged (manifest) file is indexed.
+    (tree / "pyrightconfig.json").write_text(
+        json.dumps({"include": wanted or ["."], "exclude": [], **pyright_environment}),
+        encoding="utf-8",
+    )
+    partial.unlink(missing_ok=True)
+    command = [
+        str(binary),
+        "index",
+        "--cwd",
+        str(tree),
+        "--project-name",
+        project_name,
+        "--project-version",
+        project_version,
+        "--output",
+        str(partial),
+        "--environment",
+        str(packages),
+        "--show-progress-rate-limit",
+        "60",
+    ]
+    env = dict(os.environ)
+    if heap_mib is not None:
+        env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} --max-old-space-size={heap_mib}"
+    process = subprocess.Popen(
+        command,
+        cwd=tree,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+    )
+    try:
+        log, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        # node spawns helpers; kill the whole session we started, not only the shim.
+        os.killpg(process.pid, signal.SIGKILL)
+        log, _ = process.communicate()
+        return None, _tail(log or "")
+    return process.returncode, log or ""
+
+
+def _crashed_file(log: str, tree: Path) -> tuple[str, str] | None:
+    """Return the repository path of the file scip-python's fatal error names, with the
+    error, or None when the output holds no such error about a file of ``tree``."""
+    found = _FATAL.search(log)
+    if found is None:
+        return None
+    try:
+        uri = Path(found.group(1)).relative_to(tree).as_posix()
+    except ValueError:
+        return None
+    return uri, f"scip-python crashed indexing it: {found.group(2).strip()}"
 
 
 def _pyright_environment(environment: PythonEnvironment, scratch: Path) -> dict[str, str]:
