@@ -85,6 +85,12 @@ def build(name: str, repo: Path, data: Path) -> dict[str, object]:
     layout = ctx.layout.build
     return {
         "scip": results["scip_index"].metadata,
+        "occurrences": results["scip_occurrences"].metadata,
+        # The files' bytes: kept rows must write what a clean build writes.
+        "bytes": {
+            "scip_occurrences": layout.scip_occurrences.read_bytes(),
+            "scip_symbols": layout.scip_symbols.read_bytes(),
+        },
         "scip_occurrences": pq.read_table(layout.scip_occurrences),
         "scip_symbols": pq.read_table(layout.scip_symbols),
         "symbol_edges": pq.read_table(layout.symbol_edges),
@@ -104,4 +110,5 @@ def assert_same_as_full(incremental: dict[str, object], repo: Path, tmp: Path) -
     assert full["scip"]["mode"] == "full"
     for table in ("scip_occurrences", "scip_symbols", "symbol_edges", "syntax_sites"):
         assert rows(incremental[table]) == rows(full[table]), table
+    assert incremental["bytes"] == full["bytes"]
     assert incremental["scip"]["documents"] == full["scip"]["documents"]

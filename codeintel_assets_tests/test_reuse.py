@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,7 +16,7 @@ from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.registry import RepoConfig
-from codeintel_assets.core.reuse import STALE, read_ledger
+from codeintel_assets.core.reuse import STALE, merged_by_file, merged_in_uri_order, read_ledger
 from codeintel_assets.core.schemas import CST_NODES, NODE_TO_CHUNK, write_parquet
 from codeintel_assets.core.stages import run_named
 from codeintel_assets.core.validation import check_chunks_match_clean_build
@@ -146,3 +147,36 @@ def test_the_clean_build_check_reparses_kept_syntax_rows(built: BuildContext):
     assert "the CST rows of 5 sampled files differ" in detail
     assert "AST rows" not in detail
     assert "node→chunk rows of 5 sampled files differ" in detail
+
+
+def _rows(*files: tuple[str, int]) -> pa.Table:
+    """A table written file by file: ``n`` rows of each (uri, n), numbered per file."""
+    uris = [uri for uri, n in files for _ in range(n)]
+    numbers = [i for _, n in files for i in range(n)]
+    return pa.table({"uri": uris, "n": numbers, "tags": [[u] for u in uris]})
+
+
+def test_merging_by_file_equals_the_sorting_merge_and_drops_files_that_left():
+    previous = _rows(("a.py", 3), ("b.py", 2), ("c.py", 4), ("d.py", 1), ("e.py", 2))
+    # b.py changed (fewer rows), d.py left, a0.py and f.py are new.
+    new = _rows(("a0.py", 1), ("b.py", 1), ("f.py", 2))
+    reused = {"a.py", "c.py", "e.py"}
+    # Read back from Parquet, as a stage reads its previous table (list children renamed).
+    sink = pa.BufferOutputStream()
+    pq.write_table(previous, sink)
+    previous = pq.read_table(pa.BufferReader(sink.getvalue()))
+    merged = merged_by_file(previous, new, reused)
+    kept = previous.filter(pc.is_in(previous["uri"], value_set=pa.array(sorted(reused))))
+    assert merged.equals(merged_in_uri_order(kept, new))
+    assert merged.schema == new.schema and merged["uri"].num_chunks == 1
+    assert merged["uri"].to_pylist() == (
+        ["a.py"] * 3 + ["a0.py", "b.py"] + ["c.py"] * 4 + ["e.py"] * 2 + ["f.py"] * 2
+    )
+
+
+def test_a_table_not_written_file_by_file_is_merged_by_sorting():
+    previous = _rows(("b.py", 1), ("a.py", 2), ("b.py", 1))
+    new = _rows(("c.py", 1))
+    merged = merged_by_file(previous, new, {"a.py", "b.py"})
+    assert merged["uri"].to_pylist() == ["a.py", "a.py", "b.py", "b.py", "c.py"]
+    assert merged["n"].to_pylist() == [0, 1, 0, 0, 0]

@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -702,3 +704,91 @@ def test_indexer_timeout_leaves_previous_output(tmp_path: Path) -> None:
     assert not result.ok and "timed out" in result.reason
     assert output.read_bytes() == b"previous"
     assert list(output.parent.iterdir()) == [output]
+
+
+def _index(*docs: scip.Document, external: tuple[scip.SymbolInformation, ...] = ()) -> scip.Index:
+    return scip.Index(documents=list(docs), external_symbols=list(external))
+
+
+def _doc(path: str, informed: tuple[str, ...] = (), defined: tuple[str, ...] = ()) -> scip.Document:
+    """A document giving information for ``informed`` symbols and defining ``defined``."""
+    return scip.Document(
+        relative_path=path,
+        symbols=[
+            scip.SymbolInformation(symbol=s, documentation=[f"{s} in {path}"]) for s in informed
+        ],
+        occurrences=[
+            scip.Occurrence(symbol=s, range=[0, 0, 1], symbol_roles=scip.SymbolRole.Definition)
+            for s in defined
+        ],
+    )
+
+
+def _read_back(table: pa.Table) -> pa.Table:
+    """The table as a stage reads its previous one: through Parquet."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return pq.read_table(pa.BufferReader(sink.getvalue()))
+
+
+S, T, U = (
+    "scip-python python p . `m`/S#",
+    "scip-python python p . `m`/T#",
+    "scip-python python p . `m`/U#",
+)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "unchanged"),
+    [
+        # a.py no longer gives S: its row now comes from b.py, unchanged but second before.
+        (
+            _index(_doc("a.py", (S, T)), _doc("b.py", (S, U))),
+            _index(_doc("a.py", (T,)), _doc("b.py", (S, U))),
+            {"b.py"},
+        ),
+        # A changed earlier document now gives U first.
+        (
+            _index(_doc("a.py", (T,)), _doc("b.py", (S, U))),
+            _index(_doc("a.py", (T, U)), _doc("b.py", (S, U))),
+            {"b.py"},
+        ),
+        # A definition without information loses to external information that appeared.
+        (
+            _index(_doc("a.py", (S,)), _doc("b.py", (), (T,))),
+            _index(
+                _doc("a.py", (S,)),
+                _doc("b.py", (), (T,)),
+                external=(scip.SymbolInformation(symbol=T, documentation=["ext"]),),
+            ),
+            {"a.py", "b.py"},
+        ),
+        # A deleted document's rows are gone; a new one's are made.
+        (
+            _index(_doc("a.py", (S,)), _doc("b.py", (T,))),
+            _index(_doc("b.py", (T,)), _doc("c.py", (U, S))),
+            {"b.py"},
+        ),
+    ],
+)
+def test_symbols_kept_from_unchanged_documents_equal_a_clean_table(
+    before: scip.Index, after: scip.Index, unchanged: set[str]
+) -> None:
+    previous = _read_back(symbols_table(before))
+    kept = symbols_table(after, previous, unchanged)
+    clean = symbols_table(after)
+    assert kept.equals(clean) and kept.schema == clean.schema
+    assert kept.to_pylist() == clean.to_pylist()
+
+
+def test_an_unchanged_documents_rows_are_taken_from_the_previous_table() -> None:
+    index = _index(_doc("a.py", (S,)), _doc("b.py", (T,)))
+    previous = _read_back(symbols_table(index))
+    # A mark only the previous table carries shows which rows were kept, not made again.
+    marked = previous.set_column(
+        previous.schema.get_field_index("documentation"),
+        "documentation",
+        [["kept", "kept"]],
+    )
+    kept = symbols_table(index, marked, {"b.py"})
+    assert kept.column("documentation").to_pylist() == [f"{S} in a.py", "kept"]

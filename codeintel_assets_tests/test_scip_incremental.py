@@ -36,6 +36,10 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     step = build("corpus", repo, data)
     assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
     assert step["scip"]["reindexed_examples"] == ["pkg/shapes.py"]
+    # Only the re-indexed document's rows are made again; the others' are kept.
+    converted = step["occurrences"]
+    assert (converted["reuse"], converted["documents_converted"]) == ("reused", 1)
+    assert converted["files_reused"] == len(CORPUS) - 1
     assert_same_as_full(step, repo, tmp_path)
 
     # Signature change: its users are re-indexed, and theirs only if their interface moved.
@@ -44,6 +48,7 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     step = build("corpus", repo, data)
     assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
     assert step["scip"]["reindexed_examples"] == ["pkg/render.py", "pkg/shapes.py"]
+    assert 1 <= step["occurrences"]["documents_converted"] <= 2
     assert_same_as_full(step, repo, tmp_path)
 
     # Rename util.py -> helpers.py (and its user), plus the new file app.py already imported.
@@ -63,6 +68,9 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
     assert step["scip"]["reindexed_examples"] == ["app.py"]
     assert "pkg/report.py" not in step["scip_occurrences"].column("uri").to_pylist()
+    assert "pkg/report.py" not in step["scip_symbols"].column("uri").to_pylist()
+    assert step["occurrences"]["files_deleted"] == 1
+    assert step["occurrences"]["documents_converted"] <= 1
     assert_same_as_full(step, repo, tmp_path)
 
     # Another environment names other symbols: a full pass, and it says why.

@@ -167,6 +167,11 @@ class ArtifactLayout:
         return self.root / "ledgers" / f"{stage}.parquet"
 
     @property
+    def scip_occurrences_ledger(self) -> Path:
+        """Per SCIP document: the signature of its bytes and its file's (``core.reuse``)."""
+        return self.file_ledger("scip_occurrences")
+
+    @property
     def ast_ledger(self) -> Path:
         return self.file_ledger("ast_nodes")
 

@@ -26,8 +26,9 @@ processed again by the next run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +273,56 @@ def merged_rows(plan: FilePlan, previous: Path, new: pa.Table) -> pa.Table:
     ``previous`` and the ``new`` rows of processed files, in uri order."""
     if not plan.reused:
         return new
-    return merged_in_uri_order(plan.kept(pq.read_table(previous)), new)
+    return merged_by_file(pq.read_table(previous), new, plan.reused)
+
+
+def merged_by_file(previous: pa.Table, new: pa.Table, reused: Collection[str]) -> pa.Table:
+    """Return the rows of ``reused`` files from ``previous`` and every row of ``new``, in uri
+    order, with the schema of ``new``: ``merged_in_uri_order(kept, new)``, without filtering
+    or sorting rows.
+
+    Both tables are written file by file in uri order (the rows of one file together), so
+    the result is slices of the two tables: a one-file edit copies the table in three
+    pieces, not row by row. A table not in that order is merged by sorting.
+    """
+    kept = [run for run in _file_runs(previous["uri"]) if run[0] in reused]
+    added = _file_runs(new["uri"])
+    if not (_in_order(kept) and _in_order(added)):
+        kept_rows = previous.filter(
+            pc.is_in(previous["uri"], value_set=pa.array(sorted(reused), pa.string()))
+        )
+        return merged_in_uri_order(kept_rows, new)
+    # Rows read back from Parquet name list children "element" (see merged_in_uri_order).
+    sources = (previous.select(new.column_names).cast(new.schema), new)
+    runs = sorted(
+        [(uri, 0, start, end) for uri, start, end in kept]
+        + [(uri, 1, start, end) for uri, start, end in added]
+    )
+    pieces: list[tuple[int, int, int]] = []  # (source, start, end), neighbours joined
+    for _, source, start, end in runs:
+        if pieces and pieces[-1][0] == source and pieces[-1][2] == start:
+            pieces[-1] = (source, pieces[-1][1], end)
+        else:
+            pieces.append((source, start, end))
+    slices = [sources[source].slice(start, end - start) for source, start, end in pieces]
+    # One chunk, as the sorting merge gives: Parquet pages may end where chunks end.
+    return pa.concat_tables([new.slice(0, 0), *slices]).combine_chunks()
+
+
+def _file_runs(uris: pa.Array | pa.ChunkedArray) -> list[tuple[str, int, int]]:
+    """Return (uri, first row, end row) of each run of equal uris, in table order."""
+    if len(uris) == 0:
+        return []
+    array = uris.combine_chunks() if isinstance(uris, pa.ChunkedArray) else uris
+    encoded = pc.run_end_encode(array)
+    ends = encoded.run_ends.to_pylist()
+    starts = [0, *ends[:-1]]
+    return list(zip(encoded.values.to_pylist(), starts, ends, strict=True))
+
+
+def _in_order(runs: list[tuple[str, int, int]]) -> bool:
+    """Return whether runs of uris are strictly ascending (each file's rows together)."""
+    return all(a[0] < b[0] for a, b in pairwise(runs))
 
 
 def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:

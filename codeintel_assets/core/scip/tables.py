@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -244,7 +244,9 @@ def _symbol_sources(
                 yield occ.symbol, None, doc.relative_path
 
 
-def symbols_table(index: Index) -> pa.Table:
+def symbols_table(
+    index: Index, previous: pa.Table | None = None, unchanged: Collection[str] = ()
+) -> pa.Table:
     """Return one row per global symbol, schema ``schemas.SCIP_SYMBOLS``.
 
     Rows come from each document's symbols (``uri`` = that document), then the external
@@ -252,9 +254,42 @@ def symbols_table(index: Index) -> pa.Table:
     of a symbol wins. ``kind`` is the SCIP Kind name, inferred from the descriptor when
     unset (rules in ``symbol_names``); ``enclosing_symbol`` falls back to the parent
     parsed from the symbol string. Local symbols are left out.
+
+    ``previous`` is the table of an earlier index and ``unchanged`` the documents that
+    index held byte for byte: a symbol whose row comes from one of them, as it did then,
+    keeps its previous row (an unchanged document gives a symbol the same row), so only
+    the rows of changed documents and external symbols are made again.
     """
-    rows: dict[str, dict[str, object]] = {}
+    winners: dict[str, tuple[SymbolInformation | None, str | None]] = {}
     for symbol, info, uri in _symbol_sources(index):
-        if symbol not in rows and not is_local_symbol(symbol):
-            rows[symbol] = _symbol_row(symbol, info or _NO_INFORMATION, uri)
-    return pa.Table.from_pylist(list(rows.values()), schema=schemas.SCIP_SYMBOLS)
+        if symbol not in winners and not is_local_symbol(symbol):
+            winners[symbol] = (info, uri)
+    before: dict[str, tuple[int, str | None]] = {}
+    if previous is not None and unchanged:
+        before = {
+            symbol: (row, uri)
+            for row, (symbol, uri) in enumerate(
+                zip(previous["symbol"].to_pylist(), previous["uri"].to_pylist(), strict=True)
+            )
+        }
+    kept: list[int] = []  # rows of ``previous`` kept, and the positions they take
+    kept_at: list[int] = []
+    fresh: list[dict[str, object]] = []
+    fresh_at: list[int] = []
+    for position, (symbol, (info, uri)) in enumerate(winners.items()):
+        hit = before.get(symbol)
+        if hit is not None and uri is not None and hit[1] == uri and uri in unchanged:
+            kept.append(hit[0])
+            kept_at.append(position)
+        else:
+            fresh.append(_symbol_row(symbol, info or _NO_INFORMATION, uri))
+            fresh_at.append(position)
+    made = pa.Table.from_pylist(fresh, schema=schemas.SCIP_SYMBOLS)
+    if not kept:
+        return made
+    # Rows read back from Parquet name list children "element": cast to the schema's.
+    reused = previous.take(kept).select(schemas.SCIP_SYMBOLS.names).cast(schemas.SCIP_SYMBOLS)
+    order = [0] * len(winners)
+    for row, position in enumerate(kept_at + fresh_at):
+        order[position] = row
+    return pa.concat_tables([reused, made]).take(order).combine_chunks()

@@ -53,9 +53,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "scip_occurrences",
         ("scip_index", "repo_manifest"),
-        "2",
+        "3",  # 3: unchanged documents' rows kept (ledgers/scip_occurrences.parquet)
         structure.stage_scip_occurrences,
-        files("scip_occurrences", "scip_symbols"),
+        files("scip_occurrences", "scip_symbols", "scip_occurrences_ledger"),
         "structure",
         frozenset({"parquet"}),
     ),

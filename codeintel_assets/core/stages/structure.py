@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from codeintel_assets.core.checksums import (
     table_digest,
     write_json_atomic,
     write_text_atomic,
+    xxh64_bytes,
     xxh64_file,
     xxh64_json,
+    xxh64_parts,
 )
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.errors import BadInputError
@@ -39,6 +42,7 @@ from codeintel_assets.core.reuse import (
     ledger_diagnostics,
     manifest_hashes,
     manifest_signatures,
+    merged_by_file,
     merged_rows,
     plan_files,
     stage_basis,
@@ -62,6 +66,7 @@ from codeintel_assets.core.scip import Index, decode_scip_file
 from codeintel_assets.core.scip.incremental import scip_job, update_scip_index
 from codeintel_assets.core.scip.tables import (
     occurrence_batches,
+    occurrences_table,
     repo_text_reader,
     symbols_table,
 )
@@ -233,7 +238,9 @@ def _ingest_scip(given: Path, uris: set[str], layout: ArtifactLayout) -> StageOu
 
 
 def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
-    """`scip/scip_occurrences.parquet` (0-based SCIP ranges) and `scip/scip_symbols.parquet`."""
+    """`scip/scip_occurrences.parquet` (0-based SCIP ranges) and `scip/scip_symbols.parquet`.
+    Documents unchanged since the previous build (the same bytes, of the same file) keep
+    their rows (``_occurrence_plan``); only the others are converted."""
     layout = ctx.layout.build
 
     def build() -> StageOutput:
@@ -247,22 +254,30 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
                 index = decode_scip_file(source)
             except BadInputError as exc:
                 facts["scip_error"] = str(exc)
+        if index is not None:
+            index, outside = _within_manifest(index, set(_scip_uris(ctx)))
+            facts["documents_outside_manifest"] = len(outside)
+            facts["documents_outside_manifest_examples"] = outside[:_EXAMPLES]
+            facts["documents"] = len(index.documents)
+        plan = _occurrence_plan(ctx, stage, index or Index())
+        previous_symbols = pq.read_table(layout.scip_symbols) if plan.reused else None
         with parquet_stream(layout.scip_occurrences, SCIP_OCCURRENCES) as occurrences:
             if index is not None:
-                index, outside = _within_manifest(index, set(_scip_uris(ctx)))
-                facts["documents_outside_manifest"] = len(outside)
-                facts["documents_outside_manifest_examples"] = outside[:_EXAMPLES]
-                facts["documents"] = len(index.documents)
-                # Document by document: all occurrences as Python values would not fit.
-                for batch in occurrence_batches(index, repo_text_reader(ctx.repo.root)):
-                    occurrences.write(batch)
-        symbols = symbols_table(index) if index is not None else SCIP_SYMBOLS.empty_table()
+                _write_occurrences(ctx, plan, index, occurrences)
+        symbols = (
+            symbols_table(index, previous_symbols, plan.reused)
+            if index is not None
+            else SCIP_SYMBOLS.empty_table()
+        )
         write_parquet(symbols, layout.scip_symbols, SCIP_SYMBOLS)
+        write_ledger(plan.ledger(), layout.scip_occurrences_ledger, plan.basis)
         definitions = _count_equal(layout.scip_occurrences, "role", "def")
         return StageOutput(
             digests_checksum(occurrences.digest, table_digest(symbols)),
             {
                 **facts,
+                **plan.metadata(),
+                "documents_converted": len(plan.process),
                 "rows": occurrences.rows,
                 "symbols": symbols.num_rows,
                 "definitions": definitions,
@@ -272,6 +287,53 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
         )
 
     return run_stage(ctx, stage, {}, build)
+
+
+def _occurrence_plan(ctx: BuildContext, stage: Stage, index: Index) -> FilePlan:
+    """Return which documents of ``index`` keep their rows of the previous build.
+
+    A document's signature is its serialized bytes and its file's content hash (offsets are
+    converted to code points with the file's text). Rows are kept only when the documents
+    are in strictly ascending path order, the order a clean build writes them in (every
+    index scip-python makes here is; an ingested one may not be).
+    """
+    manifest = pq.read_table(ctx.layout.build.repo_manifest, columns=["uri", "lang", "xxh64"])
+    content = manifest_hashes(manifest)
+    paths = [doc.relative_path for doc in index.documents]
+    signatures = {
+        doc.relative_path: xxh64_parts(
+            [
+                xxh64_bytes(doc.SerializeToString(deterministic=True)),
+                content.get(doc.relative_path, "-"),
+            ]
+        )
+        for doc in index.documents
+    }
+    in_order = all(a < b for a, b in pairwise(paths))
+    return plan_files(
+        ctx.layout,
+        stage,
+        ctx.layout.build.scip_occurrences_ledger,
+        stage_basis(stage, {}),
+        signatures,
+        enabled=ctx.reuse_files and in_order,
+    )
+
+
+def _write_occurrences(ctx: BuildContext, plan: FilePlan, index: Index, out: ParquetStream) -> None:
+    """Write the occurrences of ``index``: the previous rows of ``plan.reused`` documents
+    and the converted rows of the others, in document order."""
+    read_text = repo_text_reader(ctx.repo.root)
+    if not plan.reused:
+        # Document by document: all occurrences as Python values would not fit.
+        for batch in occurrence_batches(index, read_text):
+            out.write(batch)
+        return
+    changed = Index()
+    changed.documents.extend(doc for doc in index.documents if doc.relative_path not in plan.reused)
+    new = occurrences_table(changed, read_text)
+    previous = pq.read_table(ctx.layout.build.scip_occurrences)
+    out.write(merged_by_file(previous, new, plan.reused))
 
 
 def _definitions_and_uris(occurrences: Path) -> tuple[pa.Table, list[str]]:
