@@ -18,13 +18,14 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.checksums import xxh64_file
+from codeintel_assets.core.checksums import xxh64_file, xxh64_text
 from codeintel_assets.core.chunk_table import chunk_repository, embedding_texts
 from codeintel_assets.core.embedding import load_embedder
 from codeintel_assets.core.grammars import SYNTAX_LANGUAGES
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.scip.incremental import scip_job
 from codeintel_assets.core.scip.recheck import compare_with_full_pass
+from codeintel_assets.core.stamps import read_stamp
 from codeintel_assets.core.syntax import ast_nodes_table, cst_nodes_table, node_to_chunk_table
 
 if TYPE_CHECKING:
@@ -111,36 +112,115 @@ def check_ann_recall(layout: ArtifactLayout) -> CheckOutcome:
 
 
 CLEAN_SAMPLE = 8
+# The files of the rotating slice an ordinary build re-chunks (about; at least one slice).
+ROTATION_FILES = 32
+
+
+@dataclass(frozen=True)
+class CheckedFiles:
+    """The files a ``chunks_match_clean_build`` check re-chunks, and why those."""
+
+    mode: str  # full | sampled
+    uris: list[str]  # in manifest (uri) order
+    of: int  # the manifest's files
+    chunked_this_build: int  # files the chunks stage chunked afresh while it reused others
+    slice: str  # the rotating slice checked, e.g. '3/14' (sampled mode)
+    reason: str
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "files_checked": len(self.uris),
+            "files": self.of,
+            "files_chunked_this_build": self.chunked_this_build,
+            "rotation_slice": self.slice,
+            "mode_reason": self.reason,
+        }
+
+
+def files_to_check(ctx: BuildContext, manifest: pa.Table, full: bool = False) -> CheckedFiles:
+    """Return the files the clean-chunking check re-chunks: every file when ``full``;
+    otherwise the files the chunks stage chunked afresh while it kept the others' chunks
+    (the rows reuse merged) plus one rotating slice of the rest.
+
+    Files fall into slices by their uri's hash (about ``ROTATION_FILES`` a slice); the
+    manifest's checksum picks the slice, so successive builds of a changing tree check
+    every file in turn. A stage that listed no files (a first build, reuse off, or too
+    many to list: ``stages.retrieval.MAX_LISTED_FILES``) made every chunk as a clean
+    build does (the slice is enough), or is checked whole.
+    """
+    uris = manifest["uri"].to_pylist()
+    if full:
+        return CheckedFiles("full", uris, len(uris), 0, "all", "asked for a full check")
+    stamp = read_stamp(ctx.layout, "chunks") or {}
+    metadata = stamp.get("metadata", {})
+    listed = metadata.get("chunked_uris")
+    if metadata.get("reuse") == "reused" and not isinstance(listed, list):
+        reason = "too many files were chunked with reuse to list them"
+        return CheckedFiles("full", uris, len(uris), len(uris), "all", reason)
+    chunked = set(listed or [])
+    slices = max(1, len(uris) // ROTATION_FILES)
+    picked = int(xxh64_file(ctx.layout.build.repo_manifest), 16) % slices
+    chosen = [uri for uri in uris if uri in chunked or int(xxh64_text(uri), 16) % slices == picked]
+    reason = "the files chunked with reuse this build and a rotating slice"
+    return CheckedFiles(
+        "sampled" if slices > 1 else "full",
+        chosen,
+        len(uris),
+        len(chunked),
+        f"{picked + 1}/{slices}",
+        reason if slices > 1 else "one slice holds every file",
+    )
 
 
 def check_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
-    """Incremental ≡ clean: re-chunking the files from scratch gives the stored chunk ids and
-    content hashes, a sample of chunks embedded afresh (no cache) gives the stored vectors,
-    and a sample of files parsed afresh gives their stored AST and CST rows and node→chunk
-    rows (which a build may have kept from an earlier one, ``core.reuse``).
+    """Incremental ≡ clean, on the files a build's reuse touched and a rotating slice of
+    the others (``files_to_check``): re-chunking them from scratch gives the stored chunk
+    ids and content hashes, a sample of their chunks embedded afresh (no cache) gives the
+    stored vectors, and a sample of them parsed afresh gives their stored AST, CST and
+    node→chunk rows (which a build may have kept from an earlier one, ``core.reuse``).
+    Every stored chunk belongs to a manifest file, in (uri, start byte) order.
 
     Files edited since the build (bytes no longer match the manifest) are left out.
     """
+    return chunks_match_clean_build(ctx, full=False)
+
+
+def check_all_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
+    """``check_chunks_match_clean_build`` over every file of the manifest (the nightly
+    re-check, and a build run with the tag ``codeintel/full_check``)."""
+    return chunks_match_clean_build(ctx, full=True)
+
+
+def chunks_match_clean_build(ctx: BuildContext, full: bool) -> CheckOutcome:
+    """Return the outcome of the clean-chunking check, over every file when ``full``."""
     layout = ctx.layout.build
     manifest = pq.read_table(layout.repo_manifest)
+    checked = files_to_check(ctx, manifest, full)
+    hashes = dict(zip(manifest["uri"].to_pylist(), manifest["xxh64"].to_pylist(), strict=True))
     unchanged = [
-        row["uri"]
-        for row in manifest.select(["uri", "xxh64"]).to_pylist()
-        if (ctx.repo.root / row["uri"]).is_file()
-        and xxh64_file(ctx.repo.root / row["uri"]) == row["xxh64"]
+        uri
+        for uri in checked.uris
+        if (ctx.repo.root / uri).is_file() and xxh64_file(ctx.repo.root / uri) == hashes[uri]
     ]
-    keep = pa.compute.is_in(manifest.column("uri"), pa.array(unchanged, pa.string()))
+    wanted = pa.array(unchanged, pa.string())
+    keep = pa.compute.is_in(manifest.column("uri"), wanted)
     embedder = load_embedder(ctx.embedder)
     clean, _ = chunk_repository(
         ctx.repo.name, ctx.repo.root, manifest.filter(keep), embedder, ctx.chunk_tokens
     )
-    stored = pq.read_table(layout.chunks, columns=["id", "uri", "content_hash", "embedding"])
-    stored = stored.filter(pa.compute.is_in(stored.column("uri"), pa.array(unchanged, pa.string())))
+    every = pq.read_table(layout.chunks, columns=["uri", "start_byte"])
+    stored = pq.read_table(
+        layout.chunks,
+        columns=["id", "uri", "content_hash", "embedding"],
+        filters=[("uri", "in", unchanged)] if unchanged else None,
+    )
+    stored = stored.filter(pa.compute.is_in(stored.column("uri"), wanted))
     expected = [(c.id, c.content_hash) for c in clean]
     actual = list(
         zip(stored.column("id").to_pylist(), stored.column("content_hash").to_pylist(), strict=True)
     )
-    problems = []
+    problems = _misplaced_chunks(every, manifest)
     if expected != actual:
         problems.append(
             f"{len(set(expected) ^ set(actual))} chunks differ from a clean chunking "
@@ -166,8 +246,14 @@ def check_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
         )
     parsed = _sampled_files(ctx, manifest, unchanged)
     problems += _syntax_rows_differ(ctx, parsed)
+    scope = (
+        f"{len(unchanged)} unchanged files"
+        if checked.mode == "full"
+        else f"{len(unchanged)} unchanged files ({checked.chunked_this_build} chunked with "
+        f"reuse this build, slice {checked.slice}) of {checked.of}"
+    )
     detail = "; ".join(problems) or (
-        f"{len(actual)} chunks of {len(unchanged)} unchanged files match a clean chunking; "
+        f"{len(actual)} chunks of {scope} match a clean chunking; "
         f"{len(sample)} sampled vectors match a fresh embedding; the syntax rows of "
         f"{len(parsed)} sampled files match a fresh parse"
     )
@@ -175,15 +261,37 @@ def check_chunks_match_clean_build(ctx: BuildContext) -> CheckOutcome:
         "chunks_match_clean_build",
         not problems,
         detail,
-        {"chunks": len(actual), "sampled": len(sample), "files_parsed": len(parsed)},
+        {
+            "chunks": len(actual),
+            "sampled": len(sample),
+            "files_parsed": len(parsed),
+            **checked.metadata(),
+            "files_unchanged": len(unchanged),
+        },
     )
+
+
+def _misplaced_chunks(chunks: pa.Table, manifest: pa.Table) -> list[str]:
+    """Return the problems of the whole chunk table read cheaply (uri and start byte): rows
+    of files the manifest no longer has (a delete reuse missed), rows out of order."""
+    problems = []
+    stray = pa.compute.invert(pa.compute.is_in(chunks["uri"], manifest["uri"]))
+    count = pa.compute.sum(stray.cast(pa.int64())).as_py() or 0
+    if count:
+        problems.append(f"{count} chunks belong to files the manifest does not list")
+    order = pa.compute.sort_indices(
+        chunks, sort_keys=[("uri", "ascending"), ("start_byte", "ascending")]
+    )
+    if (order.to_numpy() != np.arange(chunks.num_rows)).any():
+        problems.append("the chunks are not in (uri, start byte) order")
+    return problems
 
 
 def _sampled_files(
     ctx: BuildContext, manifest: pa.Table, unchanged: list[str]
 ) -> list[tuple[str, str, bytes]]:
-    """Return (uri, lang, bytes) of up to ``CLEAN_SAMPLE`` unchanged files with a syntax
-    tree, in uri order."""
+    """Return (uri, lang, bytes) of up to ``CLEAN_SAMPLE`` of the checked unchanged files
+    with a syntax tree, in uri order."""
     langs = dict(zip(manifest["uri"].to_pylist(), manifest["lang"].to_pylist(), strict=True))
     candidates = [uri for uri in unchanged if langs[uri] in SYNTAX_LANGUAGES]
     rng = np.random.default_rng(1)
@@ -376,4 +484,3 @@ def check_scip_matches_full_pass(ctx: BuildContext) -> CheckOutcome:
         detail,
         {"checked": True, "full_pass_seconds": round(comparison.seconds, 2), "tables": tables},
     )
-

@@ -55,6 +55,10 @@ from codeintel_assets.core.stamps import (
 from codeintel_assets.core.syntax import node_to_chunk_table, write_node_to_chunk
 from codeintel_assets.core.units import NODE_COLUMNS, build_units, load_units
 
+# Above this many files chunked beside reused ones, the chunks stage does not list them
+# and the clean-chunking check of that build re-chunks every file.
+MAX_LISTED_FILES = 1000
+
 
 def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
     """`vectors/chunks/chunks.parquet`: functions, methods and classes under the model's
@@ -102,6 +106,7 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
                 "chunks": table.num_rows,
                 "files": manifest.num_rows,
                 **plan.metadata(),
+                **_chunked_with_reuse(plan),
                 "chunks_reused": table.num_rows - new.num_rows,
                 "embedded": stats.embedded,
                 "from_cache": stats.from_cache,
@@ -121,6 +126,14 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
         )
 
     return run_stage(ctx, stage, config, build)
+
+
+def _chunked_with_reuse(plan: FilePlan) -> dict[str, list[str]]:
+    """Return ``chunked_uris``, the files chunked afresh beside reused ones (what the
+    ``chunks_match_clean_build`` check re-chunks), when reuse kept some and they are few."""
+    if not plan.reused or len(plan.process) > MAX_LISTED_FILES:
+        return {}
+    return {"chunked_uris": plan.process}
 
 
 def _chunk_plan(
