@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.metadata
 import json
 import math
 from collections import defaultdict
@@ -42,7 +43,7 @@ from codeintel_assets.core.channels import (
     rank_units,
     unit_channels,
 )
-from codeintel_assets.core.checksums import atomic_path
+from codeintel_assets.core.checksums import atomic_path, xxh64_json
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
     Embedder,
@@ -396,6 +397,14 @@ def _table(scores: dict[str, dict[str, float]]) -> list[str]:
     for source, values in scores.items():
         out.append(f"| {source} | " + " | ".join(f"{values.get(n, 0.0):.3f}" for n in names) + " |")
     return out
+
+
+def plot_digest(metrics: dict[str, Any]) -> str:
+    """Return a checksum of what ``write_metrics_plot`` draws of ``metrics``: equal digests
+    draw the same plot (a build whose figures did not move need not draw it again)."""
+    shown = {key: metrics.get(key) for key in ("overall", "by_style", "ann_recall", "k")}
+    # Without importing matplotlib (~1 s): its version draws the plot too.
+    return xxh64_json({**shown, "matplotlib": importlib.metadata.version("matplotlib")})
 
 
 def write_metrics_plot(metrics: dict[str, Any], path: Path) -> None:
