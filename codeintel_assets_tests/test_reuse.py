@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from codeintel_assets.core import validation
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.registry import RepoConfig
 from codeintel_assets.core.reuse import STALE, read_ledger
 from codeintel_assets.core.schemas import CST_NODES, NODE_TO_CHUNK, write_parquet
-from codeintel_assets.core import validation
 from codeintel_assets.core.stages import retrieval, run_named
 from codeintel_assets.core.validation import check_chunks_match_clean_build
 from codeintel_assets_tests.support import write_fixture_repo

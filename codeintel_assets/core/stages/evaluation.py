@@ -77,7 +77,7 @@ def stage_eval_pools(ctx: BuildContext, stage: Stage) -> StageResult:
 
     def build() -> StageOutput:
         result = evaluate_layout(
-            ctx, layout, k=ctx.recall_k, k_factor=ctx.eval_k_factor, save_query_cache=True
+            ctx, layout, k=ctx.recall_k, k_factor=ctx.eval_k_factor, save_caches=True
         )
         digest = plot_digest(result.metrics)
         redrawn = not _plot_is_current(ctx, digest)  # before this run writes an output
