@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -123,7 +124,7 @@ class CheckedFiles:
     mode: str  # full | sampled
     uris: list[str]  # in manifest (uri) order
     of: int  # the manifest's files
-    chunked_this_build: int  # files the chunks stage chunked afresh while it reused others
+    touched: frozenset[str]  # files the chunks stage chunked afresh while it reused others
     slice: str  # the rotating slice checked, e.g. '3/14' (sampled mode)
     reason: str
 
@@ -132,7 +133,7 @@ class CheckedFiles:
             "mode": self.mode,
             "files_checked": len(self.uris),
             "files": self.of,
-            "files_chunked_this_build": self.chunked_this_build,
+            "files_chunked_this_build": len(self.touched),
             "rotation_slice": self.slice,
             "mode_reason": self.reason,
         }
@@ -151,14 +152,14 @@ def files_to_check(ctx: BuildContext, manifest: pa.Table, full: bool = False) ->
     """
     uris = manifest["uri"].to_pylist()
     if full:
-        return CheckedFiles("full", uris, len(uris), 0, "all", "asked for a full check")
+        return CheckedFiles("full", uris, len(uris), frozenset(), "all", "asked for a full check")
     stamp = read_stamp(ctx.layout, "chunks") or {}
     metadata = stamp.get("metadata", {})
     listed = metadata.get("chunked_uris")
     if metadata.get("reuse") == "reused" and not isinstance(listed, list):
         reason = "too many files were chunked with reuse to list them"
-        return CheckedFiles("full", uris, len(uris), len(uris), "all", reason)
-    chunked = set(listed or [])
+        return CheckedFiles("full", uris, len(uris), frozenset(uris), "all", reason)
+    chunked = frozenset(listed or [])
     slices = max(1, len(uris) // ROTATION_FILES)
     picked = int(xxh64_file(ctx.layout.build.repo_manifest), 16) % slices
     chosen = [uri for uri in uris if uri in chunked or int(xxh64_text(uri), 16) % slices == picked]
@@ -167,7 +168,7 @@ def files_to_check(ctx: BuildContext, manifest: pa.Table, full: bool = False) ->
         "sampled" if slices > 1 else "full",
         chosen,
         len(uris),
-        len(chunked),
+        chunked,
         f"{picked + 1}/{slices}",
         reason if slices > 1 else "one slice holds every file",
     )
@@ -244,12 +245,12 @@ def chunks_match_clean_build(ctx: BuildContext, full: bool) -> CheckOutcome:
         problems.append(
             f"{len(drift)} of {len(sample)} sampled vectors differ from a fresh embedding"
         )
-    parsed = _sampled_files(ctx, manifest, unchanged)
+    parsed = _sampled_files(ctx, manifest, unchanged, checked.touched)
     problems += _syntax_rows_differ(ctx, parsed)
     scope = (
         f"{len(unchanged)} unchanged files"
         if checked.mode == "full"
-        else f"{len(unchanged)} unchanged files ({checked.chunked_this_build} chunked with "
+        else f"{len(unchanged)} unchanged files ({len(checked.touched)} chunked with "
         f"reuse this build, slice {checked.slice}) of {checked.of}"
     )
     detail = "; ".join(problems) or (
@@ -288,15 +289,19 @@ def _misplaced_chunks(chunks: pa.Table, manifest: pa.Table) -> list[str]:
 
 
 def _sampled_files(
-    ctx: BuildContext, manifest: pa.Table, unchanged: list[str]
+    ctx: BuildContext, manifest: pa.Table, unchanged: list[str], first: frozenset[str]
 ) -> list[tuple[str, str, bytes]]:
     """Return (uri, lang, bytes) of up to ``CLEAN_SAMPLE`` of the checked unchanged files
-    with a syntax tree, in uri order."""
+    with a syntax tree, ``first`` (the files reuse touched) before a sample of the rest,
+    in uri order."""
     langs = dict(zip(manifest["uri"].to_pylist(), manifest["lang"].to_pylist(), strict=True))
     candidates = [uri for uri in unchanged if langs[uri] in SYNTAX_LANGUAGES]
+    touched = [uri for uri in candidates if uri in first][:CLEAN_SAMPLE]
+    rest = [uri for uri in candidates if uri not in first]
     rng = np.random.default_rng(1)
-    picked = rng.choice(len(candidates), size=min(CLEAN_SAMPLE, len(candidates)), replace=False)
-    uris = sorted(candidates[i] for i in picked)
+    size = min(CLEAN_SAMPLE - len(touched), len(rest))
+    picked = rng.choice(len(rest), size=size, replace=False)
+    uris = sorted([*touched, *(rest[i] for i in picked)])
     return [(uri, langs[uri], (ctx.repo.root / uri).read_bytes()) for uri in uris]
 
 
@@ -314,22 +319,40 @@ def _syntax_rows_differ(ctx: BuildContext, files: list[tuple[str, str, bytes]]) 
     }
     problems = []
     for name, (path, table) in fresh.items():
-        stored = pq.read_table(path, filters=[("uri", "in", uris)]) if path.exists() else None
+        stored = _stored_rows(path, "uri", uris) if path.exists() else None
         if stored is None or not stored.cast(table.schema).equals(table):
             problems.append(f"the {name} rows of {len(files)} sampled files differ from a parse")
-    chunks = pq.read_table(
-        layout.chunks,
-        columns=["id", "uri", "start_byte", "end_byte"],
-        filters=[("uri", "in", uris)],
-    )
+    chunks = _stored_rows(layout.chunks, "uri", uris, ["id", "uri", "start_byte", "end_byte"])
     nodes = pa.concat_tables([table for _, table in fresh.values()])
     expected = node_to_chunk_table(nodes, chunks)
-    stored_map = pq.read_table(layout.node_to_chunk) if layout.node_to_chunk.exists() else None
-    if stored_map is not None:
-        stored_map = stored_map.filter(pa.compute.is_in(stored_map["chunk_id"], chunks["id"]))
+    stored_map = None
+    if layout.node_to_chunk.exists():
+        stored_map = _stored_rows(layout.node_to_chunk, "chunk_id", chunks["id"].to_pylist())
     if stored_map is None or not stored_map.cast(expected.schema).equals(expected):
         problems.append(f"the node→chunk rows of {len(files)} sampled files differ")
     return problems
+
+
+def _stored_rows(
+    path: Path, column: str, values: list, columns: list[str] | None = None
+) -> pa.Table:
+    """Return the rows of the Parquet file ``path`` whose ``column`` is in ``values``, in
+    file order. DuckDB reads the filter column first and decodes only the rows it keeps
+    (a few files of a table of millions of rows: ~5x faster than Arrow's filtered read)."""
+    if not values:
+        schema = pq.read_schema(path)
+        return (
+            schema if columns is None else pa.schema([schema.field(c) for c in columns])
+        ).empty_table()
+    # ``column`` and ``columns`` are this module's constants, never input.
+    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    with duckdb.connect() as con:
+        # Insertion order is kept (DuckDB's default), so rows come in the file's order.
+        return con.sql(
+            f'SELECT {selected} FROM read_parquet($path) WHERE "{column}" IN '
+            "(SELECT UNNEST($values))",
+            params={"path": str(path), "values": values},
+        ).to_arrow_table()
 
 
 def _count(layout: ArtifactLayout, sql: str) -> tuple[int, list[tuple]]:
