@@ -24,10 +24,11 @@ def _check(
     name: str,
     asset: str,
     blocking: bool,
-    run: Callable[[BuildContext], CheckOutcome],
+    run: Callable[[dg.AssetCheckExecutionContext, BuildContext], CheckOutcome],
     description: str | None,
 ) -> dg.AssetChecksDefinition:
-    """Return a partitioned asset check running ``run`` on the partition's build context."""
+    """Return a partitioned asset check running ``run`` on its context and the partition's
+    build context."""
 
     @dg.asset_check(
         name=name,
@@ -37,7 +38,7 @@ def _check(
         description=description,
     )
     def _asset_check(context: dg.AssetCheckExecutionContext, codeintel: CodeintelResource):
-        outcome = run(codeintel.build_context(context.partition_key))
+        outcome = run(context, codeintel.build_context(context.partition_key))
         return dg.AssetCheckResult(
             passed=outcome.passed,
             description=outcome.detail,
@@ -47,11 +48,23 @@ def _check(
     return _asset_check
 
 
+# A run with this tag (any value but "false") re-chunks every file in
+# ``chunks_match_clean_build`` instead of the files reuse touched and a rotating slice.
+FULL_CHECK_TAG = "codeintel/full_check"
+
+
+def _clean_chunking(context: dg.AssetCheckExecutionContext, ctx: BuildContext) -> CheckOutcome:
+    """The clean-chunking check of the run: whole when the run has ``FULL_CHECK_TAG``."""
+    if context.run.tags.get(FULL_CHECK_TAG, "false").lower() != "false":
+        return v.check_all_chunks_match_clean_build(ctx)
+    return v.check_chunks_match_clean_build(ctx)
+
+
 def _build_check(
     name: str, asset: str, blocking: bool, check: Callable[[ArtifactLayout], CheckOutcome]
 ) -> dg.AssetChecksDefinition:
     """A check of the partition's working build area (its artifact layout)."""
-    return _check(name, asset, blocking, lambda ctx: check(ctx.layout.build), check.__doc__)
+    return _check(name, asset, blocking, lambda _, ctx: check(ctx.layout.build), check.__doc__)
 
 
 ALL_CHECKS = [
@@ -60,7 +73,7 @@ ALL_CHECKS = [
         "chunks_match_clean_build",
         "chunks",
         False,
-        v.check_chunks_match_clean_build,
+        _clean_chunking,
         v.check_chunks_match_clean_build.__doc__,
     ),
     _build_check("v_chunks_not_empty", "duckdb_catalog", True, v.check_chunks_not_empty),

@@ -2,8 +2,9 @@
 
 A build trusts its caches (the embedding cache, the checksum gates, incremental SCIP).
 Once a night, ``nightly_recheck`` re-checks every registered repository without
-rebuilding anything: the ``chunks_match_clean_build`` check (a from-scratch chunking of
-the unchanged files compared with the stored chunks, and a fresh, uncached embedding of
+rebuilding anything: the ``chunks_match_clean_build`` check over every file (a build
+checks the files its reuse touched and a rotating slice; here a from-scratch chunking of
+all the unchanged files, compared with the stored chunks, and a fresh, uncached embedding of
 sampled chunks compared with the stored vectors), and ``scip_matches_full_pass`` (a full
 scip-python pass from scratch compared row for row with the stored ``scip_occurrences``,
 ``scip_symbols`` and ``symbol_edges``, which incremental updates made). The full pass is
@@ -15,7 +16,7 @@ shows in the check's history in the UI.
 import dagster as dg
 
 from codeintel_assets.core.validation import (
-    check_chunks_match_clean_build,
+    check_all_chunks_match_clean_build,
     check_scip_matches_full_pass,
 )
 from codeintel_assets.partitions import REPOS
@@ -25,7 +26,7 @@ NIGHTLY_CRON = "0 3 * * *"
 RECHECK = dg.AssetCheckKey(dg.AssetKey("chunks"), "chunks_match_clean_build")
 SCIP_RECHECK = dg.AssetCheckKey(dg.AssetKey("scip_occurrences"), "scip_matches_full_pass")
 RECHECKS = (
-    (RECHECK, check_chunks_match_clean_build),
+    (RECHECK, check_all_chunks_match_clean_build),
     (SCIP_RECHECK, check_scip_matches_full_pass),
 )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core import faiss_store
@@ -31,7 +32,8 @@ from codeintel_assets.core.evaluation import (
     pool_metrics,
     read_pool_tsv,
 )
-from codeintel_assets.core.heldout import held_out_corpus, strip_python_docs
+from codeintel_assets.core.heldout import StrippedFiles, held_out_corpus, strip_python_docs
+from codeintel_assets.core.lexical import TokenCache
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.queries import SyntheticQuery, synthetic_queries
 from codeintel_assets.core.schemas import EVAL_POOL
@@ -319,3 +321,40 @@ def test_held_out_targets_are_searched_without_their_docstrings(built):
     md = result.report_markdown
     assert md.index("## Held out") < md.index("## By style (MRR@10)") < md.index("## Overall")
     assert "| heldout | " in md and "| shares text with target |" in md
+
+
+def test_held_out_caches_give_the_uncached_evaluation_and_keep_only_their_texts(built, tmp_path):
+    embedder, table, ids, vectors, channels, queries = built
+    index = faiss_store.build_index(ids, vectors, "IDMap2,Flat")
+    # The build's tokens, as the BM25 stage leaves them.
+    build_tokens = TokenCache(tmp_path / "tokens.parquet")
+    build_tokens.tokenize(unit_documents(channels.units.table, table))
+    build_tokens.save()
+
+    def run(cold: bool) -> tuple:
+        if cold:
+            tokens, stripped = None, None
+        else:
+            tokens = TokenCache(tmp_path / "heldout.parquet", base=TokenCache(build_tokens.path))
+            stripped = StrippedFiles(tmp_path / "stripped.parquet")
+        result = evaluate(
+            queries, table, index, channels, embedder, tokens=tokens, stripped=stripped
+        )
+        if not cold:
+            tokens.save()
+            stripped.save()
+        return result, tokens, stripped
+
+    clean, _, _ = run(cold=True)
+    first, tokens, stripped = run(cold=False)
+    from_build = tokens.hits  # all from the build's cache: the held-out one was empty
+    assert 0 < from_build < len(channels.units.table) and stripped.hits == 0
+    again, tokens, stripped = run(cold=False)
+    assert tokens.hits == len(channels.units.table) and stripped.hits > 0
+    for result in (first, again):
+        assert result.pool.equals(clean.pool)
+        assert result.metrics == clean.metrics
+    # The held-out file keeps only the stripped texts' tokens: the rest are the build's.
+    kept = pq.read_table(tmp_path / "heldout.parquet")["text_xxh64"].to_pylist()
+    assert set(kept).isdisjoint(pq.read_table(build_tokens.path)["text_xxh64"].to_pylist())
+    assert 0 < len(kept) <= len(channels.units.table) - from_build

@@ -265,6 +265,17 @@ def test_incremental_published_index_searches_like_clean(builds: Builds):
     assert results[0][0][0][1] == "pkg/vectors.py"
 
 
+def test_the_eval_plot_is_drawn_again_only_when_its_figures_moved(builds: Builds):
+    # The bytes equal the clean build's either way (test_incremental_published_artifacts_...).
+    # (Dagster's metadata gives booleans back as text.)
+    assert str(builds.clean_run["eval_pools"]["plot_redrawn"]) == "True"
+    assert str(builds.first["eval_pools"]["plot_redrawn"]) == "True"
+    before, after = builds.first["eval_pools"], builds.edited["eval_pools"]
+    moved = after["plot_digest"] != before["plot_digest"]
+    assert str(after["plot_redrawn"]) == str(moved)
+    assert after["plot_digest"] == builds.clean_run["eval_pools"]["plot_digest"]
+
+
 def _manifest(layout: ArtifactLayout) -> dict:
     return json.loads(layout.version_manifest.read_text())
 

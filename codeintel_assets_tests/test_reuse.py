@@ -12,13 +12,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from codeintel_assets.core import validation
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbedderSpec
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.registry import RepoConfig
 from codeintel_assets.core.reuse import STALE, merged_by_file, merged_in_uri_order, read_ledger
 from codeintel_assets.core.schemas import CST_NODES, NODE_TO_CHUNK, write_parquet
-from codeintel_assets.core.stages import run_named
+from codeintel_assets.core.stages import retrieval, run_named
 from codeintel_assets.core.validation import check_chunks_match_clean_build
 from codeintel_assets_tests.support import write_fixture_repo
 
@@ -180,3 +181,60 @@ def test_a_table_not_written_file_by_file_is_merged_by_sorting():
     merged = merged_by_file(previous, new, {"a.py", "b.py"})
     assert merged["uri"].to_pylist() == ["a.py", "a.py", "b.py", "b.py", "c.py"]
     assert merged["n"].to_pylist() == [0, 1, 0, 0, 0]
+
+def test_an_ordinary_check_rechunks_the_reused_build_s_new_files_and_a_slice(
+    built: BuildContext, monkeypatch: pytest.MonkeyPatch
+):
+    # Slices of about 2 files: the check covers the edited file and one slice, not all.
+    monkeypatch.setattr(validation, "ROTATION_FILES", 2)
+    edit(built.repo.root)
+    ran = build(built)
+    assert ran["chunks"]["chunked_uris"] == ["pkg/vectors.py"]
+    outcome = check_chunks_match_clean_build(built)
+    assert outcome.passed, outcome.detail
+    meta = outcome.metadata
+    assert meta["mode"] == "sampled" and meta["files_chunked_this_build"] == 1
+    assert 1 <= meta["files_checked"] < meta["files"]
+    manifest = pq.read_table(built.layout.build.repo_manifest)
+    checked = validation.files_to_check(built, manifest)
+    assert "pkg/vectors.py" in checked.uris
+    full = validation.check_all_chunks_match_clean_build(built)
+    assert full.passed and full.metadata["files_checked"] == full.metadata["files"]
+
+    # The merge lost a chunk of the file chunked this build: the ordinary check sees it.
+    path = built.layout.build.chunks
+    chunks = pq.read_table(path)
+    lost = chunks["uri"].to_pylist().index("pkg/vectors.py")
+    write_parquet(pa.concat_tables([chunks.slice(0, lost), chunks.slice(lost + 1)]), path)
+    outcome = check_chunks_match_clean_build(built)
+    assert not outcome.passed and outcome.metadata["mode"] == "sampled"
+    assert "differ from a clean chunking" in outcome.detail
+
+
+def test_chunks_reuse_kept_for_an_edited_file_fails_the_check(
+    built: BuildContext, monkeypatch: pytest.MonkeyPatch
+):
+    # A reuse bug: the chunks stage takes the edited file for unchanged and keeps its old
+    # chunks (its signature is the previous ledger's).
+    previous = read_ledger(ArtifactLayout(built.layout.repo_dir).chunks_ledger)
+    assert previous is not None
+    stale_uri = "pkg/vectors.py"
+    real = retrieval.combined_signatures
+
+    def forgetful(*parts):
+        signatures = real(*parts)
+        signatures[stale_uri] = previous.signatures()[stale_uri]
+        return signatures
+
+    monkeypatch.setattr(retrieval, "combined_signatures", forgetful)
+    edit(built.repo.root, stale_uri)
+    ran = build(built)
+    assert ran["chunks"]["files_processed"] == 0 and ran["chunks"]["reuse"] == "reused"
+    full = validation.check_all_chunks_match_clean_build(built)
+    assert not full.passed and "differ from a clean chunking" in full.detail
+    # An ordinary check finds it when the file's slice comes round (here: one slice).
+    assert not check_chunks_match_clean_build(built).passed
+    monkeypatch.setattr(validation, "ROTATION_FILES", 2)
+    manifest = pq.read_table(built.layout.build.repo_manifest)
+    in_slice = stale_uri in validation.files_to_check(built, manifest).uris
+    assert check_chunks_match_clean_build(built).passed is not in_slice

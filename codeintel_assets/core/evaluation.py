@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.metadata
 import json
 import math
 from collections import defaultdict
@@ -42,7 +43,7 @@ from codeintel_assets.core.channels import (
     rank_units,
     unit_channels,
 )
-from codeintel_assets.core.checksums import atomic_path
+from codeintel_assets.core.checksums import atomic_path, xxh64_json
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
     Embedder,
@@ -53,7 +54,7 @@ from codeintel_assets.core.embedding import (
 )
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.fusion import RRF_K
-from codeintel_assets.core.heldout import HELD_OUT, HeldOutCorpus, held_out_corpus
+from codeintel_assets.core.heldout import HELD_OUT, HeldOutCorpus, StrippedFiles, held_out_corpus
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.lexical import TokenCache
 from codeintel_assets.core.modules import longest_prefix_owner
@@ -102,9 +103,11 @@ def evaluate(
     fusion_depth: int = FUSION_DEPTH,
     oracle: ExactOracle | None = None,
     tokens: TokenCache | None = None,
+    stripped: StrippedFiles | None = None,
 ) -> EvalResult:
     """Return the evaluation of ``queries`` against one built index (FAISS + BM25);
-    ``tokens`` tokenizes the held-out corpus' BM25 texts.
+    ``tokens`` tokenizes the held-out corpus' BM25 texts and ``stripped`` strips its
+    files (both caches kept between builds).
 
     ``chunks`` needs ``id`` and ``embedding`` (for the exact oracle, unless ``oracle`` is
     given), ``uri`` (for the default module: the chunk's directory) and ``lang,
@@ -121,7 +124,7 @@ def evaluate(
     limit = text_token_limit(embedder)
     truncated = sum(1 for n in embedder.count_tokens(texts) if n > limit)
     vectors = embedder.embed(texts) if texts else np.zeros((0, index.d), dtype=np.float32)
-    held_out = held_out_corpus(queries, chunks, channels, embedder, tokens)
+    held_out = held_out_corpus(queries, chunks, channels, embedder, tokens, stripped)
     pool = evaluation_pool(
         queries, vectors, index, oracle, channels, k, k_factor, fusion_depth, held_out
     )
@@ -398,6 +401,14 @@ def _table(scores: dict[str, dict[str, float]]) -> list[str]:
     return out
 
 
+def plot_digest(metrics: dict[str, Any]) -> str:
+    """Return a checksum of what ``write_metrics_plot`` draws of ``metrics``: equal digests
+    draw the same plot (a build whose figures did not move need not draw it again)."""
+    shown = {key: metrics.get(key) for key in ("overall", "by_style", "ann_recall", "k")}
+    # Without importing matplotlib (~1 s): its version draws the plot too.
+    return xxh64_json({**shown, "matplotlib": importlib.metadata.version("matplotlib")})
+
+
 def write_metrics_plot(metrics: dict[str, Any], path: Path) -> None:
     """Write a PNG of MRR@10 and recall@10 per source, overall and per style, atomically."""
     import matplotlib
@@ -499,13 +510,15 @@ def evaluate_layout(
     layout: ArtifactLayout,
     k: int,
     k_factor: int,
-    save_query_cache: bool = False,
+    save_caches: bool = False,
 ) -> EvalResult:
     """Evaluate the queries of ``layout`` against its FAISS and BM25 indexes.
 
     Query vectors come through a small cache of their own (``cache/embeddings/queries``),
-    so the same queries are not embedded build after build; only the build stage saves
-    it (``save_query_cache``), so ``indexctl eval recall`` writes nothing.
+    so the same queries are not embedded build after build, and so do the held-out
+    corpus' stripped files and their BM25 tokens (``cache/heldout_*.parquet``; the rest
+    of its tokens are the BM25 stage's). Only the build stage saves them
+    (``save_caches``), so ``indexctl eval recall`` writes nothing.
     """
     queries = read_queries_jsonl(layout.eval_queries)
     columns = ["id", "uri", "lang", "start_line", "end_line", "name", "content", "embedding"]
@@ -518,6 +531,9 @@ def evaluate_layout(
         ctx.layout.embedding_cache_dir / "queries", model.model_id, model.dim, max_entries=10_000
     )
     module_of = _module_of(layout, chunks) if layout.modules_parquet.exists() else None
+    # The BM25 stage's tokens: only the held-out files' stripped texts are new.
+    tokens = TokenCache(ctx.layout.heldout_token_cache, base=TokenCache(ctx.layout.token_cache))
+    stripped = StrippedFiles(ctx.layout.stripped_cache)
     result = evaluate(
         queries,
         chunks,
@@ -527,11 +543,13 @@ def evaluate_layout(
         k=k,
         k_factor=k_factor,
         module_of=module_of,
-        # The BM25 stage's tokens: only the held-out files' stripped texts are new.
-        tokens=TokenCache(ctx.layout.token_cache),
+        tokens=tokens,
+        stripped=stripped,
     )
-    if save_query_cache:
+    if save_caches:
         cache.save()
+        tokens.save()
+        stripped.save()
     return result
 
 

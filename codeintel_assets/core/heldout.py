@@ -20,22 +20,22 @@ keep their numbers, so chunk and unit spans still apply.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import tokenize
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from codeintel_assets.core.channels import (
-    Ranked,
-    UnitChannels,
-    build_unit_channels,
-    unit_documents,
-)
+from codeintel_assets.core.channels import Ranked, UnitChannels, unit_documents
+from codeintel_assets.core.checksums import atomic_path, xxh64_text
 from codeintel_assets.core.embedding import Embedder, embedding_text
-from codeintel_assets.core.lexical import TokenCache
+from codeintel_assets.core.lexical import TokenCache, build_bm25
 from codeintel_assets.core.queries import SyntheticQuery
 from codeintel_assets.core.units import file_lines
 
@@ -77,6 +77,61 @@ def strip_python_docs(text: str) -> str:
     return "\n".join(lines)
 
 
+_STRIPPED = pa.schema([("text_xxh64", pa.string()), ("stripped", pa.string())])
+
+
+@dataclass
+class StrippedFiles:
+    """``strip_python_docs`` of files stripped before, by the text's content hash, kept
+    between builds in one Parquet file (``path``; None: nothing kept).
+
+    The stripped text is a function of the text alone, so a cached one is what stripping
+    gives. ``save`` keeps only the texts of this run; a missing or unreadable file is an
+    empty cache.
+    """
+
+    path: Path | None
+    _known: dict[str, str] | None = None
+    _used: dict[str, str] = field(default_factory=dict)
+    hits: int = 0
+
+    def strip(self, text: str) -> str:
+        """Return ``strip_python_docs(text)``, from the cache when it has it."""
+        if self._known is None:
+            self._known = self._load()
+        key = xxh64_text(text)
+        stripped = self._known.get(key)
+        if stripped is None:
+            stripped = strip_python_docs(text)
+        else:
+            self.hits += 1
+        self._used[key] = stripped
+        return stripped
+
+    def save(self) -> None:
+        """Write the stripped texts of this run (atomically, sorted by hash)."""
+        if self.path is None:
+            return
+        keys = sorted(self._used)
+        table = pa.table([keys, [self._used[k] for k in keys]], schema=_STRIPPED)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+
+    def _load(self) -> dict[str, str]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            table = pq.read_table(self.path)
+        except (OSError, pa.ArrowInvalid):
+            return {}
+        if not table.schema.equals(_STRIPPED):
+            return {}
+        return dict(
+            zip(table["text_xxh64"].to_pylist(), table["stripped"].to_pylist(), strict=True)
+        )
+
+
 @dataclass
 class HeldOutCorpus:
     """What the held-out queries search: the stripped targets' vectors and BM25."""
@@ -102,9 +157,11 @@ def held_out_corpus(
     channels: UnitChannels,
     embedder: Embedder,
     tokens: TokenCache | None = None,
+    stripped: StrippedFiles | None = None,
 ) -> HeldOutCorpus | None:
     """Return the corpus the ``heldout`` queries search, or None when there are none; its
-    BM25 texts are tokenized through ``tokens`` when given (most are the build's own).
+    BM25 texts are tokenized through ``tokens`` when given (most are the build's own) and
+    its files stripped through ``stripped`` (files stripped before).
 
     ``chunks`` needs ``id, uri, lang, start_line, end_line, name, content``.
     """
@@ -114,15 +171,17 @@ def held_out_corpus(
     )
     if not targets:
         return None
-    files = file_lines(chunks)
+    stripper = stripped or StrippedFiles(None)
+    uris = sorted({units.uri(u) for u in targets})
+    # Only the targets' files are stripped: the rest of the corpus is the build's.
+    theirs = chunks.filter(pc.is_in(chunks["uri"], pa.array(uris, pa.string())))
     stripped_files = {
-        uri: strip_python_docs("\n".join(lines)).split("\n")
-        for uri, lines in files.items()
-        if uri in {units.uri(u) for u in targets}
+        uri: stripper.strip("\n".join(lines)).split("\n")
+        for uri, lines in file_lines(theirs).items()
     }
     rows = {
         r["id"]: r
-        for r in chunks.select(["id", "uri", "start_line", "end_line", "name"]).to_pylist()
+        for r in theirs.select(["id", "uri", "start_line", "end_line", "name"]).to_pylist()
     }
     chunk_ids = sorted({c for u in targets for c in units.chunks_of.get(u, [])})
     texts = []
@@ -133,9 +192,11 @@ def held_out_corpus(
     vectors = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
     documents = unit_documents(units.table, chunks, replaced=stripped_files)
     by_unit = dict(zip(units.table["unit_id"].to_pylist(), documents, strict=True))
+    bm25 = build_bm25(units.table["unit_id"].to_numpy(), documents, tokens)
     return HeldOutCorpus(
         chunk_ids=np.asarray(chunk_ids, dtype=np.int64),
         vectors=np.asarray(vectors, dtype=np.float32),
-        channels=build_unit_channels(units, documents, tokens),
+        # The definition channel reads names only, which stripping leaves as they are.
+        channels=dataclasses.replace(channels, bm25=bm25),
         documents={u: by_unit[u] for u in targets},
     )

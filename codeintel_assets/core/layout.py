@@ -259,6 +259,16 @@ class RepoLayout:
         return self.repo_dir / "cache" / "tokens.parquet"
 
     @property
+    def heldout_token_cache(self) -> Path:
+        """BM25 tokens of the held-out evaluation's stripped texts (``core.heldout``)."""
+        return self.repo_dir / "cache" / "heldout_tokens.parquet"
+
+    @property
+    def stripped_cache(self) -> Path:
+        """The held-out evaluation's stripped files, by content hash (``core.heldout``)."""
+        return self.repo_dir / "cache" / "heldout_stripped.parquet"
+
+    @property
     def versions_dir(self) -> Path:
         return self.repo_dir / "versions"
 

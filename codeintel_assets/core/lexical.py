@@ -71,20 +71,29 @@ class TokenCache:
     gives: an index built through the cache is the one a clean build makes. Reading them
     back is an order of magnitude faster than tokenizing again. ``save`` keeps only the
     texts of this run, so the file never outgrows the repository. A missing or
-    unreadable file is an empty cache.
+    unreadable file is an empty cache. With a ``base`` (another stage's cache, read
+    only), texts found there are not kept in this one: it holds only its own texts.
     """
 
     path: Path | None
+    base: TokenCache | None = None
     _known: dict[str, list[str]] | None = None
     _used: dict[str, list[str]] = field(default_factory=dict)
     hits: int = 0
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
-        """Return each text's tokens (``tokenize``), from the cache where it has them."""
+        """Return each text's tokens (``tokenize``), from the cache (or its base) where it
+        has them."""
         known = self._load()
+        shared = self.base._load() if self.base is not None else {}
         out = []
         for text in texts:
             key = xxh64_text(text)
+            tokens = shared.get(key)
+            if tokens is not None:
+                self.hits += 1
+                out.append(tokens)
+                continue
             tokens = known.get(key)
             if tokens is None:
                 tokens = tokenize(text)

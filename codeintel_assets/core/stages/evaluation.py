@@ -10,13 +10,20 @@ import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import table_checksum, write_text_atomic, xxh64_file
 from codeintel_assets.core.context import BuildContext
-from codeintel_assets.core.evaluation import evaluate_layout
+from codeintel_assets.core.evaluation import evaluate_layout, plot_digest
 from codeintel_assets.core.queries import (
     synthetic_queries,
     write_queries_jsonl,
 )
 from codeintel_assets.core.schemas import EVAL_POOL, write_parquet
-from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, run_stage
+from codeintel_assets.core.stamps import (
+    Stage,
+    StageOutput,
+    StageResult,
+    outputs_intact,
+    read_stamp,
+    run_stage,
+)
 
 
 def stage_synthetic_queries(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -70,11 +77,14 @@ def stage_eval_pools(ctx: BuildContext, stage: Stage) -> StageResult:
 
     def build() -> StageOutput:
         result = evaluate_layout(
-            ctx, layout, k=ctx.recall_k, k_factor=ctx.eval_k_factor, save_query_cache=True
+            ctx, layout, k=ctx.recall_k, k_factor=ctx.eval_k_factor, save_caches=True
         )
+        digest = plot_digest(result.metrics)
+        redrawn = not _plot_is_current(ctx, digest)  # before this run writes an output
         write_parquet(result.pool, layout.eval_pool, EVAL_POOL)
         write_text_atomic(layout.eval_report, result.report_markdown)
-        result.write_plot(layout.eval_plot)
+        if redrawn:
+            result.write_plot(layout.eval_plot)
         return StageOutput(
             table_checksum(result.pool),
             {
@@ -82,8 +92,21 @@ def stage_eval_pools(ctx: BuildContext, stage: Stage) -> StageResult:
                 "metrics": result.metrics,
                 "markdown": result.report_markdown,
                 "plot": str(layout.eval_plot),
+                "plot_digest": digest,
+                "plot_redrawn": redrawn,
                 "path": str(layout.eval_pool),
             },
         )
 
     return run_stage(ctx, stage, config, build)
+
+
+def _plot_is_current(ctx: BuildContext, digest: str) -> bool:
+    """Return whether the last plot drew the figures of ``digest`` and is intact (the plot
+    is a function of them: drawing it again would write the same file)."""
+    stamp = read_stamp(ctx.layout, "eval_pools")
+    return (
+        stamp is not None
+        and stamp.get("metadata", {}).get("plot_digest") == digest
+        and outputs_intact(ctx.layout, "eval_pools")
+    )

@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store, tuning
-from codeintel_assets.core.channels import build_unit_channels, unit_documents
-from codeintel_assets.core.checksums import table_checksum, xxh64_file, xxh64_json
+from codeintel_assets.core.channels import unit_documents
+from codeintel_assets.core.checksums import atomic_folder, table_checksum, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import (
     build_chunk_table,
     chunk_repository,
@@ -23,7 +23,7 @@ from codeintel_assets.core.chunk_table import (
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbeddingCache, load_embedder, text_token_limit
 from codeintel_assets.core.layout import ArtifactLayout
-from codeintel_assets.core.lexical import TokenCache
+from codeintel_assets.core.lexical import TokenCache, build_bm25
 from codeintel_assets.core.reuse import (
     FilePlan,
     combined_signatures,
@@ -54,6 +54,10 @@ from codeintel_assets.core.stamps import (
 )
 from codeintel_assets.core.syntax import node_to_chunk_table, write_node_to_chunk
 from codeintel_assets.core.units import NODE_COLUMNS, build_units, load_units
+
+# Above this many files chunked beside reused ones, the chunks stage does not list them
+# and the clean-chunking check of that build re-chunks every file.
+MAX_LISTED_FILES = 1000
 
 
 def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
@@ -102,6 +106,7 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
                 "chunks": table.num_rows,
                 "files": manifest.num_rows,
                 **plan.metadata(),
+                **_chunked_with_reuse(plan),
                 "chunks_reused": table.num_rows - new.num_rows,
                 "embedded": stats.embedded,
                 "from_cache": stats.from_cache,
@@ -121,6 +126,14 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
         )
 
     return run_stage(ctx, stage, config, build)
+
+
+def _chunked_with_reuse(plan: FilePlan) -> dict[str, list[str]]:
+    """Return ``chunked_uris``, the files chunked afresh beside reused ones (what the
+    ``chunks_match_clean_build`` check re-chunks), when reuse kept some and they are few."""
+    if not plan.reused or len(plan.process) > MAX_LISTED_FILES:
+        return {}
+    return {"chunked_uris": plan.process}
 
 
 def _chunk_plan(
@@ -317,14 +330,15 @@ def stage_bm25_index(ctx: BuildContext, stage: Stage) -> StageResult:
         texts = unit_documents(units.table, pq.read_table(layout.chunks, columns=columns))
         # Unchanged texts' tokens come from the last build's (a clean build's, exactly).
         tokens = TokenCache(ctx.layout.token_cache)
-        index = build_unit_channels(units, texts, tokens)
-        index.save(layout.bm25_dir)
+        # BM25 alone: the definition channel is made from the units when an index opens.
+        index = build_bm25(units.table["unit_id"].to_numpy(), texts, tokens)
+        with atomic_folder(layout.bm25_dir) as folder:
+            index.save(folder)
         tokens.save()
         return StageOutput(
             xxh64_json(["bm25", stage.upstream(ctx.layout), stage.code_version]),
             {
-                "rows": len(index.bm25),
-                "definitions": len(index.definitions),
+                "rows": len(index),
                 "texts_tokenized": len(texts) - tokens.hits,
                 "path": str(layout.bm25_dir),
             },
