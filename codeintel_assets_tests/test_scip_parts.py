@@ -5,6 +5,8 @@ And node's heap limit comes from the budget, so a run that needs more fails sayi
 
 from __future__ import annotations
 
+import stat
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.scip.environment import minimal_environment
 from codeintel_assets.core.scip.incremental import PROJECT_VERSION, ScipJob, update_scip_index
+from codeintel_assets.core.scip.indexer import SCIP_PYTHON_ENV, scip_python_binary
 from codeintel_assets.core.scip.parts import (
     MEMORY_ENV,
     PART_LINES_ENV,
@@ -104,6 +107,45 @@ def test_a_full_pass_in_parts_gives_the_tables_of_one_run(
     again = build("corpus", repo, tmp_path / "whole-again")
     for table in ("scip_occurrences", "scip_symbols", "symbol_edges"):
         assert rows(step[table]) == rows(again[table]), table
+
+
+# node's heap limit played by the size of a run: scip-python itself runs when the files a
+# run indexes have at most {limit} lines, else the run fails as node does at its limit.
+HEAP_LIMIT_SHIM = """#!/bin/sh
+if "{python}" - "$@" <<'SHIM'
+import json, pathlib, sys
+tree = pathlib.Path(sys.argv[sys.argv.index("--cwd") + 1])
+include = json.loads((tree / "pyrightconfig.json").read_text())["include"]
+lines = sum((tree / uri).read_text().count("\\n") + 1 for uri in include if uri != ".")
+sys.exit(1 if "." in include or lines > {limit} else 0)
+SHIM
+then exec "{binary}" "$@"; fi
+echo "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"
+exit 134
+"""
+
+
+def test_a_part_past_the_heap_limit_is_indexed_in_halves_with_the_same_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    repo = write_fixture_repo(tmp_path / "repo", CROSS_PART, git=False)
+    whole = build("corpus", repo, tmp_path / "whole")
+    shim = tmp_path / "scip-python"
+    shim.write_text(
+        HEAP_LIMIT_SHIM.format(python=sys.executable, binary=scip_python_binary(), limit=30)
+    )
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv(SCIP_PYTHON_ENV, str(shim))
+    # Parts of ~45 lines: the first is past the limit; its halves, and the later parts cut
+    # to their size, are not.
+    monkeypatch.setenv(PART_LINES_ENV, "45")
+    parts = build("corpus", repo, tmp_path / "parts")
+    facts = parts["scip"]
+    assert facts["mode"] == "full" and facts["ok"], (facts["reason"], facts.get("failure"))
+    assert facts["parts_split_at_heap_limit"] == 1
+    assert facts["full_pass_parts"] > 2 and facts["documents"] == len(CROSS_PART)
+    for table in ("scip_occurrences", "scip_symbols", "symbol_edges"):
+        assert rows(parts[table]) == rows(whole[table]), table
 
 
 def test_a_run_past_its_heap_limit_fails_saying_so(tmp_path: Path):

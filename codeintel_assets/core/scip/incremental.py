@@ -43,10 +43,11 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow.parquet as pq
 
@@ -92,7 +93,8 @@ class ScipUpdate:
     files whose documents were made afresh (all of them for a full pass); ``changed``,
     ``added`` and ``deleted`` compare the files with the stored state; ``rounds`` counts
     the incremental runs; ``parts`` the parts a full pass was indexed in (``parts.py``)
-    and ``runs`` the scip-python runs. ``ok`` is false when a scip-python run failed
+    and ``runs`` the scip-python runs; ``parts_split`` the parts that ran out of node's
+    heap and were indexed as two halves. ``ok`` is false when a scip-python run failed
     (then ``failure`` says why and the index is left as it was). ``crashed`` maps the files
     scip-python crashed on (no document; see ``run_scip_python``) to the error, this
     update's and the earlier ones' that still hold.
@@ -113,6 +115,7 @@ class ScipUpdate:
     parts: int = 0
     runs: int = 0
     crashed: Mapping[str, str] = field(default_factory=dict)
+    parts_split: int = 0
 
     def facts(self) -> dict[str, object]:
         """Return the update as stage metadata (counts, and the first paths of each list)."""
@@ -127,6 +130,7 @@ class ScipUpdate:
             "files_deleted": len(self.deleted),
             "incremental_rounds": self.rounds,
             "full_pass_parts": self.parts,
+            "parts_split_at_heap_limit": self.parts_split,
             "scip_python_runs": self.runs,
             "files_scip_python_crashed_on": len(self.crashed),
             "scip_python_crashes": dict(sorted(self.crashed.items())[:_EXAMPLES]),
@@ -467,14 +471,17 @@ def _full(
 ) -> ScipUpdate:
     """Index every file, in parts of the budget's size (``parts.py``) when the tree is
     bigger, else in one run; write the index and its state when every run succeeds."""
-    parts = split_in_parts(order, line_counts(job.repo_root, order), job.budget.lines_per_part())
+    lines = line_counts(job.repo_root, order)
+    parts = split_in_parts(order, lines, job.budget.lines_per_part())
     shadowed = shadowed_stdlib_modules(order)
     if shadowed and len(parts) > 1:
         reason = f"{reason}; in one run, not parts: the tree shadows {', '.join(shadowed[:5])}"
         parts = [order]
     crashed: dict[str, str] = {}
-    index, runs, failed = (
-        _index_in_parts(job, order, parts, crashed) if len(parts) > 1 else (None, 0, None)
+    index, runs, failed, indexed_parts, splits = (
+        _index_in_parts(job, order, parts, lines, crashed)
+        if len(parts) > 1
+        else _Parts(None, 0, None, 1, 0)
     )
     if index is None and failed is None:
         # One part, or parts that did not settle (see _index_in_parts): one run of the tree.
@@ -500,18 +507,34 @@ def _full(
         time.monotonic() - started,
         failed.reason if failed is not None else "",
         failed.stderr_tail if failed is not None else "",
-        len(parts),
+        max(indexed_parts, len(parts)),
         runs,
         crashed,
+        splits,
     )
 
 
+class _Parts(NamedTuple):
+    """A full pass in parts: its index (None: not made), the scip-python runs, the run
+    that failed (None: none did), the parts started, and those split at the heap limit."""
+
+    index: Index | None
+    runs: int
+    failed: ScipRunResult | None
+    parts: int
+    splits: int
+
+
 def _index_in_parts(
-    job: ScipJob, order: list[str], parts: list[list[str]], crashed: dict[str, str]
-) -> tuple[Index | None, int, ScipRunResult | None]:
-    """Return the index of the whole tree made part by part, the number of scip-python
-    runs, and the run that failed. The index is None when a run failed, or when a part
-    still had files to re-index after ``MAX_ROUNDS`` runs (then no run failed).
+    job: ScipJob,
+    order: list[str],
+    parts: list[list[str]],
+    lines: Mapping[str, int],
+    crashed: dict[str, str],
+) -> _Parts:
+    """Return the index of the whole tree made part by part (see ``_Parts``). The index is
+    None when a run failed, or when a part still had files to re-index after
+    ``MAX_ROUNDS`` runs (then no run failed).
 
     Each part is an update of the documents so far that adds the part's files, so what
     makes an incremental update equal a full pass makes the parts equal one run: the tree
@@ -521,20 +544,37 @@ def _index_in_parts(
     part already used is indexed again with that file as context (then scip-python gives
     it no ``SymbolInformation`` for it, as in one run). The files scip-python crashed on
     go into ``crashed``.
+
+    A part whose first run fails at node's heap limit (late parts import more of the tree
+    than the memory model counts) is indexed as its two halves, and every later part is
+    cut to the size of the bigger half: consecutive parts of the order, as a smaller part
+    size would have made, so the result is the same.
     """
     update = _Update(job, order, Index(), [], [])
-    for part in parts:
+    queue = deque(parts)
+    splits = started = 0
+    while queue:
+        part = queue.popleft()
+        started += 1
         pending, context = set(part), set()
-        for _ in range(MAX_ROUNDS):
+        for round_ in range(MAX_ROUNDS):
             if not update.run(pending, context):
-                return None, update.rounds, update.failure
+                failure, update.failure = update.failure, None
+                if round_ > 0 or failure is None or not failure.out_of_heap or len(part) == 1:
+                    return _Parts(None, update.rounds, failure, started, splits)
+                halves = [part[: len(part) // 2], part[len(part) // 2 :]]
+                limit = max(sum(lines[uri] for uri in half) for half in halves)
+                rest = [uri for later in queue for uri in later]
+                queue = deque(halves + split_in_parts(rest, lines, limit))
+                splits += 1
+                break
             pending, context = update.next_round()
             if not pending and not context:
                 break
         else:
-            return None, update.rounds, None
+            return _Parts(None, update.rounds, None, started, splits)
     crashed.update(update.crashed)
-    return update.merged(), update.rounds, None
+    return _Parts(update.merged(), update.rounds, None, started, splits)
 
 
 def _write(job: ScipJob, index: Index, order: list[str], crashed: Mapping[str, str]) -> None:

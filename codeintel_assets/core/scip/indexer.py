@@ -86,6 +86,8 @@ class ScipRunResult:
     documents: int = 0
     # Files left out because scip-python crashed on them: (uri, its error), in crash order.
     crashed: tuple[tuple[str, str], ...] = ()
+    # The run failed at node's heap limit (a smaller run of the same files may fit).
+    out_of_heap: bool = False
 
 
 def scip_python_binary() -> Path:
@@ -194,9 +196,19 @@ def run_scip_python(
 
     crashed: list[tuple[str, str]] = []
 
-    def failed(reason: str, python_files: int = 0, tail: str = "") -> ScipRunResult:
+    def failed(
+        reason: str, python_files: int = 0, tail: str = "", out_of_heap: bool = False
+    ) -> ScipRunResult:
         return ScipRunResult(
-            False, time.monotonic() - started, output, python_files, reason, tail, 0, tuple(crashed)
+            False,
+            time.monotonic() - started,
+            output,
+            python_files,
+            reason,
+            tail,
+            0,
+            tuple(crashed),
+            out_of_heap,
         )
 
     binary = scip_python_binary()
@@ -257,6 +269,7 @@ def run_scip_python(
                 f" files: raise {MEMORY_ENV} or lower {PART_LINES_ENV}",
                 python_files,
                 _tail(log),
+                out_of_heap=True,
             )
         if code != 0:
             return failed(f"scip-python exited with code {code}", python_files, _tail(log))
