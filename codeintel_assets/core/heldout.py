@@ -33,10 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.channels import Ranked, UnitChannels, unit_documents
-from codeintel_assets.core.checksums import atomic_path, xxh64_text
+from codeintel_assets.core.checksums import xxh64_text
 from codeintel_assets.core.embedding import Embedder, embedding_text
 from codeintel_assets.core.lexical import TokenCache, build_bm25
 from codeintel_assets.core.queries import SyntheticQuery
+from codeintel_assets.core.schemas import write_by_key
 from codeintel_assets.core.units import file_lines
 
 HELD_OUT = "heldout"
@@ -110,13 +111,8 @@ class StrippedFiles:
 
     def save(self) -> None:
         """Write the stripped texts of this run (atomically, sorted by hash)."""
-        if self.path is None:
-            return
-        keys = sorted(self._used)
-        table = pa.table([keys, [self._used[k] for k in keys]], schema=_STRIPPED)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        if self.path is not None:
+            write_by_key(self._used, self.path, _STRIPPED)
 
     def _load(self) -> dict[str, str]:
         if self.path is None or not self.path.is_file():

@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core.checksums import atomic_path, xxh64_text
+from codeintel_assets.core.checksums import xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import BM25_IDS_FILE as _IDS_FILE
+from codeintel_assets.core.schemas import write_by_key
 from codeintel_assets.core.tokens import tokenize
 
 
@@ -105,13 +106,8 @@ class TokenCache:
 
     def save(self) -> None:
         """Write the tokens of the texts this cache tokenized (atomically, sorted by hash)."""
-        if self.path is None:
-            return
-        keys = sorted(self._used)
-        table = pa.table([keys, [self._used[k] for k in keys]], schema=_TOKEN_CACHE)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        if self.path is not None:
+            write_by_key(self._used, self.path, _TOKEN_CACHE)
 
     def _load(self) -> dict[str, list[str]]:
         if self._known is None:

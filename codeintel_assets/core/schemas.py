@@ -15,7 +15,7 @@ Writers, readers, tests and the catalog all use these. Line conventions:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -279,6 +279,14 @@ def write_parquet(table: pa.Table, target: Path, schema: pa.Schema | None = None
         table = table.select(schema.names).cast(schema)
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=True)
+
+
+def write_by_key(values: Mapping[str, object], target: Path, schema: pa.Schema) -> None:
+    """Write a cache of key -> value (the two columns of ``schema``) to ``target``, sorted
+    by key, atomically (``write_parquet``), making its folder."""
+    keys = sorted(values)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(pa.table([keys, [values[k] for k in keys]], schema=schema), target)
 
 
 # pyarrow's own row group length: a table streamed in row groups of this many rows is the
