@@ -4,9 +4,13 @@ Hydrating 200 ids (input order kept) is the catalog's invariant: at most 6 ms wa
 12 ms cold. This script measures, in one run and on the same data, the path
 ``CatalogReader.hydrate`` takes and the alternatives it was chosen from:
 
-* ``hydrate`` (kept): an IN-list of 200 bound parameters, answered by an index scan of
-  ``chunks_mat``, reading the default fields from ``hydration_row`` (one JSON array per
-  chunk) in a catalog file of 16 KB blocks;
+* ``hydrate`` (kept): each id's page of ``chunk_pages`` (``id >> page_shift``), the pages
+  looked up with an IN-list of bound parameters (an index scan of the pages' small
+  index), each row found in its page's string and parsed; filters applied to the rows
+  by the same compiled globs;
+* the former kept path, in a copy of the catalog without ``chunk_pages``: an IN-list of
+  200 bound parameters, answered by an index scan of ``chunks_mat``, reading the default
+  fields from ``hydration_row`` (one JSON array per chunk), filters in SQL;
 * the same IN-list reading each column (the former ``hydrate``), in this file and in a
   copy of ``chunks_mat`` in the former layout (256 KB blocks, no ``hydration_row``);
 * the seed's ``UNNEST(?) WITH ORDINALITY`` join (a full scan of ``chunks_mat``);
@@ -71,6 +75,7 @@ from codeintel_assets.core.catalog import (  # noqa: E402
 )
 from codeintel_assets.core.layout import ArtifactLayout  # noqa: E402
 
+FORMER_KEPT = "hydrate without chunk_pages (chunks_mat, hydration_row: the former kept path)"
 TARGET_WARM_MS = 6.0
 TARGET_COLD_MS = 12.0
 K = 200
@@ -81,7 +86,7 @@ COLUMNS = ", ".join(f"c.{c}" for c in HYDRATION_COLUMNS)
 _COLD_SCRIPT = """
 import json, sys, time
 import duckdb
-from codeintel_assets.core.catalog import CatalogReader
+from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
 from pathlib import Path
 ids, mode = json.loads(sys.argv[2]), sys.argv[3]
 t0, c0 = time.perf_counter(), time.process_time()
@@ -89,6 +94,10 @@ with CatalogReader(Path(sys.argv[1])) as reader:
     t1, c1 = time.perf_counter(), time.process_time()
     if mode == "ids":
         rows = reader.hydrate(ids, columns=("id",))
+    elif mode == "filter":
+        keep = ChunkFilter(include_globs=["pkg1*/**"], exclude_globs=["*.md"])
+        rows = reader.hydrate(ids, filters=keep)
+        ids = [r["id"] for r in rows]
     else:
         rows = reader.hydrate(ids, join_modules=mode == "joins", join_faiss=mode == "joins")
     t2, c2 = time.perf_counter(), time.process_time()
@@ -209,6 +218,16 @@ def _former_columns(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+def copy_without_pages(catalog: Path, target: Path) -> None:
+    """Copy ``catalog`` to ``target`` without ``chunk_pages``: its reader hydrates from
+    ``chunks_mat`` (the former kept path)."""
+    shutil.copyfile(catalog, target)
+    with duckdb.connect(str(target)) as con:
+        con.execute("DROP TABLE chunk_pages")
+        con.execute("DROP TABLE chunk_pages_meta")
+        con.execute("CHECKPOINT")
+
+
 def copy_with_automatic_compression(catalog: Path, target: Path) -> None:
     """Write ``chunks_mat`` again into ``target`` with DuckDB's automatic compression."""
     with duckdb.connect(str(target)) as con:
@@ -293,8 +312,11 @@ def interleaved(options: dict[str, Callable], ids: np.ndarray, runs: int, k: int
     }
 
 
-def load_into_buffer_pool(con: duckdb.DuckDBPyConnection, table: str, ids: np.ndarray) -> None:
-    """Read every block of ``table`` and of its id index, so DuckDB holds them in memory."""
+def load_into_buffer_pool(
+    con: duckdb.DuckDBPyConnection, table: str, ids: np.ndarray, key: str = "id"
+) -> None:
+    """Read every block of ``table`` and of its index on ``key`` (all of ``ids``), so
+    DuckDB holds them in memory."""
     columns = [
         name
         for (name,) in con.execute(
@@ -308,7 +330,7 @@ def load_into_buffer_pool(con: duckdb.DuckDBPyConnection, table: str, ids: np.nd
     ).fetchall()
     for start in range(0, len(ids), 2000):
         batch = ids[start : start + 2000].tolist()
-        sql = f"SELECT count(*) FROM {table} WHERE id IN ({', '.join('?' * len(batch))})"
+        sql = f"SELECT count(*) FROM {table} WHERE {key} IN ({', '.join('?' * len(batch))})"
         con.execute(sql, batch).fetchall()
 
 
@@ -373,9 +395,12 @@ def random_reads_ms(path: Path, reads: int = K, size: int = 4096) -> float:
         os.close(fd)
 
 
-def reader_options(reader: CatalogReader, filters: dict[str, ChunkFilter]) -> dict:
+def reader_options(
+    reader: CatalogReader, former: CatalogReader, filters: dict[str, ChunkFilter]
+) -> dict:
     options = {
         "hydrate (kept)": lambda ids: reader.hydrate(ids),
+        f"{FORMER_KEPT}": lambda ids: former.hydrate(ids),
         "hydrate, every column (+ content, symbols)": lambda ids: reader.hydrate(
             ids, columns=CHUNK_COLUMNS
         ),
@@ -392,6 +417,9 @@ def reader_options(reader: CatalogReader, filters: dict[str, ChunkFilter]) -> di
     for label, chunk_filter in filters.items():
         options[f"hydrate, filter {label}"] = unchecked(
             lambda ids, f=chunk_filter: reader.hydrate(ids, filters=f)
+        )
+        options[f"{FORMER_KEPT}, filter {label}"] = unchecked(
+            lambda ids, f=chunk_filter: former.hydrate(ids, filters=f)
         )
     return options
 
@@ -420,18 +448,22 @@ def print_table(
         )
 
 
-def prepare(data: Path, chunks: int, dim: int) -> tuple[ArtifactLayout, ArtifactLayout, Path, Path]:
-    """Write the synthetic data and the four catalogs under ``data``, unless a run with
+def prepare(
+    data: Path, chunks: int, dim: int
+) -> tuple[ArtifactLayout, ArtifactLayout, Path, Path, Path]:
+    """Write the synthetic data and the five catalogs under ``data``, unless a run with
     the same ``chunks`` and ``dim`` prepared them there; return (Parquet-views layout,
-    materialized layout, automatic-compression copy, former-layout copy)."""
+    materialized layout, automatic-compression copy, former-layout copy, copy without
+    ``chunk_pages``)."""
     views, mat = ArtifactLayout(data / "views"), ArtifactLayout(data / "mat")
     auto, former = data / "auto" / "auto.duckdb", data / "former" / "former.duckdb"
+    unpaged = data / "unpaged" / "unpaged.duckdb"
     marker = data / "prepared.json"
-    wanted = {"chunks": chunks, "dim": dim}
+    wanted = {"chunks": chunks, "dim": dim, "layout": "chunk_pages-v1"}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         print(f"reusing the catalogs of {data} ({chunks} chunks, dim {dim})")
-        return views, mat, auto, former
-    for path in (views.root, mat.root, auto.parent, former.parent):
+        return views, mat, auto, former, unpaged
+    for path in (views.root, mat.root, auto.parent, former.parent, unpaged.parent):
         shutil.rmtree(path, ignore_errors=True)
     started = time.perf_counter()
     write_synthetic(mat, chunks, dim)
@@ -456,8 +488,15 @@ def prepare(data: Path, chunks: int, dim: int) -> tuple[ArtifactLayout, Artifact
     former.parent.mkdir(parents=True)
     copy_in_former_layout(mat.catalog, former)
     print(f"chunks_mat in the former layout: {former.stat().st_size / 1e6:.1f} MB")
+    unpaged.parent.mkdir(parents=True)
+    copy_without_pages(mat.catalog, unpaged)
+    with duckdb.connect(str(mat.catalog), read_only=True) as con:
+        pages, shift, size = con.execute(
+            "SELECT count(*), min(page_shift), avg(length(rows)) FROM chunk_pages"
+        ).fetchone()
+    print(f"chunk_pages: {pages} pages (page_shift {shift}), {size:.0f} characters a page")
     marker.write_text(json.dumps(wanted))
-    return views, mat, auto, former
+    return views, mat, auto, former, unpaged
 
 
 def chunk_ids(catalog: Path) -> np.ndarray:
@@ -493,10 +532,14 @@ def main() -> None:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.root)))
         else:
             data = args.data
-        views, mat, auto, former = prepare(data, args.chunks, args.dim)
+        views, mat, auto, former, unpaged = prepare(data, args.chunks, args.dim)
         ids = chunk_ids(mat.catalog)
 
-        with CatalogReader(mat.catalog) as reader, CatalogReader(views.catalog) as on_views:
+        with (
+            CatalogReader(mat.catalog) as reader,
+            CatalogReader(views.catalog) as on_views,
+            CatalogReader(unpaged) as former_kept,
+        ):
             mat_con = duckdb.connect(str(mat.catalog), read_only=True)
             auto_con = duckdb.connect(str(auto), read_only=True)
             former_con = duckdb.connect(str(former), read_only=True)
@@ -515,7 +558,7 @@ def main() -> None:
             each_column = "IN-list reading each column (the former hydrate)"
             seed_join = "UNNEST WITH ORDINALITY join (the seed's query)"
             options = {
-                **reader_options(reader, filters),
+                **reader_options(reader, former_kept, filters),
                 **{
                     f"{name}, chunks_mat": option
                     for name, option in sql_options(mat_con, "chunks_mat").items()
@@ -537,6 +580,12 @@ def main() -> None:
             first_read = interleaved(options, ids, args.runs, K)
             for con, table in ((mat_con, "chunks_mat"), (former_con, "chunks_mat")):
                 load_into_buffer_pool(con, table, ids)
+            # The readers' own connections: the pages and their index, and the copy's table.
+            (shift,) = mat_con.execute("SELECT min(page_shift) FROM chunk_pages").fetchone()
+            pages = np.unique(ids >> shift)
+            load_into_buffer_pool(reader._con, "chunk_pages", pages, key="page")
+            load_into_buffer_pool(reader._con, "chunks_mat", ids)
+            load_into_buffer_pool(former_kept._con, "chunks_mat", ids)
             load_into_buffer_pool(auto_con, "chunks_auto", ids)
             warm = interleaved(options, ids, args.runs, K)
             combined = ChunkFilter(
@@ -548,7 +597,10 @@ def main() -> None:
                 {
                     "filter_ids 1000 ids, glob + exclude + languages": unchecked(
                         lambda s: reader.filter_ids(s, combined)
-                    )
+                    ),
+                    f"filter_ids 1000 ids, {FORMER_KEPT}": unchecked(
+                        lambda s: former_kept.filter_ids(s, combined)
+                    ),
                 },
                 ids,
                 args.runs,
@@ -576,6 +628,7 @@ def main() -> None:
         cold_rows = []
         for label, catalog, root in (
             ("materialized", mat.catalog, mat.root),
+            ("without chunk_pages (the former kept path)", unpaged, unpaged.parent),
             ("former layout (256 KB blocks, no hydration_row)", former, former.parent),
             ("Parquet views", views.catalog, views.root),
         ):
@@ -587,11 +640,13 @@ def main() -> None:
                     (f"{label}: open, {cache}", *measured["open"], None),
                 ]
         for mode, label in (
+            ("filter", "first query, filter {pkg1*/**} minus *.md"),
             ("joins", "first query + join_modules + join_faiss"),
-            ("ids", "first query, the ids alone (id index + id column)"),
+            ("ids", "first query, the ids alone"),
         ):
-            measured = cold(mat.catalog, ids, args.cold_runs, None, mode)
-            cold_rows.append((f"materialized: {label}, page cache warm", *measured["query"], None))
+            for name, catalog in (("materialized", mat.catalog), ("without chunk_pages", unpaged)):
+                measured = cold(catalog, ids, args.cold_runs, None, mode)
+                cold_rows.append((f"{name}: {label}, page cache warm", *measured["query"], None))
         cold_rows.append(
             (
                 f"disk floor: {K} random 4 KB reads of the dropped catalog file",

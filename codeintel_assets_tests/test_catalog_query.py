@@ -25,9 +25,11 @@ from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets_tests.catalog_support import (
     CHUNK_ROWS,
+    DIM,
     REPO,
     build_fixture_layout,
     chunk_id,
+    chunk_table,
     idmap_table,
 )
 
@@ -120,6 +122,12 @@ def test_a_statement_parsed_for_one_reader_serves_another(tmp_path: Path) -> Non
         expected = reader.hydration(order)
     with duckdb.connect(str(second.catalog)) as con:  # the second catalog differs
         con.execute("DELETE FROM chunks_mat WHERE id = ?", [CORE_1])
+        # ... in its pages too: CORE_1's line taken out of its page.
+        con.execute(
+            "UPDATE chunk_pages SET rows = encode(ltrim(regexp_replace(chr(10) || decode(rows), "
+            "chr(10) || ? || chr(9) || '[^' || chr(10) || ']*', ''), chr(10)))",
+            [str(CORE_1)],
+        )
     with CatalogReader(second.catalog) as reader:
         found = reader.hydration(order)
     assert expected.unknown == [4242] and [r["id"] for r in expected.rows] == [GUIDE, CORE_1]
@@ -147,7 +155,7 @@ def test_materialized_hydration_is_an_index_scan(tmp_path: Path) -> None:
         plan = con.execute(
             "EXPLAIN ANALYZE SELECT id, uri FROM chunks_mat AS c WHERE c.id IN (?, ?, ?)", ids
         ).fetchall()[0][1]
-    assert "Index Scan" in plan
+        assert "Index Scan" in plan
 
 
 def test_joins_add_columns_without_duplicating_rows(reader: CatalogReader) -> None:
@@ -385,3 +393,51 @@ def test_filter_metrics_are_counted(reader: CatalogReader) -> None:
     text = metrics.metrics_text()
     assert 'codeintel_catalog_filter_queries_total{filter_type="combined"}' in text
     assert "codeintel_catalog_view_bootstrap_seconds_count" in text
+
+
+def test_pages_hold_every_chunk_once_and_answer_as_sql_does(tmp_path: Path) -> None:
+    # Enough chunks for many pages; previews with tabs, newlines, quotes and non-ASCII.
+    rows = [
+        (
+            f"pkg{i % 7}/m{i % 41}.{'md' if i % 5 == 0 else 'py'}",
+            i,
+            i + 3,
+            "markdown" if i % 5 == 0 else "python",
+            [],
+        )
+        for i in range(1, 3001)
+    ]
+    table = chunk_table(rows)
+    previews = [
+        f'line\t{i}\n"quoted" \\ é\r\n{p}' for i, p in enumerate(table["preview"].to_pylist())
+    ]
+    table = table.set_column(table.schema.get_field_index("preview"), "preview", pa.array(previews))
+    plain, paged = (ArtifactLayout(tmp_path / name / REPO) for name in ("plain", "paged"))
+    for layout in (plain, paged):
+        build_fixture_layout(layout.root)
+        schemas.write_parquet(table, layout.chunks, schemas.chunk_schema(DIM))
+        build_catalog(layout, materialize=layout is paged)
+    with duckdb.connect(str(paged.catalog), read_only=True) as con:
+        (shift,) = con.execute("SELECT DISTINCT page_shift FROM chunk_pages").fetchone()
+        pages = con.execute("SELECT page, rows FROM chunk_pages").fetchall()
+        expected = dict(con.execute("SELECT id, hydration_row FROM chunks_mat").fetchall())
+    assert len(pages) > 64  # ~16-32 chunks a page
+    lines = {}
+    for page, text in pages:
+        for line in text.decode().split("\n"):
+            key, _, row = line.partition("\t")
+            assert int(key) >> shift == page and int(key) not in lines
+            lines[int(key)] = row
+    assert lines == expected
+    ids = [int(i) for i in table["id"].to_pylist()]
+    order = [*ids[2900:], 123, *ids[:300], ids[5], -1]
+    python_pkg = ChunkFilter(
+        include_globs=["pkg{1,2}/**"], exclude_globs=["*m3.py"], languages=["Python"]
+    )
+    with CatalogReader(plain.catalog) as sql, CatalogReader(paged.catalog) as fast:
+        for kwargs in ({}, {"filters": python_pkg}, {"columns": ["uri", "preview"]}):
+            assert fast.hydration(order, **kwargs) == sql.hydration(order, **kwargs)
+        assert fast.filter_ids(order, python_pkg) == sql.filter_ids(order, python_pkg)
+        found = fast.hydration(order, filters=python_pkg)
+    assert found.unknown == [123, -1] and found.filtered_out and found.rows
+    assert [r["preview"] for r in found.rows[:1]] == [previews[ids.index(found.rows[0]["id"])]]

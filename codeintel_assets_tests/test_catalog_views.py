@@ -296,8 +296,10 @@ def test_missing_source_names_view_and_path_other_views_work(layout: ArtifactLay
 def test_checksum_guard_materializes_only_on_change(layout: ArtifactLayout) -> None:
     first = build_catalog(layout, materialize=True)
     mats = {m.name: m for m in first.materialized}
-    assert set(mats) == {"chunks_mat", "faiss_idmap_mat"}
+    assert set(mats) == {"chunks_mat", "chunk_pages", "faiss_idmap_mat"}
     assert mats["chunks_mat"].row_count == len(CHUNK_ROWS)
+    # A handful of chunks: two pages (ids below zero, and the others).
+    assert mats["chunk_pages"].row_count <= 2
     again = {m.name: m for m in build_catalog(layout, materialize=True).materialized}
     assert again == mats  # same checksum -> not rebuilt, updated_at unchanged
     schemas.write_parquet(
@@ -306,6 +308,7 @@ def test_checksum_guard_materializes_only_on_change(layout: ArtifactLayout) -> N
     changed = {m.name: m for m in build_catalog(layout, materialize=True).materialized}
     assert changed["chunks_mat"].checksum != mats["chunks_mat"].checksum
     assert changed["chunks_mat"].row_count == 4
+    assert changed["chunk_pages"].checksum != mats["chunk_pages"].checksum
     assert changed["faiss_idmap_mat"] == mats["faiss_idmap_mat"]
     # Without materialize, a stale table is dropped rather than served.
     schemas.write_parquet(chunk_table(CHUNK_ROWS[:2]), layout.chunks, schemas.chunk_schema(DIM))

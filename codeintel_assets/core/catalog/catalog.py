@@ -39,6 +39,7 @@ from codeintel_assets.core.layout import ArtifactLayout
 MANIFEST_TABLE = "catalog_manifest"
 SOURCES_TABLE = "catalog_sources"
 CHUNKS_MAT = "chunks_mat"
+CHUNK_PAGES = "chunk_pages"
 FAISS_IDMAP_MAT = "faiss_idmap_mat"
 
 
@@ -143,6 +144,23 @@ HYDRATION_ROW_FIELDS = (
 )
 # Bumped when chunks_mat's layout changes, so the checksum guard rebuilds an old table.
 _CHUNKS_MAT_LAYOUT = "hydration_row-v1"
+# ``chunk_pages``: the hydration rows again, grouped in pages by the top bits of the id
+# (``page = id >> page_shift``; chunk ids are xxh64 hashes, so pages fill evenly), with
+# ~16-32 chunks a page: each page is one UTF-8 BLOB of ``<id>\t<hydration_row>`` lines
+# in id order, made by the same SELECT as ``chunks_mat``'s from the same rows (a BLOB
+# reaches Python as bytes, without the decoding of a whole page a string costs). A cold
+# hydration of 200 ids reads the small index of the pages (2^k keys, not one per chunk)
+# and one string per hit; a page is past DuckDB's 4 KB inline-string limit, so the
+# column's segments hold only pointers and a first query does not deserialize the
+# metadata of thousands of segments, which bounded the cold read of ``chunks_mat`` at 1M
+# chunks (bench_catalog.py). JSON escapes every control character, so neither a tab
+# nor a newline of a row's values can break a line.
+PAGE_CHUNKS = 16
+_PAGE_SHIFT_SQL = (
+    "64 - CAST(greatest(1, least(62, floor(log2(greatest(count(*), 2 * "
+    f"{PAGE_CHUNKS}) / {PAGE_CHUNKS})))) AS INTEGER)"
+)
+_CHUNK_PAGES_LAYOUT = "chunk_pages-v1"
 # The catalog file's block size: a point fetch reads whole blocks, and 16 KB (DuckDB's
 # smallest) instead of 256 KB cuts what a cold hydration reads ~2.5x (bench_catalog.py).
 CATALOG_BLOCK_SIZE = 16384
@@ -190,6 +208,18 @@ _MATERIALIZED: dict[str, MaterializedSpec] = {
         ("id",),
         _chunks_mat_columns(),
         _CHUNKS_MAT_LAYOUT,
+    ),
+    CHUNK_PAGES: MaterializedSpec(
+        "chunks",
+        f"WITH shift AS (SELECT {_PAGE_SHIFT_SQL} AS page_shift FROM v_chunks) "
+        "SELECT c.id >> s.page_shift AS page, s.page_shift AS page_shift, "
+        "encode(string_agg(c.id::VARCHAR || chr(9) || "
+        f"json_array({', '.join('c.' + f for f in HYDRATION_ROW_FIELDS)}), chr(10) "
+        "ORDER BY c.id)) AS rows "
+        "FROM v_chunks AS c, shift AS s GROUP BY page, s.page_shift ORDER BY page",
+        ("page",),
+        "page BIGINT, page_shift INTEGER, rows BLOB USING COMPRESSION uncompressed",
+        _CHUNK_PAGES_LAYOUT,
     ),
     FAISS_IDMAP_MAT: MaterializedSpec(
         "faiss_idmap",

@@ -6,13 +6,17 @@ materialized tables when the catalog has them, the Parquet views otherwise), col
 names checked against fixed sets, and the SQL fragments of this module.
 
 Hydration (ids to rows, in input order) is the hot path: every search and every
-service request does it. ``hydrate_rows`` looks ids up with an IN-list of bound
-parameters, which DuckDB answers with an index scan of ``chunks_mat`` (its ART index
-on ``id``), and reads the default fields from ``hydration_row`` (one JSON array per
-chunk, so one block per hit instead of one per column); the order is restored in
-Python, and each statement shape is parsed once. ``benchmarks/bench_catalog.py``
-measures it against the alternatives (the same columns read one by one, an ``UNNEST
-... WITH ORDINALITY`` join, ``= ANY(list)``, row numbers first, automatic compression).
+service request does it. The default fields, with or without a filter, come from
+``chunk_pages`` (``hydrate_from_pages``): each id's page is ``id >> page_shift``, the
+pages are looked up with an IN-list of bound parameters (an index scan of a small
+index), each row is found in its page's string and parsed, and a filter is applied to
+the rows by the same compiled globs (``PathFilter.matches``, which property tests hold
+equal to its SQL). More columns or a join go through SQL (``hydrate_rows``): an
+IN-list index scan of ``chunks_mat`` (its ART index on ``id``), the default fields read
+from ``hydration_row``. The order is restored in Python, and each statement shape is
+parsed once. ``benchmarks/bench_catalog.py`` measures both against the alternatives (the
+same columns read one by one, an ``UNNEST ... WITH ORDINALITY`` join, ``= ANY(list)``,
+row numbers first, automatic compression).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 
 from codeintel_assets.core import metrics
 from codeintel_assets.core.catalog.catalog import (
+    CHUNK_PAGES,
     CHUNKS_MAT,
     FAISS_IDMAP_MAT,
     HYDRATION_ROW,
@@ -65,6 +70,7 @@ CHUNK_COLUMNS = (
 # of ``hydration_row``. ``content`` and ``symbols`` are the bulk of a chunk and cost most
 # to fetch: ask for them.
 HYDRATION_COLUMNS = ("id", *HYDRATION_ROW_FIELDS)
+_PAGED_COLUMNS = frozenset(HYDRATION_COLUMNS)
 
 # Up to this many ids travel as an IN-list of bound parameters (DuckDB plans an index
 # scan for up to ``index_scan_max_count`` = 2048 matches); longer lists join one list
@@ -184,6 +190,58 @@ def hydrate_rows(
                 row.update(zip(source.packed_fields, json.loads(row[source.packed]), strict=True))
             rows.append({name: row[name] for name in (*columns, *added)})
     return Hydration(rows, unknown, filtered_out)
+
+
+def hydrate_from_pages(
+    con: duckdb.DuckDBPyConnection,
+    page_shift: int,
+    ids: Iterable[int],
+    columns: Sequence[str],
+    chunk_filter: ChunkFilter,
+) -> Hydration:
+    """Return the chunks of ``ids`` from ``chunk_pages``, in the order of ``ids``.
+
+    ``columns`` are ``id`` and fields of ``HYDRATION_ROW_FIELDS``. Repeated ids keep their
+    first position; ids in no page are ``unknown``, rows ``chunk_filter`` rejects are
+    ``filtered_out`` (the same rows its SQL rejects: ``ChunkFilter.keeps``).
+    """
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    pages = sorted({i >> page_shift for i in wanted})
+    text: dict[int, bytes] = {}
+    for start in range(0, len(pages), IN_LIST_MAX):
+        some = pages[start : start + IN_LIST_MAX]
+        sql = f"SELECT page, rows FROM {CHUNK_PAGES} WHERE page IN ({', '.join('?' * len(some))})"
+        text.update(con.execute(_parsed(con, sql), some).fetchall())
+    rows, unknown, filtered_out = [], [], []
+    keeps = None if chunk_filter == NO_FILTER else chunk_filter.keeps
+    for requested in wanted:
+        line = _page_line(text.get(requested >> page_shift), requested)
+        if line is None:
+            unknown.append(requested)
+            continue
+        row = dict(zip(HYDRATION_ROW_FIELDS, json.loads(line), strict=True))
+        if keeps is not None and not keeps(row["uri"], row["lang"]):
+            filtered_out.append(requested)
+            continue
+        row["id"] = requested
+        rows.append({name: row[name] for name in columns})
+    return Hydration(rows, unknown, filtered_out)
+
+
+def _page_line(page: bytes | None, chunk_id: int) -> bytes | None:
+    """Return the hydration row of ``chunk_id`` in ``page`` (lines ``<id>\\t<row>``)."""
+    if page is None:
+        return None
+    key = b"%d\t" % chunk_id
+    if page.startswith(key):
+        start = len(key)
+    else:
+        start = page.find(b"\n" + key)
+        if start < 0:
+            return None
+        start += len(key) + 1
+    end = page.find(b"\n", start)
+    return page[start:] if end < 0 else page[start:end]
 
 
 # Parsed statements by SQL text; cleared when full (a new shape per id count, filter
@@ -306,6 +364,17 @@ class ChunkFilter:
         """The compiled globs. Raises ``BadInputError`` on a bad glob."""
         return PathFilter.from_globs(self.include_globs, self.exclude_globs)
 
+    def keeps(self, uri: str, lang: str | None) -> bool:
+        """Return whether a chunk of ``uri`` in ``lang`` passes: what ``sql`` decides,
+        evaluated in Python (``PathFilter.matches``; languages lower-cased, as there)."""
+        if self.languages and (lang is None or lang.lower() not in self._languages):
+            return False
+        return self.paths.matches(uri)
+
+    @cached_property
+    def _languages(self) -> frozenset[str]:
+        return frozenset(language.lower() for language in self.languages)
+
     def sql(self, alias: str) -> tuple[str, list[Any]]:
         """Return the SQL condition over relation ``alias`` and its bound parameters.
 
@@ -341,6 +410,7 @@ class CatalogReader:
     _chunk_relation: str = field(init=False)
     _idmap_relation: str = field(init=False)
     _chunks: HydrationSource = field(init=False, repr=False)
+    _page_shift: int | None = field(init=False, repr=False, default=None)
     _spans: ChunkSpans | None = field(init=False, repr=False, default=None)
     _modules: dict[str, tuple[str, str]] | None = field(init=False, repr=False, default=None)
 
@@ -351,8 +421,8 @@ class CatalogReader:
         tables = dict(
             self._con.execute(
                 "SELECT table_name, list(column_name) FROM duckdb_columns() "
-                "WHERE table_name IN (?, ?) GROUP BY table_name",
-                [CHUNKS_MAT, FAISS_IDMAP_MAT],
+                "WHERE table_name IN (?, ?, ?) GROUP BY table_name",
+                [CHUNKS_MAT, FAISS_IDMAP_MAT, CHUNK_PAGES],
             ).fetchall()
         )
         self._chunk_relation = _pick(
@@ -370,6 +440,10 @@ class CatalogReader:
             HYDRATION_ROW if packed else None,
             HYDRATION_ROW_FIELDS if packed else (),
         )
+        if CHUNK_PAGES in tables:
+            row = self._con.execute(f"SELECT page_shift FROM {CHUNK_PAGES} LIMIT 1").fetchone()
+            # An empty table has no shift to read, and no chunk either.
+            self._page_shift = row[0] if row is not None else 64
 
     @property
     def chunk_relation(self) -> str:
@@ -432,6 +506,12 @@ class CatalogReader:
         """
         chunk_filter = filters or NO_FILTER
         metrics.record_filter_query(chunk_filter.filter_type)
+        wanted = ["id", *(c for c in columns if c != "id")]
+        paged = self._page_shift is not None and not (join_modules or join_symbols or join_faiss)
+        if paged and all(c in _PAGED_COLUMNS for c in wanted):
+            found = hydrate_from_pages(self._con, self._page_shift, ids, wanted, chunk_filter)
+            rows = [{"chunk_id": row["id"], **row} for row in found.rows]
+            return Hydration(rows, found.unknown, found.filtered_out)
         condition, params = chunk_filter.sql("c")
         joins = []
         if join_modules:
@@ -446,7 +526,7 @@ class CatalogReader:
                 self._con,
                 self._chunks,
                 ids,
-                ["id", *(c for c in columns if c != "id")],
+                wanted,
                 condition=condition,
                 params=params,
                 joins=joins,
@@ -495,10 +575,13 @@ class CatalogReader:
         """
         chunk_filter = filters or NO_FILTER
         metrics.record_filter_query(chunk_filter.filter_type)
-        condition, params = chunk_filter.sql("c")
-        found = hydrate_rows(
-            self._con, self._chunks, ids, ["id"], condition=condition, params=params
-        )
+        if self._page_shift is not None:
+            found = hydrate_from_pages(self._con, self._page_shift, ids, ["id"], chunk_filter)
+        else:
+            condition, params = chunk_filter.sql("c")
+            found = hydrate_rows(
+                self._con, self._chunks, ids, ["id"], condition=condition, params=params
+            )
         return [int(row["id"]) for row in found.rows]
 
     def get_chunk_by_id(self, chunk_id: int) -> dict[str, Any] | None:
