@@ -116,7 +116,9 @@ def write_synthetic(layout: ArtifactLayout, n: int, dim: int, seed: int = 0) -> 
     file_uris = [f"{dirs[i % len(dirs)]}/mod_{i}.{EXTS[i % 4]}" for i in range(files)]
     file_of = np.arange(n) // 20 % files
     uris = [file_uris[i] for i in file_of]
-    ids = rng.choice(np.arange(-(2**62), 2**62, 2**40, dtype=np.int64), n, replace=False)
+    # Chunk ids are signed xxh64 hashes: uniform over all of int64 (chunk_pages relies on it).
+    ids = np.unique(rng.integers(-(2**63), 2**63 - 1, int(n * 1.01) + 16, dtype=np.int64))
+    ids = rng.permutation(ids)[:n]
     words = np.array(["def", "return", "self", "value", "for", "in", "if", "import", "data"])
     base = " ".join(words[rng.integers(0, len(words), 250)])
     content = [f"# chunk {k}\n{base[(k * 7) % 400 :]}" for k in range(n)]
@@ -459,7 +461,7 @@ def prepare(
     auto, former = data / "auto" / "auto.duckdb", data / "former" / "former.duckdb"
     unpaged = data / "unpaged" / "unpaged.duckdb"
     marker = data / "prepared.json"
-    wanted = {"chunks": chunks, "dim": dim, "layout": "chunk_pages-v1"}
+    wanted = {"chunks": chunks, "dim": dim, "layout": "chunk_pages-v1", "ids": "int64"}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         print(f"reusing the catalogs of {data} ({chunks} chunks, dim {dim})")
         return views, mat, auto, former, unpaged
@@ -492,9 +494,9 @@ def prepare(
     copy_without_pages(mat.catalog, unpaged)
     with duckdb.connect(str(mat.catalog), read_only=True) as con:
         pages, shift, size = con.execute(
-            "SELECT count(*), min(page_shift), avg(length(rows)) FROM chunk_pages"
+            "SELECT count(*), min(page_shift), avg(octet_length(rows)) FROM chunk_pages"
         ).fetchone()
-    print(f"chunk_pages: {pages} pages (page_shift {shift}), {size:.0f} characters a page")
+    print(f"chunk_pages: {pages} pages (page_shift {shift}), {size:.0f} bytes a page")
     marker.write_text(json.dumps(wanted))
     return views, mat, auto, former, unpaged
 
