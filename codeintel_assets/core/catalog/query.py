@@ -201,7 +201,8 @@ def hydrate_from_pages(
 ) -> Hydration:
     """Return the chunks of ``ids`` from ``chunk_pages``, in the order of ``ids``.
 
-    ``columns`` are ``id`` and fields of ``HYDRATION_ROW_FIELDS``. Repeated ids keep their
+    ``columns`` are ``id``, ``chunk_id`` (the id again) and fields of
+    ``HYDRATION_ROW_FIELDS``. Repeated ids keep their
     first position; ids in no page are ``unknown``, rows ``chunk_filter`` rejects are
     ``filtered_out`` (the same rows its SQL rejects: ``ChunkFilter.keeps``).
     """
@@ -212,20 +213,37 @@ def hydrate_from_pages(
         some = pages[start : start + IN_LIST_MAX]
         sql = f"SELECT page, rows FROM {CHUNK_PAGES} WHERE page IN ({', '.join('?' * len(some))})"
         text.update(con.execute(_parsed(con, sql), some).fetchall())
-    rows, unknown, filtered_out = [], [], []
-    keeps = None if chunk_filter == NO_FILTER else chunk_filter.keeps
+    found: list[int] = []
+    lines: list[bytes] = []
+    unknown: list[int] = []
     for requested in wanted:
         line = _page_line(text.get(requested >> page_shift), requested)
         if line is None:
             unknown.append(requested)
-            continue
-        row = dict(zip(HYDRATION_ROW_FIELDS, json.loads(line), strict=True))
-        if keeps is not None and not keeps(row["uri"], row["lang"]):
+        else:
+            found.append(requested)
+            lines.append(line)
+    # One parse for all rows: a call per row would cost more than the parsing.
+    parsed = json.loads(b"[" + b",".join(lines) + b"]")
+    at = [_PAGE_POSITIONS[name] for name in columns]
+    uri, lang = _PAGE_POSITIONS["uri"], _PAGE_POSITIONS["lang"]
+    keeps = None if chunk_filter == NO_FILTER else chunk_filter.keeps
+    rows, filtered_out = [], []
+    for requested, values in zip(found, parsed, strict=True):
+        values.insert(0, requested)
+        if keeps is not None and not keeps(values[uri], values[lang]):
             filtered_out.append(requested)
             continue
-        row["id"] = requested
-        rows.append({name: row[name] for name in columns})
+        rows.append(dict(zip(columns, map(values.__getitem__, at), strict=True)))
     return Hydration(rows, unknown, filtered_out)
+
+
+# Where each column is in a page row with its id put first (``chunk_id`` is the id too).
+_PAGE_POSITIONS = {
+    "id": 0,
+    "chunk_id": 0,
+    **{name: i + 1 for i, name in enumerate(HYDRATION_ROW_FIELDS)},
+}
 
 
 def _page_line(page: bytes | None, chunk_id: int) -> bytes | None:
@@ -509,9 +527,8 @@ class CatalogReader:
         wanted = ["id", *(c for c in columns if c != "id")]
         paged = self._page_shift is not None and not (join_modules or join_symbols or join_faiss)
         if paged and all(c in _PAGED_COLUMNS for c in wanted):
-            found = hydrate_from_pages(self._con, self._page_shift, ids, wanted, chunk_filter)
-            rows = [{"chunk_id": row["id"], **row} for row in found.rows]
-            return Hydration(rows, found.unknown, found.filtered_out)
+            named = ["chunk_id", *wanted]
+            return hydrate_from_pages(self._con, self._page_shift, ids, named, chunk_filter)
         condition, params = chunk_filter.sql("c")
         joins = []
         if join_modules:
