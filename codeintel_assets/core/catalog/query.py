@@ -211,6 +211,9 @@ def hydrate_from_pages(
     text: dict[int, bytes] = {}
     for start in range(0, len(pages), IN_LIST_MAX):
         some = pages[start : start + IN_LIST_MAX]
+        # Padded to a multiple of 16 (a page repeated is the same page): few statement
+        # shapes, so a warm reader's statements are parsed already.
+        some += some[-1:] * (-len(some) % 16)
         sql = f"SELECT page, rows FROM {CHUNK_PAGES} WHERE page IN ({', '.join('?' * len(some))})"
         text.update(con.execute(_parsed(con, sql), some).fetchall())
     found: list[int] = []
