@@ -462,9 +462,9 @@ class CatalogReader:
             HYDRATION_ROW_FIELDS if packed else (),
         )
         if CHUNK_PAGES in tables:
-            row = self._con.execute(f"SELECT page_shift FROM {CHUNK_PAGES} LIMIT 1").fetchone()
+            shift = self._con.execute(f"SELECT page_shift FROM {CHUNK_PAGES} LIMIT 1").fetchall()
             # An empty table has no shift to read, and no chunk either.
-            self._page_shift = row[0] if row is not None else 64
+            self._page_shift = shift[0][0] if shift else 64
 
     @property
     def chunk_relation(self) -> str:
