@@ -155,10 +155,10 @@ _CHUNKS_MAT_LAYOUT = "hydration_row-v1"
 # metadata of thousands of segments, which bounded the cold read of ``chunks_mat`` at 1M
 # chunks (bench_catalog.py). JSON escapes every control character, so neither a tab
 # nor a newline of a row's values can break a line.
-PAGE_CHUNKS = 16
+# The shift gives 2^k pages, k = floor(log2(chunks / 16)) within [1, 62]: 16-32 chunks a
+# page (an SQL expression of the table's row count, no value from outside).
 _PAGE_SHIFT_SQL = (
-    "64 - CAST(greatest(1, least(62, floor(log2(greatest(count(*), 2 * "
-    f"{PAGE_CHUNKS}) / {PAGE_CHUNKS})))) AS INTEGER)"
+    "64 - CAST(greatest(1, least(62, floor(log2(greatest(count(*), 32) / 16)))) AS INTEGER)"
 )
 _CHUNK_PAGES_LAYOUT = "chunk_pages-v1"
 # The catalog file's block size: a point fetch reads whole blocks, and 16 KB (DuckDB's

@@ -42,6 +42,7 @@ from codeintel_assets.core.catalog.catalog import (
     HYDRATION_ROW_FIELDS,
     connect_read_only,
     load_macro_definitions,
+    quote_identifier,
 )
 from codeintel_assets.core.catalog.spans import ChunkSpans
 from codeintel_assets.core.errors import BadInputError
@@ -202,9 +203,9 @@ def hydrate_from_pages(
     """Return the chunks of ``ids`` from ``chunk_pages``, in the order of ``ids``.
 
     ``columns`` are ``id``, ``chunk_id`` (the id again) and fields of
-    ``HYDRATION_ROW_FIELDS``. Repeated ids keep their
-    first position; ids in no page are ``unknown``, rows ``chunk_filter`` rejects are
-    ``filtered_out`` (the same rows its SQL rejects: ``ChunkFilter.keeps``).
+    ``HYDRATION_ROW_FIELDS``. Repeated ids keep their first position; ids in no page are
+    ``unknown``, rows ``chunk_filter`` rejects are ``filtered_out`` (the same rows its SQL
+    rejects: ``ChunkFilter.keeps``). The page numbers travel as bound parameters.
     """
     wanted = list(dict.fromkeys(int(i) for i in ids))
     pages = sorted({i >> page_shift for i in wanted})
@@ -214,7 +215,7 @@ def hydrate_from_pages(
         # Padded to a multiple of 16 (a page repeated is the same page): few statement
         # shapes, so a warm reader's statements are parsed already.
         some += some[-1:] * (-len(some) % 16)
-        sql = f"SELECT page, rows FROM {CHUNK_PAGES} WHERE page IN ({', '.join('?' * len(some))})"
+        sql = _PAGES_SELECT + ", ".join("?" * len(some)) + ")"
         text.update(con.execute(_parsed(con, sql), some).fetchall())
     found: list[int] = []
     lines: list[bytes] = []
@@ -240,6 +241,11 @@ def hydrate_from_pages(
         rows.append(dict(zip(columns, map(values.__getitem__, at), strict=True)))
     return Hydration(rows, unknown, filtered_out)
 
+
+# The pages' statements: the table's name is the fixed identifier, quoted; every value
+# (page numbers) is a bound parameter.
+_PAGES_SELECT = "SELECT page, rows FROM " + quote_identifier(CHUNK_PAGES) + " WHERE page IN ("
+_PAGE_SHIFT_SELECT = "SELECT page_shift FROM " + quote_identifier(CHUNK_PAGES) + " LIMIT 1"
 
 # Where each column is in a page row with its id put first (``chunk_id`` is the id too).
 _PAGE_POSITIONS = {
@@ -462,7 +468,7 @@ class CatalogReader:
             HYDRATION_ROW_FIELDS if packed else (),
         )
         if CHUNK_PAGES in tables:
-            shift = self._con.execute(f"SELECT page_shift FROM {CHUNK_PAGES} LIMIT 1").fetchall()
+            shift = self._con.execute(_PAGE_SHIFT_SELECT).fetchall()
             # An empty table has no shift to read, and no chunk either.
             self._page_shift = shift[0][0] if shift else 64
 
