@@ -5,16 +5,19 @@ Hydrating 200 ids (input order kept) is the catalog's invariant: at most 6 ms wa
 ``CatalogReader.hydrate`` takes and the alternatives it was chosen from:
 
 * ``hydrate`` (kept): each id's page of ``chunk_pages`` (``id >> page_shift``), the pages
-  looked up with an IN-list of bound parameters (an index scan of the pages' small
-  index), each row found in its page's string and parsed; filters applied to the rows
-  by the same compiled globs;
-* the former kept path, in a copy of the catalog without ``chunk_pages``: an IN-list of
-  200 bound parameters, answered by an index scan of ``chunks_mat``, reading the default
-  fields from ``hydration_row`` (one JSON array per chunk), filters in SQL;
+  looked up with one list parameter, ``page = ANY(?)`` (an index scan of the pages'
+  small index), each row found in its page's string and all parsed at once; filters
+  applied to the rows by the same compiled globs;
+* the same pages looked up with an IN-list of bound parameters (the kept path until
+  ``page = ANY(?)``);
+* the former kept path, in a copy of the catalog without ``chunk_pages``: ``id = ANY(?)``
+  answered by an index scan of ``chunks_mat``, reading the default fields from
+  ``hydration_row`` (one JSON array per chunk), filters in SQL;
 * the same IN-list reading each column (the former ``hydrate``), in this file and in a
   copy of ``chunks_mat`` in the former layout (256 KB blocks, no ``hydration_row``);
 * the seed's ``UNNEST(?) WITH ORDINALITY`` join (a full scan of ``chunks_mat``);
-* ``id = ANY(?::BIGINT[])`` (one list parameter, a semi join: a full scan);
+* ``id = ANY(?::BIGINT[])`` reading each column (one list parameter: DuckDB 2.0 folds it
+  into an IN filter and scans the index);
 * row numbers first: ids to row numbers with ``searchsorted`` over the id column read
   when the reader opens, then ``rowid = ANY(?)``;
 * the same IN-list with DuckDB's index scan turned off: a scan of the id-sorted table
@@ -62,7 +65,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-PROJECT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
 from codeintel_assets.core import schemas  # noqa: E402
@@ -72,10 +76,13 @@ from codeintel_assets.core.catalog import (  # noqa: E402
     CatalogReader,
     ChunkFilter,
     build_catalog,
+    query,
 )
+from codeintel_assets.core.catalog.catalog import CHUNK_PAGES, HYDRATION_ROW_FIELDS  # noqa: E402
 from codeintel_assets.core.layout import ArtifactLayout  # noqa: E402
 
 FORMER_KEPT = "hydrate without chunk_pages (chunks_mat, hydration_row: the former kept path)"
+PAGES_IN_LIST = "chunk_pages looked up with an IN-list (the kept path until page = ANY)"
 TARGET_WARM_MS = 6.0
 TARGET_COLD_MS = 12.0
 K = 200
@@ -89,11 +96,16 @@ import duckdb
 from codeintel_assets.core.catalog import CatalogReader, ChunkFilter
 from pathlib import Path
 ids, mode = json.loads(sys.argv[2]), sys.argv[3]
+if mode == "pages_in_list":
+    sys.path.insert(0, sys.argv[4])
+    from bench_catalog import pages_in_list
 t0, c0 = time.perf_counter(), time.process_time()
 with CatalogReader(Path(sys.argv[1])) as reader:
     t1, c1 = time.perf_counter(), time.process_time()
     if mode == "ids":
         rows = reader.hydrate(ids, columns=("id",))
+    elif mode == "pages_in_list":
+        rows = pages_in_list(reader, ids)
     elif mode == "filter":
         keep = ChunkFilter(include_globs=["pkg1*/**"], exclude_globs=["*.md"])
         rows = reader.hydrate(ids, filters=keep)
@@ -363,7 +375,7 @@ def cold(
         if drop_root is not None:
             drop_page_cache(drop_root)
         out = subprocess.run(
-            [sys.executable, "-c", _COLD_SCRIPT, str(catalog), sample, mode],
+            [sys.executable, "-c", _COLD_SCRIPT, str(catalog), sample, mode, str(HERE)],
             capture_output=True,
             text=True,
             check=True,
@@ -403,6 +415,7 @@ def reader_options(
     options = {
         "hydrate (kept)": lambda ids: reader.hydrate(ids),
         f"{FORMER_KEPT}": lambda ids: former.hydrate(ids),
+        PAGES_IN_LIST: lambda ids: pages_in_list(reader, ids),
         "hydrate, every column (+ content, symbols)": lambda ids: reader.hydrate(
             ids, columns=CHUNK_COLUMNS
         ),
@@ -424,6 +437,27 @@ def reader_options(
             lambda ids, f=chunk_filter: former.hydrate(ids, filters=f)
         )
     return options
+
+
+def pages_in_list(reader: CatalogReader, ids: list[int]) -> list[dict]:
+    """The default fields from ``chunk_pages`` with the pages looked up by an IN-list of
+    bound parameters padded to a multiple of 16: the kept path until ``page = ANY(?)``."""
+    shift = reader._page_shift
+    pages = sorted({i >> shift for i in ids})
+    pages += pages[-1:] * (-len(pages) % 16)
+    sql = f"SELECT page, rows FROM {CHUNK_PAGES} WHERE page IN ({', '.join('?' * len(pages))})"
+    text = dict(reader._con.execute(sql, pages).fetchall())
+    found, lines = [], []
+    for chunk_id in dict.fromkeys(ids):
+        line = query._page_line(text.get(chunk_id >> shift), chunk_id)
+        if line is not None:
+            found.append(chunk_id)
+            lines.append(line)
+    parsed = json.loads(b"[" + b",".join(lines) + b"]")
+    return [
+        {"chunk_id": i, "id": i, **dict(zip(HYDRATION_ROW_FIELDS, values, strict=True))}
+        for i, values in zip(found, parsed, strict=True)
+    ]
 
 
 def unchecked(option: Callable) -> Callable:
@@ -645,8 +679,11 @@ def main() -> None:
             ("filter", "first query, filter {pkg1*/**} minus *.md"),
             ("joins", "first query + join_modules + join_faiss"),
             ("ids", "first query, the ids alone"),
+            ("pages_in_list", "first query, chunk_pages looked up with an IN-list"),
         ):
             for name, catalog in (("materialized", mat.catalog), ("without chunk_pages", unpaged)):
+                if mode == "pages_in_list" and catalog == unpaged:
+                    continue
                 measured = cold(catalog, ids, args.cold_runs, None, mode)
                 cold_rows.append((f"{name}: {label}, page cache warm", *measured["query"], None))
         cold_rows.append(

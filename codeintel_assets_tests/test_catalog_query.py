@@ -107,9 +107,13 @@ def test_long_id_lists_take_the_list_path_with_the_same_answer(
     monkeypatch.setattr(query, "IN_LIST_MAX", 2)
     long = reader.hydration(order, filters=chunk_filter, join_modules=True, join_faiss=True)
     assert long == short
-    assert [r["id"] for r in short.rows] == [
-        i for i in reversed(ALL_IDS) if i in (INIT, CORE_1, CORE_11, DEEP)
-    ]
+    kept = [i for i in reversed(ALL_IDS) if i in (INIT, CORE_1, CORE_11, DEEP)]
+    assert [r["id"] for r in short.rows] == kept
+    # The pages (one list parameter) answer the same rows, unknown and rejected ids.
+    paged = reader.hydration(order, filters=chunk_filter)
+    assert [{k: r[k] for k in paged.rows[0]} for r in short.rows] == paged.rows
+    assert (paged.unknown, paged.filtered_out) == (short.unknown, short.filtered_out)
+    assert paged.unknown == [12345]
 
 
 def test_a_statement_parsed_for_one_reader_serves_another(tmp_path: Path) -> None:

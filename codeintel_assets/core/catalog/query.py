@@ -8,15 +8,17 @@ names checked against fixed sets, and the SQL fragments of this module.
 Hydration (ids to rows, in input order) is the hot path: every search and every
 service request does it. The default fields, with or without a filter, come from
 ``chunk_pages`` (``hydrate_from_pages``): each id's page is ``id >> page_shift``, the
-pages are looked up with an IN-list of bound parameters (an index scan of a small
-index), each row is found in its page's string and parsed, and a filter is applied to
-the rows by the same compiled globs (``PathFilter.matches``, which property tests hold
-equal to its SQL). More columns or a join go through SQL (``hydrate_rows``): an
-IN-list index scan of ``chunks_mat`` (its ART index on ``id``), the default fields read
-from ``hydration_row``. The order is restored in Python, and each statement shape is
-parsed once. ``benchmarks/bench_catalog.py`` measures both against the alternatives (the
-same columns read one by one, an ``UNNEST ... WITH ORDINALITY`` join, ``= ANY(list)``,
-row numbers first, automatic compression).
+pages are looked up with one list parameter, ``page = ANY(?)`` (a scan of the small
+``page`` column that fetches only the matching pages), each row is found in its page's
+string, all are parsed at once, and a filter is applied to the rows by the same compiled
+globs (``PathFilter.matches``, which property tests hold equal to its SQL). More columns
+or a join go through SQL (``hydrate_rows``): an IN-list of bound parameters, answered by
+an index scan of ``chunks_mat`` (its ART index on ``id``), the default fields read from
+``hydration_row`` (one JSON parse for all rows). The order is restored in Python, and
+each statement shape is parsed once. ``benchmarks/bench_catalog.py`` measures both
+against the alternatives (the pages by an IN-list, the same columns read one by one, an
+``UNNEST ... WITH ORDINALITY`` join, ``= ANY(list)``, row numbers first, automatic
+compression).
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ _PAGED_COLUMNS = frozenset(HYDRATION_COLUMNS)
 
 # Up to this many ids travel as an IN-list of bound parameters (DuckDB plans an index
 # scan for up to ``index_scan_max_count`` = 2048 matches); longer lists join one list
-# parameter, a single scan.
+# parameter, a single scan. One list parameter for 200 ids is a semi join that scans
+# the id column (~4x slower at 1M chunks); for the pages, whose ``page`` column is 16-32
+# times shorter, that scan costs less than binding 200 placeholders.
 IN_LIST_MAX = 2048
 
 
@@ -179,7 +183,7 @@ def hydrate_rows(
     cursor = con.execute(_parsed(con, sql), bound)
     names = [d[0] for d in cursor.description]
     found = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
-    rows, unknown, filtered_out = [], [], []
+    kept, unknown, filtered_out = [], [], []
     for requested in wanted:
         row = found.get(requested)
         if row is None:
@@ -187,9 +191,14 @@ def hydrate_rows(
         elif not row.pop("_keep"):
             filtered_out.append(requested)
         else:
-            if packed:
-                row.update(zip(source.packed_fields, json.loads(row[source.packed]), strict=True))
-            rows.append({name: row[name] for name in (*columns, *added)})
+            kept.append(row)
+    if packed and kept:
+        # One parse for all rows: a call per row would cost more than the parsing.
+        unpacked = json.loads("[" + ",".join(row[source.packed] for row in kept) + "]")
+        for row, values in zip(kept, unpacked, strict=True):
+            row.update(zip(source.packed_fields, values, strict=True))
+    names = (*columns, *added)
+    rows = [{name: row[name] for name in names} for row in kept]
     return Hydration(rows, unknown, filtered_out)
 
 
@@ -209,14 +218,7 @@ def hydrate_from_pages(
     """
     wanted = list(dict.fromkeys(int(i) for i in ids))
     pages = sorted({i >> page_shift for i in wanted})
-    text: dict[int, bytes] = {}
-    for start in range(0, len(pages), IN_LIST_MAX):
-        some = pages[start : start + IN_LIST_MAX]
-        # Padded to a multiple of 16 (a page repeated is the same page): few statement
-        # shapes, so a warm reader's statements are parsed already.
-        some += some[-1:] * (-len(some) % 16)
-        sql = _PAGES_SELECT + ", ".join("?" * len(some)) + ")"
-        text.update(con.execute(_parsed(con, sql), some).fetchall())
+    text = dict(con.execute(_parsed(con, _PAGES_SELECT), [pages]).fetchall())
     found: list[int] = []
     lines: list[bytes] = []
     unknown: list[int] = []
@@ -243,8 +245,10 @@ def hydrate_from_pages(
 
 
 # The pages' statements: the table's name is the fixed identifier, quoted; every value
-# (page numbers) is a bound parameter.
-_PAGES_SELECT = "SELECT page, rows FROM " + quote_identifier(CHUNK_PAGES) + " WHERE page IN ("
+# (the page numbers, one list) is a bound parameter.
+_PAGES_SELECT = (
+    "SELECT page, rows FROM " + quote_identifier(CHUNK_PAGES) + " WHERE page = ANY(?::BIGINT[])"
+)
 _PAGE_SHIFT_SELECT = "SELECT page_shift FROM " + quote_identifier(CHUNK_PAGES) + " LIMIT 1"
 
 # Where each column is in a page row with its id put first (``chunk_id`` is the id too).
@@ -271,6 +275,13 @@ def _page_line(page: bytes | None, chunk_id: int) -> bytes | None:
     return page[start:] if end < 0 else page[start:end]
 
 
+def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
+    """Return the SQL list of ``ids`` (placeholders or a list subquery) and its params."""
+    if len(ids) <= IN_LIST_MAX:
+        return ", ".join("?" * len(ids)), ids
+    return "SELECT unnest(?::BIGINT[])", [ids]
+
+
 # Parsed statements by SQL text; cleared when full (a new shape per id count, filter
 # and join combination, so it stays small in practice).
 _STATEMENTS: dict[str, duckdb.Statement] = {}
@@ -293,13 +304,6 @@ def _parsed(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
             _STATEMENTS.clear()
         _STATEMENTS[sql] = statement
     return statement
-
-
-def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
-    """Return the SQL list of ``ids`` (placeholders or a list subquery) and its params."""
-    if len(ids) <= IN_LIST_MAX:
-        return ", ".join("?" * len(ids)), ids
-    return "SELECT unnest(?::BIGINT[])", [ids]
 
 
 # The module of each hit by the catalog's one rule, ``uri_modules`` (views.sql: the
