@@ -63,11 +63,23 @@ FIXTURE_FILES = {
     ),
     "pkg/uni.py": 'naïve = "日本語🙂"; x = 1; def_ = naïve\ndef grüß(): return naïve.upper()\n',
     "pkg/broken.py": "def oops(:\n    pass\n",
+    # Unreachable on this platform: scip-python lists WinChild#run's SymbolInformation
+    # (with its relationship to Base#run) in this file but no definition occurrence.
+    "pkg/plat.py": (
+        "import sys\n"
+        "from pkg.b import Base\n"
+        "\n"
+        'if sys.platform == "win32":\n'
+        "    class WinChild(Base):\n"
+        "        def run(self, x):\n"
+        "            return x\n"
+    ),
 }
 
 
 @pytest.fixture(scope="module")
-def edges(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, pa.Table]:
+    """The fixture's symbol edges and the SCIP occurrences they were made from."""
     root = tmp_path_factory.mktemp("edges_repo") / "repo"
     for rel, text in FIXTURE_FILES.items():
         path = root / rel
@@ -81,7 +93,13 @@ def edges(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     occurrences = occurrences_table(index, read_text)
     sites = python_syntax_sites(sorted(set(occurrences["uri"].to_pylist())), read_text)
     assert sites.unparsed == ["pkg/broken.py"]
-    return symbol_edges_table(occurrences, symbols_table(index), sites.calls, sites.import_lines)
+    edges = symbol_edges_table(occurrences, symbols_table(index), sites.calls, sites.import_lines)
+    return edges, occurrences
+
+
+@pytest.fixture(scope="module")
+def edges(indexed: tuple[pa.Table, pa.Table]) -> pa.Table:
+    return indexed[0]
 
 
 def short(symbol: str | None) -> str | None:
@@ -147,7 +165,11 @@ def test_inherits_and_implements_edges(edges: pa.Table) -> None:
 
 
 def test_import_edges_come_from_the_module(edges: pa.Table) -> None:
-    imports = {(src, dst) for src, dst, edge in edge_rows(edges) if edge == "import"}
+    imports = {
+        (src, dst)
+        for src, dst, edge in edge_rows(edges)
+        if edge == "import" and not src.startswith("`pkg.plat`")
+    }
     assert imports == {
         ("`pkg.a`/__init__:", "pkg/__init__:"),
         ("`pkg.a`/__init__:", "`pkg.b`/__init__:"),
@@ -174,6 +196,29 @@ def test_decorators_belong_to_the_enclosing_scope(edges: pa.Table) -> None:
         if src == "`pkg.b`/deco()." and dst.endswith("functools/wraps().")
     ]
     assert [(r["edge"], r["dst_uri"]) for r in wraps] == [("call", None)]
+
+
+def test_an_edge_names_only_files_that_define_its_endpoints(
+    indexed: tuple[pa.Table, pa.Table],
+) -> None:
+    edges, occurrences = indexed
+    defined = {
+        (row["symbol"], row["uri"])
+        for row in occurrences.select(["symbol", "uri", "role"]).to_pylist()
+        if row["role"] == "def"
+    }
+    endpoints = [
+        (row[f"{end}_symbol"], row[f"{end}_uri"])
+        for row in edges.to_pylist()
+        for end in ("src", "dst")
+        if row[f"{end}_uri"] is not None
+    ]
+    assert endpoints
+    assert [e for e in endpoints if e not in defined] == []
+    # The unreachable class's relationship is still an edge, with no file for its source.
+    rows = edge_rows(edges)
+    win = rows[("`pkg.plat`/WinChild#run().", "`pkg.b`/Base#run().", "implements")]
+    assert (win["src_uri"], win["dst_uri"]) == (None, "pkg/b.py")
 
 
 def test_no_local_symbols_and_valid_edge_kinds(edges: pa.Table) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,7 @@ def _reference_edges(
     modules: dict[str, str],
     call_sites: set[Site],
     import_lines: set[tuple[str, int]],
-    counts: Counter[tuple[str, str, str, str]],
+    counts: Counter[tuple[str, str, str, str | None]],
 ) -> None:
     """Count (src, dst, edge, uri) over the reference occurrences of whole files."""
     columns = occurrences.select(
@@ -269,20 +269,23 @@ def _reference_edges(
             counts[(src, dst, edge, uri)] += 1
 
 
-def _relationship_edges(symbols: pa.Table) -> Counter[tuple[str, str, str, str | None]]:
+def _relationship_edges(
+    symbols: pa.Table, defined_in: Callable[[str, str], str | None]
+) -> Counter[tuple[str, str, str, str | None]]:
     counts: Counter[tuple[str, str, str, str | None]] = Counter()
     rows = symbols.select(["symbol", "kind", "relationships", "uri"]).to_pylist()
     for row in rows:
         src = row["symbol"]
+        src_uri = defined_in(src, row["uri"])
         for rel in row["relationships"] or []:
             dst = rel["symbol"]
             if is_local_symbol(src) or is_local_symbol(dst):
                 continue
             if rel["is_implementation"]:
                 both_classes = row["kind"] == "Class" and infer_kind(dst) == "Class"
-                counts[(src, dst, "inherits" if both_classes else "implements", row["uri"])] += 1
+                counts[(src, dst, "inherits" if both_classes else "implements", src_uri)] += 1
             if rel["is_type_definition"]:
-                counts[(src, dst, "type_def", row["uri"])] += 1
+                counts[(src, dst, "type_def", src_uri)] += 1
     return counts
 
 
@@ -316,21 +319,34 @@ def symbol_edges_by_file(
     (``schemas.file_batches``), so no more than one of them is Python values at a time;
     ``definitions`` are the ``def`` rows of all files (``symbol``, ``uri``).
     """
-    # A target's file is where its definition occurs; scip-python sometimes lists a
-    # symbol's SymbolInformation in a file that only assigns to it, so that is not used.
+    # An endpoint's file is where its definition occurs. scip-python sometimes lists a
+    # symbol's SymbolInformation in a file that only assigns to it, or in code it finds
+    # unreachable on this platform (``if sys.platform == "win32":``) with no definition
+    # occurrence at all: that file is not used.
     defined: dict[str, str] = {}
+    also_defined: set[tuple[str, str]] = set()  # the other files of a symbol defined in several
     def_rows = definitions.select(["symbol", "uri"]).to_pydict()
     for symbol, uri in zip(def_rows["symbol"], def_rows["uri"], strict=True):
-        defined.setdefault(symbol, uri)
+        first = defined.setdefault(symbol, uri)
+        if first != uri:
+            also_defined.add((symbol, uri))
+
+    def defined_in(symbol: str, uri: str) -> str | None:
+        """``uri`` when ``symbol`` is defined there, else its first defining file (or None)."""
+        first = defined.get(symbol)
+        return uri if first == uri or (symbol, uri) in also_defined else first
 
     modules = _module_symbols(definitions)
-    counts: Counter[tuple[str, str, str, str]] = Counter()
+    counts: Counter[tuple[str, str, str, str | None]] = Counter()
     for table in files:
         _reference_edges(table, modules, call_sites, import_lines or set(), counts)
-    counts.update(_relationship_edges(symbols))
+    counts.update(_relationship_edges(symbols, defined_in))
     rows = sorted(
-        (src, dst, edge, weight, src_uri, defined.get(dst))
-        for (src, dst, edge, src_uri), weight in counts.items()
+        (
+            (src, dst, edge, weight, src_uri, defined.get(dst))
+            for (src, dst, edge, src_uri), weight in counts.items()
+        ),
+        key=lambda row: (*row[:4], row[4] or ""),  # a source file may be None
     )
     return pa.table(
         [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 6,
