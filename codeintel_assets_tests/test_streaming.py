@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from codeintel_assets.core import syntax
+from codeintel_assets.core import syntax, validation
 from codeintel_assets.core.checksums import table_checksum, xxh64_file
 from codeintel_assets.core.chunk_table import symbol_lookup
 from codeintel_assets.core.schemas import (
@@ -207,3 +207,20 @@ def test_symbol_lookup_from_arrow_columns_matches_a_plain_scan():
                 and not r["symbol"].startswith("local ")
             )
             assert lookup(uri, start, end) == list(dict.fromkeys(symbol for _, symbol in inside))
+
+
+def test_the_clean_build_check_reads_stored_rows_in_file_order(tmp_path: Path, sources):
+    """At the standard library's size the node tables have several row groups, which
+    DuckDB reads on several threads: the check must still see the file's order (it
+    failed every sampled file there when it did not)."""
+    copies = [(f"c{i}/{uri}", data) for i in range(40) for uri, data in sources]
+    table, _ = syntax.ast_nodes_table(REPO, copies)
+    path = tmp_path / "ast_nodes.parquet"
+    pq.write_table(table, path, row_group_size=2_000)
+    assert pq.ParquetFile(path).metadata.num_row_groups >= 8
+    uris = sorted(set(table.column("uri").to_pylist()))[::3]
+    expected = table.filter(pc.is_in(table.column("uri"), pa.array(uris)))
+    for _ in range(5):
+        assert validation._stored_rows(path, "uri", uris).equals(expected)
+    columns = ["uri", "start_line"]
+    assert validation._stored_rows(path, "uri", uris, columns).equals(expected.select(columns))

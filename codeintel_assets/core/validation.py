@@ -345,12 +345,13 @@ def _stored_rows(
             schema if columns is None else pa.schema([schema.field(c) for c in columns])
         ).empty_table()
     # ``column`` and ``columns`` are this module's constants, never input.
-    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    selected = ", ".join(f'"{c}"' for c in columns) if columns else "* EXCLUDE (file_row_number)"
     with duckdb.connect() as con:
-        # Insertion order is kept (DuckDB's default), so rows come in the file's order.
+        # Ordered by the row's number in the file: DuckDB keeps insertion order through a
+        # scan, not through the semi join of several row groups read on several threads.
         return con.sql(
-            f'SELECT {selected} FROM read_parquet($path) WHERE "{column}" IN '
-            "(SELECT UNNEST($values))",
+            f"SELECT {selected} FROM read_parquet($path, file_row_number = true) "
+            f'WHERE "{column}" IN (SELECT UNNEST($values)) ORDER BY file_row_number',
             params={"path": str(path), "values": values},
         ).to_arrow_table()
 
