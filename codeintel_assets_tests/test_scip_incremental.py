@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from codeintel_assets.core import registry
+from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.scip import decode_scip_file
 from codeintel_assets.core.scip.environment import MINIMAL, resolve_python_env
-from codeintel_assets.core.scip.order import processing_order
+from codeintel_assets.core.scip.order import imported_names, processing_order
 from codeintel_assets.core.stages import run_named
 from codeintel_assets_tests.scip_support import CORPUS, assert_same_as_full, build
 from codeintel_assets_tests.support import write_fixture_repo
@@ -29,6 +30,7 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     first = build("corpus", repo, data)
     assert first["scip"]["mode"] == "full" and first["scip"]["mode_reason"] == "no previous index"
     assert first["scip"]["documents"] == len(CORPUS)
+    assert first["scip"]["order_files_parsed"] == len(CORPUS)
 
     # Body-only: same names, same types, same symbols used -> that file alone.
     shapes = repo / "pkg/shapes.py"
@@ -36,6 +38,8 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     step = build("corpus", repo, data)
     assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
     assert step["scip"]["reindexed_examples"] == ["pkg/shapes.py"]
+    # The processing order read the edited file alone; the others' imports were stored.
+    assert step["scip"]["order_files_parsed"] == 1
     # Only the re-indexed document's rows are made again; the others' are kept.
     converted = step["occurrences"]
     assert (converted["reuse"], converted["documents_converted"]) == ("reused", 1)
@@ -59,6 +63,7 @@ def test_incremental_scip_equals_a_full_pass_for_each_kind_of_edit(tmp_path: Pat
     step = build("corpus", repo, data)
     assert step["scip"]["mode"] == "incremental", step["scip"]["mode_reason"]
     assert step["scip"]["files_added"] == 2 and step["scip"]["files_deleted"] == 1
+    assert step["scip"]["order_files_parsed"] == 3  # helpers.py, extra.py, report.py
     assert "app.py" in step["scip"]["reindexed_examples"]
     assert_same_as_full(step, repo, tmp_path)
 
@@ -161,6 +166,16 @@ def test_processing_order_puts_a_file_after_the_files_it_imports(tmp_path: Path)
     repo = write_fixture_repo(tmp_path / "repo", files, git=False)
     order = processing_order(repo, sorted(files))
     assert sorted(order) == sorted(files)
+    # From the import names, each file read once; a stored file's names are not read again.
+    hashes = {uri: xxh64_file(repo / uri) for uri in files}
+    names, parsed = imported_names(repo, hashes, {})
+    assert parsed == len(files) and processing_order(repo, sorted(files), names) == order
+    assert names["pkg/core/base.py"] == ["pkg.api", "pkg.api.run"]
+    stored = {uri: [digest, names[uri]] for uri, digest in hashes.items()}
+    stored["app.py"] = [hashes["app.py"], ["pkg.util"]]  # kept as stored: the same hash
+    stored["pkg/util.py"] = ["another hash", ["app"]]  # read again: its bytes changed
+    again, parsed = imported_names(repo, hashes, stored)
+    assert parsed == 1 and again == {**names, "app.py": ["pkg.util"]}
     rank = order.index
     assert rank("pkg/api.py") < rank("pkg/__init__.py") < rank("app.py")
     assert rank("pkg/util.py") < rank("pkg/api.py")

@@ -2,8 +2,9 @@
 the previous index, so that the result equals a full pass of the same tree.
 
 Beside ``index.scip`` the build keeps ``scip_state.json``: the content hash of every
-Python file the index describes, the order they were indexed in (``order.py``), the
-environment's fingerprint, the indexer's identity and the index's own checksum.
+Python file the index describes, the order they were indexed in (``order.py``) and what
+each file imports (the next order re-reads only changed files), the environment's
+fingerprint, the indexer's identity and the index's own checksum.
 
 What a file's document holds depends on other files in three ways, and each is followed:
 
@@ -61,7 +62,12 @@ from codeintel_assets.core.scip.indexer import (
     scip_python_binary,
     write_index,
 )
-from codeintel_assets.core.scip.order import module_names, processing_order
+from codeintel_assets.core.scip.order import (
+    NAMES_FORMAT,
+    imported_names,
+    module_names,
+    processing_order,
+)
 from codeintel_assets.core.scip.parts import (
     ScipBudget,
     budget_from_env,
@@ -83,6 +89,9 @@ FULL_FRACTION = 0.5
 MAX_ROUNDS = 3
 STATE_FORMAT = 1
 _EXAMPLES = 20
+# Looked up once: each ``SymbolRole.Definition`` goes through the generated enum's
+# ``__getattr__`` (~0.6 µs, millions of times in an update of a large tree).
+_DEFINITION = SymbolRole.Definition
 
 
 @dataclass(frozen=True)
@@ -94,10 +103,11 @@ class ScipUpdate:
     ``added`` and ``deleted`` compare the files with the stored state; ``rounds`` counts
     the incremental runs; ``parts`` the parts a full pass was indexed in (``parts.py``)
     and ``runs`` the scip-python runs; ``parts_split`` the parts that ran out of node's
-    heap and were indexed as two halves. ``ok`` is false when a scip-python run failed
-    (then ``failure`` says why and the index is left as it was). ``crashed`` maps the files
-    scip-python crashed on (no document; see ``run_scip_python``) to the error, this
-    update's and the earlier ones' that still hold.
+    heap and were indexed as two halves; ``order_files_parsed`` the files read for the
+    processing order (those whose bytes changed since the stored state). ``ok`` is false
+    when a scip-python run failed (then ``failure`` says why and the index is left as it
+    was). ``crashed`` maps the files scip-python crashed on (no document; see
+    ``run_scip_python``) to the error, this update's and the earlier ones' that still hold.
     """
 
     ok: bool
@@ -116,6 +126,7 @@ class ScipUpdate:
     runs: int = 0
     crashed: Mapping[str, str] = field(default_factory=dict)
     parts_split: int = 0
+    order_files_parsed: int = 0
 
     def facts(self) -> dict[str, object]:
         """Return the update as stage metadata (counts, and the first paths of each list)."""
@@ -134,6 +145,7 @@ class ScipUpdate:
             "scip_python_runs": self.runs,
             "files_scip_python_crashed_on": len(self.crashed),
             "scip_python_crashes": dict(sorted(self.crashed.items())[:_EXAMPLES]),
+            "order_files_parsed": self.order_files_parsed,
         }
 
 
@@ -233,10 +245,11 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
     """
     started = time.monotonic()
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    order = processing_order(job.repo_root, sorted(job.files))
+    imports = _Imports(*imported_names(job.repo_root, job.files, _stored_import_names(job)))
+    order = processing_order(job.repo_root, sorted(job.files), imports.names)
     previous, why_full = _previous_index(job, force_full)
     if previous is None:
-        return _full(job, order, why_full, started)
+        return _full(job, order, imports, why_full, started)
     state = json.loads(job.state.read_text(encoding="utf-8"))
     old_files = state["files"]
     changed = sorted(u for u in job.files if u in old_files and old_files[u] != job.files[u])
@@ -256,15 +269,16 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
         affected = len(update.reindexed | pending)
         if affected > FULL_FRACTION * len(job.files):
             why = f"{affected} of {len(job.files)} files affected"
-            return _full(job, order, why, started, changed, added, deleted)
+            return _full(job, order, imports, why, started, changed, added, deleted)
         if update.rounds == MAX_ROUNDS:
             why = f"still finding files to re-index after {MAX_ROUNDS} incremental rounds"
-            return _full(job, order, why, started, changed, added, deleted)
+            return _full(job, order, imports, why, started, changed, added, deleted)
         if not update.run(pending, context):
-            return _full(job, order, "an incremental run failed", started, changed, added, deleted)
+            why = "an incremental run failed"
+            return _full(job, order, imports, why, started, changed, added, deleted)
         pending, context = update.next_round()
     merged = update.merged()
-    _write(job, merged, order, update.crashed)
+    _write(job, merged, order, imports, update.crashed)
     return ScipUpdate(
         True,
         "incremental",
@@ -278,6 +292,7 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
         time.monotonic() - started,
         runs=update.rounds,
         crashed=dict(update.crashed),
+        order_files_parsed=imports.parsed,
     )
 
 
@@ -299,8 +314,10 @@ class _Update:
         self.docs = {u: d for u, d in self.old_docs.items() if u in job.files and u not in deleted}
         self.old_externals = {info.symbol: info for info in previous.external_symbols}
         self.metadata = previous.metadata
-        # id -> (document, the global symbols it uses); holding the document keeps its id.
+        # id -> (document, the global symbols it uses / defines); holding the document
+        # keeps its id.
         self._uses: dict[int, tuple[Document, set[str]]] = {}
+        self._defines: dict[int, tuple[Document, set[str]]] = {}
         self.old_first = _first_users(self.old_docs, self.old_rank, self.used)
         self.reindexed: set[str] = set()
         self.rounds = 0
@@ -318,6 +335,12 @@ class _Update:
         if id(doc) not in self._uses:
             self._uses[id(doc)] = (doc, _used(doc))
         return self._uses[id(doc)][1]
+
+    def defines(self, doc: Document) -> set[str]:
+        """Return the global symbols ``doc`` defines (computed once per document)."""
+        if id(doc) not in self._defines:
+            self._defines[id(doc)] = (doc, _defined([doc]))
+        return self._defines[id(doc)][1]
 
     def users(self, symbols: set[str], exclude: set[str] = frozenset()) -> set[str]:
         """Return the current documents (other than ``exclude``) using one of ``symbols``."""
@@ -383,7 +406,8 @@ class _Update:
         in a full pass they come first, so they must in the run too."""
         context = set()
         for target in targets:
-            defined = _defined([d for d in (self.docs.get(target),) if d is not None])
+            doc = self.docs.get(target)
+            defined = self.defines(doc) if doc is not None else set()
             for uri in self.users(defined, exclude=targets):
                 if self.rank[uri] < self.rank.get(target, -1):
                     context.add(uri)
@@ -403,14 +427,14 @@ class _Update:
             if any(
                 _used_before(self.old_first, symbol, self.old_rank[uri])
                 != _used_before(first, symbol, self.rank[uri])
-                for symbol in _defined([doc])
+                for symbol in self.defines(doc)
             ):
                 pending.add(uri)
         # A target defining a symbol that an earlier file outside its run uses.
         for uri in self.last_targets:
             if uri in self.docs and self._earlier_users({uri}) - self.last_indexed:
                 pending.add(uri)
-        defined = _defined(self.docs.values())
+        defined = set().union(*map(self.defines, self.docs.values()))
         context = set()
         for symbol, (user, _) in first.items():
             external = symbol not in defined or symbol in self.old_externals
@@ -463,6 +487,7 @@ def _previous_index(job: ScipJob, force_full: bool) -> tuple[Index | None, str]:
 def _full(
     job: ScipJob,
     order: list[str],
+    imports: _Imports,
     reason: str,
     started: float,
     changed: list[str] | None = None,
@@ -493,7 +518,7 @@ def _full(
             failed = None if run.ok else run
             crashed = dict(run.crashed)
     if index is not None:
-        _write(job, index, order, crashed)
+        _write(job, index, order, imports, crashed)
     return ScipUpdate(
         index is not None,
         "full",
@@ -511,6 +536,7 @@ def _full(
         runs,
         crashed,
         splits,
+        imports.parsed,
     )
 
 
@@ -577,9 +603,16 @@ def _index_in_parts(
     return _Parts(update.merged(), update.rounds, None, started, splits)
 
 
-def _write(job: ScipJob, index: Index, order: list[str], crashed: Mapping[str, str]) -> None:
-    """Write ``index`` and then its state (the state names the index's checksum and the
-    files scip-python crashed on, which stay without a document until they change)."""
+def _write(
+    job: ScipJob,
+    index: Index,
+    order: list[str],
+    imports: _Imports,
+    crashed: Mapping[str, str],
+) -> None:
+    """Write ``index`` and then its state (the state names the index's checksum, the
+    files scip-python crashed on, which stay without a document until they change, and
+    what each file imports, for the next update's order)."""
     write_index(index, job.output)
     write_json_atomic(
         job.state,
@@ -589,8 +622,31 @@ def _write(job: ScipJob, index: Index, order: list[str], crashed: Mapping[str, s
             "files": dict(sorted(job.files.items())),
             "order": order,
             "crashed": dict(sorted(crashed.items())),
+            "imports_format": NAMES_FORMAT,
+            "imports": {uri: [job.files[uri], imports.names[uri]] for uri in sorted(imports.names)},
         },
     )
+
+
+class _Imports(NamedTuple):
+    """What each file imports (``order.imported_names``) and how many files were parsed."""
+
+    names: dict[str, list[str]]
+    parsed: int
+
+
+def _stored_import_names(job: ScipJob) -> Mapping[str, Sequence[object]]:
+    """Return the import names the stored state holds (uri -> [hash, names]); none when
+    there is no readable state or its names are of another format. They depend on the
+    files' bytes alone, so they serve whatever else changed."""
+    try:
+        state = json.loads(job.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict) or state.get("imports_format") != NAMES_FORMAT:
+        return {}
+    stored = state.get("imports")
+    return stored if isinstance(stored, dict) else {}
 
 
 def _first_users(
@@ -618,9 +674,7 @@ def _defined(docs: Iterable[Document]) -> set[str]:
     symbols: set[str] = set()
     for doc in docs:
         symbols.update(info.symbol for info in doc.symbols)
-        symbols.update(
-            occ.symbol for occ in doc.occurrences if occ.symbol_roles & SymbolRole.Definition
-        )
+        symbols.update(occ.symbol for occ in doc.occurrences if occ.symbol_roles & _DEFINITION)
     return {symbol for symbol in symbols if not is_local_symbol(symbol)}
 
 
