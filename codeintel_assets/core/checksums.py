@@ -205,9 +205,16 @@ def write_text_atomic(target: Path, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
-def write_json_atomic(target: Path, value: Any) -> None:
-    """Write ``value`` as indented JSON to ``target`` atomically."""
-    write_text_atomic(target, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+def write_json_atomic(target: Path, value: Any, *, compact: bool = False) -> None:
+    """Write ``value`` as indented JSON to ``target`` atomically; ``compact``: without
+    indentation or spaces, for large exports (``json`` encodes indented output in Python,
+    compact output in C: ~10x faster for the standard library's 95 MB symbol graph)."""
+    text = (
+        json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        if compact
+        else json.dumps(value, indent=2, sort_keys=True, default=str)
+    )
+    write_text_atomic(target, text + "\n")
 
 
 def _fsync_file(path: Path) -> None:

@@ -593,7 +593,7 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
             )
             facts.update(source="derived", unparsed_files=unparsed, **plan.metadata())
         write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
-        write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges))
+        write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges), compact=True)
         heaviest = edges.sort_by([("weight", "descending")]).slice(0, 10).to_pylist()
         by_kind = Counter()
         for kind, weight in zip(
