@@ -211,12 +211,11 @@ def chunks_match_clean_build(ctx: BuildContext, full: bool) -> CheckOutcome:
         ctx.repo.name, ctx.repo.root, manifest.filter(keep), embedder, ctx.chunk_tokens
     )
     every = pq.read_table(layout.chunks, columns=["uri", "start_byte"])
-    stored = pq.read_table(
-        layout.chunks,
-        columns=["id", "uri", "content_hash", "embedding"],
-        filters=[("uri", "in", unchanged)] if unchanged else None,
+    # Filter first: Arrow's filtered read decodes every embedding (1.3-2.8 s against 0.7 s
+    # for 2,229 of the standard library's 157,920 chunks).
+    stored = _stored_rows(
+        layout.chunks, "uri", unchanged, ["id", "uri", "content_hash", "embedding"]
     )
-    stored = stored.filter(pa.compute.is_in(stored.column("uri"), wanted))
     expected = [(c.id, c.content_hash) for c in clean]
     actual = list(
         zip(stored.column("id").to_pylist(), stored.column("content_hash").to_pylist(), strict=True)
