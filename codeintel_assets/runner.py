@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -31,6 +32,8 @@ from codeintel_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from codeintel_assets.partitions import REPOS
 from codeintel_assets.resources import CodeintelResource
 
+# The tags of every run `indexctl build` launches.
+BUILD_TAGS = {"codeintel/source": "indexctl build"}
 _ROW_KEYS = ("dagster/row_count", "rows", "chunks", "files", "ntotal")
 
 
@@ -172,7 +175,7 @@ def _materialize(
                 instance=instance,
                 resources={"codeintel": resource},
                 raise_on_error=False,
-                tags={"codeintel/source": "indexctl build"},
+                tags=BUILD_TAGS,
                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             )
         except BaseException as exc:  # re-raised in the caller's thread
@@ -181,11 +184,11 @@ def _materialize(
             done.set()
 
     worker = threading.Thread(target=run, daemon=True)
-    started = time.time()
+    progress = StepProgress(instance, name, time.time())
     worker.start()
     while not done.wait(0.5):
         if on_step is not None:
-            on_step(*_progress(instance, started), total)
+            on_step(*progress.poll(), total)
     worker.join()
     if "error" in holder:
         raise holder["error"]
@@ -211,22 +214,57 @@ def _run_timings(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
     return {"step_seconds": steps, "run_seconds": round(span, 3)}
 
 
-def _progress(instance: dg.DagsterInstance, started: float) -> tuple[str, int]:
-    runs = instance.get_runs(limit=1)
-    if not runs or runs[0].run_id is None:
-        return "starting", 0
-    logs = instance.all_logs(runs[0].run_id)
-    finished = [
-        e
-        for e in logs
-        if e.dagster_event
-        and e.dagster_event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
-    ]
-    starts = [
-        e for e in logs if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
-    ]
-    current = starts[-1].step_key if starts else "starting"
-    return current or "starting", len(finished)
+# The events a build's progress line counts: a step started, or ended one way or another.
+_STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_SKIPPED,
+}
+
+
+class StepProgress:
+    """What the Dagster run of one repository's build has done so far: the step it started
+    last and how many steps ended.
+
+    Each ``poll`` reads only the step events logged since the last one (a cursor into the
+    run's event log): reading the whole log every half second made the poller's work grow
+    with the run, on the GIL the stages need. The run is the newest one of the partition
+    tagged as an ``indexctl build`` created since ``started``, so a build of another
+    repository at the same time is not mistaken for it.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, name: str, started: float) -> None:
+        self.instance = instance
+        self.filters = dg.RunsFilter(
+            tags={"dagster/partition": name, **BUILD_TAGS},
+            created_after=datetime.fromtimestamp(started - 1.0, UTC),
+        )
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+        self.current = "starting"
+        self.finished = 0
+
+    def poll(self) -> tuple[str, int]:
+        """Return (the step started last or "starting", steps ended)."""
+        if self.run_id is None:
+            runs = self.instance.get_runs(filters=self.filters, limit=1)
+            if not runs:
+                return self.current, self.finished
+            self.run_id = runs[0].run_id
+        while True:
+            page = self.instance.get_records_for_run(
+                self.run_id, cursor=self.cursor, of_type=_STEP_EVENTS
+            )
+            for record in page.records:
+                entry = record.event_log_entry
+                if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+                    self.current = entry.step_key or self.current
+                else:
+                    self.finished += 1
+            self.cursor = page.cursor
+            if not page.has_more:
+                return self.current, self.finished
 
 
 def _report(result: dg.ExecuteInProcessResult) -> BuildReport:

@@ -7,10 +7,13 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from codeintel_assets.core.layout import RepoLayout
 from codeintel_assets.core.stages import STAGES
+from codeintel_assets.resources import CodeintelResource
+from codeintel_assets.runner import StepProgress, build_repository, dagster_instance
 from codeintel_assets_tests.support import run_cli
 
 
@@ -49,6 +52,30 @@ def test_a_noop_build_launches_no_dagster_run_and_an_edit_does(
     edited = json.loads(out)
     ran = {s["asset"] for s in edited["stages"] if s["ran"]}
     assert edited["dagster_run_id"] and {"repo_manifest", "ast_nodes", "chunks"} <= ran
+
+
+def test_the_progress_line_reads_the_builds_own_run_step_by_step(
+    capsys, fixture_repo: Path, data_dir: Path, dagster_home: Path
+):
+    run_cli(capsys, "repo", "add", "fx", str(fixture_repo))
+    started = time.time()
+    seen: list[tuple[str, int, int]] = []
+    report = build_repository(
+        "fx", CodeintelResource(embedder="hashing"), on_step=lambda *args: seen.append(args)
+    )
+    assert report.success
+    steps = set(report.step_seconds)
+    assert seen, "a build of several seconds is polled"
+    assert all(step == "starting" or step in steps for step, _, _ in seen)
+    ended = [finished for _, finished, _ in seen]
+    assert ended == sorted(ended) and ended[-1] <= seen[0][2]
+    # Read from the start of the finished run: every step ended; a second poll reads
+    # nothing new; another repository has no run since then.
+    progress = StepProgress(dagster_instance(), "fx", started)
+    current, finished = progress.poll()
+    assert (current in steps, finished) == (True, len(steps))
+    assert progress.poll() == (current, finished)
+    assert StepProgress(dagster_instance(), "other", started).poll() == ("starting", 0)
 
 
 _TERMINATE_AFTER_DAGSTER = """
