@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import bm25s
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core.checksums import atomic_folder
 from codeintel_assets.core.errors import CodeintelError
-from codeintel_assets.core.lexical import TokenCache, build_bm25, load_bm25
+from codeintel_assets.core.lexical import TokenCache, bm25_model, build_bm25, load_bm25
 from codeintel_assets.core.tokens import tokenize
 
 
@@ -106,3 +108,50 @@ def test_an_unreadable_token_cache_is_an_empty_one(tmp_path):
     assert cache.tokenize(TEXTS) == [tokenize(t) for t in TEXTS] and cache.hits == 0
     cache.save()
     assert TokenCache(path).tokenize(TEXTS[:1]) == [tokenize(TEXTS[0])]
+
+
+def _columns(model) -> dict[str, tuple[list[int], list[float]]]:
+    """Return each token's column of a bm25s model: (documents, scores), by token."""
+    token_of = {i: t for t, i in model.vocab_dict.items()}
+    data, rows, starts = (model.scores[k] for k in ("data", "indices", "indptr"))
+    return {
+        token_of[c]: (
+            rows[starts[c] : starts[c + 1]].tolist(),
+            data[starts[c] : starts[c + 1]].tolist(),
+        )
+        for c in range(len(starts) - 1)
+    }
+
+
+def test_the_vectorized_index_scores_every_token_as_bm25s_does():
+    rng = np.random.default_rng(7)
+    words = ["parse", "url", "http", "server", "read", "config", "Größe", "x", "self", "_"]
+    docs = [list(rng.choice(words, size=int(rng.integers(0, 40)))) for _ in range(300)]
+    docs += [[], ["parse"] * 200, [w for w in words for _ in range(3)]]
+    reference = bm25s.BM25()
+    reference.index(docs, show_progress=False)
+    mine = bm25_model(pa.array(docs, pa.list_(pa.string())))
+    # Float32 scores equal bit for bit, column by column, and so do query scores.
+    assert _columns(mine) == _columns(reference)
+    assert mine.vocab_dict.keys() == reference.vocab_dict.keys()
+    query = ["parse", "server", "Größe"]
+    assert np.array_equal(
+        mine.get_scores_from_ids(mine.get_tokens_ids(query)),
+        reference.get_scores_from_ids(reference.get_tokens_ids(query)),
+    )
+
+
+def test_a_corpus_without_a_single_token_is_searchable():
+    index = build_bm25(np.array([1, 2]), ["", "?!"])
+    assert index.search("anything", 5) == [] and len(index) == 2
+
+
+def test_the_token_cache_keeps_a_text_given_twice_once(tmp_path):
+    path = tmp_path / "tokens.parquet"
+    cache = TokenCache(path)
+    assert cache.tokenize([TEXTS[0], TEXTS[0]]) == [tokenize(TEXTS[0])] * 2
+    cache.save()
+    assert pq.read_table(path).num_rows == 1
+    again = TokenCache(path)
+    assert again.tokenize([TEXTS[1], TEXTS[0]]) == [tokenize(TEXTS[1]), tokenize(TEXTS[0])]
+    assert again.hits == 1

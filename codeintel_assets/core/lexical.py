@@ -8,18 +8,20 @@ English stopwords dropped). The index is persisted as ``bm25s``'s own files plus
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import BM25_IDS_FILE as _IDS_FILE
-from codeintel_assets.core.schemas import write_by_key
+from codeintel_assets.core.schemas import write_parquet
 from codeintel_assets.core.tokens import tokenize
 
 
@@ -63,6 +65,9 @@ class Bm25Index:
 _TOKEN_CACHE = pa.schema([("text_xxh64", pa.string()), ("tokens", pa.list_(pa.string()))])
 
 
+_TOKEN_LISTS = pa.list_(pa.string())
+
+
 @dataclass
 class TokenCache:
     """The tokens of texts tokenized before, by the texts' content hash, kept between
@@ -70,48 +75,73 @@ class TokenCache:
 
     Tokens are a function of the text alone, so a cached text gives what ``tokenize``
     gives: an index built through the cache is the one a clean build makes. Reading them
-    back is an order of magnitude faster than tokenizing again. ``save`` keeps only the
-    texts of this run, so the file never outgrows the repository. A missing or
-    unreadable file is an empty cache. With a ``base`` (another stage's cache, read
-    only), texts found there are not kept in this one: it holds only its own texts.
+    back is an order of magnitude faster than tokenizing again, and they stay Arrow lists
+    (no Python string per token). ``save`` keeps only the texts of this run, so the file
+    never outgrows the repository. A missing or unreadable file is an empty cache. With a
+    ``base`` (another stage's cache, read only), texts found there are not kept in this
+    one: it holds only its own texts.
     """
 
     path: Path | None
     base: TokenCache | None = None
-    _known: dict[str, list[str]] | None = None
-    _used: dict[str, list[str]] = field(default_factory=dict)
+    _known: tuple[dict[str, int], pa.Array] | None = None
+    _used: tuple[list[str], pa.Array] | None = None
     hits: int = 0
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         """Return each text's tokens (``tokenize``), from the cache (or its base) where it
         has them."""
-        known = self._load()
-        shared = self.base._load() if self.base is not None else {}
-        out = []
+        return self.token_lists(texts).to_pylist()
+
+    def token_lists(self, texts: list[str]) -> pa.Array:
+        """Return each text's tokens as one Arrow list array (a list of strings per text),
+        from the cache (or its base) where it has them."""
+        rows, tokens = self._load()
+        shared_rows, shared = self.base._load() if self.base is not None else ({}, None)
+        fresh: list[list[str]] = []
+        # Where each text's tokens are in [shared..., known..., fresh...].
+        offset = len(shared) if shared is not None else 0
+        places = []
+        own_keys, own_places = [], []
         for text in texts:
             key = xxh64_text(text)
-            tokens = shared.get(key)
-            if tokens is not None:
-                self.hits += 1
-                out.append(tokens)
-                continue
-            tokens = known.get(key)
-            if tokens is None:
-                tokens = tokenize(text)
+            place = shared_rows.get(key)
+            if place is None:
+                place = rows.get(key)
+                if place is None:
+                    place = offset + len(tokens) + len(fresh)
+                    fresh.append(tokenize(text))
+                else:
+                    place += offset
+                    self.hits += 1
+                own_keys.append(key)
+                own_places.append(place)
             else:
                 self.hits += 1
-            self._used[key] = tokens
-            out.append(tokens)
-        return out
+            places.append(place)
+        parts = [p for p in (shared, tokens, pa.array(fresh, _TOKEN_LISTS)) if p is not None]
+        pool = pa.concat_arrays(parts)
+        self._used = (own_keys, pool.take(pa.array(own_places, pa.int64())))
+        return pool.take(pa.array(places, pa.int64()))
 
     def save(self) -> None:
         """Write the tokens of the texts this cache tokenized (atomically, sorted by hash)."""
-        if self.path is not None:
-            write_by_key(self._used, self.path, _TOKEN_CACHE)
+        if self.path is None:
+            return
+        keys, tokens = self._used or ([], pa.array([], _TOKEN_LISTS))
+        # One row per text: a text given twice is one entry.
+        first = dict(zip(keys, range(len(keys)), strict=True))
+        order = sorted(first)
+        table = pa.table(
+            [pa.array(order, pa.string()), tokens.take(pa.array([first[k] for k in order]))],
+            schema=_TOKEN_CACHE,
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(table, self.path)
 
-    def _load(self) -> dict[str, list[str]]:
+    def _load(self) -> tuple[dict[str, int], pa.Array]:
         if self._known is None:
-            self._known = {}
+            self._known = ({}, pa.array([], _TOKEN_LISTS))
             if self.path is not None and self.path.is_file():
                 try:
                     table = pq.read_table(self.path)
@@ -119,7 +149,8 @@ class TokenCache:
                     table = None
                 if table is not None and table.schema.equals(_TOKEN_CACHE):
                     keys = table["text_xxh64"].to_pylist()
-                    self._known = dict(zip(keys, table["tokens"].to_pylist(), strict=True))
+                    rows = dict(zip(keys, range(len(keys)), strict=True))
+                    self._known = (rows, table["tokens"].combine_chunks())
         return self._known
 
 
@@ -134,10 +165,59 @@ def build_bm25(ids: np.ndarray, texts: list[str], cache: TokenCache | None = Non
         raise CodeintelError(f"BM25: {len(ids)} ids but {len(texts)} texts")
     if not texts:
         return Bm25Index(ids=ids, model=None)
+    if cache is not None:
+        tokens = cache.token_lists(texts)
+    else:
+        tokens = pa.array([tokenize(t) for t in texts], _TOKEN_LISTS)
+    return Bm25Index(ids=ids, model=bm25_model(tokens))
+
+
+def bm25_model(tokens: pa.Array) -> bm25s.BM25:
+    """Return the ``bm25s`` model that ``bm25s.BM25().index(tokens.to_pylist())`` builds —
+    the same score of every (document, token), Lucene's BM25 with ``bm25s``'s defaults —
+    computed over Arrow and NumPy arrays instead of a Python loop over every token.
+
+    Token ids are in sorted token order (``bm25s`` numbers them in a ``set``'s order,
+    which changes with the process's string hashing); scores do not depend on them.
+    """
     model = bm25s.BM25()
-    tokens = cache.tokenize(texts) if cache is not None else [tokenize(t) for t in texts]
-    model.index(tokens, show_progress=False)
-    return Bm25Index(ids=ids, model=model)
+    k1, b = model.k1, model.b
+    lengths = pc.list_value_length(tokens).fill_null(0).to_numpy().astype(np.int64)
+    docs = len(lengths)
+    encoded = pc.list_flatten(tokens).dictionary_encode()
+    vocab = encoded.dictionary.to_pylist()
+    rank = np.empty(len(vocab), dtype=np.int64)
+    rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(vocab))
+    terms = rank[encoded.indices.to_numpy()]
+    doc_of = np.repeat(np.arange(docs, dtype=np.int64), lengths)
+    # One entry per (term, document): its term frequency. Sorted by term, then document:
+    # the order of a CSC matrix's columns and rows.
+    pairs, tf = np.unique(terms * docs + doc_of, return_counts=True)
+    term, doc = pairs // docs, pairs % docs
+    df = np.bincount(term, minlength=len(vocab))
+    # As bm25s: the idf of each document frequency in Python's double precision (math.log),
+    # stored as float32; the term frequency component in float64 (the average length is a
+    # NumPy double), the product rounded to float32.
+    idf_of = {d: math.log(1 + (docs - d + 0.5) / (d + 0.5)) for d in np.unique(df).tolist()}
+    idf = np.array([idf_of[d] for d in df.tolist()], dtype=np.float32)
+    average = lengths.mean()
+    denominator = k1 * ((1 - b) + b * lengths[doc] / average)
+    tf32 = tf.astype(np.float32)
+    scores = (idf[term] * (tf32 / (denominator + tf32))).astype(np.float32)
+    indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    model.scores = {
+        "data": scores,
+        "indices": doc.astype(np.int32),
+        "indptr": indptr,
+        "num_docs": docs,
+    }
+    model.vocab_dict = {vocab[i]: int(rank[i]) for i in range(len(vocab))}
+    # bm25s gives queries with no known token an empty token of its own.
+    model.vocab_dict.setdefault("", len(vocab))
+    model.nonoccurrence_array = None
+    model.unique_token_ids_set = set(model.vocab_dict.values())
+    return model
 
 
 def load_bm25(folder: Path) -> Bm25Index:
