@@ -6,13 +6,14 @@ import textwrap
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codeintel_assets.core.chunk_table import build_chunk_table, chunk_repository
 from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder
 from codeintel_assets.core.excerpts import count_tokens, excerpt, share_budget
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.syntax import SYNTAX_LANGUAGES, cst_nodes_table
-from codeintel_assets.core.units import UnitSet, build_units, unit_texts
+from codeintel_assets.core.units import UnitSet, build_units, file_lines, unit_texts
 
 SHAPES = textwrap.dedent(
     '''\
@@ -175,3 +176,56 @@ def test_excerpt_keeps_signature_and_match_and_says_it_was_cut():
     assert cut.shown[0] == (10, 10) and cut.shown[1][0] == 30
     assert count_tokens("a.b(c)") == 6
     assert share_budget(4, 100, 0) == 25 and share_budget(4, 90, 1) == 30
+
+
+def _lines_line_by_line(chunks: pa.Table) -> dict[str, list[str]]:
+    """Each file's lines as the first implementation of ``file_lines`` made them: a dict
+    entry per line, a window's text appended to its line."""
+    pieces: dict[str, dict[int, str]] = {}
+    columns = ["uri", "start_line", "end_line", "content"]
+    for row in sorted(
+        chunks.select(columns).to_pylist(), key=lambda r: (r["uri"], r["start_line"])
+    ):
+        lines = row["content"].split("\n")
+        for offset in range(row["end_line"] - row["start_line"] + 1):
+            numbered = pieces.setdefault(row["uri"], {})
+            number = row["start_line"] + offset
+            text = lines[offset] if offset < len(lines) else ""
+            numbered[number] = numbered.get(number, "") + text
+    return {
+        uri: [numbered.get(n, "") for n in range(1, max(numbered) + 1)]
+        for uri, numbered in pieces.items()
+    }
+
+
+def test_file_lines_put_files_back_together_as_line_by_line_did(tmp_path):
+    # Gaps, windows of one long line, a chunk with fewer or more content lines than its
+    # span, an empty span, two files given interleaved, non-ASCII text.
+    rows = [
+        ("b.py", "python", 3, 4, "x = 1\ny = 2"),
+        ("a.py", "python", 1, 1, "def f(): retu"),
+        ("a.py", "python", 1, 2, "rn 1  # é\n"),
+        ("b.py", "python", 1, 1, "import os\nextra line beyond the span"),
+        ("a.py", "python", 5, 7, "class C:\n    pass"),
+        ("b.py", "python", 6, 5, "an empty span"),
+        ("c.md", "markdown", 2, 2, "## Größe"),
+    ]
+    chunks = pa.table(
+        {
+            name: list(values)
+            for name, values in zip(
+                ["uri", "lang", "start_line", "end_line", "content"],
+                zip(*rows, strict=True),
+                strict=True,
+            )
+        }
+    )
+    assert file_lines(chunks) == _lines_line_by_line(chunks)
+    assert file_lines(chunks)["a.py"][:2] == ["def f(): return 1  # é", ""]
+    # And on a real repository's chunks, with a long line cut into windows.
+    long_line = "TABLE = [" + ", ".join(str(n) for n in range(3000)) + "]\n"
+    real, _ = _build(
+        tmp_path / "repo", {"shapes.py": SHAPES, "app.js": APP_JS, "big.py": long_line}
+    )
+    assert real.filter(pc.equal(real["uri"], "big.py")).num_rows > 1
+    assert file_lines(real) == _lines_line_by_line(real)

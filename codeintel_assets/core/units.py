@@ -24,11 +24,13 @@ rebuilds of unchanged files.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeintel_assets.core.checksums import signed_xxh64
@@ -159,28 +161,41 @@ def _unit_row(unit: Unit) -> dict:
 
 
 def _files(chunks: pa.Table) -> dict[str, _File]:
-    """Return each file's lines, put back together from its chunks."""
-    pieces: dict[str, dict[int, str]] = defaultdict(dict)
-    langs: dict[str, str] = {}
-    columns = ["uri", "lang", "start_line", "end_line", "content"]
-    for row in sorted(
-        chunks.select(columns).to_pylist(), key=lambda r: (r["uri"], r["start_line"])
-    ):
-        langs[row["uri"]] = row["lang"]
-        lines = row["content"].split("\n")
-        for offset in range(row["end_line"] - row["start_line"] + 1):
-            number = row["start_line"] + offset
-            text = lines[offset] if offset < len(lines) else ""
-            # A long line cut into character windows comes back in pieces.
-            pieces[row["uri"]][number] = pieces[row["uri"]].get(number, "") + text
+    """Return each file's lines, put back together from its chunks.
+
+    Chunks are taken by (uri, start line), ties in table order. A chunk gives its span's
+    lines (missing content lines are empty, extra ones ignored); a line that is already
+    there (a long line cut into character windows) gets the chunk's text appended; a
+    line no chunk covers is empty.
+    """
+    columns = [chunks[name].to_pylist() for name in ("uri", "lang", "start_line", "end_line")]
+    contents = chunks["content"].to_pylist()
+    order = pc.sort_indices(
+        chunks.select(["uri", "start_line"]),
+        sort_keys=[("uri", "ascending"), ("start_line", "ascending")],
+    ).to_pylist()
+    lines_of: dict[str, list[str]] = {}
+    lang_of: dict[str, str] = {}
+    uris, langs, starts, ends = columns
+    for row in order:
+        start, count = starts[row], ends[row] - starts[row] + 1
+        if count < 1:
+            continue
+        uri = uris[row]
+        lines = lines_of.setdefault(uri, [])
+        lang_of[uri] = langs[row]  # the last chunk's
+        parts = contents[row].split("\n", count)[:count]
+        parts += [""] * (count - len(parts))
+        if len(lines) < start - 1:
+            lines.extend([""] * (start - 1 - len(lines)))
+        present = min(len(lines) - (start - 1), count)
+        for offset in range(present):
+            lines[start - 1 + offset] += parts[offset]
+        lines.extend(parts[present:])
     files = {}
-    for uri, numbered in pieces.items():
-        count = max(numbered)
-        lines = [numbered.get(n, "") for n in range(1, count + 1)]
-        offsets = [0]
-        for line in lines:
-            offsets.append(offsets[-1] + len(line.encode("utf-8")) + 1)
-        files[uri] = _File(uri, langs[uri], lines, offsets)
+    for uri, lines in lines_of.items():
+        sizes = (len(line.encode("utf-8")) + 1 for line in lines)
+        files[uri] = _File(uri, lang_of[uri], lines, [0, *itertools.accumulate(sizes)])
     return files
 
 
