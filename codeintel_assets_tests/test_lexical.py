@@ -155,3 +155,13 @@ def test_the_token_cache_keeps_a_text_given_twice_once(tmp_path):
     again = TokenCache(path)
     assert again.tokenize([TEXTS[1], TEXTS[0]]) == [tokenize(TEXTS[1]), tokenize(TEXTS[0])]
     assert again.hits == 1
+
+
+def test_a_token_cache_that_tokenized_nothing_saves_an_empty_file(tmp_path):
+    path = tmp_path / "tokens.parquet"
+    unused = TokenCache(path)
+    unused.save()
+    empty = TokenCache(path)
+    assert empty.tokenize([]) == []
+    empty.save()
+    assert pq.read_table(path).num_rows == 0
