@@ -563,10 +563,11 @@ def _module_of(layout: ArtifactLayout, chunks: pa.Table) -> Callable[[int], str 
             strict=True,
         )
     )
+    uris = chunks.column("uri").to_pylist()
+    # Per file, not per chunk: the lookup tries every prefix of the uri.
+    of_file = {uri: longest_prefix_owner(by_prefix, uri) for uri in set(uris)}
     owner = {
-        chunk_id: longest_prefix_owner(by_prefix, uri)
-        for chunk_id, uri in zip(
-            chunks.column("id").to_pylist(), chunks.column("uri").to_pylist(), strict=True
-        )
+        chunk_id: of_file[uri]
+        for chunk_id, uri in zip(chunks.column("id").to_pylist(), uris, strict=True)
     }
     return owner.get
