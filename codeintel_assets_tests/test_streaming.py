@@ -14,7 +14,7 @@ import pytest
 
 from codeintel_assets.core import syntax, validation
 from codeintel_assets.core.checksums import table_checksum, xxh64_file
-from codeintel_assets.core.chunk_table import symbol_lookup
+from codeintel_assets.core.chunk_table import chunk_symbols
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
@@ -185,7 +185,7 @@ def test_symbol_edges_file_by_file_are_the_edges_of_the_whole_table(tmp_path: Pa
     assert by_file.equals(whole)
 
 
-def test_symbol_lookup_from_arrow_columns_matches_a_plain_scan():
+def test_chunk_symbols_from_arrow_columns_match_a_plain_scan():
     rng = random.Random(7)
     rows = [
         {
@@ -195,18 +195,29 @@ def test_symbol_lookup_from_arrow_columns_matches_a_plain_scan():
         }
         for _ in range(3000)
     ]
-    lookup = symbol_lookup(pa.Table.from_pylist(rows))
-    for uri in ("m0.py", "m3.py", "absent.py"):
-        for start, end in ((1, 10), (11, 11), (30, 61)):
-            # The rule: symbols on the chunk's (1-based) lines, ordered by line then name.
-            inside = sorted(
-                (r["start_line"] + 1, r["symbol"])
-                for r in rows
-                if r["uri"] == uri
-                and start <= r["start_line"] + 1 <= end
-                and not r["symbol"].startswith("local ")
-            )
-            assert lookup(uri, start, end) == list(dict.fromkeys(symbol for _, symbol in inside))
+    rows.append({"uri": "only_locals.py", "start_line": 3, "symbol": "local 9"})
+    spans = [(1, 10), (11, 11), (30, 61), (5, 4), (61, 90)]
+    chunks = pa.Table.from_pylist(
+        [
+            {"uri": uri, "start_line": start, "end_line": end}
+            for uri in ("m3.py", "absent.py", "m0.py", "only_locals.py", "m4.py")
+            for start, end in spans
+        ]
+    )
+    found = chunk_symbols(chunks, pa.Table.from_pylist(rows)).to_pylist()
+    for chunk, symbols in zip(chunks.to_pylist(), found, strict=True):
+        # The rule: symbols on the chunk's (1-based) lines, ordered by line then name.
+        inside = sorted(
+            (r["start_line"] + 1, r["symbol"])
+            for r in rows
+            if r["uri"] == chunk["uri"]
+            and chunk["start_line"] <= r["start_line"] + 1 <= chunk["end_line"]
+            and not r["symbol"].startswith("local ")
+        )
+        assert symbols == list(dict.fromkeys(symbol for _, symbol in inside)), chunk
+    assert any(found) and not all(found)
+    no_occurrences = pa.Table.from_pylist(rows[:0], schema=pa.Table.from_pylist(rows).schema)
+    assert chunk_symbols(chunks, no_occurrences).to_pylist() == [[]] * chunks.num_rows
 
 
 def test_the_clean_build_check_reads_stored_rows_in_file_order(tmp_path: Path, sources):

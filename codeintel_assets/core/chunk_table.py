@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +28,9 @@ from codeintel_assets.core.embedding import (
 )
 from codeintel_assets.core.schemas import chunk_schema
 
+_SYMBOLS = pa.list_(pa.string())
 # Tokens kept free in the budget for the header (path and qualified name) of each chunk.
 NAME_RESERVE_TOKENS = 16
-
-SymbolLookup = Callable[[str, int, int], list[str]]
 
 
 @dataclass
@@ -47,59 +45,54 @@ class ChunkBuildStats:
     by_kind: Counter = field(default_factory=Counter)
 
 
-def symbol_lookup(occurrences: pa.Table) -> SymbolLookup:
-    """Return a function giving the SCIP symbols defined or referenced in a file's lines
-    ``(uri, start_line, end_line)`` (1-based, inclusive).
+def chunk_symbols(chunks: pa.Table, occurrences: pa.Table) -> pa.Array:
+    """Return each chunk's SCIP symbols, in the chunks' row order (``list<string>``): the
+    symbols that occur in its file on its lines (1-based, inclusive; occurrence lines
+    are 0-based), local symbols left out, ordered by the line of their first occurrence
+    in the chunk, then by name.
 
-    Occurrence lines are 0-based (SCIP), chunk lines 1-based; local symbols are left out.
-    Symbols are ordered by the line of their first occurrence. ``occurrences`` needs
-    ``uri, start_line, symbol``; they stay Arrow columns, sorted once, and only the rows
-    of the asked file become Python values (a repository's occurrences would not fit).
+    ``chunks`` needs ``uri, start_line, end_line``; ``occurrences`` ``uri, start_line,
+    symbol``. Everything stays Arrow and NumPy arrays: the occurrences are sorted once,
+    each chunk's rows found by a binary search on (file, line), and each symbol kept at
+    its first row in the chunk — no Python value per chunk or per occurrence.
     """
     table = occurrences.select(["uri", "start_line", "symbol"])
     table = table.filter(pc.invert(pc.starts_with(table.column("symbol"), "local ")))
     table = table.sort_by(
         [("uri", "ascending"), ("start_line", "ascending"), ("symbol", "ascending")]
-    )
-    uris = table.column("uri")
-    runs = pc.value_counts(uris)  # in order of first appearance: the sorted order
-    counts = runs.field("counts").to_numpy()
-    starts = (np.cumsum(counts) - counts).tolist()
-    spans = {
-        uri: (start, count)
-        for uri, start, count in zip(
-            runs.field("values").to_pylist(), starts, counts.tolist(), strict=True
-        )
-    }
-    lines = table.column("start_line").to_numpy() + 1
-    symbols = table.column("symbol")
+    ).combine_chunks()
+    if table.num_rows == 0:
+        return pa.array([[] for _ in range(chunks.num_rows)], _SYMBOLS)
+    files = pc.unique(table.column("uri"))
+    # (file number, line) as one sortable key: the file in the high 32 bits.
+    keys = pc.index_in(table.column("uri"), files).to_numpy().astype(np.int64) << 32
+    keys |= table.column("start_line").to_numpy().astype(np.int64) + 1
+    chunk_file = pc.index_in(chunks.column("uri"), files).fill_null(-1).to_numpy()
+    base = chunk_file.astype(np.int64) << 32
+    first = np.searchsorted(keys, base | chunks.column("start_line").to_numpy(), "left")
+    last = np.searchsorted(keys, base | chunks.column("end_line").to_numpy(), "right")
+    counts = np.where(chunk_file >= 0, np.maximum(last - first, 0), 0)
+    # Every (chunk, occurrence row) pair, chunk by chunk in row order.
+    chunk_of = np.repeat(np.arange(chunks.num_rows), counts)
+    rows = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows += np.repeat(first, counts)
+    encoded = table.column("symbol").chunk(0).dictionary_encode()
+    codes = encoded.indices.to_numpy().astype(np.int64)[rows]
+    # A symbol's first row in its chunk: the smallest position of each (chunk, symbol).
+    _, kept = np.unique(chunk_of * len(encoded.dictionary) + codes, return_index=True)
+    kept.sort()
+    offsets = np.zeros(chunks.num_rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(chunk_of[kept], minlength=chunks.num_rows), out=offsets[1:])
+    values = encoded.dictionary.take(pa.array(codes[kept]))
+    return pa.ListArray.from_arrays(pa.array(offsets), values).cast(_SYMBOLS)
 
-    def lookup(uri: str, start_line: int, end_line: int) -> list[str]:
-        start, count = spans.get(uri, (0, 0))
-        file_lines = lines[start : start + count]
-        lo = int(np.searchsorted(file_lines, start_line, side="left"))
-        hi = int(np.searchsorted(file_lines, end_line, side="right"))
-        return list(dict.fromkeys(symbols.slice(start + lo, hi - lo).to_pylist()))
 
-    return lookup
-
-
-def with_symbols(table: pa.Table, symbols_for: SymbolLookup) -> pa.Table:
-    """Return the chunks table with its ``symbols`` column filled by ``symbols_for`` (the
-    SCIP index spans the repository, so every chunk's symbols are looked up again)."""
-    symbols = [
-        symbols_for(uri, first, last)
-        for uri, first, last in zip(
-            table["uri"].to_pylist(),
-            table["start_line"].to_pylist(),
-            table["end_line"].to_pylist(),
-            strict=True,
-        )
-    ]
+def with_symbols(table: pa.Table, occurrences: pa.Table) -> pa.Table:
+    """Return the chunks table with its ``symbols`` column filled from ``occurrences``
+    (``chunk_symbols``: the SCIP index spans the repository, so every chunk's symbols are
+    looked up again)."""
     column = table.schema.get_field_index("symbols")
-    return table.set_column(
-        column, table.schema.field(column), pa.array(symbols, pa.list_(pa.string()))
-    )
+    return table.set_column(column, table.schema.field(column), chunk_symbols(table, occurrences))
 
 
 def chunk_repository(

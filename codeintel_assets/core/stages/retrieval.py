@@ -17,7 +17,6 @@ from codeintel_assets.core.chunk_table import (
     build_chunk_table,
     chunk_repository,
     read_chunk_vectors,
-    symbol_lookup,
     with_symbols,
 )
 from codeintel_assets.core.context import BuildContext
@@ -93,7 +92,7 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
         if layout.scip_occurrences.exists():
             columns = ["uri", "start_line", "symbol"]
             occurrences = pq.read_table(layout.scip_occurrences, columns=columns)
-            table = with_symbols(table, symbol_lookup(occurrences))
+            table = with_symbols(table, occurrences)
         node_rows = _node_to_chunk(layout, table, new, plan)
         write_parquet(table, layout.chunks)
         write_ledger(plan.ledger(), layout.chunks_ledger, plan.basis)
