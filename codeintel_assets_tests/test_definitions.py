@@ -24,6 +24,8 @@ UNITS_ROWS = [
     (7, "mail/header.py", 44, "method", "parse"),
     (8, "mail/message.py", 1, "class", "Message"),
     (9, "README.md", 1, "section", "Usage"),  # the chunk-units of unparsed files name nothing
+    (10, "x.py", 1, "function", "__"),  # a name of no identifier part has no key
+    (11, "x.py", 3, "function", ""),
 ]
 
 

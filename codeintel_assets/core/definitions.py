@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codeintel_assets.core.grammars import DEFINITION_KINDS
 from codeintel_assets.core.schemas import DEFINITIONS
@@ -49,18 +50,23 @@ def definition_table(units: pa.Table) -> pa.Table:
     """Return one row per named definition unit (``DEFINITIONS``), in the units' order.
 
     ``units`` are ``UNITS`` rows; module blocks and the per-chunk units of files without
-    a syntax tree name no definition and are left out.
+    a syntax tree name no definition and are left out. Each distinct name's key is made
+    once (``__init__``, ``run``... name thousands of units).
     """
-    rows = []
-    columns = ["unit_id", "uri", "kind", "start_line", "name"]
-    for unit in units.select(columns).to_pylist():
-        name = unit["name"]
-        if unit["kind"] not in DEFINITION_KINDS or not name:
-            continue
-        key = definition_key(name)
-        if key:
-            rows.append({**unit, "key": key})
-    return pa.Table.from_pylist(rows, schema=DEFINITIONS)
+    named = units.filter(
+        pc.and_(
+            pc.is_in(units.column("kind"), pa.array(sorted(DEFINITION_KINDS), pa.string())),
+            pc.greater(pc.utf8_length(units.column("name")), 0),
+        )
+    )
+    names = named.column("name").to_pylist()
+    key_of = {name: definition_key(name) for name in set(names)}
+    keys = pa.array([key_of[name] for name in names], pa.string())
+    table = named.select(["unit_id", "uri", "kind", "start_line", "name"]).append_column(
+        "key", keys
+    )
+    table = table.filter(pc.greater(pc.utf8_length(table.column("key")), 0))
+    return table.select(DEFINITIONS.names).cast(DEFINITIONS)
 
 
 @dataclass
