@@ -256,3 +256,20 @@ def test_vectors_are_stored_plain_and_everything_else_compressed(tmp_path: Path)
         assert codecs["id"] == codecs["uri"] == "ZSTD", codecs
         assert parquet.read().equals(table)
     assert xxh64_file(tmp_path / "streamed.parquet") == xxh64_file(tmp_path / "whole.parquet")
+
+
+def test_node_to_chunk_rows_merge_as_a_sort_of_both_would_order_them():
+    rng = random.Random(11)
+    pairs = sorted({(rng.randrange(-50, 50), rng.randrange(-1000, 1000)) for _ in range(4000)})
+    taken = [pair for pair in pairs if rng.random() < 0.1]  # some chunk ids on both sides
+    kept = [pair for pair in pairs if pair not in set(taken)]
+
+    def table(rows):
+        return pa.table(
+            {"chunk_id": [c for c, _ in rows], "node_id": [n for _, n in rows]}, NODE_TO_CHUNK
+        )
+
+    merged = syntax.merge_node_to_chunk(table(kept), table(taken))
+    assert merged.equals(table(pairs))
+    assert syntax.merge_node_to_chunk(table(kept), table([])).equals(table(kept))
+    assert syntax.merge_node_to_chunk(table([]), table(taken)).equals(table(taken))

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from tree_sitter import Node
 
@@ -447,6 +448,33 @@ def node_to_chunk_table(nodes: pa.Table, chunks: pa.Table) -> pa.Table:
         con.register("chunks", chunk_columns)
         result = con.sql(_NODE_TO_CHUNK_SQL).to_arrow_table()
     return result.cast(NODE_TO_CHUNK)
+
+
+def merge_node_to_chunk(kept: pa.Table, new: pa.Table) -> pa.Table:
+    """Return the ``NODE_TO_CHUNK`` rows of ``kept`` and ``new``, both sorted by
+    (chunk_id, node_id), as one table in that order (one chunk of rows).
+
+    The few new rows are placed by binary search among the kept ones, so the merge costs
+    a copy of the rows, not a sort of them.
+    """
+    kept, new = kept.cast(NODE_TO_CHUNK), new.cast(NODE_TO_CHUNK)
+    kept_chunks = kept.column("chunk_id").to_numpy()
+    kept_nodes = kept.column("node_id").to_numpy()
+    new_chunks = new.column("chunk_id").to_numpy()
+    new_nodes = new.column("node_id").to_numpy()
+    places = np.searchsorted(kept_chunks, new_chunks, "left")
+    ends = np.searchsorted(kept_chunks, new_chunks, "right")
+    # A chunk id on both sides (its rows kept and new): order by node id among its rows.
+    for row in np.flatnonzero(ends > places):
+        start, stop = places[row], ends[row]
+        places[row] = start + np.searchsorted(kept_nodes[start:stop], new_nodes[row], "left")
+    size = kept.num_rows + new.num_rows
+    is_new = np.zeros(size, dtype=bool)
+    is_new[places + np.arange(new.num_rows)] = True
+    order = np.empty(size, dtype=np.int64)
+    order[is_new] = kept.num_rows + np.arange(new.num_rows)
+    order[~is_new] = np.arange(kept.num_rows)
+    return pa.concat_tables([kept, new]).take(order).combine_chunks()
 
 
 def write_node_to_chunk(node_files: list[Path], chunks: pa.Table, stream: ParquetStream) -> None:

@@ -51,7 +51,11 @@ from codeintel_assets.core.stamps import (
     run_stage,
     upstream_version,
 )
-from codeintel_assets.core.syntax import node_to_chunk_table, write_node_to_chunk
+from codeintel_assets.core.syntax import (
+    merge_node_to_chunk,
+    node_to_chunk_table,
+    write_node_to_chunk,
+)
 from codeintel_assets.core.units import NODE_COLUMNS, build_units, load_units
 
 # Above this many files chunked beside reused ones, the chunks stage does not list them
@@ -170,24 +174,23 @@ def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table, new: pa.Table, plan
         with parquet_stream(layout.node_to_chunk, NODE_TO_CHUNK) as stream:
             write_node_to_chunk(paths, new, stream)
         return stream.rows
-    wanted = pa.array(plan.process, pa.string())
-    nodes = pa.concat_tables(
-        [n.filter(pc.is_in(n["uri"], wanted)) for n in (_spans(p) for p in paths)]
-    )
+    nodes = pa.concat_tables([_spans(path, plan.process) for path in paths])
     mapping = node_to_chunk_table(nodes, new.select(["id", "uri", "start_byte", "end_byte"]))
     previous = pq.read_table(layout.node_to_chunk)
     kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
-    mapping = pa.concat_tables([kept.cast(mapping.schema), mapping]).sort_by(
-        [("chunk_id", "ascending"), ("node_id", "ascending")]
-    )
     # One chunk of rows: Parquet pages break where the input's chunks do, so the file's
     # bytes would depend on how the rows were put together (DuckDB's batches, a merge).
-    write_parquet(mapping.combine_chunks(), layout.node_to_chunk, NODE_TO_CHUNK)
+    mapping = merge_node_to_chunk(kept, mapping)
+    write_parquet(mapping, layout.node_to_chunk, NODE_TO_CHUNK)
     return mapping.num_rows
 
 
-def _spans(path: Path) -> pa.Table:
-    return pq.read_table(path, columns=_SPAN)
+def _spans(path: Path, uris: list[str]) -> pa.Table:
+    """Return the node spans of the files ``uris`` in a node table (row groups whose uri
+    statistics exclude them are not read: the tables are written file by file)."""
+    if not uris:
+        return pq.read_table(path, columns=_SPAN).slice(0, 0)
+    return pq.read_table(path, columns=_SPAN, filters=[("uri", "in", uris)])
 
 
 def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
