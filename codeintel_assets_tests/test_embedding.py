@@ -20,6 +20,7 @@ from codeintel_assets.core import chunking, embedding
 from codeintel_assets.core.embedding import (
     DEFAULT_BACKEND,
     ONNX,
+    ONNX_INT8,
     OPENVINO,
     EmbedderSpec,
     ExportedEmbedder,
@@ -144,7 +145,7 @@ def test_exported_backend_answers_threads_at_once_with_one_thread_each(
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("backend", [OPENVINO, ONNX])
+@pytest.mark.parametrize("backend", [OPENVINO, ONNX, ONNX_INT8])
 def test_lean_embedder_gives_the_exported_vectors_and_token_counts(backend: str, data_root: Path):
     exports = data_root / "cache" / "models"
     today = ExportedEmbedder(backend, batch_size=3, exports=exports)
