@@ -20,10 +20,13 @@ The corpus is laid out as in CPython's repository (``Lib/``) unless ``--layout r
 ``--full-only --keep DIR`` makes and keeps the full build; ``--resume DIR`` later builds it
 once with the checkout's current code (the "catch-up" row: what a code upgrade costs), then
 the no-op and the edits, as shares of that full build — so a full build measured once can
-serve the edit figures of a later commit.
+serve the edit figures of a later commit. ``--copy-to COPY`` resumes a copy instead (the kept
+build stays as it was, so two commits can be measured on the same state, one after the
+other), and ``--edits one-function`` stops after the one-function edit.
 
     python benchmarks/bench_scale.py [--lines 200000] [--embedder hashing] [--json out.json]
-        [--layout cpython|root] [--full-only] [--keep DIR] [--resume DIR]
+        [--layout cpython|root] [--full-only] [--keep DIR] [--resume DIR [--copy-to COPY]
+        [--edits all|one-function]]
 """
 
 from __future__ import annotations
@@ -321,6 +324,19 @@ def main() -> None:
         help="a --keep folder of a --full-only run: build it once with this checkout's code"
         " (reported as 'catch-up'), then the no-op and the edits, against that full build",
     )
+    parser.add_argument(
+        "--copy-to",
+        type=Path,
+        help="with --resume: copy the kept folder here first (replacing it) and build the"
+        " copy, so the kept build stays as it was for the next commit's figures",
+    )
+    parser.add_argument(
+        "--edits",
+        choices=["all", "one-function"],
+        default="all",
+        help="with --resume: every build after the catch-up (default), or only the no-op"
+        " and the one-function edit",
+    )
     args = parser.parse_args()
     if args.resume is not None:
         return resume(args)
@@ -354,6 +370,8 @@ def main() -> None:
 def resume(args: argparse.Namespace) -> None:
     """Build a kept full build with this checkout's code, then the no-op and the edits."""
     work = args.resume
+    if args.copy_to is not None:
+        work = copy_kept(work, args.copy_to)
     saved = json.loads((work / "bench_scale.json").read_text())
     corpus = {k: saved[k] for k in ("files", "lines", "layout", "embedder")}
     print(f"resuming {work}: full build made by commit {saved['commit']}, now {_commit()}")
@@ -361,17 +379,42 @@ def resume(args: argparse.Namespace) -> None:
     env = _env(work)
     reports = [tuple(pair) for pair in saved["reports"]][:1]
     reports.append(("catch-up", build(env, corpus["embedder"])))
-    edits = run_edits(env, work / "repo", work / "data", corpus["embedder"], reports)
+    only_one = args.edits == "one-function"
+    edits = run_edits(env, work / "repo", work / "data", corpus["embedder"], reports, only_one)
     report(args, corpus, reports, edits)
 
 
+def copy_kept(kept: Path, target: Path) -> Path:
+    """Copy a kept build folder to ``target`` (replacing it); return ``target``.
+
+    The data root's JSON files (registry, stamps, versions) name the folder's absolute
+    paths: they are rewritten to the copy's.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(kept, target, symlinks=True)
+    old, new = str(kept.resolve()), str(target.resolve())
+    for path in (target / "data").rglob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        if old in text:
+            path.write_text(text.replace(old, new), encoding="utf-8")
+    return target
+
+
 def run_edits(
-    env: dict[str, str], repo: Path, data: Path, embedder: str, reports: list
+    env: dict[str, str],
+    repo: Path,
+    data: Path,
+    embedder: str,
+    reports: list,
+    only_one_function: bool = False,
 ) -> dict[str, str]:
-    """Append the no-op, one-function edit, signature change and deletion builds."""
+    """Append the no-op, one-function edit, signature change and deletion builds (only the
+    first two with ``only_one_function``)."""
     reports.append(("no-op", build(env, embedder)))
     edited = edit_one_function(repo)
     reports.append(("one-function edit", build(env, embedder)))
+    if only_one_function:
+        return {"edited": edited}
     changed = change_signature(repo, used_from_other_files(data))
     reports.append(("signature change", build(env, embedder)))
     deleted = delete_imported_file(repo, used_from_other_files(data), changed)
@@ -407,14 +450,23 @@ def _describe(corpus: dict) -> None:
 
 
 def _commit() -> str:
+    """Return the commit of the code the builds run: the checkout ``codeintel_assets`` is
+    imported from (``PYTHONPATH`` may point at another checkout than this script's)."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import codeintel_assets; print(codeintel_assets.__file__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    checkout = str(Path(found).resolve().parent) if found else str(Path(__file__).parent)
     done = subprocess.run(
-        ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+        ["git", "-C", checkout, "rev-parse", "--short", "HEAD"],
         capture_output=True,
         text=True,
         check=False,
     )
     dirty = subprocess.run(
-        ["git", "-C", str(Path(__file__).resolve().parent), "status", "--porcelain"],
+        ["git", "-C", checkout, "status", "--porcelain"],
         capture_output=True,
         text=True,
         check=False,
