@@ -258,6 +258,7 @@ def test_a_corpus_that_shrinks_under_the_flat_limit_is_built_exact(built):
     # Growing past it again trains a new IVF, not an update of the exact index.
     grown = build(layout, ids, vectors)
     assert grown.metadata["mode"] == "rebuilt" and grown.audit["factory"] == "IVF219,Flat"
+    assert grown.metadata["reason"] == "the previous index is IDMap2,Flat, not IVF219,Flat"
 
 
 def test_index_delta_finds_a_changed_vector_under_a_kept_id():

@@ -329,11 +329,11 @@ def _trained_index(
         raise RebuildNeeded(str(exc)) from exc
     if audit is None:
         raise RebuildNeeded("no previous index")
-    _check_training(audit)
-    _check_settings(audit, settings)
     lists = faiss_store.ivf_flat_lists(str(audit.get("factory")))
     if lists is None:
         raise RebuildNeeded(f"the previous index is {audit.get('factory')}, not {factory}")
+    _check_settings(audit, settings)
+    _check_training(audit)
     if not isinstance(audit.get("knobs"), str):
         raise RebuildNeeded("the audit sidecar records no locked knobs")
     if audit.get("dim") != dim or audit.get("metric") != "inner_product":
