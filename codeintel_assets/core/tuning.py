@@ -6,6 +6,9 @@ for IVF, ``efSearch`` for HNSW, nothing for Flat) and set through FAISS's
 inner-product search over the same vectors is measured, with latency. The
 cheapest point that reaches the target is kept and left set on the index (it is
 "locked" by recording it in the audit sidecar, which ``read_index`` re-applies).
+The query vectors an IVF was tuned with are kept beside it (``save_tuning_queries``), so
+an index updated in place (``core.faiss_build``) re-measures its locked knobs with them
+(``recheck_locked_knobs``) without the model.
 
 ``k_factor`` is how deep the ANN list is read, as a multiple of k: recall counts the
 exact top k found in the ANN's top ⌈k·k_factor⌉ (1: plain recall@k; the eval pool's
