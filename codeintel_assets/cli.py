@@ -624,8 +624,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _retune_build(args: argparse.Namespace) -> dict[str, Any]:
     """Re-run the build's sweep with real text queries (``tune --repo`` without knobs)."""
     from codeintel_assets.core.embedding import EmbedderSpec, load_embedder
+    from codeintel_assets.core.faiss_build import retune
     from codeintel_assets.core.stamps import read_stamp
-    from codeintel_assets.core.tuning import retune
 
     layout = _layout(args.repo)
     chunk_stamp = read_stamp(layout, "chunks")

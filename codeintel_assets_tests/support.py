@@ -122,10 +122,12 @@ def materialize_partition(
     data_root: Path | None = None,
     embedder: str = "hashing",
     instance: dg.DagsterInstance | None = None,
+    faiss_flat_max: int | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset and check of partition ``name`` with a real Dagster run.
 
-    An ephemeral instance unless one is given; ``data_root`` None means $CODEINTEL_DATA.
+    An ephemeral instance unless one is given; ``data_root`` None means $CODEINTEL_DATA;
+    ``faiss_flat_max`` lowers the exact-index limit so that a small repository gets an IVF.
     """
     from codeintel_assets.checks import ALL_CHECKS
     from codeintel_assets.definitions import ALL_ASSETS
@@ -135,7 +137,10 @@ def materialize_partition(
     instance = instance or dg.DagsterInstance.ephemeral()
     if name not in instance.get_dynamic_partitions(REPOS.name):
         instance.add_dynamic_partitions(REPOS.name, [name])
-    resource = CodeintelResource(data_root=str(data_root) if data_root else None, embedder=embedder)
+    settings = {} if faiss_flat_max is None else {"faiss_flat_max": faiss_flat_max}
+    resource = CodeintelResource(
+        data_root=str(data_root) if data_root else None, embedder=embedder, **settings
+    )
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         partition_key=name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,12 @@ def choose_factory(count: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
         return "IDMap2,Flat"
     nlist = max(16, min(65536, int(4 * math.sqrt(count))))
     return f"IVF{nlist},Flat"
+
+
+def ivf_flat_lists(factory: str) -> int | None:
+    """Return the list count of an ``IVF{n},Flat`` factory string, or None for any other."""
+    match = re.fullmatch(r"IVF(\d+),Flat", factory)
+    return int(match.group(1)) if match else None
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str | None = None) -> faiss.Index:

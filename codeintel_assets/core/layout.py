@@ -139,6 +139,12 @@ class ArtifactLayout:
         return self.root / "faiss" / "faiss_idmap.parquet"
 
     @property
+    def faiss_tuning_queries(self) -> Path:
+        """The query vectors an IVF index was tuned with, kept so that an update re-measures
+        recall without the model (build area only; never published)."""
+        return self.root / "faiss" / "tuning_queries.npy"
+
+    @property
     def bm25_dir(self) -> Path:
         return self.root / "bm25"
 

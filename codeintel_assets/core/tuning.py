@@ -6,6 +6,9 @@ for IVF, ``efSearch`` for HNSW, nothing for Flat) and set through FAISS's
 inner-product search over the same vectors is measured, with latency. The
 cheapest point that reaches the target is kept and left set on the index (it is
 "locked" by recording it in the audit sidecar, which ``read_index`` re-applies).
+The query vectors an IVF was tuned with are kept beside it (``save_tuning_queries``), so
+an index updated in place (``core.faiss_build``) re-measures its locked knobs with them
+(``recheck_locked_knobs``) without the model.
 
 ``k_factor`` is how deep the ANN list is read, as a multiple of k: recall counts the
 exact top k found in the ANN's top ⌈k·k_factor⌉ (1: plain recall@k; the eval pool's
@@ -22,7 +25,6 @@ scores are approximate and would pass misses off as ties.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -36,8 +38,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.checksums import write_json_atomic, xxh64_file
-from codeintel_assets.core.chunk_table import read_chunk_vectors
+from codeintel_assets.core.checksums import atomic_path, write_json_atomic, xxh64_file
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout, audit_beside
@@ -279,26 +280,41 @@ def tune_and_lock(
     target_recall: float,
     k: int,
     queries: int,
+    **extra: Any,
 ) -> tuple[dict[str, Any], OperatingPoint]:
     """Tune the index's knobs against exact search, write index and audit sidecar; return both.
 
     The cheapest operating point reaching ``target_recall`` is locked in the sidecar,
     which searches and the recall check read. ``embedder`` is called (the model loaded)
-    only when the index has knobs to tune with text queries.
+    only when the index has knobs to tune with text queries; those query vectors are then
+    kept beside the index (``save_tuning_queries``) for updates to re-measure recall with.
+    ``extra`` entries join the sidecar.
     """
     # An exact index has nothing to tune and recall 1.0 for any query: a sample of the
     # corpus vectors measures its latency without making and embedding text queries.
-    exact = knob_candidates(index, k) == [""]
+    if knob_candidates(index, k) == [""]:
+        query_vectors = sample_query_vectors(vectors, queries)
+        layout.faiss_tuning_queries.unlink(missing_ok=True)
+    else:
+        query_vectors = tuning_queries(layout, vectors, embedder(), queries)
+        extra["tuning_queries"] = save_tuning_queries(layout.faiss_tuning_queries, query_vectors)
     point = tune_index(
-        index,
-        sample_query_vectors(vectors, queries)
-        if exact
-        else tuning_queries(layout, vectors, embedder(), queries),
-        k=k,
-        target_recall=target_recall,
-        oracle=ExactOracle(ids, vectors),
+        index, query_vectors, k=k, target_recall=target_recall, oracle=ExactOracle(ids, vectors)
     )
     faiss_store.write_index(index, layout.faiss_index())
+    return lock_written_index(index, factory, point, layout, build_version, **extra), point
+
+
+def lock_written_index(
+    index: faiss.Index,
+    factory: str,
+    point: OperatingPoint,
+    layout: ArtifactLayout,
+    build_version: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write the audit sidecar locking ``point`` on the build's index file (already written
+    from ``index``); return the audit. ``extra`` entries join it."""
     audit = audit_sidecar(
         index=index,
         factory=factory,
@@ -308,9 +324,72 @@ def tune_and_lock(
         built_at=datetime.now(UTC).isoformat(),
         index_xxh64=xxh64_file(layout.faiss_index()),
         chunks_xxh64=xxh64_file(layout.chunks),
+        **extra,
     )
     write_json_atomic(layout.faiss_audit(), audit)
-    return audit, point
+    return audit
+
+
+def recheck_locked_knobs(
+    index: faiss.Index,
+    queries: np.ndarray,
+    oracle: ExactOracle,
+    knobs: str,
+    target_recall: float,
+    k: int,
+) -> tuple[OperatingPoint, bool]:
+    """Return the operating point after measuring recall at the locked ``knobs`` again, and
+    whether the knobs changed: kept while they reach ``target_recall``, swept again (cheapest
+    first) when they no longer do."""
+    point = tune_index(
+        index, queries, k=k, target_recall=target_recall, oracle=oracle, candidates=[knobs]
+    )
+    if point.met:
+        return point, False
+    swept = tune_index(index, queries, k=k, target_recall=target_recall, oracle=oracle)
+    return swept, swept.knobs != knobs
+
+
+def save_tuning_queries(path: Path, queries: np.ndarray) -> dict[str, Any]:
+    """Write the tuning query vectors to ``path`` (``.npy``, atomically); return the audit's
+    record of them (file name, xxh64, count, dimension)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        # A file object: given a path, numpy would append ".npy" to the temporary name.
+        np.save(handle, queries, allow_pickle=False)
+    return {
+        "file": path.name,
+        "xxh64": xxh64_file(path),
+        "count": int(queries.shape[0]),
+        "dim": int(queries.shape[1]),
+    }
+
+
+def load_tuning_queries(path: Path, record: Any, dim: int) -> np.ndarray:
+    """Return the tuning query vectors at ``path`` that the audit's ``record`` describes.
+
+    Raises ``BadInputError`` naming the reason when the record is missing, the file is
+    missing or differs from its checksum, or it holds no finite matrix of dimension ``dim``.
+    """
+    if not isinstance(record, dict) or not {"xxh64", "count", "dim"} <= record.keys():
+        raise BadInputError("the audit sidecar records no tuning query vectors")
+    if not path.exists():
+        raise BadInputError(f"the tuning query vectors {path.name} are missing")
+    if xxh64_file(path) != record["xxh64"]:
+        raise BadInputError(f"the tuning query vectors {path.name} differ from their checksum")
+    try:
+        queries = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"the tuning query vectors {path.name} are unreadable: {exc}") from exc
+    expected = (record["count"], dim)
+    if queries.ndim != 2 or queries.shape != expected or not np.isfinite(queries).all():
+        raise BadInputError(
+            f"the tuning query vectors {path.name} are not a finite {expected} matrix "
+            f"(shape {queries.shape})"
+        )
+    if queries.shape[0] == 0:
+        raise BadInputError(f"the tuning query vectors {path.name} are empty")
+    return np.ascontiguousarray(queries, dtype=np.float32)
 
 
 def tuning_queries(
@@ -327,28 +406,6 @@ def tuning_queries(
     if not texts:
         return sample_query_vectors(vectors, count)
     return embedder.embed(texts)
-
-
-def retune(
-    layout: ArtifactLayout, embedder: Embedder, target_recall: float, k: int, queries: int
-) -> dict[str, Any]:
-    """Re-tune a built index in place (``indexctl tune --repo``); return the new audit."""
-    ids, vectors = read_chunk_vectors(layout.chunks)
-    index = faiss_store.read_index(layout.faiss_index())
-    old = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
-    audit, _ = tune_and_lock(
-        index,
-        ids,
-        vectors,
-        lambda: embedder,
-        old["factory"],
-        layout,
-        old["build_version"],
-        target_recall,
-        k,
-        queries,
-    )
-    return audit
 
 
 def operator_knobs(

@@ -53,7 +53,9 @@ def check_chunks_not_empty(layout: ArtifactLayout) -> CheckOutcome:
 
 
 def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMPLE) -> CheckOutcome:
-    """Sampled FAISS ids hydrate through the catalog to the same chunk id, uri and vector."""
+    """The FAISS index holds exactly the catalog's chunk ids (no stale id, none missing: an
+    index updated in place must), and sampled ids hydrate through the catalog to the same
+    chunk id, uri and vector."""
     index = faiss_store.read_index(layout.faiss_index())
     ids = faiss_store.index_ids(index)
     if len(ids) == 0:
@@ -61,6 +63,9 @@ def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMP
     rng = np.random.default_rng(0)
     picked = rng.choice(ids, size=min(sample, len(ids)), replace=False).tolist()
     with duckdb.connect(str(layout.catalog), read_only=True) as con:
+        chunk_ids = np.array(
+            [row[0] for row in con.execute("SELECT id FROM v_chunks").fetchall()], np.int64
+        )
         rows = con.execute(
             "SELECT faiss_id, chunk_id, uri FROM v_faiss_join "
             "WHERE faiss_id IN (SELECT UNNEST(?::BIGINT[]))",
@@ -73,7 +78,7 @@ def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMP
                 [picked],
             ).fetchall()
         }
-    problems = []
+    problems = _id_set_problems(ids, chunk_ids)
     found = {row[0]: row for row in rows}
     for faiss_id in picked:
         row = found.get(faiss_id)
@@ -86,7 +91,10 @@ def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMP
             problems.append(f"faiss id {faiss_id} hydrates to chunk {chunk_id} {uri!r}")
         elif not np.allclose(index.reconstruct(int(faiss_id)), np.asarray(embedding), atol=1e-5):
             problems.append(f"faiss id {faiss_id}: stored vector differs from the chunk embedding")
-    detail = f"{len(picked) - len(problems)}/{len(picked)} sampled ids round-trip"
+    detail = (
+        f"{len(picked)} sampled ids hydrated; the index's {len(ids)} ids checked against "
+        f"{len(chunk_ids)} chunks"
+    )
     if problems:
         detail += ": " + "; ".join(problems[:5])
     return CheckOutcome(
@@ -95,6 +103,21 @@ def check_faiss_round_trip(layout: ArtifactLayout, sample: int = ROUND_TRIP_SAMP
         detail,
         {"sampled": len(picked), "failures": len(problems)},
     )
+
+
+def _id_set_problems(index_ids: np.ndarray, chunk_ids: np.ndarray) -> list[str]:
+    """Return one line per way the index's ids differ from the chunk ids (duplicates, stale
+    ids, missing ids), each with an example."""
+    problems = []
+    if len(np.unique(index_ids)) != len(index_ids):
+        problems.append(f"the index holds {len(index_ids) - len(np.unique(index_ids))} ids twice")
+    stale = np.setdiff1d(index_ids, chunk_ids)
+    missing = np.setdiff1d(chunk_ids, index_ids)
+    if len(stale):
+        problems.append(f"{len(stale)} index ids are no chunk (e.g. {stale[0]})")
+    if len(missing):
+        problems.append(f"{len(missing)} chunks are not in the index (e.g. {missing[0]})")
+    return problems
 
 
 def check_ann_recall(layout: ArtifactLayout) -> CheckOutcome:

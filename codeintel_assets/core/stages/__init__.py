@@ -107,9 +107,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "faiss_index",
         ("chunks",),
-        "1",
+        "2",  # 2: an IVF index is updated in place (core/faiss_build.py)
         retrieval.stage_faiss_index,
-        files("faiss_index", "faiss_audit"),
+        files("faiss_index", "faiss_audit", "faiss_tuning_queries"),
         "retrieval",
         frozenset({"faiss"}),
     ),

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import faiss_store, tuning
+from codeintel_assets.core import faiss_build, faiss_store
 from codeintel_assets.core.channels import unit_documents
 from codeintel_assets.core.checksums import atomic_folder, table_checksum, xxh64_file, xxh64_json
 from codeintel_assets.core.chunk_table import (
@@ -195,33 +195,36 @@ def _spans(path: Path, uris: list[str]) -> pa.Table:
 
 def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
     """`faiss/chunks.faiss` (inner product, ids = chunk ids) and its audit sidecar, with the
-    knobs tuned to reach the target recall against exact search."""
+    knobs tuned to reach the target recall against exact search. An IVF index is updated in
+    place while its training holds, else rebuilt (``core.faiss_build``: metadata ``mode``
+    and ``reason``)."""
     layout = ctx.layout.build
     index_path = layout.faiss_index()
+    settings = faiss_build.IndexSettings(
+        flat_max=ctx.faiss_flat_max,
+        target_recall=ctx.target_recall,
+        recall_k=ctx.recall_k,
+        tune_queries=ctx.tune_queries,
+        embedder=ctx.embedder.describe(),
+    )
 
     def build() -> StageOutput:
         ids, vectors = read_chunk_vectors(layout.chunks)
-        factory = faiss_store.choose_factory(len(ids), ctx.faiss_flat_max)
-        index = faiss_store.build_index(ids, vectors, factory)
-        audit, point = tuning.tune_and_lock(
-            index,
+        built = faiss_build.build_or_update_index(
+            layout,
             ids,
             vectors,
+            settings,
             lambda: load_embedder(ctx.embedder),
-            factory,
-            layout,
             upstream_version(ctx.layout, "chunks"),
-            ctx.target_recall,
-            ctx.recall_k,
-            ctx.tune_queries,
         )
-        checksum = audit["index_xxh64"]
-        shown = {k: v for k, v in audit.items() if k != "sweep"}
+        shown = {k: v for k, v in built.audit.items() if k != "sweep"}
         return StageOutput(
-            checksum,
+            built.audit["index_xxh64"],
             {
                 **shown,
-                "sweep": point.sweep,
+                **built.metadata,
+                "sweep": built.point.sweep,
                 "bytes": index_path.stat().st_size,
                 "path": str(index_path),
             },
