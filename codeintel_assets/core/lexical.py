@@ -133,7 +133,10 @@ class TokenCache:
         first = dict(zip(keys, range(len(keys)), strict=True))
         order = sorted(first)
         table = pa.table(
-            [pa.array(order, pa.string()), tokens.take(pa.array([first[k] for k in order], pa.int64()))],
+            [
+                pa.array(order, pa.string()),
+                tokens.take(pa.array([first[k] for k in order], pa.int64())),
+            ],
             schema=_TOKEN_CACHE,
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
