@@ -78,7 +78,7 @@ CORPUS = {
 
 def build(name: str, repo: Path, data: Path) -> dict[str, object]:
     """Run the SCIP stages of ``repo`` under the data root ``data``; return scip_index's
-    metadata and the three tables."""
+    metadata, the SCIP and edges stages' metadata, their tables and files' bytes."""
     registry.add_repo(registry.RepoConfig(name=name, path=str(repo)), root=data, replace=True)
     ctx = BuildContext.for_repo(name, root=data)
     results = {stage: run_named(ctx, stage) for stage in STAGES}
@@ -86,10 +86,14 @@ def build(name: str, repo: Path, data: Path) -> dict[str, object]:
     return {
         "scip": results["scip_index"].metadata,
         "occurrences": results["scip_occurrences"].metadata,
+        "edges": results["symbol_edges"].metadata,
         # The files' bytes: kept rows must write what a clean build writes.
         "bytes": {
             "scip_occurrences": layout.scip_occurrences.read_bytes(),
             "scip_symbols": layout.scip_symbols.read_bytes(),
+            "symbol_edges": layout.symbol_edges.read_bytes(),
+            "symbol_graph_json": layout.symbol_graph_json.read_bytes(),
+            "file_edges": layout.file_edges.read_bytes(),
         },
         "scip_occurrences": pq.read_table(layout.scip_occurrences),
         "scip_symbols": pq.read_table(layout.scip_symbols),
@@ -104,7 +108,8 @@ def rows(table: pa.Table) -> list[str]:
 
 
 def assert_same_as_full(incremental: dict[str, object], repo: Path, tmp: Path) -> None:
-    """A full pass of the same tree in a fresh data root gives the same three tables."""
+    """A full pass of the same tree in a fresh data root gives the same tables, and the
+    same bytes of the files the clean build writes (the graph's among them)."""
     fresh = tmp / f"full-{len(list(tmp.glob('full-*')))}"
     full = build("corpus", repo, fresh)
     assert full["scip"]["mode"] == "full"

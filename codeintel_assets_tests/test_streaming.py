@@ -27,7 +27,7 @@ from codeintel_assets.core.schemas import (
 )
 from codeintel_assets.core.scip import Index
 from codeintel_assets.core.scip.tables import occurrence_batches, occurrences_table
-from codeintel_assets.core.symbols import symbol_edges_by_file, symbol_edges_table
+from codeintel_assets.core.symbols import file_edges_table, symbol_edges_of, symbol_edges_table
 from codeintel_assets.core.units import NODE_COLUMNS, build_units
 
 REPO = "stream"
@@ -179,8 +179,9 @@ def test_symbol_edges_file_by_file_are_the_edges_of_the_whole_table(tmp_path: Pa
     calls = {(f"pkg/m{d}.py", 10 * i + 1, 4) for d in range(12) for i in range(0, 6, 2)}
     whole = symbol_edges_table(occurrences, symbols, calls)
     files = file_batches(tmp_path / "occ.parquet", SCIP_OCCURRENCES.names, rows=20)
+    counted = pa.concat_tables(file_edges_table(table, calls) for table in files)
     definitions = occurrences.filter(pc.equal(occurrences["role"], "def"))
-    by_file = symbol_edges_by_file(files, definitions, symbols, calls)
+    by_file = symbol_edges_of(counted, symbols, definitions.select(["symbol", "uri"]))
     assert whole.num_rows == 72 and set(whole["edge"].to_pylist()) == {"call", "reference"}
     assert by_file.equals(whole)
 

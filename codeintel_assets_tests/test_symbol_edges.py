@@ -21,6 +21,8 @@ from codeintel_assets.core.symbols import (
     symbol_edges_table,
     symbol_graph_json,
 )
+from codeintel_assets_tests.scip_support import CORPUS, assert_same_as_full, build
+from codeintel_assets_tests.support import write_fixture_repo
 
 PREFIX = "scip-python python fixture 1.0 "
 
@@ -301,3 +303,57 @@ def test_symbol_graph_json_defaults(tmp_path: Path) -> None:
             "dst_uri": None,
         }
     ]
+
+
+def _counted(step: dict[str, object]) -> int:
+    """How many files' reference edges a build counted afresh (the rest were kept)."""
+    edges = step["edges"]
+    assert edges["edges_reuse"] == "reused", edges
+    return edges["edges_files_processed"]
+
+
+@pytest.mark.integration
+def test_kept_file_edges_write_the_graph_of_a_clean_build(tmp_path: Path):
+    """Each file's reference edges are kept while its SCIP document and bytes are unchanged;
+    the graph (table and JSON, byte for byte) is a clean build's after every kind of edit."""
+    repo = write_fixture_repo(tmp_path / "repo", CORPUS, git=False)
+    data = tmp_path / "data"
+    first = build("corpus", repo, data)
+    assert first["edges"]["edges_files_processed"] == len(CORPUS)
+
+    # A body edit: that file's edges alone are counted again.
+    util = repo / "pkg/util.py"
+    util.write_text(util.read_text().replace("x * 2", "helper_twice(x)") + _TWICE)
+    step = build("corpus", repo, data)
+    assert _counted(step) == 1 and step["edges"]["edges_files_reused"] == len(CORPUS) - 1
+    assert_same_as_full(step, repo, tmp_path)
+
+    # Shape moves to another module, re-exported from pkg: app.py's bytes are unchanged but
+    # its document now names pkg.other's Shape, so its edges are counted again.
+    (repo / "pkg/other.py").write_text(CORPUS["pkg/shapes.py"])
+    (repo / "pkg/__init__.py").write_text("from pkg.other import Shape as Shape\n")
+    step = build("corpus", repo, data)
+    assert "app.py" in step["scip"]["reindexed_examples"]
+    assert _counted(step) >= 3  # pkg/__init__.py, pkg/other.py (added), app.py
+    shape = [
+        dst for dst in step["symbol_edges"]["dst_symbol"].to_pylist() if "other`/Shape#" in dst
+    ]
+    assert shape, "app.py's edges still point at pkg.shapes' Shape"
+    assert_same_as_full(step, repo, tmp_path)
+
+    # A signature change used from another file, then a deleted file others import.
+    shapes = repo / "pkg/shapes.py"
+    shapes.write_text(
+        shapes.read_text().replace("(size: int) -> Shape", "(size: int, k: int = 1) -> Shape")
+    )
+    step = build("corpus", repo, data)
+    assert 1 <= _counted(step) < len(CORPUS)
+    assert_same_as_full(step, repo, tmp_path)
+    (repo / "pkg/report.py").unlink()
+    step = build("corpus", repo, data)
+    assert step["edges"]["edges_files_deleted"] == 1
+    assert "pkg/report.py" not in step["symbol_edges"]["src_uri"].to_pylist()
+    assert_same_as_full(step, repo, tmp_path)
+
+
+_TWICE = "\n\ndef helper_twice(x: int) -> int:\n    return x + x\n"

@@ -204,7 +204,18 @@ class ArtifactLayout:
 
     @property
     def symbol_edges_ledger(self) -> Path:
+        """Per Python file: the signature of the bytes its call sites were parsed from."""
         return self.file_ledger("symbol_edges")
+
+    @property
+    def file_edges(self) -> Path:
+        """Reference, call and import edges of each file (``symbol_edges``' per-file part)."""
+        return self.root / "ledgers" / "file_edges.parquet"
+
+    @property
+    def file_edges_ledger(self) -> Path:
+        """Per file: the signature of its SCIP document and its call sites and import lines."""
+        return self.root / "ledgers" / "file_edges_ledger.parquet"
 
     # -- catalog and evaluation ---------------------------------------------------
     @property

@@ -259,6 +259,19 @@ SYNTAX_SITES = pa.schema(
     ]
 )
 
+# The reference, call and import edges of each file (``core.symbols.file_edges_table``):
+# made from the file's own occurrences and sites alone, so kept between builds beside their
+# ledger while the file's SCIP document and bytes are unchanged (never published).
+FILE_EDGES = pa.schema(
+    [
+        ("uri", pa.string()),  # the file the edges were counted in: their src_uri
+        ("src_symbol", pa.string()),
+        ("dst_symbol", pa.string()),
+        ("edge", pa.string()),  # call | reference | import
+        ("weight", pa.int64()),
+    ]
+)
+
 EVAL_POOL = pa.schema(
     [
         ("query_id", pa.string()),

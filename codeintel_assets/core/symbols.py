@@ -1,7 +1,9 @@
 """The symbol graph: who calls, references, imports, inherits from or implements whom.
 
 ``symbol_edges_table`` reads the ``scip_occurrences`` and ``scip_symbols`` tables and
-returns ``schemas.SYMBOL_EDGES`` rows:
+returns ``schemas.SYMBOL_EDGES`` rows, in two parts: ``file_edges_table`` counts the
+reference edges of each file from that file alone (so a build keeps unchanged files'
+counts), ``symbol_edges_of`` adds the relationship edges and every destination's file.
 
 * every **reference** occurrence gives an edge from ``src_symbol`` — the innermost
   non-local definition whose enclosing lines contain it in the same file (scip-python
@@ -27,7 +29,7 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,26 +210,27 @@ def _is_parameter(symbol: str) -> bool:
     return symbol.endswith(")")
 
 
+# The ``scip_occurrences`` columns the reference edges of a file are counted from.
+REFERENCE_COLUMNS = [
+    "symbol",
+    "uri",
+    "role",
+    "roles",
+    "start_line",
+    "start_char",
+    "enclosing_start_line",
+    "enclosing_end_line",
+]
+
+
 def _reference_edges(
     occurrences: pa.Table,
     modules: dict[str, str],
     call_sites: set[Site],
     import_lines: set[tuple[str, int]],
-    counts: Counter[tuple[str, str, str, str | None]],
-) -> None:
+) -> Counter[tuple[str, str, str, str]]:
     """Count (src, dst, edge, uri) over the reference occurrences of whole files."""
-    columns = occurrences.select(
-        [
-            "symbol",
-            "uri",
-            "role",
-            "roles",
-            "start_line",
-            "start_char",
-            "enclosing_start_line",
-            "enclosing_end_line",
-        ]
-    ).to_pydict()
+    columns = occurrences.select(REFERENCE_COLUMNS).to_pydict()
     by_uri: dict[str, tuple[list[tuple[int, int, str, int]], list[tuple[int, int, int, str]]]]
     by_uri = {}
     for symbol, uri, role, roles, line, char, enc_start, enc_end in zip(
@@ -241,6 +244,7 @@ def _reference_edges(
                 defs.append((enc_start, enc_end, symbol, line))
         else:
             refs.append((line, char, roles, symbol))
+    counts: Counter[tuple[str, str, str, str]] = Counter()
     for uri, (defs, refs) in by_uri.items():
         # Python definitions nest, so a stack of open definitions finds the innermost one.
         defs.sort(key=lambda d: (d[0], -d[1]))
@@ -267,17 +271,54 @@ def _reference_edges(
             else:
                 edge = "reference"
             counts[(src, dst, edge, uri)] += 1
+    return counts
 
 
-def _relationship_edges(
-    symbols: pa.Table, defined_in: Callable[[str, str], str | None]
-) -> Counter[tuple[str, str, str, str | None]]:
+def file_edges_table(
+    occurrences: pa.Table,
+    call_sites: set[Site],
+    import_lines: set[tuple[str, int]] | None = None,
+) -> pa.Table:
+    """Return the reference, call and import edges of the files in ``occurrences`` (a
+    ``scip_occurrences`` table of whole files), schema ``schemas.FILE_EDGES``: file by file
+    in uri order, each file's edges sorted by (src_symbol, dst_symbol, edge).
+
+    A file's edges are made from its own rows (its definitions give their sources, its
+    module symbol the fallback) and its own call sites and import lines, nothing else: only
+    where their destinations are defined is global (``symbol_edges_of``).
+    """
+    definitions = occurrences.filter(pc.equal(occurrences["role"], "def"))
+    counts = _reference_edges(
+        occurrences, _module_symbols(definitions), call_sites, import_lines or set()
+    )
+    rows = sorted((uri, src, dst, edge, n) for (src, dst, edge, uri), n in counts.items())
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 5
+    return pa.table(columns, schema=schemas.FILE_EDGES)
+
+
+# The columns of both kinds of edges before their destinations' files are looked up.
+_EDGES_BUT_DST_URI = pa.schema([schemas.SYMBOL_EDGES.field(i) for i in range(5)])
+
+
+def _relationship_edges(symbols: pa.Table, definitions: pa.Table) -> pa.Table:
+    """Return the inherits, implements and type_def edges of ``scip_symbols`` rows
+    (``symbol_edges_of``'s columns but ``dst_uri``); a source's file is the row's file when
+    the symbol is defined there, else its first defining file (null when none)."""
+    lengths = pc.list_value_length(symbols["relationships"])
+    related = symbols.filter(pc.fill_null(pc.greater(lengths, 0), False))
+    rows = related.select(["symbol", "kind", "relationships", "uri"]).to_pylist()
+    named = pa.array(sorted({row["symbol"] for row in rows}), pa.string())
+    defs = definitions.filter(pc.is_in(definitions["symbol"], value_set=named)).to_pydict()
+    first: dict[str, str] = {}
+    pairs: set[tuple[str, str]] = set()
+    for symbol, uri in zip(defs["symbol"], defs["uri"], strict=True):
+        first.setdefault(symbol, uri)
+        pairs.add((symbol, uri))
     counts: Counter[tuple[str, str, str, str | None]] = Counter()
-    rows = symbols.select(["symbol", "kind", "relationships", "uri"]).to_pylist()
     for row in rows:
         src = row["symbol"]
-        src_uri = defined_in(src, row["uri"])
-        for rel in row["relationships"] or []:
+        src_uri = row["uri"] if (src, row["uri"]) in pairs else first.get(src)
+        for rel in row["relationships"]:
             dst = rel["symbol"]
             if is_local_symbol(src) or is_local_symbol(dst):
                 continue
@@ -286,7 +327,36 @@ def _relationship_edges(
                 counts[(src, dst, "inherits" if both_classes else "implements", src_uri)] += 1
             if rel["is_type_definition"]:
                 counts[(src, dst, "type_def", src_uri)] += 1
-    return counts
+    found = [(*key[:3], n, key[3]) for key, n in counts.items()]
+    columns = [list(column) for column in zip(*found, strict=True)] if found else [[]] * 5
+    return pa.table(columns, schema=_EDGES_BUT_DST_URI)
+
+
+def symbol_edges_of(file_edges: pa.Table, symbols: pa.Table, definitions: pa.Table) -> pa.Table:
+    """Return the symbol graph (``schemas.SYMBOL_EDGES``, rules in the module doc) of every
+    file's edges (``file_edges_table``) and the relationship edges of ``symbols`` (the
+    ``scip_symbols`` table), sorted by (src_symbol, dst_symbol, edge, weight, src_uri) with
+    a null src_uri as ''.
+
+    ``definitions`` are the ``def`` rows (``symbol``, ``uri``) of all files in table order:
+    an endpoint's file is the first file where its definition occurs. scip-python sometimes
+    lists a symbol's SymbolInformation in a file that only assigns to it, or in code it
+    finds unreachable on this platform (``if sys.platform == "win32":``) with no definition
+    occurrence at all: that file is not used.
+    """
+    references = file_edges.select(_EDGES_BUT_DST_URI.names[:4] + ["uri"])
+    references = references.rename_columns(_EDGES_BUT_DST_URI.names).cast(_EDGES_BUT_DST_URI)
+    edges = pa.concat_tables([references, _relationship_edges(symbols, definitions)])
+    # index_in gives a value's first position in the set: the first defining file.
+    first = pc.index_in(edges["dst_symbol"], value_set=definitions["symbol"])
+    edges = edges.append_column("dst_uri", definitions["uri"].take(first))
+    # Arrow orders strings by their UTF-8 bytes, which is code-point order (Python's).
+    keys = edges.select(["src_symbol", "dst_symbol", "edge", "weight"]).append_column(
+        "src_uri", pc.fill_null(edges["src_uri"], "")
+    )
+    order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+    # One chunk, as a table built from Python values: Parquet pages may end where chunks end.
+    return edges.take(order).combine_chunks().cast(schemas.SYMBOL_EDGES)
 
 
 def symbol_edges_table(
@@ -299,59 +369,12 @@ def symbol_edges_table(
 
     ``occurrences`` and ``symbols`` are the ``scip_occurrences`` / ``scip_symbols``
     tables; ``call_sites`` and ``import_lines`` come from ``python_syntax_sites`` and use
-    the same (uri, 0-based line, code-point column) positions. Rows are sorted by
-    (src_symbol, dst_symbol, edge).
+    the same (uri, 0-based line, code-point column) positions. Rows are sorted as
+    ``symbol_edges_of`` sorts them.
     """
-    definitions = occurrences.filter(pc.equal(occurrences.column("role"), "def"))
-    return symbol_edges_by_file([occurrences], definitions, symbols, call_sites, import_lines)
-
-
-def symbol_edges_by_file(
-    files: Iterable[pa.Table],
-    definitions: pa.Table,
-    symbols: pa.Table,
-    call_sites: set[Site],
-    import_lines: set[tuple[str, int]] | None = None,
-) -> pa.Table:
-    """Return ``symbol_edges_table``'s edges from occurrences given file by file.
-
-    ``files`` are ``scip_occurrences`` tables that each hold whole files
-    (``schemas.file_batches``), so no more than one of them is Python values at a time;
-    ``definitions`` are the ``def`` rows of all files (``symbol``, ``uri``).
-    """
-    # An endpoint's file is where its definition occurs. scip-python sometimes lists a
-    # symbol's SymbolInformation in a file that only assigns to it, or in code it finds
-    # unreachable on this platform (``if sys.platform == "win32":``) with no definition
-    # occurrence at all: that file is not used.
-    defined: dict[str, str] = {}
-    also_defined: set[tuple[str, str]] = set()  # the other files of a symbol defined in several
-    def_rows = definitions.select(["symbol", "uri"]).to_pydict()
-    for symbol, uri in zip(def_rows["symbol"], def_rows["uri"], strict=True):
-        first = defined.setdefault(symbol, uri)
-        if first != uri:
-            also_defined.add((symbol, uri))
-
-    def defined_in(symbol: str, uri: str) -> str | None:
-        """``uri`` when ``symbol`` is defined there, else its first defining file (or None)."""
-        first = defined.get(symbol)
-        return uri if first == uri or (symbol, uri) in also_defined else first
-
-    modules = _module_symbols(definitions)
-    counts: Counter[tuple[str, str, str, str | None]] = Counter()
-    for table in files:
-        _reference_edges(table, modules, call_sites, import_lines or set(), counts)
-    counts.update(_relationship_edges(symbols, defined_in))
-    rows = sorted(
-        (
-            (src, dst, edge, weight, src_uri, defined.get(dst))
-            for (src, dst, edge, src_uri), weight in counts.items()
-        ),
-        key=lambda row: (*row[:4], row[4] or ""),  # a source file may be None
-    )
-    return pa.table(
-        [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 6,
-        schema=schemas.SYMBOL_EDGES,
-    )
+    definitions = occurrences.filter(pc.equal(occurrences["role"], "def"))
+    file_edges = file_edges_table(occurrences, call_sites, import_lines)
+    return symbol_edges_of(file_edges, symbols, definitions.select(["symbol", "uri"]))
 
 
 def symbol_graph_json(edges: pa.Table) -> dict[str, Any]:

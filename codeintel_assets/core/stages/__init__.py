@@ -98,9 +98,16 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "symbol_edges",
         ("scip_occurrences", "repo_manifest"),
-        "4",  # 4: call sites and import lines kept per file (ledgers/syntax_sites.parquet)
+        "5",  # 5: each file's reference edges kept by its SCIP document (ledgers/file_edges*)
         structure.stage_symbol_edges,
-        files("symbol_edges", "symbol_graph_json", "syntax_sites", "symbol_edges_ledger"),
+        files(
+            "symbol_edges",
+            "symbol_graph_json",
+            "syntax_sites",
+            "symbol_edges_ledger",
+            "file_edges",
+            "file_edges_ledger",
+        ),
         "structure",
         frozenset({"parquet"}),
     ),

@@ -39,6 +39,8 @@ from codeintel_assets.core.layout import ArtifactLayout
 from codeintel_assets.core.manifest import language_of
 from codeintel_assets.core.reuse import (
     FilePlan,
+    Ledger,
+    combined_signatures,
     ledger_diagnostics,
     manifest_hashes,
     manifest_signatures,
@@ -46,11 +48,13 @@ from codeintel_assets.core.reuse import (
     merged_rows,
     plan_files,
     stage_basis,
+    upstream_ledger,
     write_ledger,
 )
 from codeintel_assets.core.schemas import (
     AST_NODES,
     CST_NODES,
+    FILE_EDGES,
     MODULE_FILES,
     MODULES,
     SCIP_OCCURRENCES,
@@ -72,9 +76,10 @@ from codeintel_assets.core.scip.tables import (
 )
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
 from codeintel_assets.core.symbols import (
-    SyntaxSites,
+    REFERENCE_COLUMNS,
+    file_edges_table,
     read_symbol_graph_json,
-    symbol_edges_by_file,
+    symbol_edges_of,
     symbol_graph_json,
     syntax_site_rows,
     syntax_sites_of,
@@ -300,15 +305,17 @@ def _occurrence_plan(ctx: BuildContext, stage: Stage, index: Index) -> FilePlan:
     manifest = pq.read_table(ctx.layout.build.repo_manifest, columns=["uri", "lang", "xxh64"])
     content = manifest_hashes(manifest)
     paths = [doc.relative_path for doc in index.documents]
-    signatures = {
-        doc.relative_path: xxh64_parts(
-            [
-                xxh64_bytes(doc.SerializeToString(deterministic=True)),
-                content.get(doc.relative_path, "-"),
-            ]
+    signatures: dict[str, str] = {}
+    for doc in index.documents:
+        path = doc.relative_path
+        signature = xxh64_parts(
+            [xxh64_bytes(doc.SerializeToString(deterministic=True)), content.get(path, "-")]
         )
-        for doc in index.documents
-    }
+        # An ingested index may hold a path twice: its signature is then of both documents
+        # (symbol_edges keeps a file's edges by it).
+        signatures[path] = (
+            xxh64_parts([signatures[path], signature]) if path in signatures else signature
+        )
     in_order = all(a < b for a, b in pairwise(paths))
     return plan_files(
         ctx.layout,
@@ -535,11 +542,12 @@ def _module_file_facts(
 
 def _syntax_sites(
     ctx: BuildContext, stage: Stage, config: dict[str, Any], uris: list[str]
-) -> tuple[SyntaxSites, int, FilePlan]:
-    """Write `ledgers/syntax_sites.parquet` (call sites and import lines) for the Python
-    files among ``uris`` that the manifest holds, parsing only the files that changed since
-    the previous build; return the sites, how many of the files do not parse and the reuse
-    plan. (An empty file the manifest skipped has no sites.)"""
+) -> tuple[pa.Table, pa.Table, FilePlan]:
+    """Return the call sites and import lines (``SYNTAX_SITES``) of the Python files among
+    ``uris`` that the manifest holds, parsing only the files that changed since the previous
+    build, their ledger and the reuse plan; nothing is written yet (the plan of the file
+    edges must see the stage's previous outputs intact). (An empty file the manifest skipped
+    has no sites.)"""
     layout = ctx.layout.build
     manifest = pq.read_table(layout.repo_manifest, columns=["uri", "lang", "xxh64"])
     wanted = {uri for uri in uris if uri.endswith((".py", ".pyi"))}
@@ -555,22 +563,83 @@ def _syntax_sites(
     )
     new, unparsed = syntax_site_rows(plan.read(ctx.manifest_files(uris=plan.process)))
     table = merged_rows(plan, layout.syntax_sites, new)
-    write_parquet(table, layout.syntax_sites, SYNTAX_SITES)
     ledger = plan.ledger(Diagnostic(uri, "syntax_error", "") for uri in unparsed)
-    write_ledger(ledger, layout.symbol_edges_ledger, plan.basis)
-    return syntax_sites_of(table), len(ledger_diagnostics(ledger)), plan
+    return table, ledger, plan
+
+
+def _file_edges_plan(
+    ctx: BuildContext, stage: Stage, config: dict[str, Any], sites: pa.Table
+) -> FilePlan:
+    """Return which files keep their edges of the previous build (``FILE_EDGES``).
+
+    A file's edges are made from its SCIP document's rows and its call sites and import
+    lines, so its signature is the document's (``scip_occurrences``' ledger: a signature
+    changed elsewhere re-indexes a file whose bytes did not change) combined with its sites'
+    (``sites``, this run's ledger of them: a file read while it changed is stale); the basis
+    holds the stage's code and config and the occurrences' basis.
+    """
+    documents = upstream_ledger(ctx.layout.build.scip_occurrences_ledger)
+    parsed = Ledger(stage_basis(stage, config), sites)
+    return plan_files(
+        ctx.layout,
+        stage,
+        ctx.layout.build.file_edges_ledger,
+        stage_basis(stage, config, documents, parsed),
+        combined_signatures(documents.signatures(), parsed.signatures()),
+        enabled=ctx.reuse_files,
+    )
+
+
+def _counted_file_edges(occurrences: Path, uris: list[str], sites: pa.Table) -> pa.Table:
+    """Return the ``FILE_EDGES`` of the files ``uris`` counted from their rows of the
+    ``scip_occurrences`` file and their ``sites``, file by file: all occurrences as Python
+    values would not fit at scale."""
+    wanted = pa.array(uris, pa.string())
+    found = syntax_sites_of(sites.filter(pc.is_in(sites["uri"], value_set=wanted)))
+    parts = [FILE_EDGES.empty_table()]
+    for table in file_batches(occurrences, REFERENCE_COLUMNS):
+        counted = table.filter(pc.is_in(table["uri"], value_set=wanted))
+        if counted.num_rows:
+            parts.append(file_edges_table(counted, found.calls, found.import_lines))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _derived_edges(
+    ctx: BuildContext, stage: Stage, config: dict[str, Any]
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Return the symbol graph of the SCIP tables and the facts of how it was made, writing
+    the per-file parts kept between builds: call sites and import lines, and each file's
+    reference edges (counted again only for files whose document or sites changed)."""
+    layout = ctx.layout.build
+    definitions, uris = _definitions_and_uris(layout.scip_occurrences)
+    sites, sites_ledger, sites_plan = _syntax_sites(ctx, stage, config, uris)
+    plan = _file_edges_plan(ctx, stage, config, sites_ledger)
+    write_parquet(sites, layout.syntax_sites, SYNTAX_SITES)
+    write_ledger(sites_ledger, layout.symbol_edges_ledger, sites_plan.basis)
+    counted = _counted_file_edges(layout.scip_occurrences, plan.process, sites)
+    file_edges = merged_rows(plan, layout.file_edges, counted)
+    write_parquet(file_edges, layout.file_edges, FILE_EDGES)
+    write_ledger(plan.ledger(), layout.file_edges_ledger, plan.basis)
+    edges = symbol_edges_of(file_edges, pq.read_table(layout.scip_symbols), definitions)
+    facts = {
+        "source": "derived",
+        "unparsed_files": len(ledger_diagnostics(sites_ledger)),
+        **sites_plan.metadata(),
+        **{f"edges_{key}": value for key, value in plan.metadata().items()},
+    }
+    return edges, facts
 
 
 def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
     """`symbol_graph/symbol_edges.parquet` + `symbol_graph.json`: call, reference, import,
     inherits and implements edges between symbols, weighted by occurrence count. Unchanged
-    files' call sites and import lines come from the previous build (``core.reuse``)."""
+    files' call sites and import lines, and the reference edges of files whose SCIP document
+    and sites are unchanged, come from the previous build (``core.reuse``)."""
     layout = ctx.layout.build
     given = Path(ctx.repo.symbol_graph_json) if ctx.repo.symbol_graph_json else None
     config = _given_config(given)
 
     def build() -> StageOutput:
-        facts: dict[str, Any] = {}
         if given is not None:
             if not given.is_file():
                 raise BadInputError(
@@ -578,20 +647,12 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
                 )
             edges, outside = _edges_within(read_symbol_graph_json(given), set(_scip_uris(ctx)))
             # What a derived graph kept per file would describe another build.
-            layout.syntax_sites.unlink(missing_ok=True)
-            layout.symbol_edges_ledger.unlink(missing_ok=True)
-            facts.update(source=f"ingested {given}", edges_outside_manifest=outside)
+            kept = (layout.syntax_sites, layout.symbol_edges_ledger)
+            for path in (*kept, layout.file_edges, layout.file_edges_ledger):
+                path.unlink(missing_ok=True)
+            facts = {"source": f"ingested {given}", "edges_outside_manifest": outside}
         else:
-            occurrences = layout.scip_occurrences
-            definitions, uris = _definitions_and_uris(occurrences)
-            symbols = pq.read_table(layout.scip_symbols)
-            sites, unparsed, plan = _syntax_sites(ctx, stage, config, uris)
-            # File by file: all occurrences as Python values would not fit at scale.
-            files = file_batches(occurrences, SCIP_OCCURRENCES.names)
-            edges = symbol_edges_by_file(
-                files, definitions, symbols, sites.calls, sites.import_lines
-            )
-            facts.update(source="derived", unparsed_files=unparsed, **plan.metadata())
+            edges, facts = _derived_edges(ctx, stage, config)
         write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
         write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges), compact=True)
         heaviest = edges.sort_by([("weight", "descending")]).slice(0, 10).to_pylist()
