@@ -50,15 +50,17 @@ def build_corpus(target: Path) -> tuple[int, int]:
     """Copy the packages into ``target``; return (python files, lines)."""
     stdlib = Path(json.__file__).resolve().parent.parent
     for name in PACKAGES:
-        shutil.copytree(stdlib / name, target / name,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(stdlib / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
     return count_python(target)
 
 
 def count_python(root: Path) -> tuple[int, int]:
     """Return (python files, lines) under ``root``, outside virtualenvs and node_modules."""
-    files = [f for f in root.rglob("*.py")
-             if not {".venv", "node_modules", ".git"} & set(f.relative_to(root).parts)]
+    files = [
+        f
+        for f in root.rglob("*.py")
+        if not {".venv", "node_modules", ".git"} & set(f.relative_to(root).parts)
+    ]
     return len(files), sum(len(f.read_bytes().splitlines()) for f in files)
 
 
@@ -73,7 +75,9 @@ def load_baseline(rev: str) -> dict[str, types.ModuleType]:
     for name in BASELINE_MODULES:
         source = subprocess.run(
             ["git", "-C", str(repo), "show", f"{rev}:codeintel_assets/core/scip/{name}.py"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         for other in BASELINE_MODULES:
             source = source.replace(f"codeintel_assets.core.scip.{other} ", f"_baseline_{other} ")
@@ -112,8 +116,9 @@ def race(candidates: dict[str, Callable[[], object]]) -> dict[str, tuple[object,
     return {label: (values[label], best[label]) for label in candidates}
 
 
-def both_tables(tables: types.ModuleType, index: object,
-                read_text: Callable[[str], str | None]) -> tuple[pa.Table, pa.Table]:
+def both_tables(
+    tables: types.ModuleType, index: object, read_text: Callable[[str], str | None]
+) -> tuple[pa.Table, pa.Table]:
     """Return (scip_occurrences, scip_symbols) built by the ``tables`` module given."""
     return tables.occurrences_table(index, read_text), tables.symbols_table(index)
 
@@ -123,30 +128,41 @@ def compare_decoders(output: Path, read_text: Callable[[str], str | None]) -> sc
     baseline = load_baseline(BASELINE_REV)
     data = output.read_bytes()
     old_decode = baseline["wire"].decode_scip_protobuf
-    decoded = race({
-        f"baseline decoder ({BASELINE_REV} wire.py)": lambda: old_decode(output),
-        "read_scip_protobuf (split, parse, check)": lambda: read_scip_protobuf(output),
-        "protobuf parse alone (Index.FromString)": lambda: scip_pb2.Index.FromString(data),
-    })
+    decoded = race(
+        {
+            f"baseline decoder ({BASELINE_REV} wire.py)": lambda: old_decode(output),
+            "read_scip_protobuf (split, parse, check)": lambda: read_scip_protobuf(output),
+            "protobuf parse alone (Index.FromString)": lambda: scip_pb2.Index.FromString(data),
+        }
+    )
     (old_index, old_s), (index, new_s), (_, parse_s) = decoded.values()
     count = sum(len(doc.occurrences) for doc in index.documents)
-    print(f"  {len(index.documents)} documents, {count} occurrences: baseline "
-          f"{count / old_s:,.0f}/s, ours {count / new_s:,.0f}/s "
-          f"({old_s / new_s:.1f}x; protobuf's parse alone {old_s / parse_s:.1f}x)")
+    print(
+        f"  {len(index.documents)} documents, {count} occurrences: baseline "
+        f"{count / old_s:,.0f}/s, ours {count / new_s:,.0f}/s "
+        f"({old_s / new_s:.1f}x; protobuf's parse alone {old_s / parse_s:.1f}x)"
+    )
 
-    built = race({
-        "baseline tables": lambda: both_tables(baseline["tables"], old_index, read_text),
-        "our tables": lambda: both_tables(scip_tables, index, read_text),
-    })
+    built = race(
+        {
+            "baseline tables": lambda: both_tables(baseline["tables"], old_index, read_text),
+            "our tables": lambda: both_tables(scip_tables, index, read_text),
+        }
+    )
     (old_tables, old_tables_s), (new_tables, new_tables_s) = built.values()
-    print(f"  decode + tables: baseline {(old_s + old_tables_s) * 1000:.0f} ms, ours "
-          f"{(new_s + new_tables_s) * 1000:.0f} ms "
-          f"({(old_s + old_tables_s) / (new_s + new_tables_s):.1f}x)")
-    for name, old, new in zip(("scip_occurrences", "scip_symbols"), old_tables, new_tables,
-                              strict=True):
+    print(
+        f"  decode + tables: baseline {(old_s + old_tables_s) * 1000:.0f} ms, ours "
+        f"{(new_s + new_tables_s) * 1000:.0f} ms "
+        f"({(old_s + old_tables_s) / (new_s + new_tables_s):.1f}x)"
+    )
+    for name, old, new in zip(
+        ("scip_occurrences", "scip_symbols"), old_tables, new_tables, strict=True
+    ):
         same = old.equals(new)
-        print(f"  {name}: {new.num_rows} rows, {'equal to' if same else 'DIFFERENT from'} "
-              "the baseline's")
+        print(
+            f"  {name}: {new.num_rows} rows, {'equal to' if same else 'DIFFERENT from'} "
+            "the baseline's"
+        )
         if not same:
             raise SystemExit(f"{name} differs from the baseline decoder's table")
     return index
@@ -155,8 +171,9 @@ def compare_decoders(output: Path, read_text: Callable[[str], str | None]) -> sc
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repo", type=Path, help="index this repository instead of the stdlib")
-    parser.add_argument("--index", type=Path,
-                        help="with --repo: decode this index.scip of it, skip scip-python")
+    parser.add_argument(
+        "--index", type=Path, help="with --repo: decode this index.scip of it, skip scip-python"
+    )
     parser.add_argument("--keep", type=Path, help="build the corpus here and keep it")
     args = parser.parse_args()
     if args.index and not args.repo:
@@ -197,11 +214,18 @@ def main() -> None:
     uris = sorted(set(occurrences["uri"].to_pylist()))
     sites, _ = timed("python_syntax_sites (ast)", python_syntax_sites, uris, read_text)
     print(f"  {len(sites.calls)} call sites, {len(sites.unparsed)} unparsed files")
-    edges, _ = timed("symbol_edges_table", symbol_edges_table, occurrences, symbols,
-                     sites.calls, sites.import_lines)
+    edges, _ = timed(
+        "symbol_edges_table",
+        symbol_edges_table,
+        occurrences,
+        symbols,
+        sites.calls,
+        sites.import_lines,
+    )
     kinds = edges.group_by("edge").aggregate([("weight", "sum")]).to_pylist()
-    print(f"  {edges.num_rows} edges: "
-          + ", ".join(f"{k['edge']}={k['weight_sum']}" for k in kinds))
+    print(
+        f"  {edges.num_rows} edges: " + ", ".join(f"{k['edge']}={k['weight_sum']}" for k in kinds)
+    )
     if args.keep is None:
         shutil.rmtree(work)
 

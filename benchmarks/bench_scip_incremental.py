@@ -59,7 +59,12 @@ PHASES = (
 def job_for(repo: Path, out: Path, environment: PythonEnvironment) -> ScipJob:
     files = {uri: xxh64_file(repo / uri) for uri in manifest_python_uris(repo)}
     return ScipJob(
-        repo, out / "index.scip", out / "scip_state.json", "bench", PROJECT_VERSION, files,
+        repo,
+        out / "index.scip",
+        out / "scip_state.json",
+        "bench",
+        PROJECT_VERSION,
+        files,
         environment,
     )
 
@@ -129,8 +134,10 @@ def incremental_figures(scratch: Path, packages: tuple[str, ...]) -> None:
     live = scratch / "live"
     first = update_scip_index(job_for(corpus, live, environment))
     print(f"first build (full): {first.seconds:.1f} s, {first.documents} documents")
-    print("| edit | incremental s | documents re-indexed | rounds | full pass s (baseline) | "
-          "ratio | same documents as full |")
+    print(
+        "| edit | incremental s | documents re-indexed | rounds | full pass s (baseline) | "
+        "ratio | same documents as full |"
+    )
     print("|---|---|---|---|---|---|---|")
     for kind in ("one function body", "signature used elsewhere", "file deleted"):
         what = edit(corpus, kind)

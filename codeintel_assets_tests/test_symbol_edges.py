@@ -321,11 +321,21 @@ def test_kept_file_edges_write_the_graph_of_a_clean_build(tmp_path: Path):
     first = build("corpus", repo, data)
     assert first["edges"]["edges_files_processed"] == len(CORPUS)
 
-    # A body edit: that file's edges alone are counted again.
+    # A body edit that only adds a local: the graph is the same, its files are kept.
     util = repo / "pkg/util.py"
+    graph = data / "corpus/symbol_graph/symbol_graph.json"
+    before = graph.stat().st_mtime_ns
+    util.write_text(util.read_text().replace("    return", "    local = x\n    return"))
+    step = build("corpus", repo, data)
+    assert _counted(step) == 1 and step["edges"]["graph_rewritten"] is False
+    assert graph.stat().st_mtime_ns == before
+    assert_same_as_full(step, repo, tmp_path)
+
+    # A body edit: that file's edges alone are counted again, and the graph is written.
     util.write_text(util.read_text().replace("x * 2", "helper_twice(x)") + _TWICE)
     step = build("corpus", repo, data)
     assert _counted(step) == 1 and step["edges"]["edges_files_reused"] == len(CORPUS) - 1
+    assert step["edges"]["graph_rewritten"] is True
     assert_same_as_full(step, repo, tmp_path)
 
     # Shape moves to another module, re-exported from pkg: app.py's bytes are unchanged but

@@ -311,13 +311,22 @@ def merged_by_file(previous: pa.Table, new: pa.Table, reused: Collection[str]) -
 
 def _file_runs(uris: pa.Array | pa.ChunkedArray) -> list[tuple[str, int, int]]:
     """Return (uri, first row, end row) of each run of equal uris, in table order."""
-    if len(uris) == 0:
-        return []
-    array = uris.combine_chunks() if isinstance(uris, pa.ChunkedArray) else uris
-    encoded = pc.run_end_encode(array)
-    ends = encoded.run_ends.to_pylist()
-    starts = [0, *ends[:-1]]
-    return list(zip(encoded.values.to_pylist(), starts, ends, strict=True))
+    runs: list[tuple[str, int, int]] = []
+    offset = 0
+    # Chunk by chunk: combining a table's row groups would copy every string.
+    for chunk in _chunks(uris):
+        if len(chunk) == 0:
+            continue
+        encoded = pc.run_end_encode(chunk)
+        ends = [offset + end for end in encoded.run_ends.to_pylist()]
+        starts = [offset, *ends[:-1]]
+        for uri, start, end in zip(encoded.values.to_pylist(), starts, ends, strict=True):
+            if runs and runs[-1][0] == uri and runs[-1][2] == start:
+                runs[-1] = (uri, runs[-1][1], end)  # a run across a chunk boundary
+            else:
+                runs.append((uri, start, end))
+        offset += len(chunk)
+    return runs
 
 
 def _in_order(runs: list[tuple[str, int, int]]) -> bool:

@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +105,28 @@ def outputs_intact(repo: RepoLayout, stage: str) -> bool:
     return stamp is not None and _intact(repo, stamp)
 
 
+def unchanged_outputs(
+    repo: RepoLayout, stage: Stage, data_version: str, paths: Iterable[Path]
+) -> bool:
+    """Return whether the stage's last build, made by this code version, recorded
+    ``data_version`` and left ``paths`` intact: a build whose data came out the same may then
+    keep those files instead of writing the same bytes again (their checksums, not their
+    times, are what readers and the stamp see)."""
+    stamp = read_stamp(repo, stage.name)
+    if (
+        stamp is None
+        or stamp.get("code_version") != stage.code_version
+        or stamp.get("data_version") != data_version
+    ):
+        return False
+    recorded = stamp.get("outputs", {})
+    for path in paths:
+        checksum = recorded.get(_stamp_key(repo, path))
+        if checksum is None or not path.exists() or xxh64_file(path) != checksum:
+            return False
+    return True
+
+
 def upstream_version(repo: RepoLayout, stage: str) -> str:
     """Return the data version recorded by an upstream stage ('' when it never ran)."""
     stamp = read_stamp(repo, stage)
@@ -185,6 +207,7 @@ def _run_stage_locked(
         repo.stamp(stage.name),
         {
             "fingerprint": input_fingerprint,
+            "code_version": stage.code_version,
             "data_version": output.data_version,
             "outputs": checksums,
             "metadata": metadata,

@@ -62,7 +62,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "ast_nodes",
         ("repo_manifest",),
-        "1",
+        "2",  # 2: LZ4, dictionaries only for uri, kind and name (schemas.parquet_options)
         structure.stage_ast_nodes,
         files("ast_nodes", "ast_ledger"),
         "structure",
@@ -71,7 +71,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "cst_nodes",
         ("repo_manifest",),
-        "1",
+        "2",  # 2: LZ4, dictionaries only for uri, kind and name (schemas.parquet_options)
         structure.stage_cst_nodes,
         files("cst_nodes", "cst_ledger"),
         "structure",

@@ -74,7 +74,14 @@ from codeintel_assets.core.scip.tables import (
     repo_text_reader,
     symbols_table,
 )
-from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, read_stamp, run_stage
+from codeintel_assets.core.stamps import (
+    Stage,
+    StageOutput,
+    StageResult,
+    read_stamp,
+    run_stage,
+    unchanged_outputs,
+)
 from codeintel_assets.core.symbols import (
     REFERENCE_COLUMNS,
     file_edges_table,
@@ -653,8 +660,13 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
             facts = {"source": f"ingested {given}", "edges_outside_manifest": outside}
         else:
             edges, facts = _derived_edges(ctx, stage, config)
-        write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
-        write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges), compact=True)
+        checksum = table_checksum(edges)
+        # An edit inside a function body often leaves the graph as it was: keep its files.
+        graph_files = (layout.symbol_edges, layout.symbol_graph_json)
+        facts["graph_rewritten"] = not unchanged_outputs(ctx.layout, stage, checksum, graph_files)
+        if facts["graph_rewritten"]:
+            write_parquet(edges, layout.symbol_edges, SYMBOL_EDGES)
+            write_json_atomic(layout.symbol_graph_json, symbol_graph_json(edges), compact=True)
         heaviest = edges.sort_by([("weight", "descending")]).slice(0, 10).to_pylist()
         by_kind = Counter()
         for kind, weight in zip(
@@ -662,7 +674,7 @@ def stage_symbol_edges(ctx: BuildContext, stage: Stage) -> StageResult:
         ):
             by_kind[kind] += weight
         return StageOutput(
-            table_checksum(edges),
+            checksum,
             {
                 **facts,
                 "rows": edges.num_rows,
