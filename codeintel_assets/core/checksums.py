@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import xxhash
 
 if TYPE_CHECKING:
@@ -207,14 +208,13 @@ def write_text_atomic(target: Path, text: str) -> None:
 
 def write_json_atomic(target: Path, value: Any, *, compact: bool = False) -> None:
     """Write ``value`` as indented JSON to ``target`` atomically; ``compact``: without
-    indentation or spaces, for large exports (``json`` encodes indented output in Python,
-    compact output in C: ~10x faster for the standard library's 95 MB symbol graph)."""
-    text = (
-        json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-        if compact
-        else json.dumps(value, indent=2, sort_keys=True, default=str)
-    )
-    write_text_atomic(target, text + "\n")
+    indentation or spaces and with UTF-8 for non-ASCII text, for large exports (``orjson``:
+    the standard library's 288k-edge symbol graph in ~0.2 s, where ``json`` takes ~1.3 s)."""
+    if compact:
+        data = orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)
+        write_bytes_atomic(target, data + b"\n")
+    else:
+        write_text_atomic(target, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _fsync_file(path: Path) -> None:

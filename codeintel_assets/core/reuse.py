@@ -268,22 +268,27 @@ def merged_in_uri_order(
     return table.take(order).combine_chunks()
 
 
-def merged_rows(plan: FilePlan, previous: Path, new: pa.Table) -> pa.Table:
+def merged_rows(plan: FilePlan, previous: Path, new: pa.Table, *, combine: bool = True) -> pa.Table:
     """Return the stage's table: the rows of reused files from its previous table at
-    ``previous`` and the ``new`` rows of processed files, in uri order."""
+    ``previous`` and the ``new`` rows of processed files, in uri order (``merged_by_file``)."""
     if not plan.reused:
         return new
-    return merged_by_file(pq.read_table(previous), new, plan.reused)
+    return merged_by_file(pq.read_table(previous), new, plan.reused, combine=combine)
 
 
-def merged_by_file(previous: pa.Table, new: pa.Table, reused: Collection[str]) -> pa.Table:
+def merged_by_file(
+    previous: pa.Table, new: pa.Table, reused: Collection[str], *, combine: bool = True
+) -> pa.Table:
     """Return the rows of ``reused`` files from ``previous`` and every row of ``new``, in uri
     order, with the schema of ``new``: ``merged_in_uri_order(kept, new)``, without filtering
     or sorting rows.
 
     Both tables are written file by file in uri order (the rows of one file together), so
     the result is slices of the two tables: a one-file edit copies the table in three
-    pieces, not row by row. A table not in that order is merged by sorting.
+    pieces, not row by row. A table not in that order is merged by sorting. The result is
+    one chunk, as ``write_parquet`` needs; ``combine=False`` leaves the slices as chunks,
+    for a ``schemas.ParquetStream``, which makes each row group one chunk itself (a copy of
+    the whole table fewer).
     """
     kept = [run for run in _file_runs(previous["uri"]) if run[0] in reused]
     added = _file_runs(new["uri"])
@@ -305,8 +310,9 @@ def merged_by_file(previous: pa.Table, new: pa.Table, reused: Collection[str]) -
         else:
             pieces.append((source, start, end))
     slices = [sources[source].slice(start, end - start) for source, start, end in pieces]
+    merged = pa.concat_tables([new.slice(0, 0), *slices])
     # One chunk, as the sorting merge gives: Parquet pages may end where chunks end.
-    return pa.concat_tables([new.slice(0, 0), *slices]).combine_chunks()
+    return merged.combine_chunks() if combine else merged
 
 
 def _file_runs(uris: pa.Array | pa.ChunkedArray) -> list[tuple[str, int, int]]:

@@ -141,7 +141,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "bm25_index",
         ("chunks", "units"),
-        "4",
+        "5",  # 5: bm25s writes its vocabulary with orjson (compact), now a dependency
         retrieval.stage_bm25_index,
         files("bm25_ids"),
         "retrieval",

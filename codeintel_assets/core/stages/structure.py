@@ -470,7 +470,7 @@ def _node_table(
     files = plan.read(ctx.manifest_files(languages, plan.process))
     if plan.reused:
         new, diags = parse(files)
-        table = merged_rows(plan, target, new)
+        table = merged_rows(plan, target, new, combine=False)
         with parquet_stream(target, schema) as stream:
             stream.write(table)
     else:
