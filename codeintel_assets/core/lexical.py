@@ -121,8 +121,11 @@ class TokenCache:
             places.append(place)
         parts = [p for p in (shared, tokens, pa.array(fresh, _TOKEN_LISTS)) if p is not None]
         pool = pa.concat_arrays(parts)
-        self._used = (own_keys, pool.take(pa.array(own_places, pa.int64())))
-        return pool.take(pa.array(places, pa.int64()))
+        taken = pool.take(pa.array(places, pa.int64()))
+        # Without a base every text is this cache's own: one copy of the tokens serves both.
+        own = taken if len(own_places) == len(places) else pool.take(pa.array(own_places))
+        self._used = (own_keys, own)
+        return taken
 
     def save(self) -> None:
         """Write the tokens of the texts this cache tokenized (atomically, sorted by hash)."""
