@@ -185,10 +185,11 @@ def update_in_place(
     apply_delta(previous.index, delta)
     check_holds_exactly(previous.index, ids, vectors)
     old_knobs = previous.audit["knobs"]
+    exact = tuning.ExactCache(layout.faiss_tuning_exact)
     point, knobs_changed = tuning.recheck_locked_knobs(
         previous.index,
         previous.queries,
-        tuning.ExactOracle(ids, vectors),
+        tuning.ExactOracle(ids, vectors, exact),
         old_knobs,
         settings.target_recall,
         settings.recall_k,
@@ -207,6 +208,7 @@ def update_in_place(
         training={"trained_on": trained_on, "added_since": added, "removed_since": removed},
         tuning_queries=previous.audit["tuning_queries"],
     )
+    exact.save()
     metadata = {
         "mode": "updated_in_place",
         "factory_for_count": factory,
@@ -220,6 +222,7 @@ def update_in_place(
         "previous_recall": previous.audit.get("measured_recall"),
         "previous_knobs": old_knobs,
         "knobs_changed": knobs_changed,
+        "exact_lists_updated": exact.updated,
     }
     return IndexBuild(audit, point, metadata)
 
