@@ -42,7 +42,7 @@ from codeintel_assets.core.layout import ArtifactLayout
 # Past this fraction of the trained count (vectors added + removed since training), retrain.
 RETRAIN_DRIFT = 0.10
 
-# Rows compared per reconstruction batch: bounds the old vectors held at once (~25 MB at 384-d).
+# Rows compared per batch: bounds the copies of vectors held at once (~25 MB at 384-d).
 _COMPARE_ROWS = 16_384
 
 
@@ -231,15 +231,10 @@ def index_delta(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> Ind
     """Return what to remove from and add to ``index`` for it to hold exactly ``ids`` with
     ``vectors``: a chunk id can keep its number (its span) while its text, hence its
     vector, changes, so kept ids' stored vectors are compared bit for bit."""
-    held = faiss_store.index_ids(index)
-    in_index = np.isin(ids, held)
+    held, stored = stored_vectors(index)
+    rows, in_index = _rows_holding(held, ids)
     kept_rows = np.flatnonzero(in_index)
-    changed_rows = np.concatenate(
-        [
-            batch[_rows_differ(index, ids[batch], vectors[batch])]
-            for batch in np.array_split(kept_rows, max(1, -(-len(kept_rows) // _COMPARE_ROWS)))
-        ]
-    ).astype(np.int64)
+    changed_rows = kept_rows[_differ(stored, rows[kept_rows], vectors, kept_rows)]
     gone = held[~np.isin(held, ids)]
     add_rows = np.sort(np.concatenate([np.flatnonzero(~in_index), changed_rows]))
     return IndexDelta(
@@ -248,6 +243,28 @@ def index_delta(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> Ind
         add_vectors=vectors[add_rows],
         changed=len(changed_rows),
     )
+
+
+def stored_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ids an IVF index holds and the vector stored for each, in its row order.
+
+    An IVF-Flat's codes are its vectors' float32 bytes, read here list by list: the
+    vectors ``reconstruct_batch`` returns, without a hashtable lookup per id. Other
+    codes are reconstructed by id.
+    """
+    ids = faiss_store.index_ids(index)
+    ivf = faiss_store.ivf_of(index)
+    if ivf is None or ivf.code_size != 4 * index.d:
+        stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, index.d))
+        return ids, np.ascontiguousarray(stored, dtype=np.float32)
+    invlists = ivf.invlists
+    parts = []
+    for list_no in range(ivf.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * ivf.code_size)
+            parts.append(np.frombuffer(codes, dtype=np.float32).reshape(size, index.d))
+    return ids, np.concatenate(parts) if parts else np.zeros((0, index.d), dtype=np.float32)
 
 
 def apply_delta(index: faiss.Index, delta: IndexDelta) -> None:
@@ -266,16 +283,13 @@ def apply_delta(index: faiss.Index, delta: IndexDelta) -> None:
 
 def check_holds_exactly(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
     """Raise ``RebuildNeeded`` unless ``index`` holds exactly ``ids``, each with its vector."""
-    held = faiss_store.index_ids(index)
+    held, stored = stored_vectors(index)
     if len(held) != len(ids) or not np.array_equal(np.sort(held), np.sort(ids)):
         raise RebuildNeeded(
             f"the updated index holds {len(held)} ids, not exactly the {len(ids)} chunk ids"
         )
-    rows = np.arange(len(ids))
-    differ = sum(
-        int(_rows_differ(index, ids[batch], vectors[batch]).sum())
-        for batch in np.array_split(rows, max(1, -(-len(rows) // _COMPARE_ROWS)))
-    )
+    rows, _ = _rows_holding(held, ids)
+    differ = int(_differ(stored, rows, vectors, np.arange(len(ids))).sum())
     if differ:
         raise RebuildNeeded(f"the updated index holds {differ} vectors unlike the chunks'")
 
@@ -402,9 +416,23 @@ def _settings_of(audit: dict[str, Any]) -> IndexSettings | None:
         return None
 
 
-def _rows_differ(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Return, per id, whether the index's stored vector differs from ``vectors`` in any bit."""
-    if len(ids) == 0:
-        return np.zeros(0, dtype=bool)
-    stored = np.ascontiguousarray(index.reconstruct_batch(ids), dtype=np.float32)
-    return np.any(stored.view(np.uint32) != vectors.view(np.uint32), axis=1)
+def _rows_holding(held: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (per id, the row of ``held`` holding it; whether one does)."""
+    if len(held) == 0:
+        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    order = np.argsort(held, kind="stable")
+    places = np.clip(np.searchsorted(held[order], ids), 0, len(held) - 1)
+    return order[places], held[order[places]] == ids
+
+
+def _differ(
+    stored: np.ndarray, stored_rows: np.ndarray, vectors: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Return, per pair of ``stored_rows`` and ``rows``, whether the stored vector and the
+    chunk's differ in any bit (compared in batches: a bounded copy of each at once)."""
+    out = np.zeros(len(rows), dtype=bool)
+    for start in range(0, len(rows), _COMPARE_ROWS):
+        end = start + _COMPARE_ROWS
+        old = stored[stored_rows[start:end]].view(np.uint32)
+        out[start:end] = np.any(old != vectors[rows[start:end]].view(np.uint32), axis=1)
+    return out
