@@ -411,14 +411,16 @@ def tune_index(
     oracle: ExactOracle | None = None,
     k_factor: float = 1.0,
     candidates: list[str] | None = None,
+    repeats: int = 3,
 ) -> OperatingPoint:
     """Sweep the index's knobs cheapest first; set and return the cheapest meeting the target.
 
     ``oracle`` is the exact search over the same vectors (built from the index by
     reconstruction when None). ``candidates`` replaces the sweep (one entry: measure that
-    point). When no point meets the target, the point with the best recall is set and
-    returned with ``met=False``. Raises ``CodeintelError`` when the query dimension
-    differs from the index's or there are no queries.
+    point). Latency is the best of ``repeats`` searches. When no point meets the target,
+    the point with the best recall is set and returned with ``met=False``. Raises
+    ``CodeintelError`` when the query dimension differs from the index's or there are no
+    queries.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     if len(queries) == 0:
@@ -436,7 +438,7 @@ def tune_index(
     chosen: dict[str, Any] | None = None
     for knobs in candidates if candidates is not None else knob_candidates(index, k):
         faiss_store.set_search_parameters(index, knobs)
-        hits, latency = _timed_search(index, queries, depth)
+        hits, latency = _timed_search(index, queries, depth, repeats)
         recall = recall_at_k(oracle.rescore(queries, hits), exact, k, depth)
         point = {"knobs": knobs, "recall": recall, "latency_ms": latency}
         sweep.append(point)
@@ -583,9 +585,16 @@ def recheck_locked_knobs(
 ) -> tuple[OperatingPoint, bool]:
     """Return the operating point after measuring recall at the locked ``knobs`` again, and
     whether the knobs changed: kept while they reach ``target_recall``, swept again (cheapest
-    first) when they no longer do."""
+    first) when they no longer do. The locked point's latency is one search's: the recall is
+    what an update re-measures, and the sweep that chose the knobs took the best of three."""
     point = tune_index(
-        index, queries, k=k, target_recall=target_recall, oracle=oracle, candidates=[knobs]
+        index,
+        queries,
+        k=k,
+        target_recall=target_recall,
+        oracle=oracle,
+        candidates=[knobs],
+        repeats=1,
     )
     if point.met:
         return point, False
