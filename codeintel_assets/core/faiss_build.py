@@ -231,11 +231,11 @@ def index_delta(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> Ind
     """Return what to remove from and add to ``index`` for it to hold exactly ``ids`` with
     ``vectors``: a chunk id can keep its number (its span) while its text, hence its
     vector, changes, so kept ids' stored vectors are compared bit for bit."""
-    held, stored = stored_vectors(index)
-    rows, in_index = _rows_holding(held, ids)
-    kept_rows = np.flatnonzero(in_index)
-    changed_rows = kept_rows[_differ(stored, rows[kept_rows], vectors, kept_rows)]
-    gone = held[~np.isin(held, ids)]
+    held, rows, differ = compare_stored(index, ids, vectors)
+    in_index = np.zeros(len(ids), dtype=bool)
+    in_index[rows[rows >= 0]] = True
+    changed_rows = np.unique(rows[(rows >= 0) & differ]).astype(np.int64)
+    gone = held[rows < 0]
     add_rows = np.sort(np.concatenate([np.flatnonzero(~in_index), changed_rows]))
     return IndexDelta(
         remove=np.concatenate([gone, ids[changed_rows]]).astype(np.int64),
@@ -245,26 +245,45 @@ def index_delta(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> Ind
     )
 
 
-def stored_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
-    """Return the ids an IVF index holds and the vector stored for each, in its row order.
+def compare_stored(
+    index: faiss.Index, ids: np.ndarray, vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (the ids an IVF index holds, in its row order; the row of ``ids`` holding
+    each, -1 for none; whether its stored vector differs from that row's in any bit).
 
-    An IVF-Flat's codes are its vectors' float32 bytes, read here list by list: the
-    vectors ``reconstruct_batch`` returns, without a hashtable lookup per id. Other
-    codes are reconstructed by id.
+    An IVF-Flat's codes are its vectors' float32 bytes: they are compared list by list
+    where they lie, without a hashtable lookup per id or a copy of every vector. Other
+    codes are reconstructed by id, in batches.
     """
-    ids = faiss_store.index_ids(index)
+    held = faiss_store.index_ids(index)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+
+    def rows_of(wanted: np.ndarray) -> np.ndarray:
+        if len(sorted_ids) == 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        places = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
+        return np.where(sorted_ids[places] == wanted, order[places], -1)
+
+    rows = rows_of(held)
+    differ = np.zeros(len(held), dtype=bool)
     ivf = faiss_store.ivf_of(index)
-    if ivf is None or ivf.code_size != 4 * index.d:
-        stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, index.d))
-        return ids, np.ascontiguousarray(stored, dtype=np.float32)
-    invlists = ivf.invlists
-    parts = []
-    for list_no in range(ivf.nlist):
-        size = invlists.list_size(list_no)
-        if size:
+    if ivf is not None and ivf.code_size == 4 * index.d:
+        invlists, start = ivf.invlists, 0
+        for list_no in range(ivf.nlist):
+            size = invlists.list_size(list_no)
+            if not size:
+                continue
             codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * ivf.code_size)
-            parts.append(np.frombuffer(codes, dtype=np.float32).reshape(size, index.d))
-    return ids, np.concatenate(parts) if parts else np.zeros((0, index.d), dtype=np.float32)
+            stored = np.frombuffer(codes, dtype=np.uint32).reshape(size, index.d)
+            differ[start : start + size] = _differ(stored, vectors, rows[start : start + size])
+            start += size
+        return held, rows, differ
+    for start in range(0, len(held), _COMPARE_ROWS):
+        part = slice(start, start + _COMPARE_ROWS)
+        stored = np.ascontiguousarray(index.reconstruct_batch(held[part]), dtype=np.float32)
+        differ[part] = _differ(stored.view(np.uint32), vectors, rows[part])
+    return held, rows, differ
 
 
 def apply_delta(index: faiss.Index, delta: IndexDelta) -> None:
@@ -283,15 +302,15 @@ def apply_delta(index: faiss.Index, delta: IndexDelta) -> None:
 
 def check_holds_exactly(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
     """Raise ``RebuildNeeded`` unless ``index`` holds exactly ``ids``, each with its vector."""
-    held, stored = stored_vectors(index)
+    held, _, differ = compare_stored(index, ids, vectors)
     if len(held) != len(ids) or not np.array_equal(np.sort(held), np.sort(ids)):
         raise RebuildNeeded(
             f"the updated index holds {len(held)} ids, not exactly the {len(ids)} chunk ids"
         )
-    rows, _ = _rows_holding(held, ids)
-    differ = int(_differ(stored, rows, vectors, np.arange(len(ids))).sum())
-    if differ:
-        raise RebuildNeeded(f"the updated index holds {differ} vectors unlike the chunks'")
+    if differ.any():
+        raise RebuildNeeded(
+            f"the updated index holds {int(differ.sum())} vectors unlike the chunks'"
+        )
 
 
 def retune(
@@ -416,23 +435,12 @@ def _settings_of(audit: dict[str, Any]) -> IndexSettings | None:
         return None
 
 
-def _rows_holding(held: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (per id, the row of ``held`` holding it; whether one does)."""
-    if len(held) == 0:
-        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-    order = np.argsort(held, kind="stable")
-    places = np.clip(np.searchsorted(held[order], ids), 0, len(held) - 1)
-    return order[places], held[order[places]] == ids
-
-
-def _differ(
-    stored: np.ndarray, stored_rows: np.ndarray, vectors: np.ndarray, rows: np.ndarray
-) -> np.ndarray:
-    """Return, per pair of ``stored_rows`` and ``rows``, whether the stored vector and the
-    chunk's differ in any bit (compared in batches: a bounded copy of each at once)."""
+def _differ(stored: np.ndarray, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Return, per stored vector (as uint32 words), whether it differs in any bit from the
+    chunk vector at its row of ``rows`` (-1: no row; reported as not differing)."""
+    held = rows >= 0
     out = np.zeros(len(rows), dtype=bool)
-    for start in range(0, len(rows), _COMPARE_ROWS):
-        end = start + _COMPARE_ROWS
-        old = stored[stored_rows[start:end]].view(np.uint32)
-        out[start:end] = np.any(old != vectors[rows[start:end]].view(np.uint32), axis=1)
+    if held.any():
+        mine = vectors[rows[held]].view(np.uint32)
+        out[held] = np.any(stored[held] != mine, axis=1)
     return out
