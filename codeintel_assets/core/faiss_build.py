@@ -7,8 +7,8 @@ dimension and metric; index file, audit sidecar and query vectors intact) is upd
 place instead: the ids of chunks that are gone or whose vector changed are removed, the
 new and changed ones added, the quantizer (centroids) kept. Recall is then measured
 again at the locked knobs with the stored query vectors against exact search over the
-new vectors, and the knobs swept again only when it fell below the target; no model is
-loaded on that path.
+new vectors (their exact lists updated from the last build's, ``tuning.ExactCache``), and
+the knobs swept again only when it fell below the target; no model is loaded on that path.
 
 The audit's ``training`` records how many vectors the quantizer was trained on and the
 vectors added and removed since (a changed vector counts once in each). Once that drift
@@ -16,9 +16,10 @@ exceeds ``RETRAIN_DRIFT`` of the trained count the index is rebuilt. The list co
 the trained one meanwhile: within the bound the count moves by ≤ 10 %, so the 4·√n rule
 of ``faiss_store.choose_factory`` would move it by ≤ ~5 %.
 
-What an update keeps exact: the set of ids and every vector (checked by reconstruction
-after each update) and recall ≥ target at the locked knobs (measured). What it does not:
-the file's bytes and the lists' assignments, which a clean build would train afresh.
+What an update keeps exact: the set of ids and every vector (each stored vector compared
+bit for bit with the chunk's after each update) and recall ≥ target at the locked knobs
+(measured). What it does not: the file's bytes and the lists' assignments, which a clean
+build would train afresh.
 """
 
 from __future__ import annotations

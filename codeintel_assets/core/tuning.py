@@ -21,6 +21,10 @@ found even when the exact search listed another id with the same score, because
 duplicated code gives identical vectors and either id is a correct answer. The ANN
 hits are rescored exactly first (``ExactOracle.rescore``): a quantized index's own
 scores are approximate and would pass misses off as ties.
+
+Exact search of the same queries build after build is kept (``ExactCache``): each query's
+vectors above a floor are stored beside the artifacts, and a corpus that changed by a few
+vectors scores only those, with the hits a search of every vector gives.
 """
 
 from __future__ import annotations
