@@ -13,6 +13,7 @@ from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.layout import audit_beside
 from codeintel_assets.core.tuning import (
+    ExactCache,
     ExactOracle,
     audit_sidecar,
     knob_candidates,
@@ -200,3 +201,86 @@ def test_an_operator_lock_keeps_the_sidecar_identity_and_the_index_file(data, tm
     assert audit["tune_queries"] == 50 and audit["index_xxh64"] == before == xxh64_file(path)
     # Searches read the knobs back from the sidecar.
     assert faiss.extract_index_ivf(faiss_store.read_index(path, audit["knobs"])).nprobe == 4
+
+
+def _edited(rng, ids, x, make):
+    """Return the corpus with a few vectors gone, changed and added (some mid-table)."""
+    keep = np.ones(len(ids), bool)
+    keep[rng.choice(len(ids), int(rng.integers(0, 4)), replace=False)] = False
+    ids, x = ids[keep], x[keep].copy()
+    changed = rng.choice(len(ids), int(rng.integers(0, 3)), replace=False)
+    x[changed] = make(len(changed))
+    fresh = np.setdiff1d(rng.integers(1, 10**6, 4), ids)[: int(rng.integers(0, 4))]
+    at = int(rng.integers(0, len(ids) + 1))
+    ids = np.concatenate([ids[:at], fresh.astype(np.int64), ids[at:]])
+    x = np.concatenate([x[:at], make(len(fresh)), x[at:]])
+    return ids, np.ascontiguousarray(x, dtype=np.float32)
+
+
+@pytest.mark.parametrize("nq", [5, 200])
+def test_kept_exact_lists_give_the_hits_of_a_full_search(tmp_path, nq):
+    # Vectors of a few small integers: duplicates and tied scores everywhere, the case
+    # where which of the tied ids FAISS keeps depends on the row order.
+    rng = np.random.default_rng(nq)
+
+    def make(count):
+        return rng.integers(-3, 4, size=(count, 16)).astype(np.float32)
+
+    ids = rng.choice(10**6, size=1500, replace=False).astype(np.int64) + 1
+    x = make(500)[rng.integers(0, 500, len(ids))]
+    queries = make(nq)
+    updated = 0
+    for _ in range(12):
+        cache = ExactCache(tmp_path / "exact.npz")
+        got = ExactOracle(ids, x, cache).search(queries, 10)
+        want = ExactOracle(ids, x).search(queries, 10)
+        assert np.array_equal(got.ids, want.ids)
+        assert np.array_equal(got.scores.view(np.uint32), want.scores.view(np.uint32))
+        updated += cache.updated
+        cache.save()
+        ids, x = _edited(rng, ids, x, make)
+    assert updated > 0
+
+
+def test_kept_exact_lists_update_after_a_small_change(tmp_path, data):
+    ids, x, queries = data
+    ExactCache(tmp_path / "exact.npz")
+    cache = ExactCache(tmp_path / "exact.npz")
+    ExactOracle(ids, x, cache).search(queries, 10)
+    assert not cache.updated
+    cache.save()
+    # The first query's nearest vector changes; a new one lands beside another query.
+    x = x.copy()
+    top = ExactOracle(ids, x).search(queries[:1], 1).ids[0, 0]
+    x[np.flatnonzero(ids == top)[0]] = -queries[0]
+    ids = np.concatenate([ids, [7]])
+    x = np.concatenate([x, queries[1:2]])
+    cache = ExactCache(tmp_path / "exact.npz")
+    got = ExactOracle(ids, x, cache).search(queries, 10)
+    assert cache.updated
+    want = ExactOracle(ids, x).search(queries, 10)
+    assert np.array_equal(got.ids, want.ids) and np.array_equal(got.scores, want.scores)
+    assert got.ids[1, 0] == 7 and top not in got.ids[0]
+
+
+def test_stale_or_damaged_exact_lists_are_not_used(tmp_path, data):
+    ids, x, queries = data
+    path = tmp_path / "exact.npz"
+    cache = ExactCache(path)
+    ExactOracle(ids, x, cache).search(queries, 10)
+    cache.save()
+    other = np.ascontiguousarray(queries[::-1])
+    cache = ExactCache(path)
+    ExactOracle(ids, x, cache).search(other, 10)  # other query vectors
+    assert not cache.updated
+    cache = ExactCache(path)
+    ExactOracle(ids, x, cache).search(queries, 10)
+    assert cache.updated
+    cache.save()
+    data_bytes = bytearray(path.read_bytes())
+    data_bytes[len(data_bytes) // 2] ^= 0xFF
+    path.write_bytes(bytes(data_bytes))
+    cache = ExactCache(path)
+    got = ExactOracle(ids, x, cache).search(queries, 10)
+    assert not cache.updated
+    assert np.array_equal(got.ids, ExactOracle(ids, x).search(queries, 10).ids)

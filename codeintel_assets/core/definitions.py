@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -43,6 +44,10 @@ WHOLE_IDENTIFIER_BONUS = 0.5
 
 def definition_key(name: str) -> str:
     """Return the key of a (short) name: its identifier parts joined, lower-cased."""
+    if name.isascii():
+        # The parts split the name between its characters and drop only underscores, and
+        # ASCII lower-cases character by character: joined, they are this.
+        return name.replace("_", "").lower()
     return "".join(identifier_parts(name))
 
 
@@ -76,13 +81,23 @@ class DefinitionIndex:
     table: pa.Table  # DEFINITIONS
 
     def __post_init__(self) -> None:
-        self._by_key: dict[str, list[int]] = {}
-        self._position: dict[int, int] = {}  # unit id -> row: the tie-break
-        keys = self.table.column("key").to_pylist()
-        ids = self.table.column("unit_id").to_pylist()
-        for row, (key, unit_id) in enumerate(zip(keys, ids, strict=True)):
-            self._by_key.setdefault(key, []).append(int(unit_id))
-            self._position.setdefault(int(unit_id), row)
+        # Rows grouped by key (table order within a key): a key's units are a slice.
+        encoded = self.table.column("key").combine_chunks().dictionary_encode()
+        codes = encoded.indices.to_numpy()
+        grouped = np.argsort(codes, kind="stable")
+        ids = self.table.column("unit_id").to_numpy().astype(np.int64)
+        self._grouped_ids = ids[grouped]
+        bounds = np.searchsorted(codes[grouped], np.arange(len(encoded.dictionary) + 1))
+        self._by_key: dict[str, tuple[int, int]] = dict(
+            zip(
+                encoded.dictionary.to_pylist(),
+                zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True),
+                strict=True,
+            )
+        )
+        # unit id -> its first row: the tie-break.
+        unique, first = np.unique(ids, return_index=True)
+        self._position: dict[int, int] = dict(zip(unique.tolist(), first.tolist(), strict=True))
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -102,7 +117,8 @@ class DefinitionIndex:
                 if length == 1 and key not in code_like:
                     continue
                 score = length + (WHOLE_IDENTIFIER_BONUS if key in whole else 0.0)
-                for unit_id in self._by_key.get(key, ()):
+                first, last = self._by_key.get(key, (0, 0))
+                for unit_id in self._grouped_ids[first:last].tolist():
                     if score > scores.get(unit_id, 0.0):
                         scores[unit_id] = score
         ranked = sorted(scores.items(), key=lambda item: (-item[1], self._position[item[0]]))

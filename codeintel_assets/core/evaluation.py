@@ -60,7 +60,7 @@ from codeintel_assets.core.lexical import TokenCache
 from codeintel_assets.core.modules import longest_prefix_owner
 from codeintel_assets.core.queries import SHARES_TEXT, STYLES, SyntheticQuery, read_queries_jsonl
 from codeintel_assets.core.schemas import EVAL_POOL
-from codeintel_assets.core.tuning import ExactOracle, recall_at_k
+from codeintel_assets.core.tuning import ExactCache, ExactOracle, recall_at_k
 from codeintel_assets.core.units import load_units
 
 if TYPE_CHECKING:
@@ -138,9 +138,10 @@ def evaluate(
     return EvalResult(pool=pool, metrics=metrics, report_markdown=report_markdown(metrics))
 
 
-def oracle_from_chunks(chunks: pa.Table) -> ExactOracle:
-    """Return exact search over the ``embedding`` column of ``chunks``, keyed by ``id``."""
-    return ExactOracle(chunks.column("id").to_numpy(), embedding_matrix(chunks))
+def oracle_from_chunks(chunks: pa.Table, cache: ExactCache | None = None) -> ExactOracle:
+    """Return exact search over the ``embedding`` column of ``chunks``, keyed by ``id``
+    (through the kept exact lists of ``cache`` when given)."""
+    return ExactOracle(chunks.column("id").to_numpy(), embedding_matrix(chunks), cache)
 
 
 def default_module_of(chunks: pa.Table) -> Callable[[int], str | None]:
@@ -517,7 +518,9 @@ def evaluate_layout(
     Query vectors come through a small cache of their own (``cache/embeddings/queries``),
     so the same queries are not embedded build after build, and so do the held-out
     corpus' stripped files and their BM25 tokens (``cache/heldout_*.parquet``; the rest
-    of its tokens are the BM25 stage's). Only the build stage saves them
+    of its tokens are the BM25 stage's) and the oracle's exact lists
+    (``cache/eval_exact.npz``, ``tuning.ExactCache``: a few changed vectors are scored,
+    not all). Only the build stage saves them
     (``save_caches``), so ``indexctl eval recall`` writes nothing.
     """
     queries = read_queries_jsonl(layout.eval_queries)
@@ -534,6 +537,7 @@ def evaluate_layout(
     # The BM25 stage's tokens: only the held-out files' stripped texts are new.
     tokens = TokenCache(ctx.layout.heldout_token_cache, base=TokenCache(ctx.layout.token_cache))
     stripped = StrippedFiles(ctx.layout.stripped_cache)
+    exact = ExactCache(ctx.layout.eval_exact_cache)
     result = evaluate(
         queries,
         chunks,
@@ -543,6 +547,7 @@ def evaluate_layout(
         k=k,
         k_factor=k_factor,
         module_of=module_of,
+        oracle=oracle_from_chunks(chunks, exact),
         tokens=tokens,
         stripped=stripped,
     )
@@ -550,6 +555,7 @@ def evaluate_layout(
         cache.save()
         tokens.save()
         stripped.save()
+        exact.save()
     return result
 
 

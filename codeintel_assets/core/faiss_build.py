@@ -7,8 +7,8 @@ dimension and metric; index file, audit sidecar and query vectors intact) is upd
 place instead: the ids of chunks that are gone or whose vector changed are removed, the
 new and changed ones added, the quantizer (centroids) kept. Recall is then measured
 again at the locked knobs with the stored query vectors against exact search over the
-new vectors, and the knobs swept again only when it fell below the target; no model is
-loaded on that path.
+new vectors (their exact lists updated from the last build's, ``tuning.ExactCache``), and
+the knobs swept again only when it fell below the target; no model is loaded on that path.
 
 The audit's ``training`` records how many vectors the quantizer was trained on and the
 vectors added and removed since (a changed vector counts once in each). Once that drift
@@ -16,9 +16,10 @@ exceeds ``RETRAIN_DRIFT`` of the trained count the index is rebuilt. The list co
 the trained one meanwhile: within the bound the count moves by ≤ 10 %, so the 4·√n rule
 of ``faiss_store.choose_factory`` would move it by ≤ ~5 %.
 
-What an update keeps exact: the set of ids and every vector (checked by reconstruction
-after each update) and recall ≥ target at the locked knobs (measured). What it does not:
-the file's bytes and the lists' assignments, which a clean build would train afresh.
+What an update keeps exact: the set of ids and every vector (each stored vector compared
+bit for bit with the chunk's after each update) and recall ≥ target at the locked knobs
+(measured). What it does not: the file's bytes and the lists' assignments, which a clean
+build would train afresh.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from codeintel_assets.core.layout import ArtifactLayout
 # Past this fraction of the trained count (vectors added + removed since training), retrain.
 RETRAIN_DRIFT = 0.10
 
-# Rows compared per reconstruction batch: bounds the old vectors held at once (~25 MB at 384-d).
+# Rows compared per batch: bounds the copies of vectors held at once (~25 MB at 384-d).
 _COMPARE_ROWS = 16_384
 
 
@@ -185,10 +186,11 @@ def update_in_place(
     apply_delta(previous.index, delta)
     check_holds_exactly(previous.index, ids, vectors)
     old_knobs = previous.audit["knobs"]
+    exact = tuning.ExactCache(layout.faiss_tuning_exact)
     point, knobs_changed = tuning.recheck_locked_knobs(
         previous.index,
         previous.queries,
-        tuning.ExactOracle(ids, vectors),
+        tuning.ExactOracle(ids, vectors, exact),
         old_knobs,
         settings.target_recall,
         settings.recall_k,
@@ -207,6 +209,7 @@ def update_in_place(
         training={"trained_on": trained_on, "added_since": added, "removed_since": removed},
         tuning_queries=previous.audit["tuning_queries"],
     )
+    exact.save()
     metadata = {
         "mode": "updated_in_place",
         "factory_for_count": factory,
@@ -220,6 +223,7 @@ def update_in_place(
         "previous_recall": previous.audit.get("measured_recall"),
         "previous_knobs": old_knobs,
         "knobs_changed": knobs_changed,
+        "exact_lists_updated": exact.updated,
     }
     return IndexBuild(audit, point, metadata)
 
@@ -228,16 +232,11 @@ def index_delta(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> Ind
     """Return what to remove from and add to ``index`` for it to hold exactly ``ids`` with
     ``vectors``: a chunk id can keep its number (its span) while its text, hence its
     vector, changes, so kept ids' stored vectors are compared bit for bit."""
-    held = faiss_store.index_ids(index)
-    in_index = np.isin(ids, held)
-    kept_rows = np.flatnonzero(in_index)
-    changed_rows = np.concatenate(
-        [
-            batch[_rows_differ(index, ids[batch], vectors[batch])]
-            for batch in np.array_split(kept_rows, max(1, -(-len(kept_rows) // _COMPARE_ROWS)))
-        ]
-    ).astype(np.int64)
-    gone = held[~np.isin(held, ids)]
+    held, rows, differ = compare_stored(index, ids, vectors)
+    in_index = np.zeros(len(ids), dtype=bool)
+    in_index[rows[rows >= 0]] = True
+    changed_rows = np.unique(rows[(rows >= 0) & differ]).astype(np.int64)
+    gone = held[rows < 0]
     add_rows = np.sort(np.concatenate([np.flatnonzero(~in_index), changed_rows]))
     return IndexDelta(
         remove=np.concatenate([gone, ids[changed_rows]]).astype(np.int64),
@@ -245,6 +244,47 @@ def index_delta(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> Ind
         add_vectors=vectors[add_rows],
         changed=len(changed_rows),
     )
+
+
+def compare_stored(
+    index: faiss.Index, ids: np.ndarray, vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (the ids an IVF index holds, in its row order; the row of ``ids`` holding
+    each, -1 for none; whether its stored vector differs from that row's in any bit).
+
+    An IVF-Flat's codes are its vectors' float32 bytes: they are compared list by list
+    where they lie, without a hashtable lookup per id or a copy of every vector. Other
+    codes are reconstructed by id, in batches.
+    """
+    held = faiss_store.index_ids(index)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+
+    def rows_of(wanted: np.ndarray) -> np.ndarray:
+        if len(sorted_ids) == 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        places = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
+        return np.where(sorted_ids[places] == wanted, order[places], -1)
+
+    rows = rows_of(held)
+    differ = np.zeros(len(held), dtype=bool)
+    ivf = faiss_store.ivf_of(index)
+    if ivf is not None and ivf.code_size == 4 * index.d:
+        invlists, start = ivf.invlists, 0
+        for list_no in range(ivf.nlist):
+            size = invlists.list_size(list_no)
+            if not size:
+                continue
+            codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * ivf.code_size)
+            stored = np.frombuffer(codes, dtype=np.uint32).reshape(size, index.d)
+            differ[start : start + size] = _differ(stored, vectors, rows[start : start + size])
+            start += size
+        return held, rows, differ
+    for start in range(0, len(held), _COMPARE_ROWS):
+        part = slice(start, start + _COMPARE_ROWS)
+        stored = np.ascontiguousarray(index.reconstruct_batch(held[part]), dtype=np.float32)
+        differ[part] = _differ(stored.view(np.uint32), vectors, rows[part])
+    return held, rows, differ
 
 
 def apply_delta(index: faiss.Index, delta: IndexDelta) -> None:
@@ -263,18 +303,15 @@ def apply_delta(index: faiss.Index, delta: IndexDelta) -> None:
 
 def check_holds_exactly(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
     """Raise ``RebuildNeeded`` unless ``index`` holds exactly ``ids``, each with its vector."""
-    held = faiss_store.index_ids(index)
+    held, _, differ = compare_stored(index, ids, vectors)
     if len(held) != len(ids) or not np.array_equal(np.sort(held), np.sort(ids)):
         raise RebuildNeeded(
             f"the updated index holds {len(held)} ids, not exactly the {len(ids)} chunk ids"
         )
-    rows = np.arange(len(ids))
-    differ = sum(
-        int(_rows_differ(index, ids[batch], vectors[batch]).sum())
-        for batch in np.array_split(rows, max(1, -(-len(rows) // _COMPARE_ROWS)))
-    )
-    if differ:
-        raise RebuildNeeded(f"the updated index holds {differ} vectors unlike the chunks'")
+    if differ.any():
+        raise RebuildNeeded(
+            f"the updated index holds {int(differ.sum())} vectors unlike the chunks'"
+        )
 
 
 def retune(
@@ -399,9 +436,12 @@ def _settings_of(audit: dict[str, Any]) -> IndexSettings | None:
         return None
 
 
-def _rows_differ(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Return, per id, whether the index's stored vector differs from ``vectors`` in any bit."""
-    if len(ids) == 0:
-        return np.zeros(0, dtype=bool)
-    stored = np.ascontiguousarray(index.reconstruct_batch(ids), dtype=np.float32)
-    return np.any(stored.view(np.uint32) != vectors.view(np.uint32), axis=1)
+def _differ(stored: np.ndarray, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Return, per stored vector (as uint32 words), whether it differs in any bit from the
+    chunk vector at its row of ``rows`` (-1: no row; reported as not differing)."""
+    held = rows >= 0
+    out = np.zeros(len(rows), dtype=bool)
+    if held.any():
+        mine = vectors[rows[held]].view(np.uint32)
+        out[held] = np.any(stored[held] != mine, axis=1)
+    return out

@@ -145,6 +145,13 @@ class ArtifactLayout:
         return self.root / "faiss" / "tuning_queries.npy"
 
     @property
+    def faiss_tuning_exact(self) -> Path:
+        """The exact top lists of the tuning queries over the index's vectors, kept so that
+        an update re-measures recall without searching every vector (``tuning.ExactCache``;
+        build area only; never published)."""
+        return self.root / "faiss" / "tuning_exact.npz"
+
+    @property
     def bm25_dir(self) -> Path:
         return self.root / "bm25"
 
@@ -284,6 +291,12 @@ class RepoLayout:
     def stripped_cache(self) -> Path:
         """The held-out evaluation's stripped files, by content hash (``core.heldout``)."""
         return self.repo_dir / "cache" / "heldout_stripped.parquet"
+
+    @property
+    def eval_exact_cache(self) -> Path:
+        """The evaluation queries' exact top lists over the chunk vectors
+        (``tuning.ExactCache``)."""
+        return self.repo_dir / "cache" / "eval_exact.npz"
 
     @property
     def versions_dir(self) -> Path:

@@ -21,12 +21,17 @@ found even when the exact search listed another id with the same score, because
 duplicated code gives identical vectors and either id is a correct answer. The ANN
 hits are rescored exactly first (``ExactOracle.rescore``): a quantized index's own
 scores are approximate and would pass misses off as ties.
+
+Exact search of the same queries build after build is kept (``ExactCache``): each query's
+vectors above a floor are stored beside the artifacts, and a corpus that changed by a few
+vectors scores only those, with the hits a search of every vector gives.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,9 +41,15 @@ from typing import Any
 import faiss
 import numpy as np
 import pyarrow.parquet as pq
+import xxhash
 
 from codeintel_assets.core import faiss_store
-from codeintel_assets.core.checksums import atomic_path, write_json_atomic, xxh64_file
+from codeintel_assets.core.checksums import (
+    atomic_path,
+    write_json_atomic,
+    xxh64_bytes,
+    xxh64_file,
+)
 from codeintel_assets.core.embedding import Embedder
 from codeintel_assets.core.errors import BadInputError, CodeintelError
 from codeintel_assets.core.layout import DEFAULT_INDEX_NAME, ArtifactLayout, audit_beside
@@ -50,6 +61,10 @@ EF_SEARCH_VALUES = (16, 32, 64, 128, 256, 512, 1024)
 
 # ANN recall@k against exact search an index must reach (build, check, indexctl tune).
 TARGET_RECALL = 0.95
+
+# ``ExactCache`` keeps each query's vectors down to its (this·k)-th score: the margin that
+# lets a later corpus lose a few of them and still answer its top k from what is kept.
+EXACT_CACHE_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -81,16 +96,22 @@ class OperatingPoint:
 
 
 class ExactOracle:
-    """Exact inner-product search over a set of vectors keyed by chunk ids."""
+    """Exact inner-product search over a set of vectors keyed by chunk ids.
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    With a ``cache`` (``ExactCache``) searches update the exact lists a previous build kept
+    instead of scoring every vector again; the hits are the same.
+    """
+
+    def __init__(
+        self, ids: np.ndarray, vectors: np.ndarray, cache: ExactCache | None = None
+    ) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(ids) != len(vectors):
             raise CodeintelError(f"oracle: {len(ids)} ids but vectors of shape {vectors.shape}")
         self.ids = ids
-        self.flat = faiss.IndexFlatIP(vectors.shape[1])
-        self.flat.add(vectors)
+        self.vectors = vectors
+        self.cache = cache
         self._by_id = np.argsort(ids, kind="stable")
 
     @classmethod
@@ -101,13 +122,37 @@ class ExactOracle:
 
     @property
     def d(self) -> int:
-        return self.flat.d
+        return self.vectors.shape[1]
 
     def search(self, queries: np.ndarray, k: int) -> faiss_store.SearchHits:
         """Return exact top-``k`` chunk ids (-1 pads) and scores per query row."""
-        hits = faiss_store.search(self.flat, queries, k)
-        ids = np.where(hits.ids >= 0, self.ids[np.maximum(hits.ids, 0)], -1)
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if self.cache is not None:
+            return self.cache.search(self, queries, k)
+        return self.search_rows(queries, np.arange(len(self.ids)), k)
+
+    def search_rows(self, queries: np.ndarray, rows: np.ndarray, k: int) -> faiss_store.SearchHits:
+        """Return the exact top-``k`` chunk ids and scores per query among the vectors at
+        ``rows`` (ascending).
+
+        A flat index over those rows in their order: FAISS scores each pair the same way
+        whatever else the index holds, and breaks ties by row order, so on rows that hold
+        every vector scoring at least a query's k-th score this is the search of all rows.
+        """
+        flat = faiss.IndexFlatIP(self.d)
+        flat.add(self.vectors if len(rows) == len(self.ids) else self.vectors[rows])
+        hits = faiss_store.search(flat, queries, k)
+        found = np.where(hits.ids >= 0, rows[np.maximum(hits.ids, 0)], 0)
+        ids = np.where(hits.ids >= 0, self.ids[found], -1)
         return faiss_store.SearchHits(ids=ids, scores=hits.scores)
+
+    def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (the row of each of ``ids``, whether the oracle holds it)."""
+        sorted_ids = self.ids[self._by_id]
+        if len(sorted_ids) == 0:
+            return np.zeros(np.shape(ids), np.int64), np.zeros(np.shape(ids), bool)
+        places = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+        return self._by_id[places], (ids != -1) & (sorted_ids[places] == ids)
 
     def rescore(self, queries: np.ndarray, hits: faiss_store.SearchHits) -> faiss_store.SearchHits:
         """Return ``hits`` with exact inner products in place of the index's scores.
@@ -117,15 +162,212 @@ class ExactOracle:
         does not hold score -inf.
         """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        sorted_ids = self.ids[self._by_id]
-        places = np.clip(np.searchsorted(sorted_ids, hits.ids), 0, max(len(sorted_ids) - 1, 0))
-        held = (hits.ids != -1) & (sorted_ids[places] == hits.ids) if len(sorted_ids) else None
-        if held is None:
+        rows, held = self.rows_of(hits.ids)
+        if len(self.ids) == 0:
             return faiss_store.SearchHits(hits.ids, np.full(hits.ids.shape, -np.inf, np.float32))
-        rows = self._by_id[places]
-        vectors = self.flat.reconstruct_batch(rows.ravel()).reshape(*rows.shape, self.d)
-        exact = np.einsum("qd,qkd->qk", queries, vectors)
+        exact = np.einsum("qd,qkd->qk", queries, self.vectors[rows])
         return faiss_store.SearchHits(hits.ids, np.where(held, exact, -np.inf).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class _ExactLists:
+    """What ``ExactCache`` keeps: per query, every vector scoring above its floor.
+
+    ``known_ids``/``known_scores`` (-1 / -inf pads) hold, for each query, every vector of
+    the corpus (``corpus_ids`` with ``corpus_hashes``, the xxh64 of each vector's bytes)
+    whose exact score exceeds ``floors`` — all of them, as FAISS scored them.
+    """
+
+    queries_xxh64: str
+    corpus_ids: np.ndarray  # sorted
+    corpus_hashes: np.ndarray  # uint64, aligned with corpus_ids
+    known_ids: np.ndarray  # (queries, depth)
+    known_scores: np.ndarray
+    floors: np.ndarray  # (queries,)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "corpus_ids": self.corpus_ids,
+            "corpus_hashes": self.corpus_hashes,
+            "known_ids": self.known_ids,
+            "known_scores": self.known_scores,
+            "floors": self.floors,
+        }
+
+    def checksum(self) -> str:
+        """Return the xxh64 of every field (the file is trusted only when it matches)."""
+        parts = [self.queries_xxh64, faiss.__version__]
+        parts += [
+            f"{name}:{a.dtype}:{a.shape}:{xxh64_bytes(a.tobytes())}"
+            for name, a in self.arrays().items()
+        ]
+        return xxh64_bytes("\n".join(parts).encode())
+
+
+@dataclass
+class ExactCache:
+    """Exact top-k lists of fixed query vectors kept between builds in one file (``path``).
+
+    A rebuild changes a few vectors of a corpus of 10⁵: scoring only the changed ones
+    against the kept lists gives the same hits as scoring all. Each query keeps every
+    vector scoring above a floor (the ``EXACT_CACHE_DEPTH``·k-th score of a full search);
+    a later corpus drops the gone and changed vectors from those lists and scores the new
+    and changed ones, and a query whose kept vectors above its floor are still ≥ k is
+    answered by a flat search over the kept and added vectors alone, which holds every
+    vector that can be among its top k. Otherwise every vector is searched and the lists
+    are kept afresh. The lists are trusted only for the same query vectors (xxh64),
+    corpus vectors matched by id and xxh64 of their bytes, the same FAISS version and a
+    file whose checksum matches; anything else is a full search. ``save`` writes the
+    lists of the last search (atomically).
+    """
+
+    path: Path
+    _lists: _ExactLists | None = None
+    updated: bool = False  # the last search updated kept lists rather than searching all
+
+    def search(self, oracle: ExactOracle, queries: np.ndarray, k: int) -> faiss_store.SearchHits:
+        """Return ``oracle``'s exact top-``k`` hits of ``queries`` (as ``search_rows`` over
+        every row), through the kept lists when they apply."""
+        key = f"{queries.shape}:{xxh64_bytes(queries.tobytes())}"
+        hashes = _vector_hashes(oracle.vectors)
+        depth = EXACT_CACHE_DEPTH * k
+        ids = oracle.ids[oracle._by_id]
+        if len(ids) <= depth or np.any(ids[1:] == ids[:-1]):
+            self._lists = None
+            return oracle.search_rows(queries, np.arange(len(oracle.ids)), k)
+        kept = self._lists if self._lists is not None else self._load()
+        if (
+            kept is not None
+            and kept.queries_xxh64 == key
+            and kept.known_ids.shape == (len(queries), depth)
+        ):
+            found = _updated_lists(oracle, queries, k, kept, hashes)
+            if found is not None:
+                self.updated = True
+                self._lists = found[1]
+                return found[0]
+        self.updated = False
+        deep = oracle.search_rows(queries, np.arange(len(oracle.ids)), depth)
+        floors = deep.scores[:, depth - 1].copy()
+        lists = _lists_above(key, oracle, hashes, deep, floors)
+        self._lists = lists
+        found = _hits_from_lists(oracle, queries, k, lists)
+        return (
+            found
+            if found is not None
+            else oracle.search_rows(queries, np.arange(len(oracle.ids)), k)
+        )
+
+    def save(self) -> None:
+        """Write the lists of the last search; without any, remove the file."""
+        if self._lists is None:
+            self.path.unlink(missing_ok=True)
+            return
+        lists = self._lists
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                queries_xxh64=np.array(lists.queries_xxh64),
+                faiss_version=np.array(faiss.__version__),
+                checksum=np.array(lists.checksum()),
+                **lists.arrays(),
+            )
+
+    def _load(self) -> _ExactLists | None:
+        if not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                if str(data["faiss_version"]) != faiss.__version__:
+                    return None
+                lists = _ExactLists(
+                    queries_xxh64=str(data["queries_xxh64"]),
+                    corpus_ids=data["corpus_ids"],
+                    corpus_hashes=data["corpus_hashes"],
+                    known_ids=data["known_ids"],
+                    known_scores=data["known_scores"],
+                    floors=data["floors"],
+                )
+                checksum = str(data["checksum"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+        return lists if lists.checksum() == checksum else None
+
+
+def _vector_hashes(vectors: np.ndarray) -> np.ndarray:
+    """Return the xxh64 of each row's bytes."""
+    return np.fromiter((xxhash.xxh64_intdigest(row) for row in vectors), np.uint64, len(vectors))
+
+
+def _lists_above(
+    key: str,
+    oracle: ExactOracle,
+    hashes: np.ndarray,
+    deep: faiss_store.SearchHits,
+    floors: np.ndarray,
+) -> _ExactLists:
+    """Return the lists to keep: the hits of ``deep`` scoring above each query's floor."""
+    above = (deep.ids != -1) & (deep.scores > floors[:, None])
+    return _ExactLists(
+        queries_xxh64=key,
+        corpus_ids=oracle.ids[oracle._by_id],
+        corpus_hashes=hashes[oracle._by_id],
+        known_ids=np.where(above, deep.ids, -1),
+        known_scores=np.where(above, deep.scores, -np.inf).astype(np.float32),
+        floors=floors.astype(np.float32),
+    )
+
+
+def _hits_from_lists(
+    oracle: ExactOracle, queries: np.ndarray, k: int, lists: _ExactLists
+) -> faiss_store.SearchHits | None:
+    """Return the exact top-``k`` hits from a flat search over the listed vectors, or None
+    when a query lists fewer than ``k`` (its top k may hold vectors not listed)."""
+    if np.any((lists.known_ids != -1).sum(axis=1) < k):
+        return None
+    rows, _ = oracle.rows_of(lists.known_ids[lists.known_ids != -1])
+    return oracle.search_rows(queries, np.unique(rows), k)
+
+
+def _updated_lists(
+    oracle: ExactOracle,
+    queries: np.ndarray,
+    k: int,
+    kept: _ExactLists,
+    hashes: np.ndarray,
+) -> tuple[faiss_store.SearchHits, _ExactLists] | None:
+    """Return (the exact top-``k`` hits, the lists to keep) of ``oracle``'s corpus from
+    lists kept for another corpus, or None when some query would list fewer than ``k``.
+
+    A vector scoring above a query's floor in the new corpus is either one the kept lists
+    hold (same id, same bytes) or one added or changed since; a flat search over those
+    rows finds each query's vectors above its floor, and its top k when there are k.
+    """
+    places = np.clip(np.searchsorted(kept.corpus_ids, oracle.ids), 0, len(kept.corpus_ids) - 1)
+    same = (kept.corpus_ids[places] == oracle.ids) & (kept.corpus_hashes[places] == hashes)
+    listed = kept.known_ids != -1
+    rows, held = oracle.rows_of(kept.known_ids)
+    still = listed & held & same[rows]
+    candidates = np.unique(np.concatenate([rows[still], np.flatnonzero(~same)]))
+    if len(candidates) < k:
+        return None
+    depth = kept.known_ids.shape[1]
+    deep = oracle.search_rows(queries, candidates, min(depth, len(candidates)))
+    above = (deep.ids != -1) & (deep.scores > kept.floors[:, None])
+    if np.any(above.sum(axis=1) < k):
+        return None
+    hits = oracle.search_rows(queries, candidates, k)
+    if deep.ids.shape[1] < depth:
+        pad = depth - deep.ids.shape[1]
+        deep = faiss_store.SearchHits(
+            np.pad(deep.ids, ((0, 0), (0, pad)), constant_values=-1),
+            np.pad(deep.scores, ((0, 0), (0, pad)), constant_values=-np.inf),
+        )
+        floors = kept.floors
+    else:
+        floors = np.maximum(kept.floors, deep.scores[:, depth - 1])
+    key = kept.queries_xxh64
+    return hits, _lists_above(key, oracle, hashes, deep, floors)
 
 
 def recall_at_k(
@@ -173,14 +415,16 @@ def tune_index(
     oracle: ExactOracle | None = None,
     k_factor: float = 1.0,
     candidates: list[str] | None = None,
+    repeats: int = 3,
 ) -> OperatingPoint:
     """Sweep the index's knobs cheapest first; set and return the cheapest meeting the target.
 
     ``oracle`` is the exact search over the same vectors (built from the index by
     reconstruction when None). ``candidates`` replaces the sweep (one entry: measure that
-    point). When no point meets the target, the point with the best recall is set and
-    returned with ``met=False``. Raises ``CodeintelError`` when the query dimension
-    differs from the index's or there are no queries.
+    point). Latency is the best of ``repeats`` searches. When no point meets the target,
+    the point with the best recall is set and returned with ``met=False``. Raises
+    ``CodeintelError`` when the query dimension differs from the index's or there are no
+    queries.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     if len(queries) == 0:
@@ -198,7 +442,7 @@ def tune_index(
     chosen: dict[str, Any] | None = None
     for knobs in candidates if candidates is not None else knob_candidates(index, k):
         faiss_store.set_search_parameters(index, knobs)
-        hits, latency = _timed_search(index, queries, depth)
+        hits, latency = _timed_search(index, queries, depth, repeats)
         recall = recall_at_k(oracle.rescore(queries, hits), exact, k, depth)
         point = {"knobs": knobs, "recall": recall, "latency_ms": latency}
         sweep.append(point)
@@ -292,17 +536,22 @@ def tune_and_lock(
     """
     # An exact index has nothing to tune and recall 1.0 for any query: a sample of the
     # corpus vectors measures its latency without making and embedding text queries.
+    exact = None
     if knob_candidates(index, k) == [""]:
         query_vectors = sample_query_vectors(vectors, queries)
         layout.faiss_tuning_queries.unlink(missing_ok=True)
+        layout.faiss_tuning_exact.unlink(missing_ok=True)
     else:
         query_vectors = tuning_queries(layout, vectors, embedder(), queries)
         extra["tuning_queries"] = save_tuning_queries(layout.faiss_tuning_queries, query_vectors)
-    point = tune_index(
-        index, query_vectors, k=k, target_recall=target_recall, oracle=ExactOracle(ids, vectors)
-    )
+        exact = ExactCache(layout.faiss_tuning_exact)
+    oracle = ExactOracle(ids, vectors, exact)
+    point = tune_index(index, query_vectors, k=k, target_recall=target_recall, oracle=oracle)
     faiss_store.write_index(index, layout.faiss_index())
-    return lock_written_index(index, factory, point, layout, build_version, **extra), point
+    audit = lock_written_index(index, factory, point, layout, build_version, **extra)
+    if exact is not None:
+        exact.save()  # the exact lists an update re-measures recall with
+    return audit, point
 
 
 def lock_written_index(
@@ -340,9 +589,16 @@ def recheck_locked_knobs(
 ) -> tuple[OperatingPoint, bool]:
     """Return the operating point after measuring recall at the locked ``knobs`` again, and
     whether the knobs changed: kept while they reach ``target_recall``, swept again (cheapest
-    first) when they no longer do."""
+    first) when they no longer do. The locked point's latency is one search's: the recall is
+    what an update re-measures, and the sweep that chose the knobs took the best of three."""
     point = tune_index(
-        index, queries, k=k, target_recall=target_recall, oracle=oracle, candidates=[knobs]
+        index,
+        queries,
+        k=k,
+        target_recall=target_recall,
+        oracle=oracle,
+        candidates=[knobs],
+        repeats=1,
     )
     if point.met:
         return point, False
