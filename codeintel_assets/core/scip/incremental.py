@@ -340,14 +340,27 @@ class _Update:
     def used(self, doc: Document) -> set[str]:
         """Return the global symbols ``doc`` uses (computed once per document)."""
         if id(doc) not in self._uses:
-            self._uses[id(doc)] = (doc, _used(doc))
+            self._symbols_of(doc)
         return self._uses[id(doc)][1]
 
     def defines(self, doc: Document) -> set[str]:
         """Return the global symbols ``doc`` defines (computed once per document)."""
         if id(doc) not in self._defines:
-            self._defines[id(doc)] = (doc, _defined([doc]))
+            self._symbols_of(doc)
         return self._defines[id(doc)][1]
+
+    def _symbols_of(self, doc: Document) -> None:
+        """Note the global symbols ``doc`` uses and defines (``_used``, ``_defined``) in
+        one pass over its occurrences (reading an occurrence builds a Python object)."""
+        used: set[str] = set()
+        defined = {info.symbol for info in doc.symbols}
+        for occ in doc.occurrences:
+            symbol = occ.symbol
+            used.add(symbol)
+            if occ.symbol_roles & _DEFINITION:
+                defined.add(symbol)
+        self._uses[id(doc)] = (doc, {s for s in used if not is_local_symbol(s)})
+        self._defines[id(doc)] = (doc, {s for s in defined if not is_local_symbol(s)})
 
     def users(self, symbols: set[str], exclude: set[str] = frozenset()) -> set[str]:
         """Return the current documents (other than ``exclude``) using one of ``symbols``."""
@@ -743,7 +756,9 @@ def _defined(docs: Iterable[Document]) -> set[str]:
 
 
 def _used(doc: Document) -> set[str]:
-    return {occ.symbol for occ in doc.occurrences if not is_local_symbol(occ.symbol)}
+    return {
+        symbol for symbol in {occ.symbol for occ in doc.occurrences} if not is_local_symbol(symbol)
+    }
 
 
 def _moved(old: Document | None, new: Document | None) -> set[str]:
