@@ -21,8 +21,10 @@ from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codeintel_assets.core.checksums import xxh64_file
 from codeintel_assets.core.errors import BadInputError
 from codeintel_assets.core.scip import decode_scip_file
+from codeintel_assets.core.scip.incremental import read_written_index
 from codeintel_assets.core.scip.indexer import SCIP_PYTHON_ENV, run_scip_python
 from codeintel_assets.core.scip.json_reader import (
     read_scip_json,
@@ -290,6 +292,27 @@ def test_bad_range_names_the_record() -> None:
     )
     with pytest.raises(BadInputError, match=r"in documents\[1\]\.occurrences\[1\]: range has 5"):
         decode_scip_bytes(stream, "x.scip")
+
+
+def test_only_an_index_whose_checksum_the_state_records_skips_the_checks(tmp_path: Path) -> None:
+    stream = METADATA + document("b.py", occurrence([1, 2, 3, 4, 5], "bad"))
+    index, state = tmp_path / "index.scip", tmp_path / "scip_state.json"
+    index.write_bytes(stream)
+    for recorded in (None, "0" * 16, {"index_xxh64": "0" * 16}, ["x"]):
+        if recorded is None:
+            state.unlink(missing_ok=True)
+        else:
+            state.write_text(json.dumps(recorded), encoding="utf-8")
+        with pytest.raises(BadInputError, match=r"in documents\[0\]\.occurrences\[0\]"):
+            read_written_index(index, state)
+    # The checksum ``_write`` recorded: bytes this code wrote from checked records.
+    state.write_text(json.dumps({"index_xxh64": xxh64_file(index)}), encoding="utf-8")
+    assert read_written_index(index, state).documents[0].relative_path == "b.py"
+    # Framing and parse errors are still errors.
+    index.write_bytes(stream[:-3])
+    state.write_text(json.dumps({"index_xxh64": xxh64_file(index)}), encoding="utf-8")
+    with pytest.raises(BadInputError, match="truncated record"):
+        read_written_index(index, state)
 
 
 @pytest.mark.parametrize(

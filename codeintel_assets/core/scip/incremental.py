@@ -57,10 +57,9 @@ from codeintel_assets.core.manifest import language_of
 from codeintel_assets.core.scip.environment import PythonEnvironment, resolve_python_env
 from codeintel_assets.core.scip.indexer import (
     ScipRunResult,
-    canonical_index,
     run_scip_python,
     scip_python_binary,
-    write_index,
+    write_index_bytes,
 )
 from codeintel_assets.core.scip.order import (
     NAMES_FORMAT,
@@ -92,6 +91,7 @@ _EXAMPLES = 20
 # Looked up once: each ``SymbolRole.Definition`` goes through the generated enum's
 # ``__getattr__`` (~0.6 µs, millions of times in an update of a large tree).
 _DEFINITION = SymbolRole.Definition
+_DOCUMENTS_FIELD = Index.DESCRIPTOR.fields_by_name["documents"].number
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,8 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
     job.output.parent.mkdir(parents=True, exist_ok=True)
     imports = _Imports(*imported_names(job.repo_root, job.files, _stored_import_names(job)))
     order = processing_order(job.repo_root, sorted(job.files), imports.names)
-    previous, why_full = _previous_index(job, force_full)
+    previous_bytes: list[bytes] = []
+    previous, why_full = _previous_index(job, force_full, previous_bytes)
     if previous is None:
         return _full(job, order, imports, why_full, started)
     state = json.loads(job.state.read_text(encoding="utf-8"))
@@ -255,7 +256,7 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
     changed = sorted(u for u in job.files if u in old_files and old_files[u] != job.files[u])
     added = sorted(u for u in job.files if u not in old_files)
     deleted = sorted(u for u in old_files if u not in job.files)
-    update = _Update(job, order, previous, state["order"], deleted)
+    update = _Update(job, order, previous, state["order"], deleted, previous_bytes)
     update.crashed = {
         uri: why
         for uri, why in state.get("crashed", {}).items()
@@ -278,12 +279,12 @@ def update_scip_index(job: ScipJob, force_full: bool = False) -> ScipUpdate:
             return _full(job, order, imports, why, started, changed, added, deleted)
         pending, context = update.next_round()
     merged = update.merged()
-    _write(job, merged, order, imports, update.crashed)
+    _write(job, merged.data, order, imports, update.crashed)
     return ScipUpdate(
         True,
         "incremental",
         f"{len(changed)} changed, {len(added)} added, {len(deleted)} deleted Python files",
-        len(merged.documents),
+        merged.documents,
         sorted(update.reindexed),
         changed,
         added,
@@ -306,11 +307,17 @@ class _Update:
         previous: Index,
         old_order: list[str],
         deleted: list[str],
+        previous_bytes: Sequence[bytes] = (),
     ) -> None:
         self.job = job
         self.rank = {uri: i for i, uri in enumerate(order)}
         self.old_rank = {uri: i for i, uri in enumerate(old_order)}
         self.old_docs = {doc.relative_path: doc for doc in previous.documents}
+        # uri -> the serialized bytes of its stored document (as read: see ``merged``).
+        self.old_bytes = {
+            doc.relative_path: data
+            for doc, data in zip(previous.documents, previous_bytes, strict=False)
+        }
         self.docs = {u: d for u, d in self.old_docs.items() if u in job.files and u not in deleted}
         self.old_externals = {info.symbol: info for info in previous.external_symbols}
         self.metadata = previous.metadata
@@ -333,14 +340,27 @@ class _Update:
     def used(self, doc: Document) -> set[str]:
         """Return the global symbols ``doc`` uses (computed once per document)."""
         if id(doc) not in self._uses:
-            self._uses[id(doc)] = (doc, _used(doc))
+            self._symbols_of(doc)
         return self._uses[id(doc)][1]
 
     def defines(self, doc: Document) -> set[str]:
         """Return the global symbols ``doc`` defines (computed once per document)."""
         if id(doc) not in self._defines:
-            self._defines[id(doc)] = (doc, _defined([doc]))
+            self._symbols_of(doc)
         return self._defines[id(doc)][1]
+
+    def _symbols_of(self, doc: Document) -> None:
+        """Note the global symbols ``doc`` uses and defines (``_used``, ``_defined``) in
+        one pass over its occurrences (reading an occurrence builds a Python object)."""
+        used: set[str] = set()
+        defined = {info.symbol for info in doc.symbols}
+        for occ in doc.occurrences:
+            symbol = occ.symbol
+            used.add(symbol)
+            if occ.symbol_roles & _DEFINITION:
+                defined.add(symbol)
+        self._uses[id(doc)] = (doc, {s for s in used if not is_local_symbol(s)})
+        self._defines[id(doc)] = (doc, {s for s in defined if not is_local_symbol(s)})
 
     def users(self, symbols: set[str], exclude: set[str] = frozenset()) -> set[str]:
         """Return the current documents (other than ``exclude``) using one of ``symbols``."""
@@ -444,24 +464,81 @@ class _Update:
                 context.add(user)
         return pending, context
 
-    def merged(self) -> Index:
-        """Return the merged index: current documents, and each used external symbol's
-        information from the run that indexed its first user, else the stored one."""
+    def merged(self) -> _Merged:
+        """Return the merged index, serialized in canonical form (``canonical_index``):
+        the current documents by path, and each used external symbol's information from
+        the run that indexed its first user, else the stored one, by symbol.
+
+        The bytes are those of the ``Index`` holding them (``SerializeToString``): its
+        fields in number order, each document a length-delimited field 2. A kept stored
+        document is written as the bytes it was read from (this code wrote them, and
+        serializing a parsed message again gives them back), so it is not copied or
+        serialized again. Every symbol of ``first`` is global and used by an occurrence,
+        so ``canonical_index`` would keep all of these external symbols.
+        """
         first = _first_users(self.docs, self.rank, self.used)
-        merged = Index()
-        merged.metadata.CopyFrom(self.metadata)
-        merged.documents.extend(self.docs.values())
+        head = Index()
+        head.metadata.CopyFrom(self.metadata)
+        tail = Index()
+        externals = []
         # scip-python lists some of the project's own symbols as external too.
         for symbol, (user, _) in first.items():
             run = self.externals_by_run.get(user, {})
             info = run.get(symbol) or self.old_externals.get(symbol)
             if info is not None:
-                merged.external_symbols.append(info)
-        return canonical_index(merged)
+                externals.append(info)
+        tail.external_symbols.extend(sorted(externals, key=lambda info: info.symbol))
+        parts = [head.SerializeToString(deterministic=True)]
+        for uri in sorted(self.docs):
+            doc = self.docs[uri]
+            stored = self.old_bytes.get(uri)
+            if stored is None or doc is not self.old_docs.get(uri):
+                stored = doc.SerializeToString(deterministic=True)
+            parts.append(_length_delimited(_DOCUMENTS_FIELD, stored))
+        parts.append(tail.SerializeToString(deterministic=True))
+        return _Merged(b"".join(parts), len(self.docs))
 
 
-def _previous_index(job: ScipJob, force_full: bool) -> tuple[Index | None, str]:
-    """Return the stored index when it may be updated in place, else None and why not."""
+class _Merged(NamedTuple):
+    """A serialized index and how many documents it holds."""
+
+    data: bytes
+    documents: int
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    """Return ``payload`` as field ``number`` of a message (tag, length, bytes)."""
+    prefix = bytearray([number << 3 | 2])
+    length = len(payload)
+    while length >= 0x80:
+        prefix.append(length & 0x7F | 0x80)
+        length >>= 7
+    prefix.append(length)
+    return bytes(prefix) + payload
+
+
+def read_written_index(output: Path, state: Path) -> Index:
+    """Read ``output`` (an ``index.scip``) as ``read_scip_protobuf`` does. When ``state``
+    (its ``scip_state.json``) records the file's checksum, ``_write`` wrote both from
+    records that were checked, so they are not checked again; any other file is checked
+    record by record (``BadInputError`` for bad input)."""
+    try:
+        stored = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = None
+    recorded = stored.get("index_xxh64") if isinstance(stored, dict) else None
+    trusted = isinstance(recorded, str) and recorded == xxh64_file(output)
+    return read_scip_protobuf(output, check=not trusted)
+
+
+def _previous_index(
+    job: ScipJob, force_full: bool, document_bytes: list[bytes]
+) -> tuple[Index | None, str]:
+    """Return the stored index when it may be updated in place, else None and why not.
+    Its documents' serialized bytes go into ``document_bytes``.
+
+    The stored index's records are not checked again: its checksum is the one ``_write``
+    recorded, so it holds the bytes this code wrote from records it had checked."""
     if force_full:
         return None, "full pass requested"
     if not job.state.is_file() or not job.output.is_file():
@@ -481,7 +558,7 @@ def _previous_index(job: ScipJob, force_full: bool) -> tuple[Index | None, str]:
     ):
         if state.get("identity", {}).get(key) != identity[key]:
             return None, f"{what} changed"
-    return read_scip_protobuf(job.output), ""
+    return read_scip_protobuf(job.output, check=False, document_bytes=document_bytes), ""
 
 
 def _full(
@@ -514,16 +591,18 @@ def _full(
             partial = Path(scratch) / "index.scip"
             run = job.run(partial, order)
             runs += 1
-            index = read_scip_protobuf(partial) if run.ok else None
+            one = read_scip_protobuf(partial) if run.ok else None
+            if one is not None:
+                index = _Merged(one.SerializeToString(deterministic=True), len(one.documents))
             failed = None if run.ok else run
             crashed = dict(run.crashed)
     if index is not None:
-        _write(job, index, order, imports, crashed)
+        _write(job, index.data, order, imports, crashed)
     return ScipUpdate(
         index is not None,
         "full",
         reason,
-        len(index.documents) if index is not None else 0,
+        index.documents if index is not None else 0,
         sorted(job.files) if index is not None else [],
         changed or [],
         added or [],
@@ -544,7 +623,7 @@ class _Parts(NamedTuple):
     """A full pass in parts: its index (None: not made), the scip-python runs, the run
     that failed (None: none did), the parts started, and those split at the heap limit."""
 
-    index: Index | None
+    index: _Merged | None
     runs: int
     failed: ScipRunResult | None
     parts: int
@@ -605,15 +684,15 @@ def _index_in_parts(
 
 def _write(
     job: ScipJob,
-    index: Index,
+    data: bytes,
     order: list[str],
     imports: _Imports,
     crashed: Mapping[str, str],
 ) -> None:
-    """Write ``index`` and then its state (the state names the index's checksum, the
-    files scip-python crashed on, which stay without a document until they change, and
-    what each file imports, for the next update's order)."""
-    write_index(index, job.output)
+    """Write the serialized index ``data`` and then its state (the state names the
+    index's checksum, the files scip-python crashed on, which stay without a document
+    until they change, and what each file imports, for the next update's order)."""
+    write_index_bytes(data, job.output)
     write_json_atomic(
         job.state,
         {
@@ -656,11 +735,9 @@ def _first_users(
 ) -> dict[str, tuple[str, int]]:
     """Return, for every global symbol the documents use, its first user and that user's rank."""
     first: dict[str, tuple[str, int]] = {}
-    for uri, doc in docs.items():
-        position = rank[uri]
-        for symbol in used(doc):
-            if symbol not in first or position < first[symbol][1]:
-                first[symbol] = (uri, position)
+    # Latest first, so that the earliest user of a symbol is the last to set it.
+    for uri in sorted(docs, key=rank.__getitem__, reverse=True):
+        first.update(dict.fromkeys(used(docs[uri]), (uri, rank[uri])))
     return first
 
 
@@ -679,7 +756,9 @@ def _defined(docs: Iterable[Document]) -> set[str]:
 
 
 def _used(doc: Document) -> set[str]:
-    return {occ.symbol for occ in doc.occurrences if not is_local_symbol(occ.symbol)}
+    return {
+        symbol for symbol in {occ.symbol for occ in doc.occurrences} if not is_local_symbol(symbol)
+    }
 
 
 def _moved(old: Document | None, new: Document | None) -> set[str]:

@@ -384,9 +384,7 @@ def _pyright_environment(environment: PythonEnvironment, scratch: Path) -> dict[
     venv = environment.venv
     if venv is None:
         venv = scratch / "minimal-venv"
-        (venv / "lib" / f"python{environment.python_version}" / "site-packages").mkdir(
-            parents=True
-        )
+        (venv / "lib" / f"python{environment.python_version}" / "site-packages").mkdir(parents=True)
     return {
         "venvPath": str(venv.parent),
         "venv": venv.name,
@@ -425,5 +423,10 @@ def canonical_index(index: Index) -> Index:
 
 def write_index(index: Index, output: Path) -> None:
     """Write ``index`` to ``output`` atomically, serialized deterministically."""
+    write_index_bytes(index.SerializeToString(deterministic=True), output)
+
+
+def write_index_bytes(data: bytes, output: Path) -> None:
+    """Write a serialized index to ``output`` atomically."""
     with atomic_path(output) as target:
-        target.write_bytes(index.SerializeToString(deterministic=True))
+        target.write_bytes(data)

@@ -62,10 +62,18 @@ def decode_scip_bytes(data: bytes, source: str = "<bytes>") -> scip_pb2.Index:
     return _read_index(io.BytesIO(data), source)
 
 
-def read_scip_protobuf(path: Path) -> scip_pb2.Index:
-    """Read and decode ``path`` (an ``index.scip`` file). Raises ``BadInputError`` as above."""
+def read_scip_protobuf(
+    path: Path, *, check: bool = True, document_bytes: list[bytes] | None = None
+) -> scip_pb2.Index:
+    """Read and decode ``path`` (an ``index.scip`` file). Raises ``BadInputError`` as above.
+
+    ``check=False`` skips the record checks (not the parse): only for a file whose bytes
+    are known to be ones this code wrote from checked records (its checksum is the one
+    recorded when it was written). ``document_bytes``, when given, receives each
+    document's payload, in order.
+    """
     with path.open("rb") as stream:
-        return _read_index(stream, str(path))
+        return _read_index(stream, str(path), check, document_bytes)
 
 
 def stream_scip_records(stream: BinaryIO, source: str = "<stream>") -> Iterator[IndexRecord]:
@@ -78,7 +86,12 @@ def stream_scip_records(stream: BinaryIO, source: str = "<stream>") -> Iterator[
     yield from _records(stream, source, lambda number: _INDEX_FIELDS[number][1]())
 
 
-def _read_index(stream: BinaryIO, source: str) -> scip_pb2.Index:
+def _read_index(
+    stream: BinaryIO,
+    source: str,
+    check: bool = True,
+    document_bytes: list[bytes] | None = None,
+) -> scip_pb2.Index:
     index = scip_pb2.Index()
     # Parsing straight into the Index's own fields avoids copying each document.
     targets: dict[int, Callable[[], Message]] = {
@@ -86,15 +99,21 @@ def _read_index(stream: BinaryIO, source: str) -> scip_pb2.Index:
         2: index.documents.add,
         3: index.external_symbols.add,
     }
-    for _ in _records(stream, source, lambda number: targets[number]()):
+    for _ in _records(stream, source, lambda number: targets[number](), check, document_bytes):
         pass
     return index
 
 
 def _records(
-    stream: BinaryIO, source: str, target: Callable[[int], Message]
+    stream: BinaryIO,
+    source: str,
+    target: Callable[[int], Message],
+    check: bool = True,
+    document_bytes: list[bytes] | None = None,
 ) -> Iterator[Message]:
-    """Split ``stream`` into Index records, merge each into ``target(field)``, check, yield it."""
+    """Split ``stream`` into Index records, merge each into ``target(field)``, check it
+    (unless ``check`` is false), yield it; append each document's payload to
+    ``document_bytes`` when given."""
     counts = dict.fromkeys(_INDEX_FIELDS, 0)
     offset = 0
     while first := stream.read(1):
@@ -123,7 +142,8 @@ def _records(
         try:
             # Merge, as protobuf does when a stream repeats the metadata.
             message.MergeFromString(payload)
-            _check(message)
+            if check:
+                _check(message)
         except DecodeError as err:
             raise BadInputError(
                 f"{source}: byte {payload_offset} in {where}: not a valid "
@@ -135,6 +155,8 @@ def _records(
                 f"{source}: byte {payload_offset} in {_join(where, err.where)}: {err.reason}"
             ) from None
         counts[number] += 1
+        if document_bytes is not None and number == 2:
+            document_bytes.append(payload)
         offset = payload_offset + length
         yield message
     if offset == 0:

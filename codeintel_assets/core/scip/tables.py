@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -228,20 +228,33 @@ def relationship_record(rel: Relationship) -> dict[str, object]:
     return {field.name: getattr(rel, field.name) for field in rel.DESCRIPTOR.fields}
 
 
-def _symbol_sources(
-    index: Index,
-) -> Iterable[tuple[str, SymbolInformation | None, str | None]]:
-    """Yield (symbol, its information or None, uri) in the order rows are taken."""
+def _winners(index: Index) -> dict[str, tuple[SymbolInformation | None, str | None]]:
+    """Return each global symbol's first source, (its information or None, uri), taking
+    sources in the order rows are: documents' symbols, external symbols, definitions.
+
+    Loops written out (no generator of tuples) and local symbols dropped at the end:
+    they never share a name with a global one, so the others' order is the same.
+    """
+    winners: dict[str, tuple[SymbolInformation | None, str | None]] = {}
     for doc in index.documents:
+        path = doc.relative_path
         for info in doc.symbols:
-            yield info.symbol, info, doc.relative_path
+            symbol = info.symbol
+            if symbol not in winners:
+                winners[symbol] = (info, path)
     for info in index.external_symbols:
-        yield info.symbol, info, None
+        symbol = info.symbol
+        if symbol not in winners:
+            winners[symbol] = (info, None)
     # Definitions an indexer left without SymbolInformation still name a symbol.
     for doc in index.documents:
+        path = doc.relative_path
         for occ in doc.occurrences:
             if occ.symbol_roles & _DEFINITION:
-                yield occ.symbol, None, doc.relative_path
+                symbol = occ.symbol
+                if symbol not in winners:
+                    winners[symbol] = (None, path)
+    return {symbol: source for symbol, source in winners.items() if not is_local_symbol(symbol)}
 
 
 def symbols_table(
@@ -260,10 +273,7 @@ def symbols_table(
     keeps its previous row (an unchanged document gives a symbol the same row), so only
     the rows of changed documents and external symbols are made again.
     """
-    winners: dict[str, tuple[SymbolInformation | None, str | None]] = {}
-    for symbol, info, uri in _symbol_sources(index):
-        if symbol not in winners and not is_local_symbol(symbol):
-            winners[symbol] = (info, uri)
+    winners = _winners(index)
     before: dict[str, tuple[int, str | None]] = {}
     if previous is not None and unchanged:
         before = {

@@ -67,7 +67,11 @@ from codeintel_assets.core.schemas import (
     write_parquet,
 )
 from codeintel_assets.core.scip import Index, decode_scip_file
-from codeintel_assets.core.scip.incremental import scip_job, update_scip_index
+from codeintel_assets.core.scip.incremental import (
+    read_written_index,
+    scip_job,
+    update_scip_index,
+)
 from codeintel_assets.core.scip.tables import (
     occurrence_batches,
     occurrences_table,
@@ -194,11 +198,14 @@ def _within_manifest(index: Index, uris: set[str]) -> tuple[Index, list[str]]:
     Every table must describe only the manifest's files: an ingested index may name
     excluded files, files of another tree or paths like ``../../etc/passwd``.
     """
+    dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
+    if not dropped:
+        # Nothing to take out: the index itself, not a copy of every document.
+        return index, dropped
     kept = Index()
     kept.metadata.CopyFrom(index.metadata)
     kept.external_symbols.extend(index.external_symbols)
     kept.documents.extend(doc for doc in index.documents if doc.relative_path in uris)
-    dropped = [doc.relative_path for doc in index.documents if doc.relative_path not in uris]
     return kept, dropped
 
 
@@ -263,7 +270,11 @@ def stage_scip_occurrences(ctx: BuildContext, stage: Stage) -> StageResult:
             facts["note"] = "no SCIP index (see scip_index's metadata): tables are empty"
         else:
             try:
-                index = decode_scip_file(source)
+                index = (
+                    read_written_index(source, layout.scip_state)
+                    if source == layout.scip_index
+                    else decode_scip_file(source)
+                )
             except BadInputError as exc:
                 facts["scip_error"] = str(exc)
         if index is not None:
