@@ -22,7 +22,7 @@ import re
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -569,28 +569,52 @@ class CacheStats:
 
 
 class EmbeddingCache:
-    """Vectors by (model id, text hash) in one Parquet file per model; LRU-bounded."""
+    """Vectors by (model id, text hash) per model; LRU-bounded.
+
+    A model's cache is a Parquet file and a *delta* file beside it (same columns): the
+    entries added or used since the first was written. Saving rewrites only the delta
+    while it is small, so a build that embeds a few texts does not rewrite every vector;
+    the two are compacted into the first when the delta outgrows ``1 / DELTA_SHARE`` of
+    it or entries must be evicted. What is loaded is what saving the whole cache every
+    time would have kept.
+    """
+
+    DELTA_SHARE = 8
 
     def __init__(self, folder: Path, model_id: str, dim: int, max_entries: int = 500_000) -> None:
-        self.path = folder / f"{xxh64_text(model_id)}.parquet"
+        name = xxh64_text(model_id)
+        self.path = folder / f"{name}.parquet"
+        self.delta_path = folder / f"{name}.delta.parquet"
         self.dim = dim
         self.max_entries = max_entries
         self._vectors: dict[str, np.ndarray] = {}
         self._generation: dict[str, int] = {}
         self._current = 0
+        self._base_rows = 0  # entries of the file at ``path``
+        self._changed: set[str] = set()  # entries that file does not hold as they are now
         if self.path.exists():
             self._load()
 
     def _load(self) -> None:
-        table = pq.read_table(self.path)
-        if table.schema.field("embedding").type.list_size != self.dim:
+        base = self._read(self.path)
+        if base is None:
             return
+        self._base_rows = len(base)
+        if self.delta_path.exists():
+            self._changed = set(self._read(self.delta_path) or ())
+        self._current = max(self._generation.values(), default=0) + 1
+
+    def _read(self, path: Path) -> list[str] | None:
+        """Add the entries of ``path`` (over those read before); return their keys, or None
+        when its vectors have another dimension."""
+        table = pq.read_table(path)
+        if table.schema.field("embedding").type.list_size != self.dim:
+            return None
         keys = table.column("key").to_pylist()
-        gens = table.column("generation").to_pylist()
         matrix = embedding_matrix(table)
-        self._vectors = {k: matrix[i] for i, k in enumerate(keys)}
-        self._generation = dict(zip(keys, gens, strict=True))
-        self._current = max(gens, default=0) + 1
+        self._vectors.update({k: matrix[i] for i, k in enumerate(keys)})
+        self._generation.update(zip(keys, table.column("generation").to_pylist(), strict=True))
+        return keys
 
     def embed(self, texts: Sequence[str], embedder: Embedder) -> tuple[np.ndarray, CacheStats]:
         """Return vectors for ``texts``, embedding only those not cached; and hit/miss counts."""
@@ -602,14 +626,32 @@ class EmbeddingCache:
                 self._vectors[key] = vector
         for key in keys:
             self._generation[key] = self._current
+        self._changed.update(keys)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = self._vectors[key]
         return out, CacheStats(hits=len(texts) - len(missing), misses=len(missing))
 
     def save(self) -> None:
-        """Persist the cache atomically, keeping the most recently used ``max_entries``."""
-        keys = sorted(self._vectors, key=lambda k: (-self._generation.get(k, 0), k))
+        """Persist the cache atomically: the delta alone while it is small, else the whole
+        cache, keeping the most recently used ``max_entries``."""
+        compact = (
+            not self.path.exists()
+            or len(self._vectors) > self.max_entries
+            or len(self._changed) * self.DELTA_SHARE > self._base_rows
+        )
+        if compact:
+            # A crash between the two steps loses the delta's entries, never mixes files.
+            self.delta_path.unlink(missing_ok=True)
+            keys = self._write(self.path, self._vectors)
+            self._base_rows, self._changed = len(keys), set()
+        elif self._changed:
+            self._write(self.delta_path, self._changed)
+
+    def _write(self, path: Path, entries: Iterable[str]) -> list[str]:
+        """Write the most recently used ``max_entries`` of ``entries`` to ``path``
+        atomically, most recent first; return their keys."""
+        keys = sorted(entries, key=lambda k: (-self._generation.get(k, 0), k))
         keys = keys[: self.max_entries]
         matrix = (
             np.stack([self._vectors[k] for k in keys])
@@ -625,5 +667,6 @@ class EmbeddingCache:
                 ),
             }
         )
-        with atomic_path(self.path) as tmp:
+        with atomic_path(path) as tmp:
             pq.write_table(table, tmp, **parquet_options(table.schema))
+        return keys

@@ -177,7 +177,9 @@ def _node_to_chunk(layout: ArtifactLayout, chunks: pa.Table, new: pa.Table, plan
     nodes = pa.concat_tables([_spans(path, plan.process) for path in paths])
     mapping = node_to_chunk_table(nodes, new.select(["id", "uri", "start_byte", "end_byte"]))
     previous = pq.read_table(layout.node_to_chunk)
-    kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
+    # Only the ids are needed: filtering every column (texts, vectors) would copy the table.
+    kept_ids = plan.kept(chunks.select(["id", "uri"]))["id"]
+    kept = previous.filter(pc.is_in(previous["chunk_id"], kept_ids))
     # One chunk of rows: Parquet pages break where the input's chunks do, so the file's
     # bytes would depend on how the rows were put together (DuckDB's batches, a merge).
     mapping = merge_node_to_chunk(kept, mapping)

@@ -1,0 +1,62 @@
+"""The embedding cache's delta file: small saves write it alone, and what is loaded back
+is what rewriting the whole cache every time would hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder
+
+DIM = 16
+
+
+class WholeCache(EmbeddingCache):
+    """The cache rewritten whole at every save (what the delta must be equal to)."""
+
+    DELTA_SHARE = 10**9
+
+
+def _session(cls: type[EmbeddingCache], folder: Path, texts: list[str], limit: int) -> None:
+    cache = cls(folder, "hashing", DIM, max_entries=limit)
+    cache.embed(texts, HashingEmbedder(dim=DIM))
+    cache.save()
+
+
+def _contents(folder: Path, limit: int) -> dict[str, tuple[int, list[float]]]:
+    cache = EmbeddingCache(folder, "hashing", DIM, max_entries=limit)
+    return {
+        key: (cache._generation[key], vector.tolist()) for key, vector in cache._vectors.items()
+    }
+
+
+def test_small_saves_write_the_delta_alone(tmp_path: Path) -> None:
+    texts = [f"def f{i}(): return {i}" for i in range(40)]
+    _session(EmbeddingCache, tmp_path, texts, 1000)
+    cache = EmbeddingCache(tmp_path, "hashing", DIM)
+    base = cache.path.read_bytes()
+    assert not cache.delta_path.exists()
+    _session(EmbeddingCache, tmp_path, [*texts[:2], "def g(): pass"], 1000)
+    assert cache.path.read_bytes() == base
+    assert cache.delta_path.exists()
+    vectors, _ = EmbeddingCache(tmp_path, "hashing", DIM).embed(
+        ["def g(): pass"], HashingEmbedder(dim=DIM)
+    )
+    assert np.array_equal(vectors, HashingEmbedder(dim=DIM).embed(["def g(): pass"]))
+
+
+def test_loaded_entries_match_whole_rewrites(tmp_path: Path) -> None:
+    sessions = [
+        [f"def f{i}(): return {i}" for i in range(60)],
+        ["def f1(): return 1", "def new(): pass"],
+        [f"def h{i}(): pass" for i in range(5)],
+        [f"def k{i}(): pass" for i in range(30)],  # a delta too large: compacted
+        ["def f2(): return 2"],
+    ]
+    for limit in (1000, 70):  # 70: entries are evicted on the way
+        delta, whole = tmp_path / f"delta{limit}", tmp_path / f"whole{limit}"
+        for texts in sessions:
+            _session(EmbeddingCache, delta, texts, limit)
+            _session(WholeCache, whole, texts, limit)
+            assert _contents(delta, limit) == _contents(whole, limit)
