@@ -296,7 +296,8 @@ def stage_units(ctx: BuildContext, stage: Stage) -> StageResult:
         chunk_units = new_chunk_units
         if plan.reused:
             previous = pq.read_table(layout.chunk_units)
-            kept = previous.filter(pc.is_in(previous["chunk_id"], plan.kept(chunks)["id"]))
+            kept_ids = plan.kept(chunks.select(["id", "uri"]))["id"]
+            kept = previous.filter(pc.is_in(previous["chunk_id"], kept_ids))
             chunk_units = merged_in_uri_order(
                 kept,
                 new_chunk_units,
