@@ -725,6 +725,41 @@ def source_status(spec: SourceSpec, layout: ArtifactLayout) -> SourceStatus:
     return SourceStatus(spec.name, location, True, len(files), size, checksum)
 
 
+def source_checksums(layout: ArtifactLayout, names: tuple[str, ...]) -> dict[str, str | None]:
+    """Return the xxh64 of each named source's files in ``layout`` (None: absent), as the
+    catalog records them (``source_status``)."""
+    return {
+        name: source_status(_SPECS_BY_NAME[_check_source_name(name)], layout).checksum
+        for name in names
+    }
+
+
+def definitions_checksum(layout: ArtifactLayout) -> str | None:
+    """Return the xxh64 of the view and macro definitions in ``layout``'s catalog, with the
+    layout's root left out: the catalogs of two layouts define the same views when equal.
+
+    None when the catalog is missing or unreadable.
+    """
+    root = str(layout.root.resolve())
+    try:
+        with contextlib.closing(connect_read_only(layout.catalog)) as con:
+            rows = con.execute(_DEFINITIONS).fetchall()
+    except (BadInputError, duckdb.Error):
+        return None
+    return xxh64_parts(
+        f"{name}\x1f{kind}\x1f{ddl.replace(root, '<root>')}" for name, kind, ddl in rows
+    )
+
+
+# Every view's DDL (from the manifest), then the table macros as DuckDB keeps them.
+_DEFINITIONS = (
+    "SELECT name, kind, ddl FROM (SELECT position, name, kind, ddl FROM " + MANIFEST_TABLE + " "
+    "UNION ALL SELECT NULL, function_name, 'macro(' || array_to_string(parameters, ',') || ')', "
+    "macro_definition FROM duckdb_functions() WHERE function_type = 'table_macro' "
+    "AND database_name = current_database()) ORDER BY position NULLS LAST, name"
+)
+
+
 # -- internals ----------------------------------------------------------------------
 
 
