@@ -147,7 +147,7 @@ _CHUNKS_MAT_LAYOUT = "hydration_row-v1"
 # ``chunk_pages``: the hydration rows again, grouped in pages by the top bits of the id
 # (``page = id >> page_shift``; chunk ids are xxh64 hashes, so pages fill evenly), with
 # ~16-32 chunks a page: each page is one UTF-8 BLOB of ``<id>\t<hydration_row>`` lines
-# in id order, made by the same SELECT as ``chunks_mat``'s from the same rows (a BLOB
+# in id order, made of ``chunks_mat``'s own ``hydration_row`` strings (a BLOB
 # reaches Python as bytes, without the decoding of a whole page a string costs). A cold
 # hydration of 200 ids reads the small index of the pages (2^k keys, not one per chunk)
 # and one string per hit; a page is past DuckDB's 4 KB inline-string limit, so the
@@ -209,14 +209,15 @@ _MATERIALIZED: dict[str, MaterializedSpec] = {
         _chunks_mat_columns(),
         _CHUNKS_MAT_LAYOUT,
     ),
+    # From chunks_mat, made just before it from the same rows (its guard is the same): its
+    # hydration rows are already made, and the chunk file is not read again.
     CHUNK_PAGES: MaterializedSpec(
         "chunks",
-        f"WITH shift AS (SELECT {_PAGE_SHIFT_SQL} AS page_shift FROM v_chunks) "
+        f"WITH shift AS (SELECT {_PAGE_SHIFT_SQL} AS page_shift FROM {CHUNKS_MAT}) "
         "SELECT c.id >> s.page_shift AS page, s.page_shift AS page_shift, "
-        "encode(string_agg(c.id::VARCHAR || chr(9) || "
-        f"json_array({', '.join('c.' + f for f in HYDRATION_ROW_FIELDS)}), chr(10) "
+        f"encode(string_agg(c.id::VARCHAR || chr(9) || c.{HYDRATION_ROW}, chr(10) "
         "ORDER BY c.id)) AS rows "
-        "FROM v_chunks AS c, shift AS s GROUP BY page, s.page_shift ORDER BY page",
+        f"FROM {CHUNKS_MAT} AS c, shift AS s GROUP BY page, s.page_shift ORDER BY page",
         ("page",),
         "page BIGINT, page_shift INTEGER, rows BLOB USING COMPRESSION uncompressed",
         _CHUNK_PAGES_LAYOUT,
