@@ -538,23 +538,37 @@ def materialize_if_changed(
     return True
 
 
-def build_catalog(layout: ArtifactLayout, *, materialize: bool = False) -> CatalogStatus:
+def build_catalog(
+    layout: ArtifactLayout,
+    *,
+    materialize: bool = False,
+    counts_from: ArtifactLayout | None = None,
+) -> CatalogStatus:
     """Build ``layout.catalog`` atomically and return its status.
 
     Starts from a copy of the existing catalog (so unchanged materialized tables are
     kept by their checksum guard), re-creates every view over this layout's files,
     counts rows, writes the manifest, then renames the file into place. Missing sources
-    do not fail the build: they are reported in the status. Raises ``BadInputError``
-    when the layout root contains glob characters (paths are read as globs by DuckDB).
+    do not fail the build: they are reported in the status. ``counts_from``: a layout
+    whose catalog's row counts are taken for the views it defines alike (its root left
+    out) over sources of the same checksums, instead of counting again. Raises
+    ``BadInputError`` when the layout root contains glob characters (paths are read as
+    globs by DuckDB).
     """
     _check_root(layout)
     target = layout.catalog
+    recorded = _recorded_counts(counts_from) if counts_from is not None else None
     # A catalog of another block size is not copied: the new one starts afresh in 16 KB.
     with _staged_catalog(target, copy_block_size=CATALOG_BLOCK_SIZE) as tmp:
         con = duckdb.connect(str(tmp), config={"default_block_size": str(CATALOG_BLOCK_SIZE)})
         try:
             statuses = ensure_views(con, layout, materialize=materialize)
-            counted = [_with_row_count(con, status) for status in statuses]
+            known = _counts_if_same_macros(con, recorded)
+            root = str(layout.root.resolve())
+            counted = [
+                _taken_count(status, known, root) or _with_row_count(con, status)
+                for status in statuses
+            ]
             _write_manifest(con, layout, counted)
             con.execute("CHECKPOINT")
         finally:
@@ -762,6 +776,54 @@ _DEFINITIONS = (
 
 
 # -- internals ----------------------------------------------------------------------
+
+# A view's row count is a function of its name, kind, DDL (the layout's root left out)
+# and the checksum of its sources.
+_CountKey = tuple[str, str, str, str]
+_MACROS = (
+    "SELECT function_name, parameters, macro_definition FROM duckdb_functions() "
+    "WHERE function_type = 'table_macro' AND database_name = current_database() "
+    "ORDER BY function_name"
+)
+
+
+def _recorded_counts(layout: ArtifactLayout) -> tuple[list[tuple], dict[_CountKey, int]] | None:
+    """Return the table macros and the row counts recorded in ``layout``'s catalog; None
+    when it is missing or unreadable."""
+    root = str(layout.root.resolve())
+    try:
+        with contextlib.closing(connect_read_only(layout.catalog)) as con:
+            macros = con.execute(_MACROS).fetchall()
+            rows = con.execute(
+                "SELECT name, kind, ddl, source_checksum, row_count FROM " + MANIFEST_TABLE + " "
+                "WHERE error IS NULL AND row_count IS NOT NULL AND source_checksum IS NOT NULL"
+            ).fetchall()
+    except (BadInputError, duckdb.Error):
+        return None
+    counts = {
+        (name, kind, ddl.replace(root, "<root>"), checksum): int(count)
+        for name, kind, ddl, checksum, count in rows
+    }
+    return macros, counts
+
+
+def _counts_if_same_macros(
+    con: duckdb.DuckDBPyConnection, recorded: tuple[list[tuple], dict[_CountKey, int]] | None
+) -> dict[_CountKey, int]:
+    """Return the recorded counts when ``con``'s catalog has the same table macros."""
+    if recorded is None or con.execute(_MACROS).fetchall() != recorded[0]:
+        return {}
+    return recorded[1]
+
+
+def _taken_count(status: ViewStatus, known: dict[_CountKey, int], root: str) -> ViewStatus | None:
+    """Return ``status`` with the row count ``known`` holds for it; None when none."""
+    if status.error is not None or status.checksum is None:
+        return None
+    count = known.get(
+        (status.name, status.kind, status.ddl.replace(root, "<root>"), status.checksum)
+    )
+    return None if count is None else ViewStatus(**{**asdict(status), "row_count": count})
 
 
 def _register_missing(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: str) -> str:
