@@ -63,8 +63,13 @@ def _clean_chunking(context: dg.AssetCheckExecutionContext, ctx: BuildContext) -
 def _build_check(
     name: str, asset: str, blocking: bool, check: Callable[[ArtifactLayout], CheckOutcome]
 ) -> dg.AssetChecksDefinition:
-    """A check of the partition's working build area (its artifact layout)."""
-    return _check(name, asset, blocking, lambda _, ctx: check(ctx.layout.build), check.__doc__)
+    """A check of the partition's working build area (its artifact layout); a pass of a
+    costly one leaves a proof that publishing the same files takes instead of a rerun."""
+
+    def run(_: dg.AssetCheckExecutionContext, ctx: BuildContext) -> CheckOutcome:
+        return v.run_proven(check, ctx.layout.build, ctx.layout.proofs_dir)
+
+    return _check(name, asset, blocking, run, check.__doc__)
 
 
 ALL_CHECKS = [

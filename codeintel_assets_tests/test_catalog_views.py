@@ -384,3 +384,32 @@ def test_reader_while_catalog_is_rebuilt(layout: ArtifactLayout) -> None:
     assert reads >= 1
     leftovers = [p.name for p in layout.catalog.parent.iterdir() if p.name != layout.catalog.name]
     assert leftovers == []
+
+
+def test_row_counts_are_taken_from_a_catalog_of_the_same_files(
+    layout: ArtifactLayout, tmp_path: Path
+) -> None:
+    """``counts_from``: a view defined alike over sources of the same checksums takes the
+    other catalog's count; one whose source differs is counted."""
+    build_catalog(layout)
+    with duckdb.connect(str(layout.catalog)) as con:
+        # Marked, to tell a taken count from a counted one.
+        con.execute("UPDATE catalog_manifest SET row_count = 4242 WHERE name = 'v_chunk_min'")
+        con.execute("UPDATE catalog_manifest SET row_count = 4343 WHERE name = 'v_scip_defs'")
+    copy = ArtifactLayout(tmp_path / "copy")
+    for path in sorted(p for p in layout.root.rglob("*") if p.is_file()):
+        target = copy.root / path.relative_to(layout.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    copy.catalog.unlink()
+    occurrences = duckdb.sql(f"SELECT * FROM read_parquet('{copy.scip_occurrences}') LIMIT 3")
+    schemas.write_parquet(
+        occurrences.to_arrow_table(), copy.scip_occurrences, schemas.SCIP_OCCURRENCES
+    )
+    status = build_catalog(copy, counts_from=layout)
+    assert status.view("v_chunk_min").row_count == 4242  # the same chunk files: taken
+    counted = build_catalog(copy)
+    assert status.view("v_scip_defs").row_count == counted.view("v_scip_defs").row_count != 4343
+    assert {v.name: v.row_count for v in status.views if v.name != "v_chunk_min"} == {
+        v.name: v.row_count for v in counted.views if v.name != "v_chunk_min"
+    }

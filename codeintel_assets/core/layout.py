@@ -274,6 +274,11 @@ class RepoLayout:
         return self.stamps_dir / f"{stage}.json"
 
     @property
+    def proofs_dir(self) -> Path:
+        """Proofs of passed checks, keyed by the checksums of what they read (``validation``)."""
+        return self.repo_dir / "proofs"
+
+    @property
     def embedding_cache_dir(self) -> Path:
         return self.repo_dir / "cache" / "embeddings"
 

@@ -252,8 +252,12 @@ def publish_build(ctx: BuildContext, staged: str | None = None) -> PublishOutcom
     return publish_version(
         ctx.layout,
         # Published catalogs are read by many searches: materialize the hot tables once.
-        build_catalog=lambda version: build_catalog(version, materialize=True).to_dict(),
-        validate=validate_version,
+        # The build's catalog counted the rows of the same files already.
+        build_catalog=lambda version: build_catalog(
+            version, materialize=True, counts_from=ctx.layout.build
+        ).to_dict(),
+        # The build's checks proved some facts of the same files already (their proofs).
+        validate=lambda version: validate_version(version, ctx.layout.proofs_dir),
         extra_manifest=tool_versions(ctx),
         retention=ctx.retention,
         staged=staged,

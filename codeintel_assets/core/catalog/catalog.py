@@ -147,7 +147,7 @@ _CHUNKS_MAT_LAYOUT = "hydration_row-v1"
 # ``chunk_pages``: the hydration rows again, grouped in pages by the top bits of the id
 # (``page = id >> page_shift``; chunk ids are xxh64 hashes, so pages fill evenly), with
 # ~16-32 chunks a page: each page is one UTF-8 BLOB of ``<id>\t<hydration_row>`` lines
-# in id order, made by the same SELECT as ``chunks_mat``'s from the same rows (a BLOB
+# in id order, made of ``chunks_mat``'s own ``hydration_row`` strings (a BLOB
 # reaches Python as bytes, without the decoding of a whole page a string costs). A cold
 # hydration of 200 ids reads the small index of the pages (2^k keys, not one per chunk)
 # and one string per hit; a page is past DuckDB's 4 KB inline-string limit, so the
@@ -209,14 +209,15 @@ _MATERIALIZED: dict[str, MaterializedSpec] = {
         _chunks_mat_columns(),
         _CHUNKS_MAT_LAYOUT,
     ),
+    # From chunks_mat, made just before it from the same rows (its guard is the same): its
+    # hydration rows are already made, and the chunk file is not read again.
     CHUNK_PAGES: MaterializedSpec(
         "chunks",
-        f"WITH shift AS (SELECT {_PAGE_SHIFT_SQL} AS page_shift FROM v_chunks) "
+        f"WITH shift AS (SELECT {_PAGE_SHIFT_SQL} AS page_shift FROM {CHUNKS_MAT}) "
         "SELECT c.id >> s.page_shift AS page, s.page_shift AS page_shift, "
-        "encode(string_agg(c.id::VARCHAR || chr(9) || "
-        f"json_array({', '.join('c.' + f for f in HYDRATION_ROW_FIELDS)}), chr(10) "
+        f"encode(string_agg(c.id::VARCHAR || chr(9) || c.{HYDRATION_ROW}, chr(10) "
         "ORDER BY c.id)) AS rows "
-        "FROM v_chunks AS c, shift AS s GROUP BY page, s.page_shift ORDER BY page",
+        f"FROM {CHUNKS_MAT} AS c, shift AS s GROUP BY page, s.page_shift ORDER BY page",
         ("page",),
         "page BIGINT, page_shift INTEGER, rows BLOB USING COMPRESSION uncompressed",
         _CHUNK_PAGES_LAYOUT,
@@ -537,23 +538,37 @@ def materialize_if_changed(
     return True
 
 
-def build_catalog(layout: ArtifactLayout, *, materialize: bool = False) -> CatalogStatus:
+def build_catalog(
+    layout: ArtifactLayout,
+    *,
+    materialize: bool = False,
+    counts_from: ArtifactLayout | None = None,
+) -> CatalogStatus:
     """Build ``layout.catalog`` atomically and return its status.
 
     Starts from a copy of the existing catalog (so unchanged materialized tables are
     kept by their checksum guard), re-creates every view over this layout's files,
     counts rows, writes the manifest, then renames the file into place. Missing sources
-    do not fail the build: they are reported in the status. Raises ``BadInputError``
-    when the layout root contains glob characters (paths are read as globs by DuckDB).
+    do not fail the build: they are reported in the status. ``counts_from``: a layout
+    whose catalog's row counts are taken for the views it defines alike (its root left
+    out) over sources of the same checksums, instead of counting again. Raises
+    ``BadInputError`` when the layout root contains glob characters (paths are read as
+    globs by DuckDB).
     """
     _check_root(layout)
     target = layout.catalog
+    recorded = _recorded_counts(counts_from) if counts_from is not None else None
     # A catalog of another block size is not copied: the new one starts afresh in 16 KB.
     with _staged_catalog(target, copy_block_size=CATALOG_BLOCK_SIZE) as tmp:
         con = duckdb.connect(str(tmp), config={"default_block_size": str(CATALOG_BLOCK_SIZE)})
         try:
             statuses = ensure_views(con, layout, materialize=materialize)
-            counted = [_with_row_count(con, status) for status in statuses]
+            known = _counts_if_same_macros(con, recorded)
+            root = str(layout.root.resolve())
+            counted = [
+                _taken_count(status, known, root) or _with_row_count(con, status)
+                for status in statuses
+            ]
             _write_manifest(con, layout, counted)
             con.execute("CHECKPOINT")
         finally:
@@ -725,7 +740,90 @@ def source_status(spec: SourceSpec, layout: ArtifactLayout) -> SourceStatus:
     return SourceStatus(spec.name, location, True, len(files), size, checksum)
 
 
+def source_checksums(layout: ArtifactLayout, names: tuple[str, ...]) -> dict[str, str | None]:
+    """Return the xxh64 of each named source's files in ``layout`` (None: absent), as the
+    catalog records them (``source_status``)."""
+    return {
+        name: source_status(_SPECS_BY_NAME[_check_source_name(name)], layout).checksum
+        for name in names
+    }
+
+
+def definitions_checksum(layout: ArtifactLayout) -> str | None:
+    """Return the xxh64 of the view and macro definitions in ``layout``'s catalog, with the
+    layout's root left out: the catalogs of two layouts define the same views when equal.
+
+    None when the catalog is missing or unreadable.
+    """
+    root = str(layout.root.resolve())
+    try:
+        with contextlib.closing(connect_read_only(layout.catalog)) as con:
+            rows = con.execute(_DEFINITIONS).fetchall()
+    except (BadInputError, duckdb.Error):
+        return None
+    return xxh64_parts(
+        f"{name}\x1f{kind}\x1f{ddl.replace(root, '<root>')}" for name, kind, ddl in rows
+    )
+
+
+# Every view's DDL (from the manifest), then the table macros as DuckDB keeps them.
+_DEFINITIONS = (
+    "SELECT name, kind, ddl FROM (SELECT position, name, kind, ddl FROM " + MANIFEST_TABLE + " "
+    "UNION ALL SELECT NULL, function_name, 'macro(' || array_to_string(parameters, ',') || ')', "
+    "macro_definition FROM duckdb_functions() WHERE function_type = 'table_macro' "
+    "AND database_name = current_database()) ORDER BY position NULLS LAST, name"
+)
+
+
 # -- internals ----------------------------------------------------------------------
+
+# A view's row count is a function of its name, kind, DDL (the layout's root left out)
+# and the checksum of its sources.
+_CountKey = tuple[str, str, str, str]
+_MACROS = (
+    "SELECT function_name, parameters, macro_definition FROM duckdb_functions() "
+    "WHERE function_type = 'table_macro' AND database_name = current_database() "
+    "ORDER BY function_name"
+)
+
+
+def _recorded_counts(layout: ArtifactLayout) -> tuple[list[tuple], dict[_CountKey, int]] | None:
+    """Return the table macros and the row counts recorded in ``layout``'s catalog; None
+    when it is missing or unreadable."""
+    root = str(layout.root.resolve())
+    try:
+        with contextlib.closing(connect_read_only(layout.catalog)) as con:
+            macros = con.execute(_MACROS).fetchall()
+            rows = con.execute(
+                "SELECT name, kind, ddl, source_checksum, row_count FROM " + MANIFEST_TABLE + " "
+                "WHERE error IS NULL AND row_count IS NOT NULL AND source_checksum IS NOT NULL"
+            ).fetchall()
+    except (BadInputError, duckdb.Error):
+        return None
+    counts = {
+        (name, kind, ddl.replace(root, "<root>"), checksum): int(count)
+        for name, kind, ddl, checksum, count in rows
+    }
+    return macros, counts
+
+
+def _counts_if_same_macros(
+    con: duckdb.DuckDBPyConnection, recorded: tuple[list[tuple], dict[_CountKey, int]] | None
+) -> dict[_CountKey, int]:
+    """Return the recorded counts when ``con``'s catalog has the same table macros."""
+    if recorded is None or con.execute(_MACROS).fetchall() != recorded[0]:
+        return {}
+    return recorded[1]
+
+
+def _taken_count(status: ViewStatus, known: dict[_CountKey, int], root: str) -> ViewStatus | None:
+    """Return ``status`` with the row count ``known`` holds for it; None when none."""
+    if status.error is not None or status.checksum is None:
+        return None
+    count = known.get(
+        (status.name, status.kind, status.ddl.replace(root, "<root>"), status.checksum)
+    )
+    return None if count is None else ViewStatus(**{**asdict(status), "row_count": count})
 
 
 def _register_missing(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: str) -> str:
