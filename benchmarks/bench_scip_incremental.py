@@ -19,6 +19,7 @@ Run: ``python benchmarks/bench_scip_incremental.py [--repo DIR] [--venv DIR] [--
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shutil
 import sys
@@ -43,6 +44,7 @@ from codeintel_assets.core.scip.incremental import (  # noqa: E402
     update_scip_index,
 )
 from codeintel_assets.core.scip.indexer import manifest_python_uris  # noqa: E402
+from codeintel_assets.core.scip.parts import ScipBudget  # noqa: E402
 from codeintel_assets.core.scip.protobuf_reader import read_scip_protobuf  # noqa: E402
 
 PACKAGES = ("json", "email", "http", "logging", "asyncio", "unittest", "xml")
@@ -56,17 +58,15 @@ PHASES = (
 )
 
 
-def job_for(repo: Path, out: Path, environment: PythonEnvironment) -> ScipJob:
+def job_for(
+    repo: Path, out: Path, environment: PythonEnvironment, budget: ScipBudget | None = None
+) -> ScipJob:
+    """Return the SCIP job of ``repo``'s Python files into ``out`` (``budget``: the default
+    when None)."""
     files = {uri: xxh64_file(repo / uri) for uri in manifest_python_uris(repo)}
-    return ScipJob(
-        repo,
-        out / "index.scip",
-        out / "scip_state.json",
-        "bench",
-        PROJECT_VERSION,
-        files,
-        environment,
-    )
+    paths = (out / "index.scip", out / "scip_state.json")
+    job = ScipJob(repo, *paths, "bench", PROJECT_VERSION, files, environment)
+    return job if budget is None else dataclasses.replace(job, budget=budget)
 
 
 def phases(log: str) -> str:

@@ -29,16 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scale import stdlib_tree  # noqa: E402
+from bench_scip_incremental import job_for  # noqa: E402
 
 from codeintel_assets.core.checksums import xxh64_file  # noqa: E402
 from codeintel_assets.core.memory import peak_rss  # noqa: E402
 from codeintel_assets.core.scip.environment import minimal_environment  # noqa: E402
 from codeintel_assets.core.scip.incremental import (  # noqa: E402
-    PROJECT_VERSION,
-    ScipJob,
     update_scip_index,
 )
-from codeintel_assets.core.scip.indexer import manifest_python_uris  # noqa: E402
 from codeintel_assets.core.scip.parts import ScipBudget  # noqa: E402
 
 # The baseline's heap limit: high enough that one run over any corpus here is not cut.
@@ -47,17 +45,7 @@ WHOLE_HEAP_MIB = 16384
 
 def full_pass(repo: Path, out: Path, budget: ScipBudget) -> dict[str, object]:
     """Run a full pass of ``repo`` into ``out`` under ``budget``; return its figures."""
-    files = {uri: xxh64_file(repo / uri) for uri in manifest_python_uris(repo)}
-    job = ScipJob(
-        repo,
-        out / "index.scip",
-        out / "scip_state.json",
-        "bench",
-        PROJECT_VERSION,
-        files,
-        minimal_environment(),
-        budget=budget,
-    )
+    job = job_for(repo, out, minimal_environment(), budget)
     load = os.getloadavg()[0]
     started = time.monotonic()
     with peak_rss() as memory:
