@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder
 
@@ -60,3 +61,20 @@ def test_loaded_entries_match_whole_rewrites(tmp_path: Path) -> None:
             _session(EmbeddingCache, delta, texts, limit)
             _session(WholeCache, whole, texts, limit)
             assert _contents(delta, limit) == _contents(whole, limit)
+
+
+def test_an_unreadable_cache_file_is_not_used(tmp_path: Path) -> None:
+    texts = [f"def f{i}(): return {i}" for i in range(40)]
+    _session(EmbeddingCache, tmp_path, texts, 1000)
+    _session(EmbeddingCache, tmp_path, ["def g(): pass"], 1000)
+    cache = EmbeddingCache(tmp_path, "hashing", DIM)
+    assert cache.delta_path.exists()
+    cache.delta_path.write_bytes(b"not parquet")
+    with pytest.warns(UserWarning, match="delta.parquet: unreadable embedding cache"):
+        kept = EmbeddingCache(tmp_path, "hashing", DIM)
+    assert len(kept._vectors) == 40  # the file's entries; the delta's text is embedded again
+    cache.path.write_bytes(cache.path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unreadable embedding cache"):
+        empty = EmbeddingCache(tmp_path, "hashing", DIM)
+    vectors, stats = empty.embed(["def g(): pass"], HashingEmbedder(dim=DIM))
+    assert stats.misses == 1 and vectors.shape == (1, DIM)

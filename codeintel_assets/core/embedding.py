@@ -606,9 +606,15 @@ class EmbeddingCache:
 
     def _read(self, path: Path) -> list[str] | None:
         """Add the entries of ``path`` (over those read before); return their keys, or None
-        when its vectors have another dimension."""
-        table = pq.read_table(path)
-        if table.schema.field("embedding").type.list_size != self.dim:
+        when its vectors have another dimension or it cannot be read (a cache: its texts are
+        embedded again, with a warning naming the file)."""
+        try:
+            table = pq.read_table(path)
+            size = table.schema.field("embedding").type.list_size
+        except (OSError, KeyError, pa.ArrowInvalid) as err:
+            warnings.warn(f"{path}: unreadable embedding cache, not used: {err}", stacklevel=2)
+            return None
+        if size != self.dim:
             return None
         keys = table.column("key").to_pylist()
         matrix = embedding_matrix(table)
