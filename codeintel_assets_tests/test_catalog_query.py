@@ -149,8 +149,10 @@ def test_materialized_hydration_is_an_index_scan(tmp_path: Path) -> None:
                 "FROM pragma_storage_info('chunks_mat') GROUP BY column_name"
             ).fetchall()
         )
-        # The hydrated strings are stored for a cheap fetch of one row.
-        assert {storage[c] for c in ("uri", "preview", "content_hash", "name", "symbols")} <= {
+        # The hydrated strings are stored for a cheap fetch of one row (and content for a
+        # cheap insert).
+        hydrated = ("uri", "preview", "content_hash", "name", "symbols", "content")
+        assert {storage[c] for c in hydrated} <= {
             "Uncompressed",
             "Uncompressed,Constant",
             "Constant,Uncompressed",

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core.embedding import EmbeddingCache, HashingEmbedder
@@ -78,3 +80,47 @@ def test_an_unreadable_cache_file_is_not_used(tmp_path: Path) -> None:
         empty = EmbeddingCache(tmp_path, "hashing", DIM)
     vectors, stats = empty.embed(["def g(): pass"], HashingEmbedder(dim=DIM))
     assert stats.misses == 1 and vectors.shape == (1, DIM)
+
+
+def test_the_first_file_keeps_its_vectors_as_a_matrix_beside_it(tmp_path: Path) -> None:
+    texts = [f"def f{i}(): return {i}" for i in range(40)]
+    _session(EmbeddingCache, tmp_path, texts, 1000)
+    cache = EmbeddingCache(tmp_path, "hashing", DIM)
+    assert pq.read_schema(cache.path).names == ["key", "generation"]
+    assert cache.matrix_path.exists()
+    vectors, stats = cache.embed(texts, HashingEmbedder(dim=DIM))
+    assert stats.misses == 0
+    assert np.array_equal(vectors, HashingEmbedder(dim=DIM).embed(texts))
+    cache.matrix_path.write_bytes(cache.matrix_path.read_bytes()[:-8])
+    with pytest.warns(UserWarning, match=r"unreadable embedding cache.*\.npy\) are missing"):
+        damaged = EmbeddingCache(tmp_path, "hashing", DIM)
+    assert len(damaged._vectors) == 0
+
+
+def test_a_cache_of_the_older_form_is_read_and_rewritten(tmp_path: Path) -> None:
+    texts = [f"def f{i}(): return {i}" for i in range(40)]
+    _session(WholeCache, tmp_path / "now", texts, 1000)
+    expected = _contents(tmp_path / "now", 1000)
+    cache = EmbeddingCache(tmp_path / "old", "hashing", DIM)
+    vectors = HashingEmbedder(dim=DIM).embed(texts)
+    keys = sorted(expected)
+    by_key = {k: expected[k][1] for k in keys}
+    old = pa.table(
+        {
+            "key": pa.array(keys, pa.string()),
+            "generation": pa.array([expected[k][0] for k in keys], pa.int64()),
+            "embedding": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.asarray([by_key[k] for k in keys], np.float32).reshape(-1)), DIM
+            ),
+        }
+    )
+    cache.path.parent.mkdir(parents=True)
+    pq.write_table(old, cache.path)
+    assert _contents(tmp_path / "old", 1000) == expected
+    reread = EmbeddingCache(tmp_path / "old", "hashing", DIM)
+    found, stats = reread.embed(texts[:1], HashingEmbedder(dim=DIM))
+    assert stats.misses == 0 and np.array_equal(found, vectors[:1])
+    reread.save()  # one entry used: a delta would do, but the old form is rewritten
+    assert pq.read_schema(cache.path).names == ["key", "generation"]
+    assert not reread.delta_path.exists()
+    assert {k: v[1] for k, v in _contents(tmp_path / "old", 1000).items()} == by_key

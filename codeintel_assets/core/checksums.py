@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +37,53 @@ def xxh64_text(text: str) -> str:
 
 
 def xxh64_file(path: Path) -> str:
-    """Return the xxh64 hex digest of a file's bytes."""
-    digest = xxhash.xxh64()
+    """Return the xxh64 hex digest of a file's bytes (inside ``file_digests_once``, a file
+    already hashed there and not changed since is not read again)."""
+    memo = _FILE_DIGESTS.get()
+    if memo is None:
+        return _hash_file(path)
     with open(path, "rb") as handle:
-        while block := handle.read(_READ_BLOCK):
-            digest.update(block)
+        st = os.fstat(handle.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in memo:
+            memo[key] = _hash_open(handle)
+    return memo[key]
+
+
+def _hash_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return _hash_open(handle)
+
+
+def _hash_open(handle: Any) -> str:
+    digest = xxhash.xxh64()
+    while block := handle.read(_READ_BLOCK):
+        digest.update(block)
     return digest.hexdigest()
+
+
+# Digests by (device, inode, size, mtime) while ``file_digests_once`` is active.
+_FILE_DIGESTS: ContextVar[dict[tuple[int, ...], str] | None] = ContextVar(
+    "file_digests", default=None
+)
+
+
+@contextlib.contextmanager
+def file_digests_once() -> Iterator[None]:
+    """Within this block ``xxh64_file`` reads each file once: a file with the device,
+    inode, size and modification time of one already hashed in the block has its digest.
+    A publish hashes its artifacts for the build version, the version's manifest, the
+    catalog's source checksums and the checks' proofs, 3-5 times each (published files
+    are hard links of the build's: the same inodes; the change time is not in the key,
+    since making a link changes it). Files are written atomically (a new inode) or, by
+    DuckDB, in place before they are hashed; a file rewritten in place to the same size
+    within one tick of the file system's clock would not be read again, so the block
+    is only for code that writes nothing it has hashed."""
+    token = _FILE_DIGESTS.set({})
+    try:
+        yield
+    finally:
+        _FILE_DIGESTS.reset(token)
 
 
 def xxh64_parts(parts: Iterable[str]) -> str:

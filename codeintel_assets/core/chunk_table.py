@@ -1,7 +1,9 @@
 """The chunks table: every manifest file chunked, symbol-tagged and embedded.
 
 Chunk boundaries come from ``chunking.chunk_file``; vectors come from the
-embedding cache, which embeds only texts it has not seen for this model.
+embedding cache, which embeds only texts it has not seen for this model. The build
+writes the table's vectors a second time as a raw matrix beside it
+(``core.vector_file``), which its later stages read instead of decoding the column.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from codeintel_assets.core.checksums import xxh64_bytes
+from codeintel_assets.core import vector_file
+from codeintel_assets.core.checksums import atomic_path, xxh64_bytes, xxh64_file
 from codeintel_assets.core.chunking import Chunk, chunk_file
 from codeintel_assets.core.embedding import (
     SPECIAL_TOKENS,
@@ -26,7 +29,7 @@ from codeintel_assets.core.embedding import (
     embedding_text,
     text_token_limit,
 )
-from codeintel_assets.core.schemas import chunk_schema
+from codeintel_assets.core.schemas import chunk_schema, parquet_options
 
 _SYMBOLS = pa.list_(pa.string())
 # Tokens kept free in the budget for the header (path and qualified name) of each chunk.
@@ -173,7 +176,42 @@ def build_chunk_table(
     )
 
 
-def read_chunk_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Return (chunk ids, embedding matrix) of the chunks table at ``path``, row for row."""
+def write_chunks(table: pa.Table, path: Path, vectors: Path) -> None:
+    """Write the chunks ``table`` to ``path`` atomically (``schemas.write_parquet``'s
+    options) and its vectors as the matrix at ``vectors``, bound to the new file."""
+    matrix = embedding_matrix(table)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **parquet_options(table.schema))
+        # Bound to the new file before it replaces the old one: a crash in between leaves
+        # a matrix that names no table there, which no reader takes.
+        vector_file.write_matrix(matrix, vectors, xxh64_file(tmp))
+
+
+def read_chunks(
+    path: Path, columns: list[str] | None = None, vectors: Path | None = None
+) -> pa.Table:
+    """Return the chunks table at ``path`` (``columns`` of it), its ``embedding`` column
+    from the matrix at ``vectors`` when that matrix belongs to this file (the same table
+    as reading the column; otherwise the column is read)."""
+    names = columns or pq.read_schema(path).names
+    matrix = None
+    if vectors is not None and "embedding" in names:
+        matrix = vector_file.read_matrix(vectors, path)
+    if matrix is None:
+        return pq.read_table(path, columns=columns)
+    table = pq.read_table(path, columns=[n for n in names if n != "embedding"])
+    field = pq.read_schema(path).field("embedding")
+    column = pa.FixedSizeListArray.from_arrays(
+        pa.array(matrix.reshape(-1), pa.float32()), type=field.type
+    )
+    return table.add_column(names.index("embedding"), field, column)
+
+
+def read_chunk_vectors(path: Path, vectors: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (chunk ids, embedding matrix) of the chunks table at ``path``, row for row
+    (from the matrix at ``vectors`` when it belongs to this file)."""
+    matrix = vector_file.read_matrix(vectors, path) if vectors is not None else None
+    if matrix is not None:
+        return pq.read_table(path, columns=["id"]).column("id").to_numpy(), matrix
     table = pq.read_table(path, columns=["id", "embedding"])
     return table.column("id").to_numpy(), embedding_matrix(table)

@@ -44,6 +44,7 @@ from codeintel_assets.core.channels import (
     unit_channels,
 )
 from codeintel_assets.core.checksums import atomic_path, xxh64_json
+from codeintel_assets.core.chunk_table import read_chunks
 from codeintel_assets.core.embedding import (
     CachedEmbedder,
     Embedder,
@@ -525,7 +526,7 @@ def evaluate_layout(
     """
     queries = read_queries_jsonl(layout.eval_queries)
     columns = ["id", "uri", "lang", "start_line", "end_line", "name", "content", "embedding"]
-    chunks = pq.read_table(layout.chunks, columns=columns)
+    chunks = read_chunks(layout.chunks, columns, layout.chunk_vectors)
     audit = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     index = faiss_store.read_index(layout.faiss_index(), audit.get("knobs", ""))
     channels = load_unit_channels(layout.bm25_dir, load_units(layout))

@@ -321,7 +321,7 @@ def retune(
     the new audit. The index is not trained again, so its training record is kept, and the
     build settings take the new target, k and query count (a build with other settings
     rebuilds)."""
-    ids, vectors = read_chunk_vectors(layout.chunks)
+    ids, vectors = read_chunk_vectors(layout.chunks, layout.chunk_vectors)
     index = faiss_store.read_index(layout.faiss_index())
     old = json.loads(layout.faiss_audit().read_text(encoding="utf-8"))
     kept: dict[str, Any] = {}

@@ -125,6 +125,12 @@ class ArtifactLayout:
         return str(self.chunks_dir / "*.parquet")
 
     @property
+    def chunk_vectors(self) -> Path:
+        """The chunks' vectors as a raw matrix for the build's own later stages
+        (``core.vector_file``; not published: the table's column is the artifact)."""
+        return self.root / "vectors" / "chunk_vectors.npy"
+
+    @property
     def node_to_chunk(self) -> Path:
         return self.root / "vectors" / "node_to_chunk.parquet"
 

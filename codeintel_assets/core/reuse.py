@@ -26,7 +26,7 @@ processed again by the next run.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -268,12 +268,20 @@ def merged_in_uri_order(
     return table.take(order).combine_chunks()
 
 
-def merged_rows(plan: FilePlan, previous: Path, new: pa.Table, *, combine: bool = True) -> pa.Table:
+def merged_rows(
+    plan: FilePlan,
+    previous: Path,
+    new: pa.Table,
+    *,
+    combine: bool = True,
+    read: Callable[[Path], pa.Table] = pq.read_table,
+) -> pa.Table:
     """Return the stage's table: the rows of reused files from its previous table at
-    ``previous`` and the ``new`` rows of processed files, in uri order (``merged_by_file``)."""
+    ``previous`` (read by ``read``) and the ``new`` rows of processed files, in uri order
+    (``merged_by_file``)."""
     if not plan.reused:
         return new
-    return merged_by_file(pq.read_table(previous), new, plan.reused, combine=combine)
+    return merged_by_file(read(previous), new, plan.reused, combine=combine)
 
 
 def merged_by_file(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from codeintel_assets.core import lifecycle
+from codeintel_assets.core.checksums import file_digests_once
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.stamps import Stage, StageOutput, StageResult, run_stage
 
@@ -29,5 +30,6 @@ def stage_published_index(ctx: BuildContext, stage: Stage) -> StageResult:
 
     # Published files may be hard links of the build's: one changed in place is damage
     # that an unchanged fingerprint would hide, so a broken `current` is published again.
-    force = not lifecycle.current_is_intact(layout)
-    return run_stage(ctx, stage, {"retention": ctx.retention}, build, force=force)
+    with file_digests_once():
+        force = not lifecycle.current_is_intact(layout)
+        return run_stage(ctx, stage, {"retention": ctx.retention}, build, force=force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from codeintel_assets.core.chunk_table import (
     build_chunk_table,
     chunk_repository,
     read_chunk_vectors,
+    read_chunks,
     with_symbols,
+    write_chunks,
 )
 from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import EmbeddingCache, load_embedder, text_token_limit
@@ -92,13 +95,14 @@ def stage_chunks(ctx: BuildContext, stage: Stage) -> StageResult:
             ctx.embedding_cache_entries,
         )
         new = build_chunk_table(chunks, embedder, cache, stats)
-        table = merged_rows(plan, layout.chunks, new)
+        read = partial(read_chunks, vectors=layout.chunk_vectors)
+        table = merged_rows(plan, layout.chunks, new, read=read)
         if layout.scip_occurrences.exists():
             columns = ["uri", "start_line", "symbol"]
             occurrences = pq.read_table(layout.scip_occurrences, columns=columns)
             table = with_symbols(table, occurrences)
         node_rows = _node_to_chunk(layout, table, new, plan)
-        write_parquet(table, layout.chunks)
+        write_chunks(table, layout.chunks, layout.chunk_vectors)
         write_ledger(plan.ledger(), layout.chunks_ledger, plan.basis)
         cache.save()
         with_symbols_count = pc.sum(pc.greater(pc.list_value_length(table["symbols"]), 0))
@@ -211,7 +215,7 @@ def stage_faiss_index(ctx: BuildContext, stage: Stage) -> StageResult:
     )
 
     def build() -> StageOutput:
-        ids, vectors = read_chunk_vectors(layout.chunks)
+        ids, vectors = read_chunk_vectors(layout.chunks, layout.chunk_vectors)
         built = faiss_build.build_or_update_index(
             layout,
             ids,
