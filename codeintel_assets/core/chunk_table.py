@@ -55,22 +55,28 @@ def chunk_symbols(chunks: pa.Table, occurrences: pa.Table) -> pa.Array:
     in the chunk, then by name.
 
     ``chunks`` needs ``uri, start_line, end_line``; ``occurrences`` ``uri, start_line,
-    symbol``. Everything stays Arrow and NumPy arrays: the occurrences are sorted once,
-    each chunk's rows found by a binary search on (file, line), and each symbol kept at
-    its first row in the chunk — no Python value per chunk or per occurrence.
+    symbol`` (strings or dictionaries). Everything stays Arrow and NumPy arrays: files and
+    symbols become their ranks in sorted order (a sort of the distinct values, not of
+    every row's strings), the occurrences are sorted once by (file, line, symbol) as
+    numbers, each chunk's rows found by a binary search on (file, line), and each symbol
+    kept at its first row in the chunk — no Python value per chunk or per occurrence.
     """
-    table = occurrences.select(["uri", "start_line", "symbol"])
-    table = table.filter(pc.invert(pc.starts_with(table.column("symbol"), "local ")))
-    table = table.sort_by(
-        [("uri", "ascending"), ("start_line", "ascending"), ("symbol", "ascending")]
-    ).combine_chunks()
-    if table.num_rows == 0:
+    if occurrences.num_rows == 0:
         return pa.array([[] for _ in range(chunks.num_rows)], _SYMBOLS)
-    files = pc.unique(table.column("uri"))
-    # (file number, line) as one sortable key: the file in the high 32 bits.
-    keys = pc.index_in(table.column("uri"), files).to_numpy().astype(np.int64) << 32
-    keys |= table.column("start_line").to_numpy().astype(np.int64) + 1
-    chunk_file = pc.index_in(chunks.column("uri"), files).fill_null(-1).to_numpy()
+    uri_codes, files = _codes(occurrences.column("uri"))
+    symbol_codes, symbols = _codes(occurrences.column("symbol"))
+    local = pc.starts_with(symbols, "local ").fill_null(False).to_numpy(zero_copy_only=False)
+    keep = ~local[symbol_codes]
+    file_rank, symbol_rank = _ranks(files), _ranks(symbols)
+    file_of = file_rank[uri_codes[keep]]
+    line = occurrences.column("start_line").to_numpy().astype(np.int64)[keep] + 1
+    symbol_codes = symbol_codes[keep]
+    order = np.lexsort((symbol_rank[symbol_codes], line, file_of))
+    # (file rank, line) as one sortable key: the file in the high 32 bits.
+    keys = (file_of[order] << 32) | line[order]
+    codes = symbol_codes[order]
+    in_order = files.take(pa.array(np.argsort(file_rank)))
+    chunk_file = pc.index_in(chunks.column("uri"), in_order).fill_null(-1).to_numpy()
     base = chunk_file.astype(np.int64) << 32
     first = np.searchsorted(keys, base | chunks.column("start_line").to_numpy(), "left")
     last = np.searchsorted(keys, base | chunks.column("end_line").to_numpy(), "right")
@@ -79,15 +85,29 @@ def chunk_symbols(chunks: pa.Table, occurrences: pa.Table) -> pa.Array:
     chunk_of = np.repeat(np.arange(chunks.num_rows), counts)
     rows = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     rows += np.repeat(first, counts)
-    encoded = table.column("symbol").chunk(0).dictionary_encode()
-    codes = encoded.indices.to_numpy().astype(np.int64)[rows]
+    picked = codes[rows]
     # A symbol's first row in its chunk: the smallest position of each (chunk, symbol).
-    _, kept = np.unique(chunk_of * len(encoded.dictionary) + codes, return_index=True)
+    _, kept = np.unique(chunk_of * len(symbols) + picked, return_index=True)
     kept.sort()
     offsets = np.zeros(chunks.num_rows + 1, dtype=np.int32)
     np.cumsum(np.bincount(chunk_of[kept], minlength=chunks.num_rows), out=offsets[1:])
-    values = encoded.dictionary.take(pa.array(codes[kept]))
+    values = symbols.take(pa.array(picked[kept]))
     return pa.ListArray.from_arrays(pa.array(offsets), values).cast(_SYMBOLS)
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Return (each row's code, the distinct values) of a string or dictionary column."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_dictionary(array.type):
+        array = array.dictionary_encode()
+    return array.indices.to_numpy(zero_copy_only=False).astype(np.int64), array.dictionary
+
+
+def _ranks(values: pa.Array) -> np.ndarray:
+    """Return each value's rank in sorted (UTF-8 byte) order."""
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[pc.array_sort_indices(values).to_numpy()] = np.arange(len(values))
+    return rank
 
 
 def with_symbols(table: pa.Table, occurrences: pa.Table) -> pa.Table:
