@@ -5,7 +5,6 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from codeintel_assets.core.checksums import atomic_folder
@@ -83,7 +82,7 @@ TEXTS = [
 
 
 def test_token_cache_gives_the_tokens_of_a_clean_run_and_keeps_only_this_runs_texts(tmp_path):
-    path = tmp_path / "cache" / "tokens.parquet"
+    path = tmp_path / "cache" / "tokens.arrow"
     first = TokenCache(path)
     assert first.tokenize(TEXTS) == [tokenize(t) for t in TEXTS] and first.hits == 0
     first.save()
@@ -93,7 +92,7 @@ def test_token_cache_gives_the_tokens_of_a_clean_run_and_keeps_only_this_runs_te
     assert again.tokenize(edited) == [tokenize(t) for t in edited]
     assert again.hits == 2  # the edited text alone is tokenized
     again.save()
-    assert pq.read_table(path).num_rows == 3  # TEXTS[1] left with the run that used it
+    assert _rows(path) == 3  # TEXTS[1] left with the run that used it
 
     # Through the cache or not, the index is the same.
     ids = np.arange(3, dtype=np.int64)
@@ -101,9 +100,15 @@ def test_token_cache_gives_the_tokens_of_a_clean_run_and_keeps_only_this_runs_te
     assert cached.search("read config", 3) == build_bm25(ids, edited).search("read config", 3)
 
 
+def _rows(path) -> int:
+    """Return the number of texts a token cache file holds."""
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all().num_rows
+
+
 def test_an_unreadable_token_cache_is_an_empty_one(tmp_path):
-    path = tmp_path / "tokens.parquet"
-    path.write_bytes(b"not parquet")
+    path = tmp_path / "tokens.arrow"
+    path.write_bytes(b"not arrow")
     cache = TokenCache(path)
     assert cache.tokenize(TEXTS) == [tokenize(t) for t in TEXTS] and cache.hits == 0
     cache.save()
@@ -147,21 +152,60 @@ def test_a_corpus_without_a_single_token_is_searchable():
 
 
 def test_the_token_cache_keeps_a_text_given_twice_once(tmp_path):
-    path = tmp_path / "tokens.parquet"
+    path = tmp_path / "tokens.arrow"
     cache = TokenCache(path)
     assert cache.tokenize([TEXTS[0], TEXTS[0]]) == [tokenize(TEXTS[0])] * 2
     cache.save()
-    assert pq.read_table(path).num_rows == 1
+    assert _rows(path) == 1
     again = TokenCache(path)
     assert again.tokenize([TEXTS[1], TEXTS[0]]) == [tokenize(TEXTS[1]), tokenize(TEXTS[0])]
     assert again.hits == 1
 
 
 def test_a_token_cache_that_tokenized_nothing_saves_an_empty_file(tmp_path):
-    path = tmp_path / "tokens.parquet"
+    path = tmp_path / "tokens.arrow"
     unused = TokenCache(path)
     unused.save()
     empty = TokenCache(path)
     assert empty.tokenize([]) == []
     empty.save()
-    assert pq.read_table(path).num_rows == 0
+    assert _rows(path) == 0
+
+
+def test_coded_tokens_give_the_index_and_files_plain_tokens_give(tmp_path):
+    """Tokens coded into a vocabulary holding other tokens too (a cache's pool) make the
+    model, and the files, that the same tokens as strings make."""
+    rng = np.random.default_rng(3)
+    words = ["parse", "url", "http", "server", "read", "config", "Größe", "x", "_"]
+    docs = [list(rng.choice(words, size=int(rng.integers(0, 30)))) for _ in range(200)]
+    plain = pa.array(docs, pa.list_(pa.string()))
+    vocabulary = pa.array(["unused", *reversed(words), "also unused"])
+    position = {w: i for i, w in enumerate(vocabulary.to_pylist())}
+    flat = [position[w] for d in docs for w in d]
+    offsets = np.cumsum([0] + [len(d) for d in docs])
+    coded = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.DictionaryArray.from_arrays(pa.array(flat, pa.int32()), vocabulary),
+    )
+    a, b = bm25_model(plain), bm25_model(coded)
+    assert _columns(a) == _columns(b)
+    assert list(a.vocab_dict.items()) == list(b.vocab_dict.items())
+    a.save(str(tmp_path / "a"), show_progress=False)
+    b.save(str(tmp_path / "b"), show_progress=False)
+    for name in sorted(p.name for p in (tmp_path / "a").iterdir()):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_cache_with_a_base_codes_its_texts_into_one_vocabulary(tmp_path):
+    base = TokenCache(tmp_path / "base.arrow")
+    base.tokenize(TEXTS[:2])
+    base.save()
+    (tmp_path / "own.parquet").write_bytes(b"the older form")
+    own = TokenCache(tmp_path / "own.arrow", base=TokenCache(base.path))
+    texts = [TEXTS[2], TEXTS[0], "def server_config(): ...", TEXTS[1]]
+    assert own.tokenize(texts) == [tokenize(t) for t in texts] and own.hits == 2
+    own.save()
+    assert _rows(own.path) == 2  # its own texts only: the base holds the others
+    assert not (tmp_path / "own.parquet").exists()
+    again = TokenCache(own.path, base=TokenCache(base.path))
+    assert again.tokenize(texts) == [tokenize(t) for t in texts] and again.hits == 4

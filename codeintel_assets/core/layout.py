@@ -291,12 +291,12 @@ class RepoLayout:
     @property
     def token_cache(self) -> Path:
         """BM25 tokens of the last build's texts, by content hash (``lexical.TokenCache``)."""
-        return self.repo_dir / "cache" / "tokens.parquet"
+        return self.repo_dir / "cache" / "tokens.arrow"
 
     @property
     def heldout_token_cache(self) -> Path:
         """BM25 tokens of the held-out evaluation's stripped texts (``core.heldout``)."""
-        return self.repo_dir / "cache" / "heldout_tokens.parquet"
+        return self.repo_dir / "cache" / "heldout_tokens.arrow"
 
     @property
     def stripped_cache(self) -> Path:

@@ -16,12 +16,10 @@ import bm25s
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from codeintel_assets.core.checksums import xxh64_text
+from codeintel_assets.core.checksums import atomic_path, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import BM25_IDS_FILE as _IDS_FILE
-from codeintel_assets.core.schemas import write_parquet
 from codeintel_assets.core.tokens import tokenize
 
 
@@ -62,10 +60,10 @@ class Bm25Index:
             self.model.save(str(folder), show_progress=False)
 
 
-_TOKEN_CACHE = pa.schema([("text_xxh64", pa.string()), ("tokens", pa.list_(pa.string()))])
-
-
 _TOKEN_LISTS = pa.list_(pa.string())
+# Tokens as codes into one vocabulary per array: what the cache holds and returns.
+_TOKEN_CODES = pa.list_(pa.dictionary(pa.int32(), pa.string()))
+_TOKEN_CACHE = pa.schema([("text_xxh64", pa.string()), ("tokens", _TOKEN_CODES)])
 
 
 @dataclass
@@ -76,10 +74,13 @@ class TokenCache:
     Tokens are a function of the text alone, so a cached text gives what ``tokenize``
     gives: an index built through the cache is the one a clean build makes. Reading them
     back is an order of magnitude faster than tokenizing again, and they stay Arrow lists
-    (no Python string per token). ``save`` keeps only the texts of this run, so the file
-    never outgrows the repository. A missing or unreadable file is an empty cache. With a
-    ``base`` (another stage's cache, read only), texts found there are not kept in this
-    one: it holds only its own texts.
+    of codes into one vocabulary (``list<dictionary<int32, string>>``: no string per
+    token, and BM25 counts the codes without encoding ~20M strings at the standard
+    library's size). The file is Arrow IPC, read by memory map (Parquet decoded every
+    token's string: ~2 s to read and ~2 s to write at that size). ``save`` keeps only the
+    texts of this run, so the file never outgrows the repository. A missing or unreadable
+    file is an empty cache. With a ``base`` (another stage's cache, read only), texts
+    found there are not kept in this one: it holds only its own texts.
     """
 
     path: Path | None
@@ -91,11 +92,11 @@ class TokenCache:
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         """Return each text's tokens (``tokenize``), from the cache (or its base) where it
         has them."""
-        return self.token_lists(texts).to_pylist()
+        return self.token_lists(texts).cast(_TOKEN_LISTS).to_pylist()
 
     def token_lists(self, texts: list[str]) -> pa.Array:
-        """Return each text's tokens as one Arrow list array (a list of strings per text),
-        from the cache (or its base) where it has them."""
+        """Return each text's tokens as one Arrow list array (``_TOKEN_CODES``: a list of
+        dictionary-coded strings per text), from the cache (or its base) where it has them."""
         rows, tokens = self._load()
         shared_rows, shared = self.base._load() if self.base is not None else ({}, None)
         fresh: list[list[str]] = []
@@ -119,8 +120,10 @@ class TokenCache:
             else:
                 self.hits += 1
             places.append(place)
-        parts = [p for p in (shared, tokens, pa.array(fresh, _TOKEN_LISTS)) if p is not None]
-        pool = pa.concat_arrays(parts)
+        parts = [
+            p for p in (shared, tokens, _coded(pa.array(fresh, _TOKEN_LISTS))) if p is not None
+        ]
+        pool = _concat_coded(parts)
         taken = pool.take(pa.array(places, pa.int64()))
         # Without a base every text is this cache's own: one copy of the tokens serves both.
         own = taken if len(own_places) == len(places) else pool.take(pa.array(own_places))
@@ -131,33 +134,74 @@ class TokenCache:
         """Write the tokens of the texts this cache tokenized (atomically, sorted by hash)."""
         if self.path is None:
             return
-        keys, tokens = self._used or ([], pa.array([], _TOKEN_LISTS))
+        keys, tokens = self._used or ([], _coded(pa.array([], _TOKEN_LISTS)))
         # One row per text: a text given twice is one entry.
         first = dict(zip(keys, range(len(keys)), strict=True))
         order = sorted(first)
-        table = pa.table(
-            [
-                pa.array(order, pa.string()),
-                tokens.take(pa.array([first[k] for k in order], pa.int64())),
-            ],
-            schema=_TOKEN_CACHE,
-        )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet(table, self.path)
+        kept = _used_codes_only(tokens.take(pa.array([first[k] for k in order], pa.int64())))
+        table = pa.table([pa.array(order, pa.string()), kept], schema=_TOKEN_CACHE)
+        with atomic_path(self.path) as tmp:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+                out.write_table(table)
+        # The older form of the cache (Parquet, strings), read by no one now.
+        if self.path.suffix != ".parquet":
+            self.path.with_suffix(".parquet").unlink(missing_ok=True)
 
     def _load(self) -> tuple[dict[str, int], pa.Array]:
         if self._known is None:
-            self._known = ({}, pa.array([], _TOKEN_LISTS))
+            self._known = ({}, _coded(pa.array([], _TOKEN_LISTS)))
             if self.path is not None and self.path.is_file():
                 try:
-                    table = pq.read_table(self.path)
+                    with pa.memory_map(str(self.path)) as source:
+                        table = pa.ipc.open_file(source).read_all()
+                    table.validate(full=True)
                 except (OSError, pa.ArrowInvalid):
-                    table = None
+                    table = None  # unreadable, or of the older (Parquet) form: empty
                 if table is not None and table.schema.equals(_TOKEN_CACHE):
                     keys = table["text_xxh64"].to_pylist()
                     rows = dict(zip(keys, range(len(keys)), strict=True))
                     self._known = (rows, table["tokens"].combine_chunks())
         return self._known
+
+
+def _coded(lists: pa.Array) -> pa.Array:
+    """Return ``list<string>`` token lists as ``_TOKEN_CODES``."""
+    return lists.cast(_TOKEN_CODES)
+
+
+def _concat_coded(parts: list[pa.Array]) -> pa.Array:
+    """Return the ``_TOKEN_CODES`` arrays ``parts`` one after the other, their codes mapped
+    into one vocabulary (the parts' vocabularies, each value once)."""
+    offsets, codes, vocabularies, base = [np.zeros(1, np.int64)], [], [], 0
+    for part in parts:
+        start = part.offsets.to_numpy().astype(np.int64)
+        flat = part.flatten()  # the dictionary-coded tokens of these lists only
+        offsets.append(start[1:] - start[0] + base)
+        base += len(flat)
+        codes.append(flat.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+        vocabularies.append(flat.dictionary)
+    unified = pa.concat_arrays(vocabularies).dictionary_encode()
+    mapping = unified.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    shifts = np.cumsum([0] + [len(v) for v in vocabularies[:-1]])
+    mapped = np.concatenate(
+        [mapping[shift + code] for shift, code in zip(shifts, codes, strict=True)]
+    )
+    values = pa.DictionaryArray.from_arrays(pa.array(mapped, pa.int32()), unified.dictionary)
+    return pa.ListArray.from_arrays(pa.array(np.concatenate(offsets), pa.int32()), values)
+
+
+def _used_codes_only(lists: pa.Array) -> pa.Array:
+    """Return ``_TOKEN_CODES`` lists with a vocabulary of the tokens they hold only (the
+    pool of a run holds every earlier text's too)."""
+    start = lists.offsets.to_numpy().astype(np.int64)
+    flat = lists.flatten()
+    codes = flat.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    used = np.bincount(codes, minlength=len(flat.dictionary)) > 0
+    renumber = (np.cumsum(used) - 1).astype(np.int32)
+    values = pa.DictionaryArray.from_arrays(
+        pa.array(renumber[codes], pa.int32()), flat.dictionary.filter(pa.array(used))
+    )
+    return pa.ListArray.from_arrays(pa.array(start - start[0], pa.int32()), values)
 
 
 def build_bm25(ids: np.ndarray, texts: list[str], cache: TokenCache | None = None) -> Bm25Index:
@@ -190,11 +234,17 @@ def bm25_model(tokens: pa.Array) -> bm25s.BM25:
     k1, b = model.k1, model.b
     lengths = pc.list_value_length(tokens).fill_null(0).to_numpy().astype(np.int64)
     docs = len(lengths)
-    encoded = pc.list_flatten(tokens).dictionary_encode()
-    vocab = encoded.dictionary.to_pylist()
+    flat = pc.list_flatten(tokens)
+    if not pa.types.is_dictionary(flat.type):
+        flat = flat.dictionary_encode()
+    codes = flat.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # The vocabulary is the tokens present (a cache's codes may name others too).
+    used = np.bincount(codes, minlength=len(flat.dictionary)) > 0
+    present = flat.dictionary.filter(pa.array(used))
+    vocab = present.to_pylist()
     rank = np.empty(len(vocab), dtype=np.int64)
-    rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(vocab))
-    terms = rank[encoded.indices.to_numpy()]
+    rank[pc.array_sort_indices(present).to_numpy()] = np.arange(len(vocab))
+    terms = rank[(np.cumsum(used) - 1)[codes]]
     doc_of = np.repeat(np.arange(docs, dtype=np.int64), lengths)
     # One entry per (term, document): its term frequency. Sorted by term, then document:
     # the order of a CSC matrix's columns and rows.
@@ -218,7 +268,8 @@ def bm25_model(tokens: pa.Array) -> bm25s.BM25:
         "indptr": indptr,
         "num_docs": docs,
     }
-    model.vocab_dict = {vocab[i]: int(rank[i]) for i in range(len(vocab))}
+    # In token id order: the same file whichever order the tokens were coded in.
+    model.vocab_dict = {vocab[i]: int(rank[i]) for i in np.argsort(rank).tolist()}
     # bm25s gives queries with no known token an empty token of its own.
     model.vocab_dict.setdefault("", len(vocab))
     model.nonoccurrence_array = None

@@ -145,7 +145,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "bm25_index",
         ("chunks", "units"),
-        "5",  # 5: bm25s writes its vocabulary with orjson (compact), now a dependency
+        # 5: bm25s writes its vocabulary with orjson (compact), now a dependency;
+        # 6: the vocabulary in token id order (the same file from coded or plain tokens)
+        "6",
         retrieval.stage_bm25_index,
         files("bm25_ids"),
         "retrieval",
