@@ -274,3 +274,18 @@ def test_a_model_the_lean_path_cannot_reproduce_has_no_recipe(change: str, tmp_p
     else:
         edit_json(folder / "sentence_bert_config.json", processing_kwargs={"text": {}})
     assert lean_recipe(folder) is None
+
+
+@pytest.mark.model
+def test_tokens_are_counted_in_slices_with_the_counts_of_one_pass(
+    data_root: Path, torch_model: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+):
+    """Counting holds one slice's encodings at a time; the counts are a whole pass's."""
+    lean = exported_embedder(OPENVINO, exports=data_root / "cache" / "models")
+    texts = varied_texts() * 3
+    for embedder in (lean, torch_model):
+        whole = embedder.count_tokens(texts)
+        monkeypatch.setattr(embedding, "COUNT_SLICE", 2)
+        assert embedder.count_tokens(texts) == whole
+        assert whole == [embedder.count_tokens([t])[0] for t in texts]
+        monkeypatch.undo()

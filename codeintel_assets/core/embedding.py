@@ -135,6 +135,10 @@ def exported_model(backend: str, weights: str, exports: Path | None) -> Path:
     return folder / ("model-int8.onnx" if backend == ONNX_INT8 else "model.onnx")
 
 
+# Texts whose tokens are counted at once: the encodings of one slice only are held.
+COUNT_SLICE = 2048
+
+
 class TokenSortedBatches(ABC):
     """``embed`` in batches of texts of about the same token count, order restored.
 
@@ -198,17 +202,18 @@ class SentenceTransformerEmbedder(TokenSortedBatches):
         self.tokenizer = self.model.tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        encoded = self.tokenizer(
-            list(texts),
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            truncation=False,
-            verbose=False,
-        )
-        return [len(ids) for ids in encoded["input_ids"]]
+        counts: list[int] = []
+        for start in range(0, len(texts), COUNT_SLICE):  # in slices, as the exported one
+            encoded = self.tokenizer(
+                list(texts[start : start + COUNT_SLICE]),
+                add_special_tokens=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                truncation=False,
+                verbose=False,
+            )
+            counts += [len(ids) for ids in encoded["input_ids"]]
+        return counts
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
@@ -310,8 +315,14 @@ class LeanExportedEmbedder(TokenSortedBatches):
         self._run = exported_runner(backend, onnx_file)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        encoded = self._counting_tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(encoding.ids) for encoding in encoded]
+        # In slices: an encoding holds ~110 bytes a token (ids, offsets, token strings...),
+        # ~1.1 GB for the standard library's 157k chunks encoded at once.
+        counts: list[int] = []
+        for start in range(0, len(texts), COUNT_SLICE):
+            part = list(texts[start : start + COUNT_SLICE])
+            encoded = self._counting_tokenizer.encode_batch(part, add_special_tokens=False)
+            counts += [len(encoding.ids) for encoding in encoded]
+        return counts
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encoded = self._model_tokenizer.encode_batch(texts)
