@@ -14,7 +14,12 @@ The standard library's top-level modules shadow standard-library names (``codeop
 figures in the README were measured at commit 7224d6d, before that fallback; on a corpus
 that shadows nothing both rows are meaningful.
 
-Run: ``python benchmarks/bench_scip_parts.py [--lines 100000,250000] [--part-lines 25000]``.
+``--heap-mib`` sets node's heap limit for both (default 16384: no run is cut). What one
+run of a big tree needs under a tighter limit is ``--lines all --part-lines 0 --heap-mib
+4608``: the whole library, one run only; a run that reaches the limit fails and says so.
+
+Run: ``python benchmarks/bench_scip_parts.py [--lines 100000,250000|all] [--part-lines 25000]
+[--heap-mib 16384]``.
 """
 
 from __future__ import annotations
@@ -65,19 +70,29 @@ def full_pass(repo: Path, out: Path, budget: ScipBudget) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", default="100000", help="corpus sizes, comma-separated")
-    parser.add_argument("--part-lines", type=int, default=25000, help="lines per part")
+    parser.add_argument(
+        "--lines", default="100000", help="corpus sizes, comma-separated ('all': the library)"
+    )
+    parser.add_argument(
+        "--part-lines", type=int, default=25000, help="lines per part (0: one run only)"
+    )
+    parser.add_argument(
+        "--heap-mib", type=int, default=WHOLE_HEAP_MIB, help="node's heap limit, MiB"
+    )
     args = parser.parse_args()
+    print(f"node heap limit {args.heap_mib} MiB")
     print("lines | files | mode | parts | runs | node peak MiB | seconds | load | same index")
-    for lines in (int(n) for n in args.lines.split(",")):
+    for lines in (None if n == "all" else int(n) for n in args.lines.split(",")):
         with tempfile.TemporaryDirectory(prefix="bench-scip-parts-") as scratch:
             repo = Path(scratch) / "repo"
             files, total = stdlib_tree(repo, lines)
-            whole = full_pass(repo, Path(scratch) / "whole", ScipBudget(WHOLE_HEAP_MIB, 10**9))
-            parts = full_pass(
-                repo, Path(scratch) / "parts", ScipBudget(WHOLE_HEAP_MIB, args.part_lines)
-            )
-            for mode, figures in (("one run", whole), (f"parts of {args.part_lines}", parts)):
+            whole = full_pass(repo, Path(scratch) / "whole", ScipBudget(args.heap_mib, 10**9))
+            rows = [("one run", whole)]
+            if args.part_lines:
+                budget = ScipBudget(args.heap_mib, args.part_lines)
+                parts = full_pass(repo, Path(scratch) / "parts", budget)
+                rows.append((f"parts of {args.part_lines}", parts))
+            for mode, figures in rows:
                 print(
                     f"{total} | {files} | {mode} | {figures['parts']} | {figures['runs']} | "
                     f"{figures['node_mib']:.0f} | {figures['seconds']:.1f} | "
