@@ -213,14 +213,15 @@ def read_chunks(
     """Return the chunks table at ``path`` (``columns`` of it), its ``embedding`` column
     from the matrix at ``vectors`` when that matrix belongs to this file (the same table
     as reading the column; otherwise the column is read)."""
-    names = columns or pq.read_schema(path).names
+    schema = pq.read_schema(path)
+    names = columns or schema.names
     matrix = None
     if vectors is not None and "embedding" in names:
         matrix = vector_file.read_matrix(vectors, path)
     if matrix is None:
         return pq.read_table(path, columns=columns)
     table = pq.read_table(path, columns=[n for n in names if n != "embedding"])
-    field = pq.read_schema(path).field("embedding")
+    field = schema.field("embedding")
     column = pa.FixedSizeListArray.from_arrays(
         pa.array(matrix.reshape(-1), pa.float32()), type=field.type
     )

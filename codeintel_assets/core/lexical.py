@@ -194,14 +194,19 @@ def _used_codes_only(lists: pa.Array) -> pa.Array:
     """Return ``_TOKEN_CODES`` lists with a vocabulary of the tokens they hold only (the
     pool of a run holds every earlier text's too)."""
     start = lists.offsets.to_numpy().astype(np.int64)
-    flat = lists.flatten()
-    codes = flat.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    used = np.bincount(codes, minlength=len(flat.dictionary)) > 0
-    renumber = (np.cumsum(used) - 1).astype(np.int32)
-    values = pa.DictionaryArray.from_arrays(
-        pa.array(renumber[codes], pa.int32()), flat.dictionary.filter(pa.array(used))
-    )
+    values = _present_only(lists.flatten())
     return pa.ListArray.from_arrays(pa.array(start - start[0], pa.int32()), values)
+
+
+def _present_only(tokens: pa.DictionaryArray) -> pa.DictionaryArray:
+    """Return dictionary-coded ``tokens`` with a dictionary of the values present only, in
+    their order there."""
+    codes = tokens.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    used = np.bincount(codes, minlength=len(tokens.dictionary)) > 0
+    renumber = (np.cumsum(used) - 1).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(renumber[codes], pa.int32()), tokens.dictionary.filter(pa.array(used))
+    )
 
 
 def build_bm25(ids: np.ndarray, texts: list[str], cache: TokenCache | None = None) -> Bm25Index:
@@ -235,16 +240,12 @@ def bm25_model(tokens: pa.Array) -> bm25s.BM25:
     lengths = pc.list_value_length(tokens).fill_null(0).to_numpy().astype(np.int64)
     docs = len(lengths)
     flat = pc.list_flatten(tokens)
-    if not pa.types.is_dictionary(flat.type):
-        flat = flat.dictionary_encode()
-    codes = flat.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     # The vocabulary is the tokens present (a cache's codes may name others too).
-    used = np.bincount(codes, minlength=len(flat.dictionary)) > 0
-    present = flat.dictionary.filter(pa.array(used))
-    vocab = present.to_pylist()
+    flat = _present_only(flat) if pa.types.is_dictionary(flat.type) else flat.dictionary_encode()
+    vocab = flat.dictionary.to_pylist()
     rank = np.empty(len(vocab), dtype=np.int64)
-    rank[pc.array_sort_indices(present).to_numpy()] = np.arange(len(vocab))
-    terms = rank[(np.cumsum(used) - 1)[codes]]
+    rank[pc.array_sort_indices(flat.dictionary).to_numpy()] = np.arange(len(vocab))
+    terms = rank[flat.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
     doc_of = np.repeat(np.arange(docs, dtype=np.int64), lengths)
     # One entry per (term, document): its term frequency. Sorted by term, then document:
     # the order of a CSC matrix's columns and rows.
