@@ -163,14 +163,20 @@ def test_lean_embedder_gives_the_exported_vectors_and_token_counts(backend: str,
     assert lean.embed([]).shape == (0, lean.dim) and lean.count_tokens([]) == []
 
 
-@pytest.mark.model
-def test_a_missing_export_is_made_through_torch_once(tmp_path: Path):
-    first = exported_embedder(OPENVINO, batch_size=2, exports=tmp_path)
-    assert type(first) is ExportedEmbedder  # nothing to run without the export
-    assert next(tmp_path.rglob("model.onnx")).exists()
-    assert isinstance(
-        exported_embedder(OPENVINO, batch_size=2, exports=tmp_path), LeanExportedEmbedder
-    )
+def test_batches_of_long_texts_hold_fewer_rows():
+    def sizes(counts: list[int], batch_size: int = 64) -> list[int]:
+        batches = list(embedding.token_budget_batches(np.array(counts), batch_size))
+        # Consecutive slices covering every text once.
+        assert [i for b in batches for i in range(b.start, b.stop)] == list(range(len(counts)))
+        return [b.stop - b.start for b in batches]
+
+    assert sizes([10] * 100) == [64, 36]  # within FULL_BATCH_TOKENS: as before
+    assert sizes([126] * 64) == [64]  # 128 with the special tokens: still a full batch
+    # 256 tokens: a quarter of the rows (rows × length² within a full batch's).
+    assert sizes([254] * 40) == [16, 16, 8]
+    assert sizes([100] * 50 + [254] * 50) == [50, 16, 16, 16, 2]
+    assert sizes([5000, 6000]) == [1, 1]  # one text at least
+    assert sizes([]) == []
 
 
 # Loads the default embedder in a fresh process, its thread setting seen by OpenVINO.
@@ -208,6 +214,23 @@ def test_a_process_with_the_export_loads_the_default_embedder_without_torch(data
     assert loaded["imported"] == []
     assert loaded["threads"] == [1]  # set_inference_threads still reaches the session
     today = ExportedEmbedder(OPENVINO, batch_size=2, exports=data_root / "cache" / "models")
+    assert float(np.dot(loaded["vector"], today.embed(["def f(): pass"])[0])) >= 0.99999
+
+
+@pytest.mark.model
+def test_a_missing_export_is_made_in_a_child_and_the_build_stays_lean(tmp_path: Path):
+    # A first build on a fresh data root: torch makes the export in a child process only.
+    env = {**os.environ, DATA_ENV: str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
+    child = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    loaded = json.loads(child.stdout.strip().splitlines()[-1])
+    assert loaded["kind"] == "LeanExportedEmbedder"
+    assert loaded["imported"] == []
+    exports = tmp_path / "cache" / "models"
+    assert next(exports.rglob("model.onnx")).exists()
+    today = ExportedEmbedder(OPENVINO, batch_size=2, exports=exports)
     assert float(np.dot(loaded["vector"], today.embed(["def f(): pass"])[0])) >= 0.99999
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -50,6 +52,9 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 # 0.701 → 0.717, hybrid 0.737 → 0.794), and embed faster.
 TRAINED_TOKENS = {DEFAULT_MODEL_NAME: 128}
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], added to every text the model reads
+# A batch of texts up to this long (special tokens included) holds ``batch_size`` texts;
+# longer ones fewer (``token_budget_batches``).
+FULL_BATCH_TOKENS = 128
 TORCH, ONNX, OPENVINO, ONNX_INT8 = "torch", "onnx", "openvino", "onnx-int8"
 BACKENDS = (TORCH, ONNX, OPENVINO, ONNX_INT8)
 # OpenVINO gives the torch vectors (cosine 1.00000) and the same dense NDCG@10 on every
@@ -159,11 +164,34 @@ class TokenSortedBatches(ABC):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort(self.count_tokens(texts), kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = self._embed_batch([texts[i] for i in rows])
+        counts = np.asarray(self.count_tokens(texts), dtype=np.int64)
+        order = np.argsort(counts, kind="stable")
+        for rows in token_budget_batches(counts[order], self.batch_size):
+            picked = order[rows]
+            out[picked] = self._embed_batch([texts[i] for i in picked])
         return out
+
+
+def token_budget_batches(sorted_counts: np.ndarray, batch_size: int) -> Iterator[slice]:
+    """Yield consecutive slices of texts sorted by token count, each as many texts as fit
+    both ``batch_size`` and the attention budget of a full batch of ``FULL_BATCH_TOKENS``:
+    rows × (longest text + its special tokens)² ≤ batch_size × FULL_BATCH_TOKENS² (one
+    text at least). Texts within ``FULL_BATCH_TOKENS`` are batched ``batch_size`` at a time.
+
+    A batch's inference memory grows with its rows and, through attention, with the square
+    of its padded length: OpenVINO holds +354 MiB for 64 texts of 128 tokens, +1,270 MiB
+    for 64 of 256, +670 MiB for 32 of 256 (MiniLM, 2026-12-06), at about the same texts
+    per second.
+    """
+    budget = batch_size * FULL_BATCH_TOKENS**2
+    start, size = 0, len(sorted_counts)
+    while start < size:
+        lengths = sorted_counts[start : start + batch_size].astype(np.int64) + SPECIAL_TOKENS
+        # Sorted, so rows × longest² only grows along the slice: count the rows that fit.
+        fits = np.arange(1, len(lengths) + 1) * lengths**2 <= budget
+        stop = start + max(1, int(fits.sum()))
+        yield slice(start, stop)
+        start = stop
 
 
 class SentenceTransformerEmbedder(TokenSortedBatches):
@@ -348,10 +376,13 @@ def exported_embedder(
     backend: str, model_path: Path | None = None, batch_size: int = 64, exports: Path | None = None
 ) -> Embedder:
     """Return the embedder of the model's export for ``backend``: ``LeanExportedEmbedder``
-    when the export exists and the model folder asks only for what it reproduces, else
-    ``ExportedEmbedder`` (which exports first when the export is missing).
+    when the model folder asks only for what it reproduces (the export is made first, in a
+    child process, when it is missing), else ``ExportedEmbedder``.
 
-    Raises ``CodeintelError`` as ``ExportedEmbedder`` does.
+    The export needs torch and sentence-transformers: made in this process, they would
+    stay loaded for the whole first build (+0.7 GiB resident before a text is embedded).
+
+    Raises ``CodeintelError`` as ``ExportedEmbedder`` does, or when the child fails.
     """
     if backend not in (ONNX, OPENVINO, ONNX_INT8):
         raise CodeintelError(f"embedding backend {backend!r} is not one of {BACKENDS}")
@@ -359,9 +390,31 @@ def exported_embedder(
     weights = weights_id(path)
     onnx_file = exported_model(backend, weights, exports)
     recipe = lean_recipe(path)
-    if recipe is None or not onnx_file.exists():
+    if recipe is None:
         return ExportedEmbedder(backend, path, batch_size=batch_size, exports=exports)
+    if not onnx_file.exists():
+        export_in_child(backend, path, exports or model_exports_dir())
     return LeanExportedEmbedder(backend, path, weights, recipe, onnx_file, batch_size)
+
+
+def export_in_child(backend: str, model_path: Path, exports: Path) -> None:
+    """Make the export of ``model_path`` for ``backend`` under ``exports`` (what
+    ``ExportedEmbedder`` makes) in a child Python process; raise ``CodeintelError`` with
+    the child's last lines when it fails."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from codeintel_assets.core.embedding import ExportedEmbedder\n"
+        "ExportedEmbedder(sys.argv[1], Path(sys.argv[2]), exports=Path(sys.argv[3]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, backend, str(model_path), str(exports)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise CodeintelError(f"exporting {model_path} for {backend} failed: {tail}")
 
 
 def export_onnx(model: Any, inputs: list[str], target: Path) -> Path:
