@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from codeintel_assets.core import vector_file
+from codeintel_assets.core import registry, vector_file
+from codeintel_assets.core.build_warnings import BuildWarning
 from codeintel_assets.core.checksums import table_checksum
 from codeintel_assets.core.chunk_table import (
     ChunkBuildStats,
@@ -20,6 +21,7 @@ from codeintel_assets.core.chunk_table import (
     read_chunks,
     write_chunks,
 )
+from codeintel_assets.core.context import BuildContext
 from codeintel_assets.core.embedding import (
     EmbeddingCache,
     HashingEmbedder,
@@ -28,6 +30,7 @@ from codeintel_assets.core.embedding import (
 )
 from codeintel_assets.core.manifest import build_manifest
 from codeintel_assets.core.schemas import write_parquet
+from codeintel_assets.core.stamps import Stage, StageOutput, run_stage
 
 
 @pytest.fixture
@@ -112,3 +115,30 @@ def test_a_matrix_bound_before_its_table_replaced_the_old_one_is_not_used(writte
     assert np.array_equal(
         embedding_matrix(read_chunks(path, vectors=vectors)), embedding_matrix(table)
     )
+
+
+def test_a_stage_that_read_a_damaged_matrix_counts_it_in_its_metadata(written, tmp_path):
+    table, path, vectors = written
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    registry.add_repo(registry.RepoConfig(name="vec", path=str(repo)), tmp_path / "data")
+    ctx = BuildContext.for_repo("vec", tmp_path / "data")
+    stage = Stage("probe", (), "1", lambda ctx, stage: None, lambda layout: [], "retrieval")
+
+    def build() -> StageOutput:
+        ids, matrix = read_chunk_vectors(path, vectors)
+        assert np.array_equal(matrix, embedding_matrix(table))  # the column, when damaged
+        return StageOutput("v1", {"rows": len(ids)})
+
+    clean = run_stage(ctx, stage, {"read": 1}, build)
+    assert clean.metadata["warning_count"] == 0 and "warnings" not in clean.metadata
+    data = bytearray(vectors.read_bytes())
+    data[-3] ^= 0x40
+    vectors.write_bytes(bytes(data))
+    with pytest.warns(BuildWarning, match="vector matrix not used"):
+        damaged = run_stage(ctx, stage, {"read": 2}, build)
+    assert damaged.metadata["warning_count"] == 1
+    assert damaged.metadata["warnings"] == [
+        f"{vectors}: vector matrix not used, its bytes do not match its record (damaged); "
+        "the table's column is read"
+    ]

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel_assets.core import vector_file
+from codeintel_assets.core import build_warnings, vector_file
 from codeintel_assets.core.checksums import atomic_path, xxh64_bytes, xxh64_file, xxh64_text
 from codeintel_assets.core.errors import CodeintelError
 from codeintel_assets.core.layout import model_exports_dir
@@ -696,7 +696,7 @@ class EmbeddingCache:
                 if matrix is None:
                     raise OSError(f"its vectors ({self.matrix_path.name}) are missing or damaged")
         except (OSError, KeyError, pa.ArrowInvalid) as err:
-            warnings.warn(f"{path}: unreadable embedding cache, not used: {err}", stacklevel=2)
+            build_warnings.warn(f"{path}: unreadable embedding cache, not used: {err}")
             return None
         if matrix is None or matrix.shape != (len(keys), self.dim):
             return None

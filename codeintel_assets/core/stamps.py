@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codeintel_assets.core import build_warnings
 from codeintel_assets.core.checksums import file_lock, write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
 from codeintel_assets.core.memory import peak_rss
@@ -151,7 +152,8 @@ def run_stage(
     ``config``, the code version) and intact outputs.
 
     The stage's peak resident memory (``core.memory.peak_rss``: this process and its
-    children, ``peak_rss_mib``...) joins the metadata of a stage that ran.
+    children, ``peak_rss_mib``...) and its warnings (``core.build_warnings``:
+    ``warning_count``, ``warnings``) join the metadata of a stage that ran.
     The stamp is written only after ``build`` returned, so a crash leaves the old
     stamp (or none) and the next run redoes the work; temporary files a killed writer
     left beside the outputs are removed first. The stage's lock is held throughout:
@@ -198,9 +200,9 @@ def _run_stage_locked(
     if _PROBING.get():
         raise StageIsStale(stage.name)
     remove_stale_temp_files(outputs)
-    with peak_rss() as memory:
+    with peak_rss() as memory, build_warnings.collecting() as warned:
         output = build()
-    metadata = {**output.metadata, **memory.metadata()}
+    metadata = {**output.metadata, **memory.metadata(), **build_warnings.metadata(warned)}
     # Relative to the repository folder, so a data root can be moved or copied whole.
     checksums = {_stamp_key(repo, p): xxh64_file(p) for p in outputs if p.exists()}
     write_json_atomic(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
+from codeintel_assets.core import build_warnings
 from codeintel_assets.core.checksums import atomic_path, xxh64_file
 
 
@@ -54,19 +55,33 @@ def write_matrix(matrix: np.ndarray, path: Path, table_xxh64: str) -> None:
 
 def read_matrix(path: Path, table: Path) -> np.ndarray | None:
     """Return the matrix at ``path`` when its sidecar binds it to the file ``table`` as it
-    is now and its bytes are the ones recorded; None otherwise (read the table's column)."""
+    is now and its bytes are the ones recorded; None otherwise (read the table's column).
+
+    No sidecar (no copy kept) is silent; a sidecar naming another table file, or a matrix
+    that cannot be read or does not match its record, is a ``BuildWarning`` naming the
+    file and the reason (counted in the stage's metadata)."""
     try:
         record = json.loads(sidecar(path).read_text(encoding="utf-8"))
-        if record["table_xxh64"] != xxh64_file(table):
-            return None
-        matrix = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as err:
+        return _not_used(path, f"its record {sidecar(path).name} is unreadable: {err}")
+    if not isinstance(record, dict) or record.get("table_xxh64") != xxh64_file(table):
+        return _not_used(path, f"it was written for another version of {table.name}")
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        return _not_used(path, f"unreadable: {err}")
     if (
         matrix.dtype != np.float32
         or matrix.ndim != 2
         or matrix.shape != (record.get("rows"), record.get("dim"))
         or matrix_digest(matrix) != record.get("matrix_xxh64")
     ):
-        return None
+        return _not_used(path, "its bytes do not match its record (damaged)")
     return matrix
+
+
+def _not_used(path: Path, reason: str) -> None:
+    build_warnings.warn(f"{path}: vector matrix not used, {reason}; the table's column is read")
+    return None
