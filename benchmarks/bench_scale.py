@@ -207,6 +207,9 @@ def figures(label: str, report: dict, full_wall: float | None) -> dict:
     seconds = {name: s["seconds"] or 0.0 for name, s in ran.items()}
     rss = {name: s["metadata"].get("peak_rss_mib") for name, s in ran.items()}
     rss = {name: value for name, value in rss.items() if value is not None}
+    # This process and its children at the same moment (sampled): below the sum of peaks.
+    together = {name: s["metadata"].get("together_peak_rss_mib") for name, s in ran.items()}
+    together = {name: value for name, value in together.items() if value is not None}
     wall = report["wall"]
     steps = report.get("step_seconds", {})
     asset_steps = sum(secs for key, secs in steps.items() if key in stages)
@@ -236,6 +239,7 @@ def figures(label: str, report: dict, full_wall: float | None) -> dict:
         "scip_documents_reindexed": _count(ran.get("scip_index"), REINDEXED_KEYS),
         "scip_mode": ran.get("scip_index", {}).get("metadata", {}).get("mode", "-"),
         "peak_rss_mib": dict(sorted(rss.items(), key=lambda kv: -kv[1])),
+        "together_peak_rss_mib": dict(sorted(together.items(), key=lambda kv: -kv[1])),
     }
 
 

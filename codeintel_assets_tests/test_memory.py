@@ -58,3 +58,18 @@ def test_a_stage_that_ran_records_its_peak_rss(tmp_path: Path):
     )
     # A skipped stage reports the stamp's figures: those of the run that built it.
     assert not skipped.ran and skipped.metadata == ran.metadata
+
+
+def test_the_peak_together_is_not_the_sum_of_peaks_at_different_times():
+    # The child's 150 MiB come and go before this process allocates its own 200 MiB.
+    code = "import time; b = bytearray(150 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"
+    with peak_rss() as measured:
+        subprocess.run([sys.executable, "-c", code], check=True)
+        block = bytearray(200 * _MIB)
+        block[::4096] = b"x" * len(block[::4096])
+        del block
+    figures = measured.metadata()
+    assert figures["peak_rss_mib"] >= measured.before_mib + 190 + 150  # the two peaks added
+    together = figures["together_peak_rss_mib"]
+    assert max(measured.peak_mib, measured.children_peak_mib) <= together
+    assert together < figures["peak_rss_mib"] - 100  # never both at once

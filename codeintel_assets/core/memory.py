@@ -37,6 +37,9 @@ class PeakRss:
     before_mib: float = 0.0  # this process's resident size when the block started
     peak_mib: float = 0.0  # this process's peak resident size during the block
     children_peak_mib: float = 0.0  # peak of the child processes' summed resident sizes
+    # Peak of this process's and its children's resident sizes at the same moment, sampled
+    # every 0.2 s (peak_rss_mib adds two peaks that may come at different times).
+    together_peak_mib: float = 0.0
     method: str = "VmHWM reset"
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -46,6 +49,7 @@ class PeakRss:
             "peak_rss_mib": round(self.peak_mib + self.children_peak_mib, 1),
             "process_peak_rss_mib": round(self.peak_mib, 1),
             "children_peak_rss_mib": round(self.children_peak_mib, 1),
+            "together_peak_rss_mib": round(self.together_peak_mib, 1),
             "rss_before_mib": round(self.before_mib, 1),
             "peak_rss_method": self.method,
         }
@@ -67,12 +71,19 @@ def peak_rss() -> Iterator[PeakRss]:
         sampler.join()
         hwm = _status_mib("VmHWM") if reset else None
         measured.peak_mib = hwm if hwm is not None else _maxrss_mib()
+        # Never below either peak alone (a block shorter than a sample has none).
+        measured.together_peak_mib = max(
+            measured.together_peak_mib, measured.peak_mib, measured.children_peak_mib
+        )
 
 
 def _sample_children(measured: PeakRss) -> None:
     while not measured._stop.wait(_SAMPLE_SECONDS):
-        total = sum(_peak_mib(pid) for pid in _descendants())
+        children = _descendants()
+        total = sum(_peak_mib(pid) for pid in children)
         measured.children_peak_mib = max(measured.children_peak_mib, total)
+        now = (_status_mib("VmRSS") or 0.0) + sum(_resident_mib(pid) for pid in children)
+        measured.together_peak_mib = max(measured.together_peak_mib, now)
 
 
 def _descendants() -> list[int]:
@@ -93,6 +104,13 @@ def _peak_mib(pid: int) -> float:
     """Return a process's peak resident size so far (0 once it is gone)."""
     with contextlib.suppress(OSError):
         return _field_mib((Path("/proc") / str(pid) / "status").read_text(), "VmHWM") or 0.0
+    return 0.0
+
+
+def _resident_mib(pid: int) -> float:
+    """Return a process's resident size now (0 once it is gone)."""
+    with contextlib.suppress(OSError):
+        return _field_mib((Path("/proc") / str(pid) / "status").read_text(), "VmRSS") or 0.0
     return 0.0
 
 
