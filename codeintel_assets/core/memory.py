@@ -17,6 +17,7 @@ far, an upper bound) and ``method`` says so.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import re
 import resource
 import sys
@@ -24,6 +25,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
 
 _PROC_SELF = Path("/proc/self")
 _SAMPLE_SECONDS = 0.2
@@ -139,3 +142,13 @@ def _maxrss_mib() -> float:
     # ru_maxrss is in KiB on Linux, in bytes on macOS.
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return value / _MIB if sys.platform == "darwin" else value / 1024
+
+
+def release_unused() -> None:
+    """Give back to the system what a finished stage freed: Arrow's memory pool and glibc's
+    heap keep freed pages for reuse, so the next stage of the process would start with
+    them resident (its ``rss_before_mib``)."""
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)  # glibc; another C library has no such call

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from codeintel_assets.core import build_warnings
 from codeintel_assets.core.checksums import file_lock, write_json_atomic, xxh64_file, xxh64_json
 from codeintel_assets.core.layout import ArtifactLayout, RepoLayout
-from codeintel_assets.core.memory import peak_rss
+from codeintel_assets.core.memory import peak_rss, release_unused
 
 if TYPE_CHECKING:
     from codeintel_assets.core.context import BuildContext
@@ -202,6 +202,7 @@ def _run_stage_locked(
     remove_stale_temp_files(outputs)
     with peak_rss() as memory, build_warnings.collecting() as warned:
         output = build()
+    release_unused()
     metadata = {**output.metadata, **memory.metadata(), **build_warnings.metadata(warned)}
     # Relative to the repository folder, so a data root can be moved or copied whole.
     checksums = {_stamp_key(repo, p): xxh64_file(p) for p in outputs if p.exists()}
