@@ -202,14 +202,20 @@ print(json.dumps({
 """
 
 
-@pytest.mark.model
-def test_a_process_with_the_export_loads_the_default_embedder_without_torch(data_root: Path):
+def _load_in_a_fresh_process(data_root: Path) -> dict:
+    """Run ``LOAD_IN_A_FRESH_PROCESS`` with ``data_root`` as the data root; return its report."""
     env = {**os.environ, DATA_ENV: str(data_root), "PYTHONPATH": str(PROJECT_ROOT)}
     child = subprocess.run(
         [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     loaded = json.loads(child.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.model
+def test_a_process_with_the_export_loads_the_default_embedder_without_torch(data_root: Path):
+    loaded = _load_in_a_fresh_process(data_root)
     assert loaded["kind"] == "LeanExportedEmbedder"
     assert loaded["imported"] == []
     assert loaded["threads"] == [1]  # set_inference_threads still reaches the session
@@ -220,12 +226,7 @@ def test_a_process_with_the_export_loads_the_default_embedder_without_torch(data
 @pytest.mark.model
 def test_a_missing_export_is_made_in_a_child_and_the_build_stays_lean(tmp_path: Path):
     # A first build on a fresh data root: torch makes the export in a child process only.
-    env = {**os.environ, DATA_ENV: str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
-    child = subprocess.run(
-        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    loaded = json.loads(child.stdout.strip().splitlines()[-1])
+    loaded = _load_in_a_fresh_process(tmp_path)
     assert loaded["kind"] == "LeanExportedEmbedder"
     assert loaded["imported"] == []
     exports = tmp_path / "cache" / "models"
